@@ -1,0 +1,255 @@
+// Package api is Provisor's JSON API under /api/v1, described by the
+// OpenAPI file it serves at /api/v1/openapi.yaml. Clients authenticate with
+// a bearer token from POST /api/v1/token (OAuth2 client credentials);
+// errors are application/problem+json.
+package api
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/provisor/provisor/access"
+	"github.com/provisor/provisor/app/database"
+	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/requests"
+	"github.com/provisor/provisor/tasks"
+)
+
+//go:embed openapi.yaml
+var openapi []byte
+
+// Deps are what the API serves.
+type Deps struct {
+	Log        *slog.Logger
+	DB         *database.DB
+	Access     *access.Service
+	Identities *identities.Service
+	Connectors *connectors.Store
+	Requests   *requests.Service
+	Tasks      *tasks.Service
+}
+
+type server struct{ Deps }
+
+// NewServer returns the HTTP server with the API and health routes.
+func NewServer(d Deps) *fiber.App {
+	s := &server{d}
+	app := fiber.New(fiber.Config{
+		ErrorHandler:          s.errorHandler,
+		DisableStartupMessage: true,
+		BodyLimit:             1 << 20,
+		AppName:               "Provisor",
+	})
+	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	app.Get("/readyz", s.ready)
+	s.Routes(app.Group("/api/v1"))
+	return app
+}
+
+// Routes mounts the API on r.
+func (s *server) Routes(r fiber.Router) {
+	r.Get("/openapi.yaml", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, "application/yaml")
+		return c.Send(openapi)
+	})
+	r.Post("/token", s.token)
+
+	r.Use(s.authenticate)
+	read, req, tsk, trig, jobs, dir := scope(access.ScopeRead), scope(access.ScopeRequests), scope(access.ScopeTasks),
+		scope(access.ScopeTrigger), scope(access.ScopeJobs), scope(access.ScopeDirectory)
+
+	r.Get("/identities", read, s.listIdentities)
+	r.Post("/identities", dir, s.createIdentity)
+	r.Get("/identities/:id", read, s.getIdentity)
+	r.Get("/workgroups", read, s.listWorkgroups)
+	r.Post("/workgroups", dir, s.createWorkgroup)
+	r.Get("/workgroups/:id", read, s.getWorkgroup)
+	r.Post("/workgroups/:id/members", dir, s.addMembers)
+	r.Get("/connectors", read, s.listConnectors)
+	r.Post("/connectors", dir, s.createConnector)
+	r.Get("/connectors/:id", read, s.getConnector)
+	r.Patch("/connectors/:id", dir, s.updateConnector)
+	r.Post("/connectors/:id/check", dir, s.checkConnector)
+	r.Get("/connectors/:id/entitlements", read, s.listEntitlements)
+	r.Post("/connectors/:id/entitlements", dir, s.createEntitlement)
+
+	r.Post("/requests", req, s.submitRequest)
+	r.Get("/request-instances", read, s.listInstances)
+	r.Get("/request-instances/:id", read, s.getInstance)
+	r.Post("/request-instances/:id/cancel", jobs, s.cancelInstance)
+	r.Post("/request-instances/:id/force-end", jobs, s.forceEnd)
+	r.Get("/connector-jobs", read, s.listJobGroups)
+	r.Post("/connector-jobs/:id/cancel", jobs, s.cancelJob)
+	r.Post("/connector-jobs/:id/retry", jobs, s.retryJob)
+
+	r.Get("/tasks", read, s.listTasks)
+	r.Post("/tasks", tsk, s.createTask)
+	r.Get("/tasks/:id", read, s.getTask)
+	r.Patch("/tasks/:id", tsk, s.updateTask)
+	r.Delete("/tasks/:id", tsk, s.deleteTask)
+	r.Post("/tasks/:id/trigger", trig, s.triggerTask)
+	r.Get("/tasks/:id/history", read, s.taskHistory)
+
+	r.Get("/audit", read, s.listAudit)
+	r.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+}
+
+func (s *server) ready(c *fiber.Ctx) error {
+	if err := s.DB.SQL.PingContext(c.UserContext()); err != nil {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "database unreachable"})
+	}
+	return c.JSON(fiber.Map{"status": "ready"})
+}
+
+// Problem is an application/problem+json body (RFC 9457).
+type Problem struct {
+	Type   string                `json:"type"`
+	Title  string                `json:"title"`
+	Status int                   `json:"status"`
+	Detail string                `json:"detail,omitempty"`
+	Errors []requests.FieldError `json:"errors,omitempty"`
+}
+
+func problem(status int, detail string, fields ...requests.FieldError) *problemError {
+	return &problemError{Problem{Type: "about:blank", Title: httpTitle(status), Status: status, Detail: detail, Errors: fields}}
+}
+
+type problemError struct{ p Problem }
+
+func (e *problemError) Error() string { return e.p.Detail }
+
+func httpTitle(status int) string {
+	switch status {
+	case 422:
+		return "Invalid input"
+	case 409:
+		return "Conflict"
+	}
+	return strings.TrimSpace(fiberStatus(status))
+}
+
+func fiberStatus(status int) string { return fiber.NewError(status).Message }
+
+func fieldsOf(m map[string]string) []requests.FieldError {
+	out := make([]requests.FieldError, 0, len(m))
+	for k, v := range m {
+		out = append(out, requests.FieldError{Field: k, Message: v})
+	}
+	sortFields(out)
+	return out
+}
+
+func sortFields(f []requests.FieldError) {
+	for i := 1; i < len(f); i++ {
+		for j := i; j > 0 && f[j].Field < f[j-1].Field; j-- {
+			f[j], f[j-1] = f[j-1], f[j]
+		}
+	}
+}
+
+// errorHandler turns every error into problem+json.
+func (s *server) errorHandler(c *fiber.Ctx, err error) error {
+	var pe *problemError
+	var ve *requests.ValidationError
+	var ie identities.FieldErrors
+	var ce connectors.FieldErrors
+	var fe *fiber.Error
+	switch {
+	case errors.As(err, &pe):
+	case errors.As(err, &ve):
+		pe = problem(422, "the input has problems; see errors", ve.Fields...)
+	case errors.As(err, &ie):
+		pe = problem(422, "the input has problems; see errors", fieldsOf(ie)...)
+	case errors.As(err, &ce):
+		pe = problem(422, "the input has problems; see errors", fieldsOf(ce)...)
+	case errors.Is(err, requests.ErrNotFound), errors.Is(err, tasks.ErrNotFound), errors.Is(err, identities.ErrNotFound), errors.Is(err, connectors.ErrNotFound):
+		pe = problem(404, err.Error())
+	case errors.Is(err, requests.ErrConflict):
+		pe = problem(409, strings.TrimPrefix(err.Error(), "conflict: "))
+	case errors.As(err, &fe):
+		pe = problem(fe.Code, fe.Message)
+	default:
+		s.Log.Error("api error", "method", c.Method(), "path", c.Path(), "err", err)
+		pe = problem(500, "internal error; the server log has details")
+	}
+	c.Set(fiber.HeaderContentType, "application/problem+json")
+	if pe.p.Status == 401 {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="provisor"`)
+	}
+	b, _ := json.Marshal(pe.p)
+	return c.Status(pe.p.Status).Send(b)
+}
+
+// decode reads a JSON body strictly: unknown fields and trailing data are errors.
+func decode(c *fiber.Ctx, v any) error {
+	ct := string(c.Request().Header.ContentType())
+	if !strings.HasPrefix(ct, fiber.MIMEApplicationJSON) {
+		return problem(415, "send the body as application/json")
+	}
+	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return problem(422, "invalid JSON field", requests.FieldError{Field: te.Field, Message: "must be " + te.Type.String()})
+		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return problem(422, "unknown field", requests.FieldError{Field: strings.Trim(f, `"`), Message: "unknown field"})
+		}
+		return problem(400, "the body is not valid JSON: "+err.Error())
+	}
+	if dec.More() {
+		return problem(400, "the body has data after the JSON value")
+	}
+	return nil
+}
+
+// decodeLoose reads a JSON body, allowing unknown fields.
+func decodeLoose(c *fiber.Ctx, v any) error {
+	return json.Unmarshal(c.Body(), v)
+}
+
+// intQuery reads a non-negative integer query parameter.
+func intQuery(c *fiber.Ctx, name string, def, max int) (int, error) {
+	v := c.Query(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || (max > 0 && n > max) {
+		return 0, problem(422, "invalid query parameter", requests.FieldError{Field: name, Message: fmt.Sprintf("must be a whole number from 0 to %d", max)})
+	}
+	return n, nil
+}
+
+type list[T any] struct {
+	Items  []T   `json:"items"`
+	Total  int64 `json:"total"`
+	Limit  int   `json:"limit"`
+	Offset int   `json:"offset"`
+}
+
+func paging(c *fiber.Ctx) (limit, offset int, err error) {
+	if limit, err = intQuery(c, "limit", 50, 500); err != nil {
+		return
+	}
+	if limit == 0 {
+		limit = 50
+	}
+	offset, err = intQuery(c, "offset", 0, 1<<30)
+	return
+}
+
+// param returns a path parameter copied out of Fiber's reused buffers.
+func param(c *fiber.Ctx, name string) string { return strings.Clone(c.Params(name)) }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -1,0 +1,197 @@
+// Package app is Provisor's composition root: New builds the database, the
+// queue, the domain services, the scheduler and the HTTP server from a
+// Config; Run serves until the context ends; Close releases everything.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/riverqueue/river"
+
+	"github.com/provisor/provisor/access"
+	"github.com/provisor/provisor/app/api"
+	"github.com/provisor/provisor/app/config"
+	"github.com/provisor/provisor/app/database"
+	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/builtin"
+	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/requests"
+	"github.com/provisor/provisor/tasks"
+)
+
+// App is a running Provisor process.
+type App struct {
+	Config     *config.Config
+	Log        *slog.Logger
+	DB         *database.DB
+	Queue      *database.Queue
+	Connectors *connectors.Store
+	Identities *identities.Service
+	Requests   *requests.Service
+	Tasks      *tasks.Service
+	Access     *access.Service
+	Scheduler  *Scheduler
+	HTTP       *fiber.App
+}
+
+// Options adjust New for tests and tools. A nil *Options means defaults.
+type Options struct {
+	// ConnectorTypes are added to the built-in ones.
+	ConnectorTypes []connectors.Type
+	// NoWorkers builds an app that inserts jobs but runs none.
+	NoWorkers bool
+}
+
+// New opens the database, applies migrations and wires every component.
+// Nothing runs until Run.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Options) (*App, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	key, err := secretKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := connectors.NewSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	db, err := database.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath(), &database.Options{Logger: log, MaxConns: int32(min(cfg.Workers+20, 200))})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	a := &App{Config: cfg, Log: log, DB: db}
+	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm)}, opts.ConnectorTypes...)...)
+	a.Connectors = connectors.NewStore(db.Gorm, registry, sealer)
+	a.Identities = identities.New(db.Gorm, a.Connectors)
+	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, Logger: log})
+	a.Tasks = tasks.New(db, a.Requests)
+	a.Access = access.New(db.Gorm)
+
+	qopts := &database.QueueOptions{Logger: log.With("component", "queue"), ID: processID()}
+	if !opts.NoWorkers {
+		workers := river.NewWorkers()
+		river.AddWorker(workers, requests.NewWorker(a.Requests))
+		qopts.Workers = workers
+		qopts.MaxWorkers = cfg.Workers
+		qopts.JobTimeout = cfg.JobTimeout
+		qopts.RescueAfter = cfg.RescueAfter
+	}
+	a.Queue, err = database.NewQueue(db, qopts)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	a.Requests.SetQueue(a.Queue)
+	a.Scheduler = NewScheduler(a.Tasks, log.With("component", "scheduler"), cfg.ScheduleSync)
+	a.Tasks.ScheduleChangedFunc = a.Scheduler.Changed
+	a.HTTP = api.NewServer(api.Deps{
+		Log: log, Access: a.Access, Identities: a.Identities, Connectors: a.Connectors,
+		Requests: a.Requests, Tasks: a.Tasks, DB: db,
+	})
+	return a, nil
+}
+
+// Run starts the workers and the scheduler, and serves HTTP on ln (or on
+// the configured address when ln is nil) until ctx ends.
+func (a *App) Run(ctx context.Context, ln net.Listener) error {
+	if err := a.Queue.Start(ctx); err != nil {
+		return fmt.Errorf("app: start queue: %w", err)
+	}
+	if err := a.Scheduler.Start(ctx); err != nil {
+		return fmt.Errorf("app: start scheduler: %w", err)
+	}
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", a.Config.Addr)
+		if err != nil {
+			return fmt.Errorf("app: listen on %s (PROVISOR_ADDR): %w", a.Config.Addr, err)
+		}
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- a.HTTP.Listener(ln) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil {
+			return fmt.Errorf("app: http: %w", err)
+		}
+	}
+	return a.Shutdown()
+}
+
+// Shutdown stops taking work, lets running jobs finish for a while, and
+// closes the database. Jobs cut short are taken over after a restart.
+func (a *App) Shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var errs []error
+	if err := a.HTTP.ShutdownWithContext(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	a.Scheduler.Stop()
+	if err := a.Queue.Stop(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		errs = append(errs, err)
+	}
+	if err := a.DB.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// secretKey returns the configured key, or for the embedded database the
+// key kept in the data folder, generated on first start.
+func secretKey(cfg *config.Config) (string, error) {
+	if cfg.SecretKey != "" {
+		return cfg.SecretKey, nil
+	}
+	path := filepath.Join(cfg.DataDir, "secret.key")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		key := strings.TrimSpace(string(b))
+		if len(key) < 32 {
+			return "", fmt.Errorf("app: %s is shorter than 32 characters; restore it or set PROVISOR_SECRET_KEY", path)
+		}
+		return key, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("app: read %s: %w", path, err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return "", fmt.Errorf("app: create %s (PROVISOR_DATA_DIR): %w", cfg.DataDir, err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	key := base64.RawURLEncoding.EncodeToString(raw)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("app: write %s: %w", path, err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(key + "\n"); err != nil {
+		return "", fmt.Errorf("app: write %s: %w", path, err)
+	}
+	return key, nil
+}
+
+func processID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()%100000)
+}

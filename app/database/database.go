@@ -1,0 +1,249 @@
+// Package database opens Provisor's database (the embedded SQLite file or
+// PostgreSQL), applies the schema, and runs transactions that hold both the
+// portal's rows and the job queue's entries, so that either both commit or
+// neither does.
+package database
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/provisor/provisor/migrations"
+)
+
+// Dialects.
+const (
+	Postgres = "postgres"
+	SQLite   = "sqlite"
+)
+
+// DB is an open database: GORM for the portal's rows, and the raw handles the
+// job queue needs.
+type DB struct {
+	Gorm    *gorm.DB
+	SQL     *sql.DB
+	Dialect string
+	// Pool is the pgx pool behind SQL on PostgreSQL; nil on SQLite.
+	Pool *pgxpool.Pool
+}
+
+// Options tune Open. A nil *Options means defaults.
+type Options struct {
+	// MaxConns bounds the PostgreSQL pool (default 40).
+	MaxConns int32
+	Logger   *slog.Logger
+}
+
+// Open connects to the database at databaseURL, or to the embedded SQLite
+// file sqlitePath when databaseURL is empty.
+func Open(ctx context.Context, databaseURL, sqlitePath string, opts *Options) (*DB, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	gcfg := &gorm.Config{
+		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		TranslateError:         true,
+	}
+	if databaseURL == "" {
+		return openSQLite(sqlitePath, gcfg)
+	}
+	pcfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	pcfg.MaxConns = 40
+	if opts.MaxConns > 0 {
+		pcfg.MaxConns = opts.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database: cannot reach PostgreSQL at %s: %w", pcfg.ConnConfig.Host, err)
+	}
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	g, err := gorm.Open(postgres.New(postgres.Config{Conn: sqlDB}), gcfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	return &DB{Gorm: g, SQL: sqlDB, Dialect: Postgres, Pool: pool}, nil
+}
+
+func openSQLite(path string, gcfg *gorm.Config) (*DB, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("database: create %s: %w", dir, err)
+		}
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	sqlDB, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("database: open %s: %w", path, err)
+	}
+	// SQLite has one writer at a time; one connection shared by the portal
+	// and the queue avoids "database is locked" between them.
+	sqlDB.SetMaxOpenConns(1)
+	g, err := gorm.Open(sqlite.Dialector{Conn: sqlDB}, gcfg)
+	if err != nil {
+		return nil, fmt.Errorf("database: open %s: %w", path, err)
+	}
+	if err := sqlDB.Ping(); err != nil {
+		return nil, fmt.Errorf("database: open %s: %w", path, err)
+	}
+	return &DB{Gorm: g, SQL: sqlDB, Dialect: SQLite}, nil
+}
+
+// Close releases the connections.
+func (db *DB) Close() error {
+	err := db.SQL.Close()
+	if db.Pool != nil {
+		db.Pool.Close()
+	}
+	return err
+}
+
+// Migrate applies Provisor's schema and the job queue's schema.
+func (db *DB) Migrate(ctx context.Context) error {
+	if _, err := migrations.Up(ctx, db.SQL, db.Dialect); err != nil {
+		return err
+	}
+	var err error
+	var m interface {
+		Migrate(context.Context, rivermigrate.Direction, *rivermigrate.MigrateOpts) (*rivermigrate.MigrateResult, error)
+	}
+	if db.Dialect == Postgres {
+		m, err = rivermigrate.New(riverpgxv5.New(db.Pool), nil)
+	} else {
+		m, err = rivermigrate.New(riversqlite.New(db.SQL), nil)
+	}
+	if err != nil {
+		return fmt.Errorf("database: queue schema: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("database: queue schema: %w", err)
+	}
+	return nil
+}
+
+type pgxTxKey struct{}
+
+// InTx runs fn in one transaction and commits if fn returns nil. Queue
+// entries inserted through the Queue with the same tx commit with it.
+func (db *DB) InTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if db.Dialect == SQLite {
+		return db.Gorm.WithContext(ctx).Transaction(fn)
+	}
+	// On PostgreSQL the queue needs the pgx transaction itself, and GORM needs a
+	// database/sql handle: both are given the same connection, on which a pgx
+	// transaction is open.
+	conn, err := db.SQL.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	defer conn.Close()
+	var ptx pgx.Tx
+	if err := conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("database: unexpected driver connection %T", dc)
+		}
+		ptx, err = c.Conn().Begin(ctx)
+		return err
+	}); err != nil {
+		return fmt.Errorf("database: begin: %w", err)
+	}
+	tx := db.Gorm.Session(&gorm.Session{NewDB: true, Context: context.WithValue(ctx, pgxTxKey{}, ptx)})
+	tx.Statement.ConnPool = &pgTxConn{conn: conn, tx: ptx}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = ptx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		return fmt.Errorf("database: commit: %w", err)
+	}
+	committed = true
+	return nil
+}
+
+// pgTxConn is a GORM connection pool that is a transaction: GORM sees the
+// Commit/Rollback methods and does not open a transaction of its own.
+type pgTxConn struct {
+	conn *sql.Conn
+	tx   pgx.Tx
+}
+
+func (c *pgTxConn) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
+	return c.conn.PrepareContext(ctx, q)
+}
+func (c *pgTxConn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return c.conn.ExecContext(ctx, q, args...)
+}
+func (c *pgTxConn) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return c.conn.QueryContext(ctx, q, args...)
+}
+func (c *pgTxConn) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return c.conn.QueryRowContext(ctx, q, args...)
+}
+func (c *pgTxConn) Commit() error   { return c.tx.Commit(context.Background()) }
+func (c *pgTxConn) Rollback() error { return c.tx.Rollback(context.Background()) }
+
+// pgxTx returns the pgx transaction behind a GORM transaction made by InTx.
+func pgxTx(tx *gorm.DB) (pgx.Tx, error) {
+	if t, ok := tx.Statement.Context.Value(pgxTxKey{}).(pgx.Tx); ok {
+		return t, nil
+	}
+	return nil, errors.New("database: not inside DB.InTx")
+}
+
+// sqlTx returns the database/sql transaction behind a GORM transaction on SQLite.
+func sqlTx(tx *gorm.DB) (*sql.Tx, error) {
+	if t, ok := tx.Statement.ConnPool.(*sql.Tx); ok {
+		return t, nil
+	}
+	return nil, errors.New("database: not inside DB.InTx")
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint violation.
+func IsUniqueViolation(err error) bool {
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
+}

@@ -1,0 +1,142 @@
+package database
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
+	"gorm.io/gorm"
+)
+
+// Queue is the durable job queue (River) on the same database, with the
+// transaction type of the dialect hidden from the domain packages.
+type Queue struct {
+	insertTx func(ctx context.Context, tx *gorm.DB, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
+	retryTx  func(ctx context.Context, tx *gorm.DB, id int64) error
+	cancelTx func(ctx context.Context, tx *gorm.DB, id int64) error
+	start    func(ctx context.Context) error
+	stop     func(ctx context.Context) error
+	stopped  func() <-chan struct{}
+}
+
+// QueueOptions configure a Queue. A nil *QueueOptions gives an insert-only
+// queue (no workers), as a command-line tool needs.
+type QueueOptions struct {
+	Workers     *river.Workers
+	MaxWorkers  int
+	JobTimeout  time.Duration
+	RescueAfter time.Duration
+	// PollInterval is how often idle workers look for work when no
+	// notification arrives (SQLite has none; default 50ms there, 1s on PostgreSQL).
+	PollInterval time.Duration
+	Logger       *slog.Logger
+	// ID names this process among the queue's clients.
+	ID string
+}
+
+// NewQueue builds the queue client for db.
+func NewQueue(db *DB, opts *QueueOptions) (*Queue, error) {
+	if db.Dialect == Postgres {
+		return newQueue(riverpgxv5.New(db.Pool), pgxTx, opts, time.Second)
+	}
+	return newQueue(riversqlite.New(db.SQL), sqlTx, opts, 50*time.Millisecond)
+}
+
+func newQueue[TTx any](driver riverdriver.Driver[TTx], txOf func(*gorm.DB) (TTx, error), opts *QueueOptions, poll time.Duration) (*Queue, error) {
+	cfg := &river.Config{Logger: slog.New(slog.DiscardHandler)}
+	if opts != nil {
+		if opts.Logger != nil {
+			cfg.Logger = opts.Logger
+		}
+		if opts.PollInterval > 0 {
+			poll = opts.PollInterval
+		}
+		cfg.ID = opts.ID
+		if opts.Workers != nil {
+			cfg.Workers = opts.Workers
+			cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.MaxWorkers}}
+			cfg.JobTimeout = opts.JobTimeout
+			cfg.RescueStuckJobsAfter = opts.RescueAfter
+			cfg.FetchPollInterval = poll
+			cfg.FetchCooldown = min(poll, 10*time.Millisecond)
+		}
+	}
+	client, err := river.NewClient(driver, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("database: queue: %w", err)
+	}
+	return &Queue{
+		insertTx: func(ctx context.Context, tx *gorm.DB, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
+			t, err := txOf(tx)
+			if err != nil {
+				return nil, err
+			}
+			return client.InsertManyTx(ctx, t, params)
+		},
+		retryTx: func(ctx context.Context, tx *gorm.DB, id int64) error {
+			t, err := txOf(tx)
+			if err != nil {
+				return err
+			}
+			_, err = client.JobRetryTx(ctx, t, id)
+			return err
+		},
+		cancelTx: func(ctx context.Context, tx *gorm.DB, id int64) error {
+			t, err := txOf(tx)
+			if err != nil {
+				return err
+			}
+			_, err = client.JobCancelTx(ctx, t, id)
+			return err
+		},
+		start:   client.Start,
+		stop:    client.Stop,
+		stopped: client.Stopped,
+	}, nil
+}
+
+// InsertTx adds jobs to the queue inside tx (made by DB.InTx): they exist if
+// and only if tx commits. It returns the queue ids in the order given.
+func (q *Queue) InsertTx(ctx context.Context, tx *gorm.DB, params []river.InsertManyParams) ([]int64, error) {
+	if len(params) == 0 {
+		return nil, nil
+	}
+	res, err := q.insertTx(ctx, tx, params)
+	if err != nil {
+		return nil, fmt.Errorf("queue: insert: %w", err)
+	}
+	ids := make([]int64, len(res))
+	for i, r := range res {
+		ids[i] = r.Job.ID
+	}
+	return ids, nil
+}
+
+// RetryTx makes a queue entry available to run now, whatever its state
+// (scheduled, snoozed, discarded, canceled), unless it is running.
+func (q *Queue) RetryTx(ctx context.Context, tx *gorm.DB, id int64) error {
+	if err := q.retryTx(ctx, tx, id); err != nil {
+		return fmt.Errorf("queue: retry %d: %w", id, err)
+	}
+	return nil
+}
+
+// CancelTx cancels a queue entry that has not finished.
+func (q *Queue) CancelTx(ctx context.Context, tx *gorm.DB, id int64) error {
+	if err := q.cancelTx(ctx, tx, id); err != nil {
+		return fmt.Errorf("queue: cancel %d: %w", id, err)
+	}
+	return nil
+}
+
+// Start starts the workers.
+func (q *Queue) Start(ctx context.Context) error { return q.start(ctx) }
+
+// Stop stops fetching jobs and waits for running ones to finish, until ctx ends.
+func (q *Queue) Stop(ctx context.Context) error { return q.stop(ctx) }

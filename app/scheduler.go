@@ -1,0 +1,150 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/go-co-op/gocron/v2"
+	"github.com/google/uuid"
+
+	"github.com/provisor/provisor/tasks"
+)
+
+// Scheduler fires task schedules with gocron. A tick only triggers the task:
+// the run is claimed in the database (tasks.TriggerTick), so with several
+// processes each tick fires once. Schedules are re-read from the database
+// now and then, and at once when this process changes one, so a change made
+// anywhere takes effect without a restart.
+type Scheduler struct {
+	tasks *tasks.Service
+	log   *slog.Logger
+	sync  time.Duration
+
+	mu    sync.Mutex
+	cron  gocron.Scheduler
+	jobs  map[string]scheduled // by task id
+	kick  chan struct{}
+	done  chan struct{}
+	ctx   context.Context
+	fired func(taskID string, instanceID string)
+}
+
+type scheduled struct {
+	key string // cron and time zone
+	job uuid.UUID
+}
+
+// NewScheduler returns a scheduler that re-reads schedules every syncEvery.
+func NewScheduler(t *tasks.Service, log *slog.Logger, syncEvery time.Duration) *Scheduler {
+	return &Scheduler{tasks: t, log: log, sync: syncEvery, jobs: map[string]scheduled{}, kick: make(chan struct{}, 1)}
+}
+
+// Start loads the schedules and starts firing them.
+func (s *Scheduler) Start(ctx context.Context) error {
+	c, err := gocron.NewScheduler(gocron.WithLocation(time.UTC))
+	if err != nil {
+		return err
+	}
+	s.cron = c
+	s.ctx = ctx
+	s.done = make(chan struct{})
+	if err := s.reload(ctx); err != nil {
+		s.log.Error("load schedules", "err", err)
+	}
+	c.Start()
+	go s.loop(ctx)
+	return nil
+}
+
+// Stop stops firing.
+func (s *Scheduler) Stop() {
+	if s.cron == nil {
+		return
+	}
+	_ = s.cron.Shutdown()
+	<-s.done
+}
+
+// Changed asks for the schedules to be re-read now.
+func (s *Scheduler) Changed(string) {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Scheduler) loop(ctx context.Context) {
+	defer close(s.done)
+	t := time.NewTicker(s.sync)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.kick:
+		}
+		if err := s.reload(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("reload schedules", "err", err)
+		}
+	}
+}
+
+// reload makes the gocron jobs match the schedules in the database.
+func (s *Scheduler) reload(ctx context.Context) error {
+	list, err := s.tasks.Scheduled(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want := map[string]string{}
+	for _, t := range list {
+		want[t.ID] = t.Timezone + " " + t.Cron
+	}
+	for id, sj := range s.jobs {
+		if want[id] != sj.key {
+			_ = s.cron.RemoveJob(sj.job)
+			delete(s.jobs, id)
+		}
+	}
+	for _, t := range list {
+		if _, ok := s.jobs[t.ID]; ok {
+			continue
+		}
+		if _, _, err := tasks.ParseSchedule(t.Cron, t.Timezone); err != nil {
+			s.log.Warn("task has an invalid schedule", "task", t.Name, "err", err)
+			continue
+		}
+		id, name := t.ID, t.Name
+		j, err := s.cron.NewJob(
+			gocron.CronJob("CRON_TZ="+t.Timezone+" "+t.Cron, false),
+			gocron.NewTask(func() { s.fire(id, name) }),
+			gocron.WithName(name),
+		)
+		if err != nil {
+			s.log.Warn("cannot schedule task", "task", name, "err", err)
+			continue
+		}
+		s.jobs[t.ID] = scheduled{key: want[t.ID], job: j.ID()}
+	}
+	return nil
+}
+
+// fire claims this minute's tick of a task and starts its run.
+func (s *Scheduler) fire(taskID, name string) {
+	tick := time.Now().UTC().Round(time.Minute)
+	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	defer cancel()
+	inst, err := s.tasks.TriggerTick(ctx, taskID, tick)
+	switch {
+	case err != nil:
+		s.log.Error("scheduled run failed to start", "task", name, "tick", tick, "err", err)
+	case inst == nil:
+		s.log.Debug("tick already fired by another process", "task", name, "tick", tick)
+	default:
+		s.log.Info("scheduled run started", "task", name, "tick", tick, "instance", inst.ID)
+	}
+}

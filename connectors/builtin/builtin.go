@@ -1,0 +1,282 @@
+// Package builtin is the built-in directory connector (type "internal"):
+// accounts and groups kept in Provisor's own database. It supports every
+// operation and needs no settings, which makes it the connector of the demo
+// data and of the benchmarks.
+package builtin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/provisor/provisor/connectors"
+)
+
+// TypeName is the connector type of the built-in directory.
+const TypeName = "internal"
+
+// Type returns the connector type backed by db.
+func Type(db *gorm.DB) connectors.Type {
+	return connectors.Type{
+		Name:  TypeName,
+		Label: "Built-in directory",
+		New: func(cfg connectors.Config) (connectors.Connector, error) {
+			if cfg.ID == "" {
+				return nil, errors.New("builtin: connector id is required")
+			}
+			return &Directory{db: db, connectorID: cfg.ID}, nil
+		},
+		ValidateSettings: func(settings json.RawMessage, secrets map[string]string) map[string]string {
+			problems := map[string]string{}
+			var m map[string]any
+			if len(settings) > 0 {
+				if err := json.Unmarshal(settings, &m); err != nil {
+					problems["settings"] = "must be a JSON object"
+				}
+			}
+			for k := range m {
+				problems["settings."+k] = "the built-in directory has no setting called " + k
+			}
+			for k := range secrets {
+				problems["secrets."+k] = "the built-in directory has no secrets"
+			}
+			return problems
+		},
+	}
+}
+
+// Directory is one built-in directory.
+type Directory struct {
+	db          *gorm.DB
+	connectorID string
+}
+
+type dirAccount struct {
+	ConnectorID string `gorm:"primaryKey"`
+	Username    string `gorm:"primaryKey"`
+	DisplayName string
+	Email       string
+	Locked      bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+func (dirAccount) TableName() string { return "directory_accounts" }
+
+type dirGroup struct {
+	ConnectorID string `gorm:"primaryKey"`
+	Name        string `gorm:"primaryKey"`
+	Kind        string
+	Description string
+	CreatedAt   time.Time
+}
+
+func (dirGroup) TableName() string { return "directory_groups" }
+
+type dirMember struct {
+	ConnectorID string `gorm:"primaryKey"`
+	GroupName   string `gorm:"primaryKey"`
+	Username    string `gorm:"primaryKey"`
+	AddedAt     time.Time
+}
+
+func (dirMember) TableName() string { return "directory_members" }
+
+var kinds = map[connectors.Operation]string{
+	connectors.OpCreateAccount:  "Directory.CreateAccount",
+	connectors.OpDeleteAccount:  "Directory.DeleteAccount",
+	connectors.OpEnableAccount:  "Account.Enable",
+	connectors.OpDisableAccount: "Account.Disable",
+	connectors.OpGrant:          "Directory.AddToGroup",
+	connectors.OpRevoke:         "Directory.RemoveFromGroup",
+}
+
+// Kind names the job kind of op.
+func (d *Directory) Kind(op connectors.Operation) string { return kinds[op] }
+
+// CreateAccount creates the account, or correlates to an existing one.
+func (d *Directory) CreateAccount(ctx context.Context, a connectors.Account) (connectors.Result, error) {
+	if strings.TrimSpace(a.Username) == "" {
+		return connectors.Result{}, connectors.Permanent(errors.New("username is empty"))
+	}
+	now := time.Now().UTC()
+	res := d.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&dirAccount{
+		ConnectorID: d.connectorID, Username: a.Username, DisplayName: a.DisplayName, Email: a.Email,
+		CreatedAt: now, UpdatedAt: now,
+	})
+	if res.Error != nil {
+		return connectors.Result{}, connectors.Transient(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return connectors.Result{ExternalID: a.Username, Message: "account " + a.Username + " already exists"}, nil
+	}
+	return connectors.Result{Changed: true, ExternalID: a.Username, Message: "account " + a.Username + " created"}, nil
+}
+
+// DeleteAccount deletes the account and its memberships; a missing account is no error.
+func (d *Directory) DeleteAccount(ctx context.Context, a connectors.Account) (connectors.Result, error) {
+	var changed bool
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("connector_id = ? AND username = ?", d.connectorID, a.Username).Delete(&dirMember{}).Error; err != nil {
+			return err
+		}
+		res := tx.Where("connector_id = ? AND username = ?", d.connectorID, a.Username).Delete(&dirAccount{})
+		changed = res.RowsAffected > 0
+		return res.Error
+	})
+	if err != nil {
+		return connectors.Result{}, connectors.Transient(err)
+	}
+	if !changed {
+		return connectors.Result{Message: "account " + a.Username + " does not exist"}, nil
+	}
+	return connectors.Result{Changed: true, Message: "account " + a.Username + " deleted"}, nil
+}
+
+// EnableAccount unlocks the account.
+func (d *Directory) EnableAccount(ctx context.Context, a connectors.Account) (connectors.Result, error) {
+	return d.setLocked(ctx, a, false)
+}
+
+// DisableAccount locks the account.
+func (d *Directory) DisableAccount(ctx context.Context, a connectors.Account) (connectors.Result, error) {
+	return d.setLocked(ctx, a, true)
+}
+
+func (d *Directory) setLocked(ctx context.Context, a connectors.Account, locked bool) (connectors.Result, error) {
+	word := map[bool]string{true: "locked", false: "unlocked"}[locked]
+	res := d.db.WithContext(ctx).Model(&dirAccount{}).
+		Where("connector_id = ? AND username = ? AND locked = ?", d.connectorID, a.Username, !locked).
+		Updates(map[string]any{"locked": locked, "updated_at": time.Now().UTC()})
+	if res.Error != nil {
+		return connectors.Result{}, connectors.Transient(res.Error)
+	}
+	if res.RowsAffected > 0 {
+		return connectors.Result{Changed: true, Message: "account " + a.Username + " " + word}, nil
+	}
+	if err := d.accountExists(ctx, a.Username); err != nil {
+		return connectors.Result{}, err
+	}
+	return connectors.Result{Message: "account " + a.Username + " was already " + word}, nil
+}
+
+func (d *Directory) accountExists(ctx context.Context, username string) error {
+	var n int64
+	if err := d.db.WithContext(ctx).Model(&dirAccount{}).Where("connector_id = ? AND username = ?", d.connectorID, username).Count(&n).Error; err != nil {
+		return connectors.Transient(err)
+	}
+	if n == 0 {
+		return connectors.Permanent(fmt.Errorf("no such account: %s", username))
+	}
+	return nil
+}
+
+func (d *Directory) groupExists(ctx context.Context, name string) error {
+	var n int64
+	if err := d.db.WithContext(ctx).Model(&dirGroup{}).Where("connector_id = ? AND name = ?", d.connectorID, name).Count(&n).Error; err != nil {
+		return connectors.Transient(err)
+	}
+	if n == 0 {
+		return connectors.Permanent(fmt.Errorf("no such group: %s", name))
+	}
+	return nil
+}
+
+// Grant adds the account to the group; an existing membership is no error.
+func (d *Directory) Grant(ctx context.Context, a connectors.Account, e connectors.Entitlement) (connectors.Result, error) {
+	res := d.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&dirMember{
+		ConnectorID: d.connectorID, GroupName: e.ExternalID, Username: a.Username, AddedAt: time.Now().UTC(),
+	})
+	if res.Error != nil {
+		// A foreign key names a missing account or group: say which.
+		if err := d.accountExists(ctx, a.Username); err != nil {
+			return connectors.Result{}, err
+		}
+		if err := d.groupExists(ctx, e.ExternalID); err != nil {
+			return connectors.Result{}, err
+		}
+		return connectors.Result{}, connectors.Transient(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return connectors.Result{Message: a.Username + " was already a member of " + e.ExternalID}, nil
+	}
+	return connectors.Result{Changed: true, Message: a.Username + " added to " + e.ExternalID}, nil
+}
+
+// Revoke removes the account from the group; an absent membership is no error.
+func (d *Directory) Revoke(ctx context.Context, a connectors.Account, e connectors.Entitlement) (connectors.Result, error) {
+	res := d.db.WithContext(ctx).Where("connector_id = ? AND group_name = ? AND username = ?", d.connectorID, e.ExternalID, a.Username).Delete(&dirMember{})
+	if res.Error != nil {
+		return connectors.Result{}, connectors.Transient(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		if err := d.groupExists(ctx, e.ExternalID); err != nil {
+			return connectors.Result{}, err
+		}
+		return connectors.Result{Message: a.Username + " was not a member of " + e.ExternalID}, nil
+	}
+	return connectors.Result{Changed: true, Message: a.Username + " removed from " + e.ExternalID}, nil
+}
+
+// Check always succeeds when the database answers.
+func (d *Directory) Check(ctx context.Context) connectors.Health {
+	start := time.Now()
+	var n int64
+	if err := d.db.WithContext(ctx).Model(&dirAccount{}).Where("connector_id = ?", d.connectorID).Count(&n).Error; err != nil {
+		return connectors.Health{Message: err.Error(), Latency: time.Since(start)}
+	}
+	return connectors.Health{OK: true, Message: fmt.Sprintf("%d accounts", n), Latency: time.Since(start)}
+}
+
+// CreateGroup adds a group (an entitlement) to the directory; an existing one is kept.
+func (d *Directory) CreateGroup(ctx context.Context, e connectors.Entitlement, description string) error {
+	kind := e.Kind
+	if kind == "" {
+		kind = "group"
+	}
+	return d.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&dirGroup{
+		ConnectorID: d.connectorID, Name: e.ExternalID, Kind: kind, Description: description, CreatedAt: time.Now().UTC(),
+	}).Error
+}
+
+// Import reads every account and group. The built-in directory has no change
+// log, so a delta import reads everything too and returns the time as cookie.
+func (d *Directory) Import(ctx context.Context, mode connectors.ImportMode, cookie string, sink connectors.ImportSink) (string, error) {
+	var groups []dirGroup
+	if err := d.db.WithContext(ctx).Where("connector_id = ?", d.connectorID).Order("name").Find(&groups).Error; err != nil {
+		return cookie, connectors.Transient(err)
+	}
+	for _, g := range groups {
+		if err := sink.Entitlement(ctx, connectors.Entitlement{ExternalID: g.Name, Name: g.Name, Kind: g.Kind}); err != nil {
+			return cookie, err
+		}
+	}
+	var accounts []dirAccount
+	if err := d.db.WithContext(ctx).Where("connector_id = ?", d.connectorID).Order("username").Find(&accounts).Error; err != nil {
+		return cookie, connectors.Transient(err)
+	}
+	var members []dirMember
+	if err := d.db.WithContext(ctx).Where("connector_id = ?", d.connectorID).Find(&members).Error; err != nil {
+		return cookie, connectors.Transient(err)
+	}
+	byUser := map[string][]string{}
+	for _, m := range members {
+		byUser[m.Username] = append(byUser[m.Username], m.GroupName)
+	}
+	for _, a := range accounts {
+		if err := sink.Account(ctx, connectors.ImportedAccount{
+			Account:      connectors.Account{Username: a.Username, ExternalID: a.Username, DisplayName: a.DisplayName, Email: a.Email},
+			Locked:       a.Locked,
+			Entitlements: byUser[a.Username],
+		}); err != nil {
+			return cookie, err
+		}
+	}
+	return time.Now().UTC().Format(time.RFC3339Nano), nil
+}

@@ -1,0 +1,186 @@
+// Package connectors defines how Provisor talks to a managed system (a
+// directory or an app): the Connector interface every type implements, the
+// error kinds that decide whether a job retries, and the registry of types.
+//
+// The types are "internal" (the built-in directory, package builtin), "ldap",
+// "ad", "entra" and "scim". Every operation is idempotent: granting a
+// membership that exists, or deleting an account that is gone, succeeds
+// without change, so a job retried after a crash does no harm.
+package connectors
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Operation is one thing a connector job does.
+type Operation string
+
+// The operations.
+const (
+	OpCreateAccount  Operation = "account.create"
+	OpDeleteAccount  Operation = "account.delete"
+	OpEnableAccount  Operation = "account.enable"
+	OpDisableAccount Operation = "account.disable"
+	OpGrant          Operation = "entitlement.grant"
+	OpRevoke         Operation = "entitlement.revoke"
+)
+
+// Valid reports whether op is a known operation.
+func (op Operation) Valid() bool {
+	switch op {
+	case OpCreateAccount, OpDeleteAccount, OpEnableAccount, OpDisableAccount, OpGrant, OpRevoke:
+		return true
+	}
+	return false
+}
+
+// Account identifies an account on a connector and carries the attributes
+// used to create it.
+type Account struct {
+	// Username is the account's name on the system (uid, sAMAccountName, userName).
+	Username string `json:"username"`
+	// ExternalID is the system's own key once known (a DN, an object id).
+	ExternalID  string `json:"external_id,omitempty"`
+	DisplayName string `json:"display_name,omitempty"`
+	Email       string `json:"email,omitempty"`
+}
+
+// Entitlement identifies a group or role on a connector.
+type Entitlement struct {
+	ExternalID string `json:"external_id"`
+	Name       string `json:"name"`
+	Kind       string `json:"kind"`
+}
+
+// Result says what an operation changed.
+type Result struct {
+	// Changed is false when the system already was as asked.
+	Changed bool
+	// ExternalID is the account's key on the system after a create.
+	ExternalID string
+	// Message is a short human account of what happened.
+	Message string
+}
+
+// Health is the outcome of a connection check.
+type Health struct {
+	OK      bool
+	Message string
+	Latency time.Duration
+}
+
+// ImportMode is a full or an incremental (delta) import.
+type ImportMode string
+
+// Import modes.
+const (
+	ImportFull  ImportMode = "full"
+	ImportDelta ImportMode = "delta"
+)
+
+// ImportedAccount is an account read from the system.
+type ImportedAccount struct {
+	Account
+	Locked       bool
+	Entitlements []string // external ids
+}
+
+// ImportSink receives what an import reads.
+type ImportSink interface {
+	Account(ctx context.Context, a ImportedAccount) error
+	Entitlement(ctx context.Context, e Entitlement) error
+	// Deleted reports an object gone from the system (delta imports).
+	Deleted(ctx context.Context, externalID string) error
+}
+
+// Connector is one configured connection to a managed system.
+type Connector interface {
+	// Kind names the job kind of an operation as an admin reads it, such as
+	// "AD AddToGroup" or "Account.Disable".
+	Kind(op Operation) string
+	CreateAccount(ctx context.Context, a Account) (Result, error)
+	DeleteAccount(ctx context.Context, a Account) (Result, error)
+	EnableAccount(ctx context.Context, a Account) (Result, error)
+	DisableAccount(ctx context.Context, a Account) (Result, error)
+	Grant(ctx context.Context, a Account, e Entitlement) (Result, error)
+	Revoke(ctx context.Context, a Account, e Entitlement) (Result, error)
+	// Check tests the connection.
+	Check(ctx context.Context) Health
+	// Import reads accounts and entitlements into sink. A delta import starts
+	// from cookie (empty means from the beginning) and returns the cookie to
+	// start the next one from.
+	Import(ctx context.Context, mode ImportMode, cookie string, sink ImportSink) (string, error)
+}
+
+// Do runs op on c.
+func Do(ctx context.Context, c Connector, op Operation, a Account, e Entitlement) (Result, error) {
+	switch op {
+	case OpCreateAccount:
+		return c.CreateAccount(ctx, a)
+	case OpDeleteAccount:
+		return c.DeleteAccount(ctx, a)
+	case OpEnableAccount:
+		return c.EnableAccount(ctx, a)
+	case OpDisableAccount:
+		return c.DisableAccount(ctx, a)
+	case OpGrant:
+		return c.Grant(ctx, a, e)
+	case OpRevoke:
+		return c.Revoke(ctx, a, e)
+	}
+	return Result{}, Permanent(fmt.Errorf("unknown operation %q", op))
+}
+
+// Config is what a factory needs to build a connector.
+type Config struct {
+	ID       string
+	Name     string
+	Settings json.RawMessage
+	Secrets  map[string]string
+}
+
+// Type describes a connector type.
+type Type struct {
+	Name string
+	// Label is what people read, such as "Built-in directory".
+	Label string
+	// New builds a connector from its configuration.
+	New func(cfg Config) (Connector, error)
+	// ValidateSettings checks settings and secrets before they are saved and
+	// returns one message per field in error.
+	ValidateSettings func(settings json.RawMessage, secrets map[string]string) map[string]string
+}
+
+// Registry holds the connector types a process knows.
+type Registry struct {
+	types map[string]Type
+}
+
+// NewRegistry returns a registry of the given types.
+func NewRegistry(types ...Type) *Registry {
+	r := &Registry{types: map[string]Type{}}
+	for _, t := range types {
+		r.types[t.Name] = t
+	}
+	return r
+}
+
+// Lookup returns the type called name.
+func (r *Registry) Lookup(name string) (Type, bool) {
+	t, ok := r.types[name]
+	return t, ok
+}
+
+// Names lists the registered type names in order.
+func (r *Registry) Names() []string {
+	out := make([]string, 0, len(r.types))
+	for n := range r.types {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

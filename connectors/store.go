@@ -1,0 +1,281 @@
+package connectors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+)
+
+// Record is a configured connector as stored. Secrets are sealed; they are
+// never returned to a client.
+type Record struct {
+	ID            string `gorm:"primaryKey"`
+	Name          string
+	Type          string
+	Description   string
+	Settings      string
+	Secrets       []byte
+	Enabled       bool
+	Health        string
+	HealthMessage string
+	HealthAt      *time.Time
+	ImportCookie  string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// TableName is the table of connector records.
+func (Record) TableName() string { return "connectors" }
+
+// ErrNotFound is returned for an unknown connector.
+var ErrNotFound = errors.New("connector not found")
+
+// FieldErrors maps a field to what is wrong with it.
+type FieldErrors map[string]string
+
+func (f FieldErrors) Error() string {
+	parts := make([]string, 0, len(f))
+	for k, v := range f {
+		parts = append(parts, k+": "+v)
+	}
+	return "invalid connector: " + strings.Join(parts, "; ")
+}
+
+// Input is what a client sends to create or change a connector. Secrets
+// left out of an update keep their stored value.
+type Input struct {
+	Name        string            `json:"name"`
+	Type        string            `json:"type"`
+	Description string            `json:"description"`
+	Settings    json.RawMessage   `json:"settings"`
+	Secrets     map[string]string `json:"secrets"`
+	Enabled     *bool             `json:"enabled"`
+}
+
+// Store keeps connector records and builds live connectors from them.
+type Store struct {
+	db       *gorm.DB
+	registry *Registry
+	sealer   *Sealer
+
+	mu    sync.Mutex
+	cache map[string]cached
+}
+
+type cached struct {
+	updatedAt time.Time
+	conn      Connector
+}
+
+// NewStore returns a store over db.
+func NewStore(db *gorm.DB, registry *Registry, sealer *Sealer) *Store {
+	return &Store{db: db, registry: registry, sealer: sealer, cache: map[string]cached{}}
+}
+
+// Registry returns the connector types the store knows.
+func (s *Store) Registry() *Registry { return s.registry }
+
+var namePattern = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N} ._()-]{0,99}$`)
+
+func (s *Store) validate(in *Input, creating bool) FieldErrors {
+	problems := FieldErrors{}
+	in.Name = strings.TrimSpace(in.Name)
+	if !namePattern.MatchString(in.Name) {
+		problems["name"] = "required: 1 to 100 letters, digits, spaces or . _ ( ) -, starting with a letter or digit"
+	}
+	t, ok := s.registry.Lookup(in.Type)
+	if !ok {
+		if creating {
+			problems["type"] = fmt.Sprintf("unknown connector type %q; known: %s", in.Type, strings.Join(s.registry.Names(), ", "))
+		}
+		return problems
+	}
+	if len(in.Settings) == 0 || string(in.Settings) == "null" {
+		in.Settings = json.RawMessage(`{}`)
+	}
+	if t.ValidateSettings != nil {
+		for k, v := range t.ValidateSettings(in.Settings, in.Secrets) {
+			problems[k] = v
+		}
+	}
+	if len(in.Description) > 2000 {
+		problems["description"] = "at most 2000 characters"
+	}
+	return problems
+}
+
+// Create validates and stores a new connector.
+func (s *Store) Create(ctx context.Context, in Input) (*Record, error) {
+	if problems := s.validate(&in, true); len(problems) > 0 {
+		return nil, problems
+	}
+	sealed, err := s.sealer.Seal(in.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	r := &Record{
+		ID: uuid.NewString(), Name: in.Name, Type: in.Type, Description: in.Description,
+		Settings: string(in.Settings), Secrets: sealed, Enabled: in.Enabled == nil || *in.Enabled,
+		Health: "unknown", CreatedAt: now, UpdatedAt: now,
+	}
+	if err := s.db.WithContext(ctx).Create(r).Error; err != nil {
+		if isUnique(err) {
+			return nil, FieldErrors{"name": "a connector called " + in.Name + " already exists"}
+		}
+		return nil, fmt.Errorf("connectors: create %s: %w", in.Name, err)
+	}
+	return r, nil
+}
+
+// Update changes a connector. Type cannot change.
+func (s *Store) Update(ctx context.Context, id string, in Input) (*Record, error) {
+	r, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if in.Type != "" && in.Type != r.Type {
+		return nil, FieldErrors{"type": "the type of a connector cannot change"}
+	}
+	in.Type = r.Type
+	old, err := s.sealer.Open(r.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range in.Secrets {
+		old[k] = v
+	}
+	in.Secrets = old
+	if problems := s.validate(&in, false); len(problems) > 0 {
+		return nil, problems
+	}
+	sealed, err := s.sealer.Seal(in.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	enabled := r.Enabled
+	if in.Enabled != nil {
+		enabled = *in.Enabled
+	}
+	res := s.db.WithContext(ctx).Model(r).Updates(map[string]any{
+		"name": in.Name, "description": in.Description, "settings": string(in.Settings),
+		"secrets": sealed, "enabled": enabled, "updated_at": time.Now().UTC(),
+	})
+	if res.Error != nil {
+		if isUnique(res.Error) {
+			return nil, FieldErrors{"name": "a connector called " + in.Name + " already exists"}
+		}
+		return nil, fmt.Errorf("connectors: update %s: %w", id, res.Error)
+	}
+	return s.Get(ctx, id)
+}
+
+// Get returns one connector.
+func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, ErrNotFound
+	}
+	var r Record
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connectors: get %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+// List returns every connector by name.
+func (s *Store) List(ctx context.Context) ([]Record, error) {
+	var out []Record
+	if err := s.db.WithContext(ctx).Order("name").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("connectors: list: %w", err)
+	}
+	return out, nil
+}
+
+// Open returns the live connector for a record, reusing one built before
+// unless the record changed since.
+func (s *Store) Open(ctx context.Context, r *Record) (Connector, error) {
+	s.mu.Lock()
+	c, ok := s.cache[r.ID]
+	s.mu.Unlock()
+	if ok && c.updatedAt.Equal(r.UpdatedAt) {
+		return c.conn, nil
+	}
+	t, ok := s.registry.Lookup(r.Type)
+	if !ok {
+		return nil, Permanent(fmt.Errorf("connector type %q is not available in this build", r.Type))
+	}
+	secrets, err := s.sealer.Open(r.Secrets)
+	if err != nil {
+		return nil, Permanent(err)
+	}
+	conn, err := t.New(Config{ID: r.ID, Name: r.Name, Settings: json.RawMessage(r.Settings), Secrets: secrets})
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("connector %s: %w", r.Name, err))
+	}
+	s.mu.Lock()
+	s.cache[r.ID] = cached{updatedAt: r.UpdatedAt, conn: conn}
+	s.mu.Unlock()
+	return conn, nil
+}
+
+// OpenByID is Get then Open.
+func (s *Store) OpenByID(ctx context.Context, id string) (*Record, Connector, error) {
+	r, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := s.Open(ctx, r)
+	return r, c, err
+}
+
+// RecordHealth stores the outcome of a connection check.
+func (s *Store) RecordHealth(ctx context.Context, id string, h Health) error {
+	status := "healthy"
+	if !h.OK {
+		status = "unhealthy"
+	}
+	now := time.Now().UTC()
+	return s.db.WithContext(ctx).Model(&Record{}).Where("id = ?", id).
+		Updates(map[string]any{"health": status, "health_message": h.Message, "health_at": now}).Error
+}
+
+// GroupCreator is implemented by connectors that can create an entitlement
+// on their system, such as the built-in directory.
+type GroupCreator interface {
+	CreateGroup(ctx context.Context, e Entitlement, description string) error
+}
+
+func isUnique(err error) bool {
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
+}
+
+// SecretNames lists the names of a connector's stored secrets, never their values.
+func (s *Store) SecretNames(r *Record) ([]string, error) {
+	m, err := s.sealer.Open(r.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out, nil
+}

@@ -1,0 +1,544 @@
+// Package identities keeps what the portal knows of people and their access:
+// identities, workgroups and their members, and, per connector, accounts,
+// entitlements (groups and roles) and memberships.
+package identities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/provisor/provisor/connectors"
+)
+
+// Identity is a person known to the portal.
+type Identity struct {
+	ID          string    `gorm:"primaryKey" json:"id"`
+	Username    string    `json:"username"`
+	DisplayName string    `json:"display_name"`
+	Email       string    `json:"email"`
+	Source      string    `json:"source"`
+	ExternalID  string    `json:"external_id,omitempty"`
+	Status      string    `json:"status"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// TableName is the table of identities.
+func (Identity) TableName() string { return "identities" }
+
+// Workgroup is a named set of identities.
+type Workgroup struct {
+	ID          string    `gorm:"primaryKey" json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	// MemberCount is filled by List.
+	MemberCount int `gorm:"->;-:migration" json:"member_count"`
+}
+
+// TableName is the table of workgroups.
+func (Workgroup) TableName() string { return "workgroups" }
+
+type member struct {
+	WorkgroupID string `gorm:"primaryKey"`
+	IdentityID  string `gorm:"primaryKey"`
+	AddedAt     time.Time
+}
+
+func (member) TableName() string { return "workgroup_members" }
+
+// Entitlement is a group or role on a connector.
+type Entitlement struct {
+	ID          string    `gorm:"primaryKey" json:"id"`
+	ConnectorID string    `json:"connector_id"`
+	ExternalID  string    `json:"external_id"`
+	Name        string    `json:"name"`
+	Kind        string    `json:"kind"`
+	Description string    `json:"description"`
+	Deleted     bool      `json:"deleted"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// TableName is the table of entitlements.
+func (Entitlement) TableName() string { return "entitlements" }
+
+// Account is an identity's account on a connector, as last seen by Provisor.
+type Account struct {
+	ID          string    `gorm:"primaryKey" json:"id"`
+	ConnectorID string    `json:"connector_id"`
+	IdentityID  *string   `json:"identity_id"`
+	Username    string    `json:"username"`
+	ExternalID  string    `json:"external_id"`
+	Status      string    `json:"status"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// TableName is the table of accounts.
+func (Account) TableName() string { return "accounts" }
+
+type membership struct {
+	AccountID     string `gorm:"primaryKey"`
+	EntitlementID string `gorm:"primaryKey"`
+	GrantedAt     time.Time
+	ExpiresAt     *time.Time
+}
+
+func (membership) TableName() string { return "memberships" }
+
+// Errors.
+var (
+	ErrNotFound = errors.New("not found")
+)
+
+// FieldErrors maps a field to what is wrong with it.
+type FieldErrors map[string]string
+
+func (f FieldErrors) Error() string {
+	parts := make([]string, 0, len(f))
+	for k, v := range f {
+		parts = append(parts, k+": "+v)
+	}
+	return "invalid input: " + strings.Join(parts, "; ")
+}
+
+// Service manages identities, workgroups and entitlements.
+type Service struct {
+	db         *gorm.DB
+	connectors *connectors.Store
+}
+
+// New returns the service.
+func New(db *gorm.DB, store *connectors.Store) *Service {
+	return &Service{db: db, connectors: store}
+}
+
+var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+
+// IdentityInput creates an identity.
+type IdentityInput struct {
+	Username    string `json:"username"`
+	DisplayName string `json:"display_name"`
+	Email       string `json:"email"`
+}
+
+// CreateIdentity validates and stores a local identity.
+func (s *Service) CreateIdentity(ctx context.Context, in IdentityInput) (*Identity, error) {
+	problems := FieldErrors{}
+	in.Username = strings.TrimSpace(in.Username)
+	in.DisplayName = strings.TrimSpace(in.DisplayName)
+	in.Email = strings.TrimSpace(in.Email)
+	if !usernamePattern.MatchString(in.Username) {
+		problems["username"] = "required: 1 to 64 letters, digits or . _ @ -, starting with a letter or digit"
+	}
+	if len(in.DisplayName) > 200 {
+		problems["display_name"] = "at most 200 characters"
+	}
+	if in.Email != "" {
+		if a, err := mail.ParseAddress(in.Email); err != nil || a.Address != in.Email {
+			problems["email"] = "not a valid email address"
+		}
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	if in.DisplayName == "" {
+		in.DisplayName = in.Username
+	}
+	now := time.Now().UTC()
+	id := &Identity{ID: uuid.NewString(), Username: in.Username, DisplayName: in.DisplayName, Email: in.Email,
+		Source: "local", Status: "active", CreatedAt: now, UpdatedAt: now}
+	if err := s.db.WithContext(ctx).Create(id).Error; err != nil {
+		if isUnique(err) {
+			return nil, FieldErrors{"username": "an identity called " + in.Username + " already exists"}
+		}
+		return nil, fmt.Errorf("identities: create %s: %w", in.Username, err)
+	}
+	return id, nil
+}
+
+// ListOpts filter and page a list. Zero values mean everything, first page.
+type ListOpts struct {
+	Query  string
+	Limit  int
+	Offset int
+}
+
+func (o ListOpts) limit() int {
+	if o.Limit <= 0 || o.Limit > 500 {
+		return 100
+	}
+	return o.Limit
+}
+
+func likePattern(q string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + strings.ToLower(r.Replace(strings.TrimSpace(q))) + "%"
+}
+
+// ListIdentities returns identities by username, and the total matching.
+func (s *Service) ListIdentities(ctx context.Context, opts ListOpts) ([]Identity, int64, error) {
+	q := s.db.WithContext(ctx).Model(&Identity{}).Where("status <> 'deleted'")
+	if opts.Query != "" {
+		p := likePattern(opts.Query)
+		q = q.Where(`lower(username) LIKE ? ESCAPE '\' OR lower(display_name) LIKE ? ESCAPE '\' OR lower(email) LIKE ? ESCAPE '\'`, p, p, p)
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, err
+	}
+	var out []Identity
+	err := q.Order("username").Limit(opts.limit()).Offset(opts.Offset).Find(&out).Error
+	return out, total, err
+}
+
+// GetIdentity returns one identity.
+func (s *Service) GetIdentity(ctx context.Context, id string) (*Identity, error) {
+	return get[Identity](ctx, s.db, id)
+}
+
+// IdentityByUsername returns the identity with that username.
+func (s *Service) IdentityByUsername(ctx context.Context, username string) (*Identity, error) {
+	var out Identity
+	err := s.db.WithContext(ctx).Where("username = ?", username).Take(&out).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	return &out, err
+}
+
+func get[T any](ctx context.Context, db *gorm.DB, id string) (*T, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, ErrNotFound
+	}
+	var out T
+	err := db.WithContext(ctx).Where("id = ?", id).Take(&out).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// WorkgroupInput creates a workgroup.
+type WorkgroupInput struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Members     []string `json:"members"`
+}
+
+// CreateWorkgroup validates and stores a workgroup with its members (identity ids).
+func (s *Service) CreateWorkgroup(ctx context.Context, in WorkgroupInput) (*Workgroup, error) {
+	problems := FieldErrors{}
+	in.Name = strings.TrimSpace(in.Name)
+	if in.Name == "" || len(in.Name) > 100 {
+		problems["name"] = "required, at most 100 characters"
+	}
+	if len(in.Description) > 2000 {
+		problems["description"] = "at most 2000 characters"
+	}
+	seen := map[string]bool{}
+	for i, m := range in.Members {
+		field := fmt.Sprintf("members[%d]", i)
+		if seen[m] {
+			problems[field] = "listed twice"
+			continue
+		}
+		seen[m] = true
+		if _, err := s.GetIdentity(ctx, m); err != nil {
+			problems[field] = "no identity with id " + m
+		}
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	now := time.Now().UTC()
+	wg := &Workgroup{ID: uuid.NewString(), Name: in.Name, Description: in.Description, CreatedAt: now, UpdatedAt: now}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(wg).Error; err != nil {
+			return err
+		}
+		for _, m := range in.Members {
+			if err := tx.Create(&member{WorkgroupID: wg.ID, IdentityID: m, AddedAt: now}).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if isUnique(err) {
+			return nil, FieldErrors{"name": "a workgroup called " + in.Name + " already exists"}
+		}
+		return nil, fmt.Errorf("identities: create workgroup %s: %w", in.Name, err)
+	}
+	wg.MemberCount = len(in.Members)
+	return wg, nil
+}
+
+// ListWorkgroups returns workgroups by name with their member counts.
+func (s *Service) ListWorkgroups(ctx context.Context, opts ListOpts) ([]Workgroup, int64, error) {
+	q := s.db.WithContext(ctx).Model(&Workgroup{})
+	if opts.Query != "" {
+		q = q.Where(`lower(name) LIKE ? ESCAPE '\'`, likePattern(opts.Query))
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, err
+	}
+	var out []Workgroup
+	err := q.Select("workgroups.*, (SELECT count(*) FROM workgroup_members m WHERE m.workgroup_id = workgroups.id) AS member_count").
+		Order("name").Limit(opts.limit()).Offset(opts.Offset).Find(&out).Error
+	return out, total, err
+}
+
+// GetWorkgroup returns one workgroup.
+func (s *Service) GetWorkgroup(ctx context.Context, id string) (*Workgroup, error) {
+	return get[Workgroup](ctx, s.db, id)
+}
+
+// Members returns a workgroup's members by username, read in tx (or the
+// service's database when tx is nil).
+func (s *Service) Members(ctx context.Context, tx *gorm.DB, workgroupID string) ([]Identity, error) {
+	if tx == nil {
+		tx = s.db.WithContext(ctx)
+	}
+	var out []Identity
+	err := tx.Model(&Identity{}).
+		Joins("JOIN workgroup_members m ON m.identity_id = identities.id").
+		Where("m.workgroup_id = ? AND identities.status <> 'deleted'", workgroupID).
+		Order("identities.username").Find(&out).Error
+	return out, err
+}
+
+// AddMembers adds identities to a workgroup; those already in it are kept.
+func (s *Service) AddMembers(ctx context.Context, workgroupID string, identityIDs []string) error {
+	if _, err := s.GetWorkgroup(ctx, workgroupID); err != nil {
+		return err
+	}
+	problems := FieldErrors{}
+	for i, m := range identityIDs {
+		if _, err := s.GetIdentity(ctx, m); err != nil {
+			problems[fmt.Sprintf("members[%d]", i)] = "no identity with id " + m
+		}
+	}
+	if len(problems) > 0 {
+		return problems
+	}
+	now := time.Now().UTC()
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, m := range identityIDs {
+			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&member{WorkgroupID: workgroupID, IdentityID: m, AddedAt: now}).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// EntitlementInput creates an entitlement on a connector.
+type EntitlementInput struct {
+	Name        string `json:"name"`
+	ExternalID  string `json:"external_id"`
+	Kind        string `json:"kind"`
+	Description string `json:"description"`
+}
+
+// CreateEntitlement adds a group or role to a connector's catalog, and to the
+// system itself when the connector can create groups (the built-in directory).
+func (s *Service) CreateEntitlement(ctx context.Context, connectorID string, in EntitlementInput) (*Entitlement, error) {
+	rec, conn, err := s.connectors.OpenByID(ctx, connectorID)
+	if err != nil {
+		return nil, err
+	}
+	problems := FieldErrors{}
+	in.Name = strings.TrimSpace(in.Name)
+	in.ExternalID = strings.TrimSpace(in.ExternalID)
+	if in.Name == "" || len(in.Name) > 200 {
+		problems["name"] = "required, at most 200 characters"
+	}
+	if in.ExternalID == "" {
+		in.ExternalID = in.Name
+	}
+	if len(in.ExternalID) > 500 {
+		problems["external_id"] = "at most 500 characters"
+	}
+	if in.Kind == "" {
+		in.Kind = "group"
+	}
+	if in.Kind != "group" && in.Kind != "role" {
+		problems["kind"] = "must be group or role"
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	if gc, ok := conn.(connectors.GroupCreator); ok {
+		if err := gc.CreateGroup(ctx, connectors.Entitlement{ExternalID: in.ExternalID, Name: in.Name, Kind: in.Kind}, in.Description); err != nil {
+			return nil, fmt.Errorf("identities: create %s on %s: %w", in.Name, rec.Name, err)
+		}
+	}
+	now := time.Now().UTC()
+	e := &Entitlement{ID: uuid.NewString(), ConnectorID: rec.ID, ExternalID: in.ExternalID, Name: in.Name, Kind: in.Kind,
+		Description: in.Description, CreatedAt: now, UpdatedAt: now}
+	if err := s.db.WithContext(ctx).Create(e).Error; err != nil {
+		if isUnique(err) {
+			return nil, FieldErrors{"external_id": in.ExternalID + " already exists on " + rec.Name}
+		}
+		return nil, fmt.Errorf("identities: create entitlement %s: %w", in.Name, err)
+	}
+	return e, nil
+}
+
+// ListEntitlements returns a connector's entitlements by name.
+func (s *Service) ListEntitlements(ctx context.Context, connectorID string, opts ListOpts) ([]Entitlement, int64, error) {
+	q := s.db.WithContext(ctx).Model(&Entitlement{}).Where("connector_id = ? AND NOT deleted", connectorID)
+	if opts.Query != "" {
+		q = q.Where(`lower(name) LIKE ? ESCAPE '\'`, likePattern(opts.Query))
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, err
+	}
+	var out []Entitlement
+	err := q.Order("name").Limit(opts.limit()).Offset(opts.Offset).Find(&out).Error
+	return out, total, err
+}
+
+// GetEntitlement returns one entitlement.
+func (s *Service) GetEntitlement(ctx context.Context, id string) (*Entitlement, error) {
+	return get[Entitlement](ctx, s.db, id)
+}
+
+// AccountOf returns the identity's account on a connector, or ErrNotFound.
+func (s *Service) AccountOf(ctx context.Context, tx *gorm.DB, connectorID, identityID string) (*Account, error) {
+	if tx == nil {
+		tx = s.db.WithContext(ctx)
+	}
+	var a Account
+	err := tx.Where("connector_id = ? AND identity_id = ?", connectorID, identityID).Take(&a).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// Accounts lists an identity's accounts.
+func (s *Service) Accounts(ctx context.Context, identityID string) ([]Account, error) {
+	var out []Account
+	err := s.db.WithContext(ctx).Where("identity_id = ?", identityID).Order("connector_id").Find(&out).Error
+	return out, err
+}
+
+// Change is what a completed connector job changed, recorded into the
+// portal's view of accounts and memberships.
+type Change struct {
+	Operation     connectors.Operation
+	ConnectorID   string
+	IdentityID    string
+	Username      string
+	ExternalID    string
+	EntitlementID string
+	ExpiresAt     *time.Time
+}
+
+// ApplyTx records a completed operation in tx.
+func (s *Service) ApplyTx(ctx context.Context, tx *gorm.DB, c Change) error {
+	now := time.Now().UTC()
+	acct := func(create bool) (*Account, error) {
+		var a Account
+		err := tx.Where("connector_id = ? AND username = ?", c.ConnectorID, c.Username).Take(&a).Error
+		if err == nil {
+			return &a, nil
+		}
+		if !errors.Is(err, gorm.ErrRecordNotFound) || !create {
+			return nil, err
+		}
+		a = Account{ID: uuid.NewString(), ConnectorID: c.ConnectorID, Username: c.Username, ExternalID: c.ExternalID,
+			Status: "enabled", CreatedAt: now, UpdatedAt: now}
+		if c.IdentityID != "" {
+			a.IdentityID = &c.IdentityID
+		}
+		return &a, tx.Create(&a).Error
+	}
+	setStatus := func(status string) error {
+		return tx.Model(&Account{}).Where("connector_id = ? AND username = ?", c.ConnectorID, c.Username).
+			Updates(map[string]any{"status": status, "updated_at": now}).Error
+	}
+	switch c.Operation {
+	case connectors.OpCreateAccount:
+		a, err := acct(true)
+		if err != nil {
+			return err
+		}
+		return tx.Model(a).Updates(map[string]any{"status": "enabled", "external_id": c.ExternalID, "updated_at": now}).Error
+	case connectors.OpDeleteAccount:
+		a, err := acct(false)
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.Where("account_id = ?", a.ID).Delete(&membership{}).Error; err != nil {
+			return err
+		}
+		return setStatus("deleted")
+	case connectors.OpEnableAccount:
+		return setStatus("enabled")
+	case connectors.OpDisableAccount:
+		return setStatus("locked")
+	case connectors.OpGrant:
+		a, err := acct(true)
+		if err != nil {
+			return err
+		}
+		return tx.Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "account_id"}, {Name: "entitlement_id"}},
+			DoUpdates: clause.AssignmentColumns([]string{"expires_at"}),
+		}).Create(&membership{AccountID: a.ID, EntitlementID: c.EntitlementID, GrantedAt: now, ExpiresAt: c.ExpiresAt}).Error
+	case connectors.OpRevoke:
+		a, err := acct(false)
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return tx.Where("account_id = ? AND entitlement_id = ?", a.ID, c.EntitlementID).Delete(&membership{}).Error
+	}
+	return fmt.Errorf("identities: unknown operation %q", c.Operation)
+}
+
+// EntitlementsOf lists the entitlements an identity holds on a connector.
+func (s *Service) EntitlementsOf(ctx context.Context, connectorID, identityID string) ([]Entitlement, error) {
+	var out []Entitlement
+	err := s.db.WithContext(ctx).Model(&Entitlement{}).
+		Joins("JOIN memberships ms ON ms.entitlement_id = entitlements.id").
+		Joins("JOIN accounts a ON a.id = ms.account_id").
+		Where("a.connector_id = ? AND a.identity_id = ?", connectorID, identityID).
+		Order("entitlements.name").Find(&out).Error
+	return out, err
+}
+
+func isUnique(err error) bool {
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
+}

@@ -1,0 +1,263 @@
+-- Provisor's initial schema: the portal's model of identities and connectors,
+-- tasks, request instances with their connector jobs and history, access and audit.
+
+CREATE TABLE users (
+    id            uuid PRIMARY KEY,
+    username      text NOT NULL UNIQUE,
+    email         text NOT NULL DEFAULT '',
+    display_name  text NOT NULL DEFAULT '',
+    password_hash text NOT NULL,
+    role          text NOT NULL CHECK (role IN ('requester', 'admin')),
+    identity_id   uuid,
+    disabled      boolean NOT NULL DEFAULT false,
+    created_at    timestamptz NOT NULL,
+    updated_at    timestamptz NOT NULL
+);
+
+CREATE TABLE api_clients (
+    id          uuid PRIMARY KEY,
+    client_id   text NOT NULL UNIQUE,
+    name        text NOT NULL,
+    secret_hash text NOT NULL,
+    scopes      text NOT NULL,
+    created_by  text NOT NULL DEFAULT '',
+    created_at  timestamptz NOT NULL,
+    revoked_at  timestamptz
+);
+
+CREATE TABLE api_tokens (
+    token_hash text PRIMARY KEY,
+    client_id  uuid NOT NULL REFERENCES api_clients (id) ON DELETE CASCADE,
+    scopes     text NOT NULL,
+    expires_at timestamptz NOT NULL,
+    created_at timestamptz NOT NULL
+);
+CREATE INDEX api_tokens_expires_at ON api_tokens (expires_at);
+
+CREATE TABLE identities (
+    id           uuid PRIMARY KEY,
+    username     text NOT NULL UNIQUE,
+    display_name text NOT NULL DEFAULT '',
+    email        text NOT NULL DEFAULT '',
+    source       text NOT NULL DEFAULT 'local',
+    external_id  text NOT NULL DEFAULT '',
+    status       text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'inactive', 'deleted')),
+    created_at   timestamptz NOT NULL,
+    updated_at   timestamptz NOT NULL
+);
+CREATE INDEX identities_display_name ON identities (lower(display_name));
+
+CREATE TABLE workgroups (
+    id          uuid PRIMARY KEY,
+    name        text NOT NULL UNIQUE,
+    description text NOT NULL DEFAULT '',
+    created_at  timestamptz NOT NULL,
+    updated_at  timestamptz NOT NULL
+);
+
+CREATE TABLE workgroup_members (
+    workgroup_id uuid NOT NULL REFERENCES workgroups (id) ON DELETE CASCADE,
+    identity_id  uuid NOT NULL REFERENCES identities (id) ON DELETE CASCADE,
+    added_at     timestamptz NOT NULL,
+    PRIMARY KEY (workgroup_id, identity_id)
+);
+CREATE INDEX workgroup_members_identity ON workgroup_members (identity_id);
+
+CREATE TABLE connectors (
+    id             uuid PRIMARY KEY,
+    name           text NOT NULL UNIQUE,
+    type           text NOT NULL,
+    description    text NOT NULL DEFAULT '',
+    settings       jsonb NOT NULL DEFAULT '{}',
+    secrets        bytea,
+    enabled        boolean NOT NULL DEFAULT true,
+    health         text NOT NULL DEFAULT 'unknown',
+    health_message text NOT NULL DEFAULT '',
+    health_at      timestamptz,
+    import_cookie  text NOT NULL DEFAULT '',
+    created_at     timestamptz NOT NULL,
+    updated_at     timestamptz NOT NULL
+);
+
+CREATE TABLE entitlements (
+    id           uuid PRIMARY KEY,
+    connector_id uuid NOT NULL REFERENCES connectors (id) ON DELETE CASCADE,
+    external_id  text NOT NULL,
+    name         text NOT NULL,
+    kind         text NOT NULL DEFAULT 'group' CHECK (kind IN ('group', 'role')),
+    description  text NOT NULL DEFAULT '',
+    deleted      boolean NOT NULL DEFAULT false,
+    created_at   timestamptz NOT NULL,
+    updated_at   timestamptz NOT NULL,
+    UNIQUE (connector_id, external_id)
+);
+
+CREATE TABLE accounts (
+    id           uuid PRIMARY KEY,
+    connector_id uuid NOT NULL REFERENCES connectors (id) ON DELETE CASCADE,
+    identity_id  uuid REFERENCES identities (id) ON DELETE SET NULL,
+    username     text NOT NULL,
+    external_id  text NOT NULL DEFAULT '',
+    status       text NOT NULL CHECK (status IN ('enabled', 'locked', 'deleted')),
+    created_at   timestamptz NOT NULL,
+    updated_at   timestamptz NOT NULL,
+    UNIQUE (connector_id, username)
+);
+CREATE INDEX accounts_identity ON accounts (identity_id);
+
+CREATE TABLE memberships (
+    account_id     uuid NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    entitlement_id uuid NOT NULL REFERENCES entitlements (id) ON DELETE CASCADE,
+    granted_at     timestamptz NOT NULL,
+    expires_at     timestamptz,
+    PRIMARY KEY (account_id, entitlement_id)
+);
+CREATE INDEX memberships_entitlement ON memberships (entitlement_id);
+
+-- The built-in directory: accounts and groups that live in Provisor itself.
+CREATE TABLE directory_accounts (
+    connector_id uuid NOT NULL REFERENCES connectors (id) ON DELETE CASCADE,
+    username     text NOT NULL,
+    display_name text NOT NULL DEFAULT '',
+    email        text NOT NULL DEFAULT '',
+    locked       boolean NOT NULL DEFAULT false,
+    created_at   timestamptz NOT NULL,
+    updated_at   timestamptz NOT NULL,
+    PRIMARY KEY (connector_id, username)
+);
+
+CREATE TABLE directory_groups (
+    connector_id uuid NOT NULL REFERENCES connectors (id) ON DELETE CASCADE,
+    name         text NOT NULL,
+    kind         text NOT NULL DEFAULT 'group',
+    description  text NOT NULL DEFAULT '',
+    created_at   timestamptz NOT NULL,
+    PRIMARY KEY (connector_id, name)
+);
+
+CREATE TABLE directory_members (
+    connector_id uuid NOT NULL,
+    group_name   text NOT NULL,
+    username     text NOT NULL,
+    added_at     timestamptz NOT NULL,
+    PRIMARY KEY (connector_id, group_name, username),
+    FOREIGN KEY (connector_id, group_name) REFERENCES directory_groups (connector_id, name) ON DELETE CASCADE,
+    FOREIGN KEY (connector_id, username) REFERENCES directory_accounts (connector_id, username) ON DELETE CASCADE
+);
+
+CREATE TABLE tasks (
+    id                uuid PRIMARY KEY,
+    name              text NOT NULL UNIQUE,
+    description       text NOT NULL DEFAULT '',
+    request           jsonb NOT NULL,
+    type              text NOT NULL,
+    beneficiary_type  text NOT NULL,
+    beneficiary_id    uuid NOT NULL,
+    beneficiary_name  text NOT NULL,
+    connector_id      uuid NOT NULL REFERENCES connectors (id),
+    status            text NOT NULL CHECK (status IN ('idle', 'triggered', 'disabled')),
+    cron              text NOT NULL DEFAULT '',
+    timezone          text NOT NULL DEFAULT 'UTC',
+    schedule_enabled  boolean NOT NULL DEFAULT false,
+    notify            jsonb NOT NULL DEFAULT '{}',
+    last_result       text NOT NULL DEFAULT '',
+    last_run_at       timestamptz,
+    last_instance_id  uuid,
+    created_by        text NOT NULL DEFAULT '',
+    created_at        timestamptz NOT NULL,
+    updated_at        timestamptz NOT NULL
+);
+CREATE INDEX tasks_schedule ON tasks (schedule_enabled) WHERE schedule_enabled;
+
+-- One row per claimed cron tick: a tick fires once however many processes run.
+CREATE TABLE schedule_ticks (
+    task_id uuid NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    tick_at timestamptz NOT NULL,
+    PRIMARY KEY (task_id, tick_at)
+);
+
+CREATE TABLE request_instances (
+    id               uuid PRIMARY KEY,
+    task_id          uuid REFERENCES tasks (id) ON DELETE SET NULL,
+    task_name        text NOT NULL DEFAULT '',
+    request          jsonb NOT NULL,
+    type             text NOT NULL,
+    beneficiary_type text NOT NULL,
+    beneficiary_id   uuid NOT NULL,
+    beneficiary_name text NOT NULL,
+    connector_id     uuid NOT NULL,
+    trigger          text NOT NULL CHECK (trigger IN ('submission', 'manual', 'schedule', 'api', 'cli')),
+    triggered_by     text NOT NULL DEFAULT '',
+    priority         text NOT NULL,
+    status           text NOT NULL,
+    jobs_total       integer NOT NULL DEFAULT 0,
+    jobs_done        integer NOT NULL DEFAULT 0,
+    expires_at       timestamptz,
+    created_at       timestamptz NOT NULL,
+    updated_at       timestamptz NOT NULL,
+    ended_at         timestamptz
+);
+CREATE INDEX request_instances_task ON request_instances (task_id, created_at DESC);
+CREATE INDEX request_instances_status ON request_instances (status, updated_at DESC);
+CREATE INDEX request_instances_updated ON request_instances (updated_at DESC, id);
+
+CREATE TABLE connector_jobs (
+    id               uuid PRIMARY KEY,
+    instance_id      uuid NOT NULL REFERENCES request_instances (id) ON DELETE CASCADE,
+    seq              integer NOT NULL,
+    connector_id     uuid NOT NULL,
+    connector_name   text NOT NULL,
+    connector_type   text NOT NULL,
+    identity_id      uuid,
+    username         text NOT NULL,
+    entitlement_id   uuid,
+    entitlement_name text NOT NULL DEFAULT '',
+    operation        text NOT NULL,
+    kind             text NOT NULL,
+    status           text NOT NULL CHECK (status IN ('pending', 'scheduled', 'running', 'completed', 'failed', 'canceled')),
+    priority         text NOT NULL,
+    depends_on       uuid,
+    revocation       boolean NOT NULL DEFAULT false,
+    run_at           timestamptz,
+    attempts         integer NOT NULL DEFAULT 0,
+    queue_job_id     bigint,
+    message          text NOT NULL DEFAULT '',
+    created_at       timestamptz NOT NULL,
+    started_at       timestamptz,
+    ended_at         timestamptz,
+    updated_at       timestamptz NOT NULL,
+    UNIQUE (instance_id, seq)
+);
+CREATE INDEX connector_jobs_status ON connector_jobs (status, instance_id);
+CREATE INDEX connector_jobs_depends_on ON connector_jobs (depends_on) WHERE depends_on IS NOT NULL;
+
+CREATE TABLE job_events (
+    id      bigserial PRIMARY KEY,
+    job_id  uuid NOT NULL REFERENCES connector_jobs (id) ON DELETE CASCADE,
+    at      timestamptz NOT NULL,
+    status  text NOT NULL,
+    attempt integer NOT NULL DEFAULT 0,
+    message text NOT NULL DEFAULT ''
+);
+CREATE INDEX job_events_job ON job_events (job_id, id);
+
+CREATE TABLE audit_events (
+    id          bigserial PRIMARY KEY,
+    at          timestamptz NOT NULL,
+    actor       text NOT NULL,
+    action      text NOT NULL,
+    target_type text NOT NULL DEFAULT '',
+    target_id   text NOT NULL DEFAULT '',
+    details     jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_events_at ON audit_events (at DESC);
+CREATE INDEX audit_events_actor ON audit_events (actor, at DESC);
+
+-- The audit trail is append-only.
+CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_events is append-only';
+END;
+$$;
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE OR DELETE ON audit_events
+    FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();

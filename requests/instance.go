@@ -1,0 +1,125 @@
+package requests
+
+import (
+	"time"
+)
+
+// Job statuses.
+const (
+	JobPending   = "pending"
+	JobScheduled = "scheduled"
+	JobRunning   = "running"
+	JobCompleted = "completed"
+	JobFailed    = "failed"
+	JobCanceled  = "canceled"
+)
+
+// JobStatuses lists the job statuses in the order a filter offers them.
+var JobStatuses = []string{JobPending, JobRunning, JobCompleted, JobFailed, JobCanceled, JobScheduled}
+
+// Instance statuses. Pending and running are busy; the others are settled.
+// Active means every job ran and revocations wait for the expiry.
+const (
+	InstancePending   = "pending"
+	InstanceRunning   = "running"
+	InstanceActive    = "active"
+	InstanceCompleted = "completed"
+	InstanceFailed    = "failed"
+	InstanceCanceled  = "canceled"
+)
+
+// Busy reports whether an instance status means work is under way.
+func Busy(status string) bool { return status == InstancePending || status == InstanceRunning }
+
+// Final reports whether an instance status will not change by itself.
+func Final(status string) bool {
+	return status == InstanceCompleted || status == InstanceFailed || status == InstanceCanceled
+}
+
+// Triggers: how an instance was started.
+const (
+	TriggerSubmission = "submission"
+	TriggerManual     = "manual"
+	TriggerSchedule   = "schedule"
+	TriggerAPI        = "api"
+	TriggerCLI        = "cli"
+)
+
+// Instance is one run of a request or task.
+type Instance struct {
+	ID              string     `gorm:"primaryKey" json:"id"`
+	TaskID          *string    `json:"task_id"`
+	TaskName        string     `json:"task_name,omitempty"`
+	Request         string     `json:"-"`
+	Type            Type       `json:"type"`
+	BeneficiaryType string     `json:"beneficiary_type"`
+	BeneficiaryID   string     `json:"beneficiary_id"`
+	BeneficiaryName string     `json:"beneficiary_name"`
+	ConnectorID     string     `json:"connector_id"`
+	Trigger         string     `json:"trigger"`
+	TriggeredBy     string     `json:"triggered_by"`
+	Priority        Priority   `json:"priority"`
+	Status          string     `json:"status"`
+	JobsTotal       int        `json:"jobs_total"`
+	JobsDone        int        `json:"jobs_done"`
+	ExpiresAt       *time.Time `json:"expires_at,omitempty"`
+	CreatedAt       time.Time  `json:"created_at"`
+	UpdatedAt       time.Time  `json:"updated_at"`
+	EndedAt         *time.Time `json:"ended_at,omitempty"`
+
+	Jobs []Job `gorm:"-" json:"jobs,omitempty"`
+}
+
+// TableName is the table of request instances.
+func (Instance) TableName() string { return "request_instances" }
+
+// Job is one operation on one connector for one account.
+type Job struct {
+	ID              string     `gorm:"primaryKey" json:"id"`
+	InstanceID      string     `json:"instance_id"`
+	Seq             int        `json:"number"`
+	ConnectorID     string     `json:"connector_id"`
+	ConnectorName   string     `json:"connector_name"`
+	ConnectorType   string     `json:"connector_type"`
+	IdentityID      *string    `json:"identity_id"`
+	Username        string     `json:"username"`
+	EntitlementID   *string    `json:"entitlement_id,omitempty"`
+	EntitlementName string     `json:"entitlement_name,omitempty"`
+	Operation       string     `json:"operation"`
+	Kind            string     `json:"kind"`
+	Status          string     `json:"status"`
+	Priority        Priority   `json:"priority"`
+	DependsOn       *string    `json:"depends_on,omitempty"`
+	Revocation      bool       `json:"revocation"`
+	RunAt           *time.Time `json:"run_at,omitempty"`
+	Attempts        int        `json:"attempts"`
+	QueueJobID      *int64     `json:"-"`
+	Message         string     `json:"message"`
+	CreatedAt       time.Time  `json:"created_at"`
+	StartedAt       *time.Time `json:"started_at,omitempty"`
+	EndedAt         *time.Time `json:"ended_at,omitempty"`
+	UpdatedAt       time.Time  `json:"updated_at"`
+
+	Events []Event `gorm:"-" json:"history,omitempty"`
+}
+
+// TableName is the table of connector jobs.
+func (Job) TableName() string { return "connector_jobs" }
+
+// Terminal reports whether the job will not run again by itself.
+func (j *Job) Terminal() bool {
+	return j.Status == JobCompleted || j.Status == JobFailed || j.Status == JobCanceled
+}
+
+// Event is one status change of a job: its execution history.
+type Event struct {
+	ID      int64     `gorm:"primaryKey" json:"-"`
+	JobID   string    `json:"-"`
+	At      time.Time `json:"at"`
+	Status  string    `json:"status"`
+	Attempt int       `json:"attempt"`
+	Message string    `json:"message"`
+}
+
+// TableName is the table of job events.
+func (Event) TableName() string { return "job_events" }

@@ -1,0 +1,164 @@
+package requests
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// GroupFilter selects a page of connector jobs grouped by request instance.
+type GroupFilter struct {
+	// Status keeps the groups with at least one job in that status; empty
+	// or "all" keeps every group.
+	Status   string
+	Page     int // from 1
+	PageSize int // 10, 25 or 50
+}
+
+// Group is one request instance ("activation") and its jobs.
+type Group struct {
+	InstanceID      string    `json:"activation_id"`
+	BeneficiaryName string    `json:"user"`
+	TriggeredBy     string    `json:"requested_by"`
+	Trigger         string    `json:"trigger"`
+	Kind            string    `json:"kind"`
+	Connectors      string    `json:"connector"`
+	Type            Type      `json:"type"`
+	Status          string    `json:"status"`
+	Priority        Priority  `json:"priority"`
+	UpdatedAt       time.Time `json:"updated_at"`
+	JobCount        int       `json:"job_count"`
+	Jobs            []Job     `json:"jobs"`
+}
+
+// GroupPage is one page of groups with the counters a page shows.
+type GroupPage struct {
+	Groups      []Group `json:"groups"`
+	TotalGroups int64   `json:"total_groups"`
+	TotalJobs   int64   `json:"total_jobs"`
+	Page        int     `json:"page"`
+	PageSize    int     `json:"page_size"`
+	Pages       int     `json:"pages"`
+}
+
+// ValidStatusFilter reports whether s is a status filter ListGroups accepts.
+func ValidStatusFilter(s string) bool {
+	if s == "" || s == "all" {
+		return true
+	}
+	for _, k := range JobStatuses {
+		if k == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ListGroups returns connector jobs grouped by request instance, newest first.
+func (s *Service) ListGroups(ctx context.Context, f GroupFilter) (*GroupPage, error) {
+	if !ValidStatusFilter(f.Status) {
+		return nil, &ValidationError{Fields: []FieldError{{Field: "status", Message: "must be all, " + strings.Join(JobStatuses, ", ")}}}
+	}
+	if f.PageSize != 10 && f.PageSize != 25 && f.PageSize != 50 {
+		f.PageSize = 25
+	}
+	if f.Page < 1 {
+		f.Page = 1
+	}
+	db := s.db.Gorm.WithContext(ctx)
+	groups := db.Model(&Instance{})
+	jobs := db.Model(&Job{})
+	if f.Status != "" && f.Status != "all" {
+		groups = groups.Where("EXISTS (SELECT 1 FROM connector_jobs j WHERE j.instance_id = request_instances.id AND j.status = ?)", f.Status)
+		jobs = jobs.Where("status = ?", f.Status)
+	}
+	page := &GroupPage{Page: f.Page, PageSize: f.PageSize}
+	if err := groups.Count(&page.TotalGroups).Error; err != nil {
+		return nil, fmt.Errorf("requests: count groups: %w", err)
+	}
+	if err := jobs.Count(&page.TotalJobs).Error; err != nil {
+		return nil, fmt.Errorf("requests: count jobs: %w", err)
+	}
+	page.Pages = int((page.TotalGroups + int64(f.PageSize) - 1) / int64(f.PageSize))
+	var insts []Instance
+	if err := groups.Order("updated_at DESC, id").Limit(f.PageSize).Offset((f.Page - 1) * f.PageSize).Find(&insts).Error; err != nil {
+		return nil, fmt.Errorf("requests: list groups: %w", err)
+	}
+	page.Groups = make([]Group, len(insts))
+	if len(insts) == 0 {
+		return page, nil
+	}
+	ids := make([]string, len(insts))
+	index := map[string]int{}
+	for i, inst := range insts {
+		ids[i] = inst.ID
+		index[inst.ID] = i
+		page.Groups[i] = Group{
+			InstanceID: inst.ID, BeneficiaryName: inst.BeneficiaryName, TriggeredBy: inst.TriggeredBy, Trigger: inst.Trigger,
+			Type: inst.Type, Status: inst.Status, Priority: inst.Priority, UpdatedAt: inst.UpdatedAt,
+		}
+	}
+	var all []Job
+	if err := db.Where("instance_id IN ?", ids).Order("instance_id, seq").Find(&all).Error; err != nil {
+		return nil, fmt.Errorf("requests: list group jobs: %w", err)
+	}
+	for _, j := range all {
+		g := &page.Groups[index[j.InstanceID]]
+		g.Jobs = append(g.Jobs, j)
+	}
+	for i := range page.Groups {
+		g := &page.Groups[i]
+		g.JobCount = len(g.Jobs)
+		names := map[string]bool{}
+		for _, j := range g.Jobs {
+			names[j.ConnectorName] = true
+		}
+		list := make([]string, 0, len(names))
+		for n := range names {
+			list = append(list, n)
+		}
+		sort.Strings(list)
+		g.Connectors = strings.Join(list, ", ")
+		if g.JobCount == 1 {
+			g.Kind = g.Jobs[0].Kind
+		} else {
+			g.Kind = fmt.Sprintf("%d jobs", g.JobCount)
+		}
+	}
+	return page, nil
+}
+
+// InstanceFilter selects request instances.
+type InstanceFilter struct {
+	TaskID      string
+	TriggeredBy string
+	Status      string
+	Limit       int
+	Offset      int
+}
+
+// ListInstances returns instances newest first, and how many match.
+func (s *Service) ListInstances(ctx context.Context, f InstanceFilter) ([]Instance, int64, error) {
+	q := s.db.Gorm.WithContext(ctx).Model(&Instance{})
+	if f.TaskID != "" {
+		q = q.Where("task_id = ?", f.TaskID)
+	}
+	if f.TriggeredBy != "" {
+		q = q.Where("triggered_by = ?", f.TriggeredBy)
+	}
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status)
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, err
+	}
+	if f.Limit <= 0 || f.Limit > 200 {
+		f.Limit = 50
+	}
+	var out []Instance
+	err := q.Order("created_at DESC, id").Limit(f.Limit).Offset(f.Offset).Find(&out).Error
+	return out, total, err
+}

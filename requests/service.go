@@ -1,0 +1,458 @@
+package requests
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"gorm.io/gorm"
+
+	"github.com/provisor/provisor/app/database"
+	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/identities"
+)
+
+// Errors a caller can act on.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrConflict is wrapped by errors that say why an action does not apply
+	// to the current state (cancel a running job, retry a completed one).
+	ErrConflict = errors.New("conflict")
+)
+
+func conflict(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrConflict, fmt.Sprintf(format, a...))
+}
+
+// SettledFunc is called in the transaction that moves an instance between
+// busy (pending, running) and settled (active, completed, failed, canceled),
+// either way. prev is the status before the change.
+type SettledFunc func(ctx context.Context, tx *gorm.DB, inst *Instance, prev string) error
+
+// Options configure the Service. A nil *Options means defaults.
+type Options struct {
+	// MaxAttempts is how many times a job with transient errors is tried (default 10).
+	MaxAttempts int
+	// DependencyWait is how long a job whose predecessor has not finished
+	// waits before it looks again; the predecessor normally wakes it sooner.
+	DependencyWait time.Duration
+	Logger         *slog.Logger
+}
+
+// Service starts and steers request instances.
+type Service struct {
+	db         *database.DB
+	queue      *database.Queue
+	ids        *identities.Service
+	connectors *connectors.Store
+	opts       Options
+	settled    []SettledFunc
+}
+
+// New returns the service. The queue is set later with SetQueue, since the
+// queue's workers need the service.
+func New(db *database.DB, ids *identities.Service, store *connectors.Store, opts *Options) *Service {
+	o := Options{MaxAttempts: 10, DependencyWait: 10 * time.Minute, Logger: slog.New(slog.DiscardHandler)}
+	if opts != nil {
+		if opts.MaxAttempts > 0 {
+			o.MaxAttempts = opts.MaxAttempts
+		}
+		if opts.DependencyWait > 0 {
+			o.DependencyWait = opts.DependencyWait
+		}
+		if opts.Logger != nil {
+			o.Logger = opts.Logger
+		}
+	}
+	return &Service{db: db, ids: ids, connectors: store, opts: o}
+}
+
+// SetQueue gives the service the queue its jobs go to.
+func (s *Service) SetQueue(q *database.Queue) { s.queue = q }
+
+// OnSettled registers fn to run when an instance settles or becomes busy again.
+func (s *Service) OnSettled(fn SettledFunc) { s.settled = append(s.settled, fn) }
+
+// StartOpts say who started a run and how.
+type StartOpts struct {
+	Trigger  string
+	Actor    string
+	TaskID   string
+	TaskName string
+}
+
+// resolved is a request checked against the database.
+type resolved struct {
+	req         Request
+	connector   *connectors.Record
+	conn        connectors.Connector
+	benName     string
+	people      []beneficiary
+	ents        []entitlementRef
+	expiresAt   *time.Time
+	durationSet bool
+}
+
+// Validate checks a request and returns every problem by field, or nil.
+func (s *Service) Validate(ctx context.Context, r Request) error {
+	_, err := s.resolve(ctx, s.db.Gorm.WithContext(ctx), r)
+	return err
+}
+
+func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolved, error) {
+	v := r.checkShape()
+	out := &resolved{req: r}
+	if r.ConnectorID != "" {
+		rec, err := s.connectors.Get(ctx, r.ConnectorID)
+		switch {
+		case errors.Is(err, connectors.ErrNotFound):
+			v.add("connector_id", "no connector with id %s", r.ConnectorID)
+		case err != nil:
+			return nil, err
+		case !rec.Enabled:
+			v.add("connector_id", "connector %s is disabled", rec.Name)
+		default:
+			out.connector = rec
+			conn, err := s.connectors.Open(ctx, rec)
+			if err != nil {
+				v.add("connector_id", "connector %s cannot be used: %v", rec.Name, err)
+			}
+			out.conn = conn
+		}
+	}
+	switch r.BeneficiaryType {
+	case BeneficiaryIdentity:
+		id, err := s.ids.GetIdentity(ctx, r.BeneficiaryID)
+		switch {
+		case errors.Is(err, identities.ErrNotFound):
+			v.add("beneficiary_id", "no identity with id %s", r.BeneficiaryID)
+		case err != nil:
+			return nil, err
+		case id.Status != "active":
+			v.add("beneficiary_id", "identity %s is %s", id.Username, id.Status)
+		default:
+			out.benName = id.DisplayName
+			out.people = []beneficiary{{IdentityID: id.ID, Username: id.Username}}
+		}
+	case BeneficiaryWorkgroup:
+		wg, err := s.ids.GetWorkgroup(ctx, r.BeneficiaryID)
+		switch {
+		case errors.Is(err, identities.ErrNotFound):
+			v.add("beneficiary_id", "no workgroup with id %s", r.BeneficiaryID)
+		case err != nil:
+			return nil, err
+		default:
+			out.benName = wg.Name
+			members, err := s.ids.Members(ctx, tx, wg.ID)
+			if err != nil {
+				return nil, err
+			}
+			if len(members) == 0 {
+				v.add("beneficiary_id", "workgroup %s has no members", wg.Name)
+			}
+			for _, m := range members {
+				out.people = append(out.people, beneficiary{IdentityID: m.ID, Username: m.Username})
+			}
+		}
+	}
+	for i, eid := range r.Entitlements {
+		field := fmt.Sprintf("entitlements[%d]", i)
+		e, err := s.ids.GetEntitlement(ctx, eid)
+		switch {
+		case errors.Is(err, identities.ErrNotFound):
+			v.add(field, "no entitlement with id %s", eid)
+		case err != nil:
+			return nil, err
+		case e.Deleted:
+			v.add(field, "entitlement %s no longer exists on its connector", e.Name)
+		case e.ConnectorID != r.ConnectorID:
+			v.add(field, "entitlement %s belongs to another connector", e.Name)
+		default:
+			out.ents = append(out.ents, entitlementRef{ID: e.ID, ExternalID: e.ExternalID, Name: e.Name, Kind: e.Kind})
+		}
+	}
+	if err := v.orNil(); err != nil {
+		return nil, err
+	}
+	if r.Duration != "" {
+		d, _ := ParseDuration(r.Duration)
+		at := time.Now().UTC().Add(d)
+		out.expiresAt = &at
+	}
+	// Accounts that exist under another name are addressed by that name.
+	for i, p := range out.people {
+		if a, err := s.ids.AccountOf(ctx, tx, r.ConnectorID, p.IdentityID); err == nil {
+			out.people[i].Username = a.Username
+		}
+	}
+	out.req = r
+	return out, nil
+}
+
+// BeneficiaryName returns the display name of an identity or the name of a workgroup.
+func (s *Service) BeneficiaryName(ctx context.Context, kind, id string) (string, error) {
+	if kind == BeneficiaryWorkgroup {
+		wg, err := s.ids.GetWorkgroup(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		return wg.Name, nil
+	}
+	p, err := s.ids.GetIdentity(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return p.DisplayName, nil
+}
+
+// Submit validates r and starts it as a new instance with its jobs.
+func (s *Service) Submit(ctx context.Context, r Request, opts StartOpts) (*Instance, error) {
+	var inst *Instance
+	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
+		var err error
+		inst, err = s.StartTx(ctx, tx, r, opts)
+		return err
+	})
+	return inst, err
+}
+
+// StartTx validates r and, in tx, writes a request instance, its connector
+// jobs with their first history entries, and their queue entries: all of
+// them commit together or not at all.
+func (s *Service) StartTx(ctx context.Context, tx *gorm.DB, r Request, opts StartOpts) (*Instance, error) {
+	if s.queue == nil {
+		return nil, errors.New("requests: no queue configured")
+	}
+	res, err := s.resolve(ctx, tx, r)
+	if err != nil {
+		return nil, err
+	}
+	reqJSON, err := json.Marshal(res.req)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	inst := &Instance{
+		ID: uuid.NewString(), TaskName: opts.TaskName, Request: string(reqJSON), Type: r.Type,
+		BeneficiaryType: r.BeneficiaryType, BeneficiaryID: r.BeneficiaryID, BeneficiaryName: res.benName,
+		ConnectorID: r.ConnectorID, Trigger: opts.Trigger, TriggeredBy: opts.Actor, Priority: res.req.Priority,
+		Status: InstancePending, ExpiresAt: res.expiresAt, CreatedAt: now, UpdatedAt: now,
+	}
+	if opts.TaskID != "" {
+		inst.TaskID = &opts.TaskID
+	}
+	specs := expand(&res.req, res.people, res.ents, res.expiresAt)
+	inst.JobsTotal = len(specs)
+	if err := tx.Create(inst).Error; err != nil {
+		return nil, fmt.Errorf("requests: create instance: %w", err)
+	}
+	jobs := make([]Job, len(specs))
+	for i, sp := range specs {
+		j := Job{
+			ID: uuid.NewString(), InstanceID: inst.ID, Seq: i + 1, ConnectorID: res.connector.ID,
+			ConnectorName: res.connector.Name, ConnectorType: res.connector.Type, Username: sp.username,
+			Operation: string(sp.op), Kind: res.conn.Kind(sp.op), Status: JobPending, Priority: res.req.Priority,
+			Revocation: sp.revocation, RunAt: sp.runAt, CreatedAt: now, UpdatedAt: now,
+		}
+		if sp.identityID != "" {
+			id := sp.identityID
+			j.IdentityID = &id
+		}
+		if sp.entitlement != nil {
+			id := sp.entitlement.ID
+			j.EntitlementID = &id
+			j.EntitlementName = sp.entitlement.Name
+		}
+		if sp.dependsOn >= 0 {
+			dep := jobs[sp.dependsOn].ID
+			j.DependsOn = &dep
+		}
+		if sp.revocation {
+			j.Status = JobScheduled
+		}
+		jobs[i] = j
+	}
+	params := make([]river.InsertManyParams, len(jobs))
+	for i := range jobs {
+		params[i] = s.insertParams(&jobs[i], now)
+	}
+	queueIDs, err := s.queue.InsertTx(ctx, tx, params)
+	if err != nil {
+		return nil, err
+	}
+	events := make([]Event, len(jobs))
+	for i := range jobs {
+		jobs[i].QueueJobID = &queueIDs[i]
+		events[i] = Event{JobID: jobs[i].ID, At: now, Status: jobs[i].Status, Message: initialMessage(&jobs[i], jobs)}
+	}
+	if len(jobs) > 0 {
+		if err := tx.CreateInBatches(jobs, 100).Error; err != nil {
+			return nil, fmt.Errorf("requests: create jobs: %w", err)
+		}
+		if err := tx.CreateInBatches(events, 100).Error; err != nil {
+			return nil, fmt.Errorf("requests: create job history: %w", err)
+		}
+	}
+	if err := audit.RecordTx(tx, opts.Actor, "request.start", "request_instance", inst.ID, map[string]any{
+		"trigger": opts.Trigger, "type": r.Type, "beneficiary": res.benName, "task": opts.TaskName, "jobs": len(jobs),
+	}); err != nil {
+		return nil, err
+	}
+	inst.Jobs = jobs
+	return inst, nil
+}
+
+func initialMessage(j *Job, all []Job) string {
+	switch {
+	case j.Revocation:
+		return "revocation scheduled for " + j.RunAt.Format(time.RFC3339)
+	case j.DependsOn != nil:
+		for _, o := range all {
+			if o.ID == *j.DependsOn {
+				return fmt.Sprintf("queued; waits for job #%d (%s)", o.Seq, o.Kind)
+			}
+		}
+	}
+	return "queued"
+}
+
+// insertParams is the queue entry of a job: scheduled revocations at their
+// time, jobs waiting for a predecessor a while later (the predecessor wakes
+// them when it completes), the rest now.
+func (s *Service) insertParams(j *Job, now time.Time) river.InsertManyParams {
+	opts := &river.InsertOpts{Priority: j.Priority.queuePriority(), MaxAttempts: s.opts.MaxAttempts}
+	switch {
+	case j.RunAt != nil:
+		opts.ScheduledAt = *j.RunAt
+	case j.DependsOn != nil:
+		opts.ScheduledAt = now.Add(s.opts.DependencyWait)
+	}
+	return river.InsertManyParams{Args: JobArgs{JobID: j.ID}, InsertOpts: opts}
+}
+
+// GetInstance returns an instance with its jobs and their history.
+func (s *Service) GetInstance(ctx context.Context, id string) (*Instance, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, ErrNotFound
+	}
+	db := s.db.Gorm.WithContext(ctx)
+	var inst Instance
+	if err := db.Where("id = ?", id).Take(&inst).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	if err := db.Where("instance_id = ?", id).Order("seq").Find(&inst.Jobs).Error; err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(inst.Jobs))
+	index := map[string]int{}
+	for i, j := range inst.Jobs {
+		ids[i] = j.ID
+		index[j.ID] = i
+	}
+	if len(ids) > 0 {
+		var events []Event
+		if err := db.Where("job_id IN ?", ids).Order("id").Find(&events).Error; err != nil {
+			return nil, err
+		}
+		for _, e := range events {
+			k := index[e.JobID]
+			inst.Jobs[k].Events = append(inst.Jobs[k].Events, e)
+		}
+	}
+	return &inst, nil
+}
+
+// RequestOf decodes the request an instance ran.
+func (inst *Instance) RequestOf() (Request, error) {
+	var r Request
+	err := json.Unmarshal([]byte(inst.Request), &r)
+	return r, err
+}
+
+// eventTx records a status change of a job.
+func eventTx(tx *gorm.DB, jobID, status string, attempt int, message string) error {
+	return tx.Create(&Event{JobID: jobID, At: time.Now().UTC(), Status: status, Attempt: attempt, Message: message}).Error
+}
+
+// lockInstanceTx serializes changes to one instance and its jobs: every
+// transaction that changes a job's status takes this lock first, so the
+// roll-up sees every other job's committed status.
+func lockInstanceTx(tx *gorm.DB, id string) (*Instance, error) {
+	res := tx.Model(&Instance{}).Where("id = ?", id).Update("updated_at", time.Now().UTC())
+	if res.Error != nil {
+		return nil, res.Error
+	}
+	if res.RowsAffected == 0 {
+		return nil, ErrNotFound
+	}
+	var inst Instance
+	if err := tx.Where("id = ?", id).Take(&inst).Error; err != nil {
+		return nil, err
+	}
+	return &inst, nil
+}
+
+// rollUpTx recomputes an instance's status from its jobs and runs the
+// settled hooks when it moves between busy and settled.
+func (s *Service) rollUpTx(ctx context.Context, tx *gorm.DB, inst *Instance) error {
+	var rows []struct {
+		Status string
+		N      int
+	}
+	if err := tx.Model(&Job{}).Select("status, count(*) AS n").Where("instance_id = ?", inst.ID).Group("status").Scan(&rows).Error; err != nil {
+		return err
+	}
+	c := map[string]int{}
+	total := 0
+	for _, r := range rows {
+		c[r.Status] = r.N
+		total += r.N
+	}
+	done := c[JobCompleted] + c[JobFailed] + c[JobCanceled]
+	var status string
+	switch {
+	case c[JobRunning] > 0 || (c[JobPending] > 0 && done > 0):
+		status = InstanceRunning
+	case c[JobPending] > 0:
+		status = InstancePending
+	case c[JobFailed] > 0:
+		status = InstanceFailed
+	case c[JobScheduled] > 0:
+		status = InstanceActive
+	case c[JobCanceled] > 0:
+		status = InstanceCanceled
+	default:
+		status = InstanceCompleted
+	}
+	prev := inst.Status
+	now := time.Now().UTC()
+	updates := map[string]any{"status": status, "jobs_done": done, "jobs_total": total, "updated_at": now}
+	if Final(status) {
+		updates["ended_at"] = now
+		inst.EndedAt = &now
+	} else {
+		updates["ended_at"] = nil
+		inst.EndedAt = nil
+	}
+	if err := tx.Model(&Instance{}).Where("id = ?", inst.ID).Updates(updates).Error; err != nil {
+		return err
+	}
+	inst.Status, inst.JobsDone, inst.JobsTotal, inst.UpdatedAt = status, done, total, now
+	if Busy(prev) != Busy(status) || (Final(status) && !Final(prev)) {
+		for _, fn := range s.settled {
+			if err := fn(ctx, tx, inst, prev); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,226 @@
+package requests
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"gorm.io/gorm"
+
+	"github.com/provisor/provisor/audit"
+)
+
+func (s *Service) loadJobTx(tx *gorm.DB, id string) (*Job, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, ErrNotFound
+	}
+	var j Job
+	if err := tx.Where("id = ?", id).Take(&j).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	return &j, nil
+}
+
+// steerTx runs fn on one job with its instance locked, then rolls the
+// instance up and writes the audit entry.
+func (s *Service) steerTx(ctx context.Context, jobID, actor, action string, fn func(tx *gorm.DB, j *Job) error) (*Job, error) {
+	var out *Job
+	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
+		j, err := s.loadJobTx(tx, jobID)
+		if err != nil {
+			return err
+		}
+		inst, err := lockInstanceTx(tx, j.InstanceID)
+		if err != nil {
+			return err
+		}
+		if j, err = s.loadJobTx(tx, jobID); err != nil { // re-read under the lock
+			return err
+		}
+		if err := fn(tx, j); err != nil {
+			return err
+		}
+		if err := audit.RecordTx(tx, actor, action, "connector_job", j.ID, map[string]any{
+			"instance": j.InstanceID, "number": j.Seq, "kind": j.Kind,
+		}); err != nil {
+			return err
+		}
+		if err := s.rollUpTx(ctx, tx, inst); err != nil {
+			return err
+		}
+		out, err = s.loadJobTx(tx, jobID)
+		return err
+	})
+	return out, err
+}
+
+// CancelJob cancels a pending job. Running jobs, finished jobs and scheduled
+// revocations cannot be canceled.
+func (s *Service) CancelJob(ctx context.Context, jobID, actor string) (*Job, error) {
+	return s.steerTx(ctx, jobID, actor, "job.cancel", func(tx *gorm.DB, j *Job) error {
+		return s.cancelTx(ctx, tx, j, actor)
+	})
+}
+
+func (s *Service) cancelTx(ctx context.Context, tx *gorm.DB, j *Job, actor string) error {
+	switch j.Status {
+	case JobPending:
+	case JobScheduled:
+		return conflict("job #%d is a scheduled revocation and cannot be canceled; use Force End to run it now", j.Seq)
+	case JobRunning:
+		return conflict("job #%d is running; wait for it to end", j.Seq)
+	default:
+		return conflict("job #%d is already %s", j.Seq, j.Status)
+	}
+	now := time.Now().UTC()
+	msg := "canceled by " + actor
+	if err := tx.Model(&Job{}).Where("id = ?", j.ID).Updates(map[string]any{"status": JobCanceled, "message": msg, "ended_at": now, "updated_at": now}).Error; err != nil {
+		return err
+	}
+	if err := eventTx(tx, j.ID, JobCanceled, j.Attempts, msg); err != nil {
+		return err
+	}
+	if j.QueueJobID != nil {
+		if err := s.queue.CancelTx(ctx, tx, *j.QueueJobID); err != nil {
+			return err
+		}
+	}
+	return s.settleDependentsTx(ctx, tx, j, JobCanceled)
+}
+
+// CancelInstance cancels every pending job of an instance. Scheduled
+// revocations stay; running jobs finish.
+func (s *Service) CancelInstance(ctx context.Context, instanceID, actor string) (*Instance, error) {
+	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
+		inst, err := lockInstanceTx(tx, instanceID)
+		if err != nil {
+			return err
+		}
+		var pending []Job
+		if err := tx.Where("instance_id = ? AND status = ?", instanceID, JobPending).Order("seq").Find(&pending).Error; err != nil {
+			return err
+		}
+		if len(pending) == 0 {
+			return conflict("no job of this run is pending")
+		}
+		for i := range pending {
+			// A dependent may have been canceled along with its predecessor.
+			cur, err := s.loadJobTx(tx, pending[i].ID)
+			if err != nil {
+				return err
+			}
+			if cur.Status != JobPending {
+				continue
+			}
+			if err := s.cancelTx(ctx, tx, cur, actor); err != nil {
+				return err
+			}
+		}
+		if err := audit.RecordTx(tx, actor, "request.cancel", "request_instance", instanceID, map[string]any{"jobs": len(pending)}); err != nil {
+			return err
+		}
+		return s.rollUpTx(ctx, tx, inst)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.GetInstance(ctx, instanceID)
+}
+
+// RetryJob runs a failed or canceled job again, with a fresh set of
+// attempts; jobs that were not run because of it wait for it again.
+func (s *Service) RetryJob(ctx context.Context, jobID, actor string) (*Job, error) {
+	return s.steerTx(ctx, jobID, actor, "job.retry", func(tx *gorm.DB, j *Job) error {
+		if j.Status != JobFailed && j.Status != JobCanceled {
+			return conflict("job #%d is %s; only failed or canceled jobs can be retried", j.Seq, j.Status)
+		}
+		if j.DependsOn != nil {
+			dep, err := s.loadJobTx(tx, *j.DependsOn)
+			if err != nil {
+				return err
+			}
+			if dep.Status == JobFailed || dep.Status == JobCanceled {
+				return conflict("job #%d waits for job #%d, which is %s: retry that one", j.Seq, dep.Seq, dep.Status)
+			}
+		}
+		return s.requeueTx(ctx, tx, j, "retry requested by "+actor, time.Now().UTC())
+	})
+}
+
+// requeueTx puts a finished job back in the queue, and the jobs canceled
+// because of it back to waiting.
+func (s *Service) requeueTx(ctx context.Context, tx *gorm.DB, j *Job, message string, now time.Time) error {
+	j.Status, j.RunAt = JobPending, nil
+	p := s.insertParams(j, now)
+	ids, err := s.queue.InsertTx(ctx, tx, []river.InsertManyParams{p})
+	if err != nil {
+		return err
+	}
+	if err := tx.Model(&Job{}).Where("id = ?", j.ID).Updates(map[string]any{
+		"status": JobPending, "message": message, "ended_at": nil, "updated_at": now, "queue_job_id": ids[0],
+	}).Error; err != nil {
+		return err
+	}
+	if err := eventTx(tx, j.ID, JobPending, 0, message); err != nil {
+		return err
+	}
+	var deps []Job
+	if err := tx.Where("depends_on = ? AND status = ? AND message LIKE ?", j.ID, JobCanceled, "not run: %").Find(&deps).Error; err != nil {
+		return err
+	}
+	for i := range deps {
+		if err := s.requeueTx(ctx, tx, &deps[i], fmt.Sprintf("waits for job #%d again", j.Seq), now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ForceEnd ends a time-bound run now: its scheduled revocations run at once.
+func (s *Service) ForceEnd(ctx context.Context, instanceID, actor string) (*Instance, error) {
+	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
+		inst, err := lockInstanceTx(tx, instanceID)
+		if err != nil {
+			return err
+		}
+		var scheduled []Job
+		if err := tx.Where("instance_id = ? AND status = ?", instanceID, JobScheduled).Order("seq").Find(&scheduled).Error; err != nil {
+			return err
+		}
+		if len(scheduled) == 0 {
+			return conflict("this run has no scheduled revocation to run")
+		}
+		now := time.Now().UTC()
+		msg := "Force End by " + actor + ": revocation runs now"
+		for _, j := range scheduled {
+			if err := tx.Model(&Job{}).Where("id = ?", j.ID).Updates(map[string]any{"status": JobPending, "run_at": now, "message": msg, "updated_at": now}).Error; err != nil {
+				return err
+			}
+			if err := eventTx(tx, j.ID, JobPending, 0, msg); err != nil {
+				return err
+			}
+			if j.QueueJobID != nil {
+				if err := s.queue.RetryTx(ctx, tx, *j.QueueJobID); err != nil {
+					return err
+				}
+			}
+		}
+		if err := tx.Model(&Instance{}).Where("id = ?", instanceID).Update("expires_at", now).Error; err != nil {
+			return err
+		}
+		if err := audit.RecordTx(tx, actor, "request.force_end", "request_instance", instanceID, map[string]any{"revocations": len(scheduled)}); err != nil {
+			return err
+		}
+		return s.rollUpTx(ctx, tx, inst)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.GetInstance(ctx, instanceID)
+}

@@ -1,0 +1,566 @@
+// Package tasks keeps reusable requests: a task is a saved request with a
+// name, a status (idle, triggered, disabled), an optional cron schedule and
+// notification settings. Triggering a task (by hand, by its schedule, through
+// the API or the CLI) starts a request instance.
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/robfig/cron/v3"
+	"gorm.io/gorm"
+
+	"github.com/provisor/provisor/app/database"
+	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/requests"
+)
+
+// Task statuses.
+const (
+	StatusIdle      = "idle"
+	StatusTriggered = "triggered"
+	StatusDisabled  = "disabled"
+)
+
+// Task is a saved, reusable request.
+type Task struct {
+	ID              string           `gorm:"primaryKey" json:"id"`
+	Name            string           `json:"name"`
+	Description     string           `json:"description"`
+	RequestJSON     string           `gorm:"column:request" json:"-"`
+	Request         requests.Request `gorm:"-" json:"request"`
+	Type            requests.Type    `json:"type"`
+	BeneficiaryType string           `json:"beneficiary_type"`
+	BeneficiaryID   string           `json:"beneficiary_id"`
+	BeneficiaryName string           `json:"beneficiary_name"`
+	ConnectorID     string           `json:"connector_id"`
+	Status          string           `json:"status"`
+	Cron            string           `json:"cron"`
+	Timezone        string           `json:"timezone"`
+	ScheduleEnabled bool             `json:"schedule_enabled"`
+	NotifyJSON      string           `gorm:"column:notify" json:"-"`
+	Notify          Notify           `gorm:"-" json:"notify"`
+	LastResult      string           `json:"last_result"`
+	LastRunAt       *time.Time       `json:"last_run_at"`
+	LastInstanceID  *string          `json:"last_instance_id"`
+	CreatedBy       string           `json:"created_by"`
+	CreatedAt       time.Time        `json:"created_at"`
+	UpdatedAt       time.Time        `json:"updated_at"`
+	NextRuns        []time.Time      `gorm:"-" json:"next_runs,omitempty"`
+}
+
+// TableName is the table of tasks.
+func (Task) TableName() string { return "tasks" }
+
+// Notify are a task's notification settings; they are delivered by the notifier.
+type Notify struct {
+	Enabled bool `json:"enabled"`
+	// Recipients are identity ids, or "requester" and "beneficiary".
+	Recipients []string `json:"recipients"`
+	// When is always, failure or success.
+	When string `json:"when"`
+}
+
+// Input creates or changes a task. On update, nil fields keep their value.
+type Input struct {
+	Name            *string           `json:"name"`
+	Description     *string           `json:"description"`
+	Request         *requests.Request `json:"request"`
+	Cron            *string           `json:"cron"`
+	Timezone        *string           `json:"timezone"`
+	ScheduleEnabled *bool             `json:"schedule_enabled"`
+	Enabled         *bool             `json:"enabled"`
+	Notify          *Notify           `json:"notify"`
+}
+
+// Errors.
+var (
+	ErrNotFound = errors.New("task not found")
+	ErrConflict = requests.ErrConflict
+)
+
+// FieldErrors lists problems by field.
+type FieldErrors = requests.ValidationError
+
+// Service manages tasks.
+type Service struct {
+	db   *database.DB
+	reqs *requests.Service
+	// ScheduleChanged is called after a task's schedule may have changed, so
+	// the scheduler of this process applies it at once.
+	ScheduleChangedFunc func(taskID string)
+}
+
+// New returns the service and registers its roll-up with reqs.
+func New(db *database.DB, reqs *requests.Service) *Service {
+	s := &Service{db: db, reqs: reqs}
+	reqs.OnSettled(s.instanceSettledTx)
+	return s
+}
+
+var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSchedule validates a 5-field cron expression in a time zone.
+func ParseSchedule(expr, tz string) (cron.Schedule, *time.Location, error) {
+	loc, err := time.LoadLocation(tz)
+	if err != nil || tz == "" || strings.EqualFold(tz, "local") {
+		return nil, nil, fmt.Errorf("timezone: %q is not an IANA time zone such as UTC or Europe/Paris", tz)
+	}
+	if strings.HasPrefix(strings.TrimSpace(expr), "TZ=") || strings.HasPrefix(strings.TrimSpace(expr), "CRON_TZ=") {
+		return nil, nil, errors.New("cron: give the time zone separately, not in the expression")
+	}
+	if f := strings.Fields(expr); len(f) != 5 && !strings.HasPrefix(expr, "@") {
+		return nil, nil, fmt.Errorf("cron: %q has %d fields; a schedule has 5: minute hour day-of-month month day-of-week", expr, len(f))
+	}
+	sched, err := parser.Parse(expr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cron: %v", err)
+	}
+	return sched, loc, nil
+}
+
+// NextRuns returns the next n times a schedule fires after from.
+func NextRuns(expr, tz string, from time.Time, n int) ([]time.Time, error) {
+	sched, loc, err := ParseSchedule(expr, tz)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]time.Time, 0, n)
+	t := from.In(loc)
+	for range n {
+		t = sched.Next(t)
+		if t.IsZero() {
+			break
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func (s *Service) validate(ctx context.Context, t *Task, in Input) error {
+	v := &requests.ValidationError{}
+	if in.Name != nil {
+		t.Name = strings.TrimSpace(*in.Name)
+	}
+	if t.Name == "" || len(t.Name) > 200 {
+		v.Fields = append(v.Fields, requests.FieldError{Field: "name", Message: "required, at most 200 characters"})
+	}
+	if in.Description != nil {
+		t.Description = strings.TrimSpace(*in.Description)
+	}
+	if len(t.Description) > 4000 {
+		v.Fields = append(v.Fields, requests.FieldError{Field: "description", Message: "at most 4000 characters"})
+	}
+	if in.Request != nil {
+		t.Request = *in.Request
+		if err := s.reqs.Validate(ctx, t.Request); err != nil {
+			var ve *requests.ValidationError
+			if !errors.As(err, &ve) {
+				return err
+			}
+			for _, f := range ve.Fields {
+				v.Fields = append(v.Fields, requests.FieldError{Field: "request." + f.Field, Message: f.Message})
+			}
+		}
+	} else if t.RequestJSON == "" {
+		v.Fields = append(v.Fields, requests.FieldError{Field: "request", Message: "required"})
+	}
+	if in.Cron != nil {
+		t.Cron = strings.TrimSpace(*in.Cron)
+	}
+	if in.Timezone != nil {
+		t.Timezone = strings.TrimSpace(*in.Timezone)
+	}
+	if t.Timezone == "" {
+		t.Timezone = "UTC"
+	}
+	if in.ScheduleEnabled != nil {
+		t.ScheduleEnabled = *in.ScheduleEnabled
+	} else if in.Cron != nil && t.Cron != "" && t.CreatedAt.IsZero() {
+		t.ScheduleEnabled = true
+	}
+	if t.Cron == "" {
+		if t.ScheduleEnabled {
+			v.Fields = append(v.Fields, requests.FieldError{Field: "cron", Message: "required to enable the schedule"})
+		}
+	} else if _, _, err := ParseSchedule(t.Cron, t.Timezone); err != nil {
+		field, msg, _ := strings.Cut(err.Error(), ": ")
+		v.Fields = append(v.Fields, requests.FieldError{Field: field, Message: msg})
+	}
+	if in.Notify != nil {
+		t.Notify = *in.Notify
+	}
+	if t.Notify.When == "" {
+		t.Notify.When = "always"
+	}
+	switch t.Notify.When {
+	case "always", "failure", "success":
+	default:
+		v.Fields = append(v.Fields, requests.FieldError{Field: "notify.when", Message: "must be always, failure or success"})
+	}
+	if len(v.Fields) > 0 {
+		return v
+	}
+	return nil
+}
+
+// Create validates and stores a task.
+func (s *Service) Create(ctx context.Context, in Input, actor string) (*Task, error) {
+	t := &Task{Status: StatusIdle, CreatedBy: actor}
+	if in.Enabled != nil && !*in.Enabled {
+		t.Status = StatusDisabled
+	}
+	if err := s.validate(ctx, t, in); err != nil {
+		return nil, err
+	}
+	if err := s.fill(ctx, t); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	t.ID, t.CreatedAt, t.UpdatedAt = uuid.NewString(), now, now
+	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Create(t).Error; err != nil {
+			return err
+		}
+		return audit.RecordTx(tx, actor, "task.create", "task", t.ID, map[string]any{"name": t.Name})
+	})
+	if err != nil {
+		if isUnique(err) {
+			return nil, &requests.ValidationError{Fields: []requests.FieldError{{Field: "name", Message: "a task called " + t.Name + " already exists"}}}
+		}
+		return nil, fmt.Errorf("tasks: create: %w", err)
+	}
+	s.scheduleChanged(t.ID)
+	return s.Get(ctx, t.ID)
+}
+
+// fill encodes the request and notification settings and copies the
+// request's summary fields.
+func (s *Service) fill(ctx context.Context, t *Task) error {
+	b, err := json.Marshal(t.Request)
+	if err != nil {
+		return err
+	}
+	t.RequestJSON = string(b)
+	if t.Notify.Recipients == nil {
+		t.Notify.Recipients = []string{}
+	}
+	n, err := json.Marshal(t.Notify)
+	if err != nil {
+		return err
+	}
+	t.NotifyJSON = string(n)
+	t.Type, t.BeneficiaryType, t.BeneficiaryID, t.ConnectorID = t.Request.Type, t.Request.BeneficiaryType, t.Request.BeneficiaryID, t.Request.ConnectorID
+	name, err := s.reqs.BeneficiaryName(ctx, t.Request.BeneficiaryType, t.Request.BeneficiaryID)
+	if err != nil {
+		return err
+	}
+	t.BeneficiaryName = name
+	return nil
+}
+
+// Update changes a task.
+func (s *Service) Update(ctx context.Context, id string, in Input, actor string) (*Task, error) {
+	t, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.validate(ctx, t, in); err != nil {
+		return nil, err
+	}
+	if err := s.fill(ctx, t); err != nil {
+		return nil, err
+	}
+	updates := map[string]any{
+		"name": t.Name, "description": t.Description, "request": t.RequestJSON, "type": t.Type,
+		"beneficiary_type": t.BeneficiaryType, "beneficiary_id": t.BeneficiaryID, "beneficiary_name": t.BeneficiaryName,
+		"connector_id": t.ConnectorID, "cron": t.Cron, "timezone": t.Timezone, "schedule_enabled": t.ScheduleEnabled,
+		"notify": t.NotifyJSON, "updated_at": time.Now().UTC(),
+	}
+	err = s.db.InTx(ctx, func(tx *gorm.DB) error {
+		if in.Enabled != nil {
+			// Enabling or disabling is read under the task's row lock, so a
+			// run ending at the same moment cannot undo it.
+			if err := tx.Model(&Task{}).Where("id = ?", id).Update("updated_at", time.Now().UTC()).Error; err != nil {
+				return err
+			}
+			var cur Task
+			if err := tx.Where("id = ?", id).Take(&cur).Error; err != nil {
+				return err
+			}
+			switch {
+			case !*in.Enabled:
+				updates["status"] = StatusDisabled
+			case cur.Status == StatusDisabled:
+				busy, err := s.busyTx(tx, id)
+				if err != nil {
+					return err
+				}
+				updates["status"] = map[bool]string{true: StatusTriggered, false: StatusIdle}[busy]
+			}
+		}
+		if err := tx.Model(&Task{}).Where("id = ?", id).Updates(updates).Error; err != nil {
+			return err
+		}
+		return audit.RecordTx(tx, actor, "task.update", "task", id, map[string]any{"name": t.Name})
+	})
+	if err != nil {
+		if isUnique(err) {
+			return nil, &requests.ValidationError{Fields: []requests.FieldError{{Field: "name", Message: "a task called " + t.Name + " already exists"}}}
+		}
+		return nil, fmt.Errorf("tasks: update %s: %w", id, err)
+	}
+	s.scheduleChanged(id)
+	return s.Get(ctx, id)
+}
+
+// Delete removes a task; its past runs stay, without the link.
+func (s *Service) Delete(ctx context.Context, id, actor string) error {
+	t, err := s.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	err = s.db.InTx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Where("id = ?", id).Delete(&Task{}).Error; err != nil {
+			return err
+		}
+		return audit.RecordTx(tx, actor, "task.delete", "task", id, map[string]any{"name": t.Name})
+	})
+	if err != nil {
+		return fmt.Errorf("tasks: delete %s: %w", id, err)
+	}
+	s.scheduleChanged(id)
+	return nil
+}
+
+func (s *Service) scheduleChanged(id string) {
+	if s.ScheduleChangedFunc != nil {
+		s.ScheduleChangedFunc(id)
+	}
+}
+
+// Get returns one task with its next five run times.
+func (s *Service) Get(ctx context.Context, id string) (*Task, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, ErrNotFound
+	}
+	var t Task
+	if err := s.db.Gorm.WithContext(ctx).Where("id = ?", id).Take(&t).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	if err := t.decode(); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// ByName returns the task with that name.
+func (s *Service) ByName(ctx context.Context, name string) (*Task, error) {
+	var t Task
+	if err := s.db.Gorm.WithContext(ctx).Where("name = ?", name).Take(&t).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	if err := t.decode(); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+func (t *Task) decode() error {
+	if err := json.Unmarshal([]byte(t.RequestJSON), &t.Request); err != nil {
+		return fmt.Errorf("tasks: %s: stored request: %w", t.ID, err)
+	}
+	if t.NotifyJSON != "" {
+		if err := json.Unmarshal([]byte(t.NotifyJSON), &t.Notify); err != nil {
+			return fmt.Errorf("tasks: %s: stored notification settings: %w", t.ID, err)
+		}
+	}
+	if t.Notify.Recipients == nil {
+		t.Notify.Recipients = []string{}
+	}
+	if t.Cron != "" && t.ScheduleEnabled && t.Status != StatusDisabled {
+		t.NextRuns, _ = NextRuns(t.Cron, t.Timezone, time.Now(), 5)
+	}
+	return nil
+}
+
+// ListOpts filter and page the task list.
+type ListOpts struct {
+	Query  string
+	Status string
+	Limit  int
+	Offset int
+}
+
+// List returns tasks by name, and how many match.
+func (s *Service) List(ctx context.Context, o ListOpts) ([]Task, int64, error) {
+	q := s.db.Gorm.WithContext(ctx).Model(&Task{})
+	if o.Query != "" {
+		r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+		p := "%" + strings.ToLower(r.Replace(o.Query)) + "%"
+		q = q.Where(`lower(name) LIKE ? ESCAPE '\' OR lower(beneficiary_name) LIKE ? ESCAPE '\'`, p, p)
+	}
+	if o.Status != "" {
+		q = q.Where("status = ?", o.Status)
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, err
+	}
+	if o.Limit <= 0 || o.Limit > 500 {
+		o.Limit = 50
+	}
+	var out []Task
+	if err := q.Order("name").Limit(o.Limit).Offset(o.Offset).Find(&out).Error; err != nil {
+		return nil, 0, err
+	}
+	for i := range out {
+		if err := out[i].decode(); err != nil {
+			return nil, 0, err
+		}
+	}
+	return out, total, nil
+}
+
+// Scheduled returns the tasks whose schedule is on.
+func (s *Service) Scheduled(ctx context.Context) ([]Task, error) {
+	var out []Task
+	err := s.db.Gorm.WithContext(ctx).Where("schedule_enabled AND cron <> '' AND status <> ?", StatusDisabled).Find(&out).Error
+	return out, err
+}
+
+// Trigger starts a run of a task now.
+func (s *Service) Trigger(ctx context.Context, id, trigger, actor string) (*requests.Instance, error) {
+	var inst *requests.Instance
+	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
+		var err error
+		inst, err = s.triggerTx(ctx, tx, id, trigger, actor)
+		return err
+	})
+	return inst, err
+}
+
+func (s *Service) triggerTx(ctx context.Context, tx *gorm.DB, id, trigger, actor string) (*requests.Instance, error) {
+	// Lock the task row first: runs ending concurrently wait for this one.
+	res := tx.Model(&Task{}).Where("id = ?", id).Update("updated_at", time.Now().UTC())
+	if res.Error != nil {
+		return nil, res.Error
+	}
+	if res.RowsAffected == 0 {
+		return nil, ErrNotFound
+	}
+	var t Task
+	if err := tx.Where("id = ?", id).Take(&t).Error; err != nil {
+		return nil, err
+	}
+	if err := t.decode(); err != nil {
+		return nil, err
+	}
+	if t.Status == StatusDisabled {
+		return nil, fmt.Errorf("%w: task %s is disabled", ErrConflict, t.Name)
+	}
+	inst, err := s.reqs.StartTx(ctx, tx, t.Request, requests.StartOpts{Trigger: trigger, Actor: actor, TaskID: t.ID, TaskName: t.Name})
+	if err != nil {
+		var ve *requests.ValidationError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("%w: task %s can no longer run: %s", ErrConflict, t.Name, ve.Error())
+		}
+		return nil, err
+	}
+	if err := tx.Model(&Task{}).Where("id = ?", id).Updates(map[string]any{
+		"status": StatusTriggered, "last_instance_id": inst.ID, "last_run_at": inst.CreatedAt,
+	}).Error; err != nil {
+		return nil, err
+	}
+	if err := audit.RecordTx(tx, actor, "task.trigger", "task", id, map[string]any{"name": t.Name, "trigger": trigger, "instance": inst.ID}); err != nil {
+		return nil, err
+	}
+	return inst, nil
+}
+
+// TriggerTick starts the run of a schedule tick, once however many
+// processes fire it: the tick is claimed in the same transaction. It returns
+// nil, nil when another process claimed the tick first.
+func (s *Service) TriggerTick(ctx context.Context, id string, tick time.Time) (*requests.Instance, error) {
+	var inst *requests.Instance
+	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
+		res := tx.Exec(`INSERT INTO schedule_ticks (task_id, tick_at) VALUES (?, ?) ON CONFLICT DO NOTHING`, id, tick.UTC())
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return nil
+		}
+		var err error
+		inst, err = s.triggerTx(ctx, tx, id, requests.TriggerSchedule, "scheduler")
+		return err
+	})
+	return inst, err
+}
+
+// busyTx reports whether a run of the task is under way.
+func (s *Service) busyTx(tx *gorm.DB, taskID string) (bool, error) {
+	var n int64
+	err := tx.Model(&requests.Instance{}).Where("task_id = ? AND status IN ?", taskID, []string{requests.InstancePending, requests.InstanceRunning}).Count(&n).Error
+	return n > 0, err
+}
+
+// instanceSettledTx keeps a task's status and last result in step with its
+// runs: Triggered while one is under way, Idle after.
+func (s *Service) instanceSettledTx(ctx context.Context, tx *gorm.DB, inst *requests.Instance, prev string) error {
+	if inst.TaskID == nil {
+		return nil
+	}
+	id := *inst.TaskID
+	res := tx.Model(&Task{}).Where("id = ?", id).Update("updated_at", time.Now().UTC())
+	if res.Error != nil || res.RowsAffected == 0 {
+		return res.Error // the task was deleted
+	}
+	var t Task
+	if err := tx.Where("id = ?", id).Take(&t).Error; err != nil {
+		return err
+	}
+	updates := map[string]any{}
+	if requests.Busy(inst.Status) {
+		if t.Status != StatusDisabled {
+			updates["status"] = StatusTriggered
+		}
+	} else {
+		busy, err := s.busyTx(tx, id)
+		if err != nil {
+			return err
+		}
+		if !busy && t.Status == StatusTriggered {
+			updates["status"] = StatusIdle
+		}
+		if t.LastInstanceID == nil || *t.LastInstanceID == inst.ID || t.LastRunAt == nil || !inst.CreatedAt.Before(*t.LastRunAt) {
+			updates["last_result"] = inst.Status
+			updates["last_run_at"] = inst.CreatedAt
+			updates["last_instance_id"] = inst.ID
+		}
+	}
+	if len(updates) == 0 {
+		return nil
+	}
+	return tx.Model(&Task{}).Where("id = ?", id).Updates(updates).Error
+}
+
+func isUnique(err error) bool {
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
+}
