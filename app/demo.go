@@ -22,7 +22,9 @@ type DemoCredentials struct {
 
 // CredentialsFile is where the demo sign-in details are kept (mode 0600), so
 // that every start can print them.
-func (a *App) CredentialsFile() string { return filepath.Join(a.Config.DataDir, "demo-credentials.txt") }
+func (a *App) CredentialsFile() string {
+	return filepath.Join(a.Config.DataDir, "demo-credentials.txt")
+}
 
 // LoadDemo fills an empty database with demo data: identities, workgroups,
 // the built-in directory with entitlements, three tasks (one scheduled), a

@@ -55,22 +55,24 @@ type Config struct {
 // variable, its default and what it does. The README's table is made from it.
 type Setting struct {
 	Flag, Env, Default, Usage string
+	// Bool settings are switches: --demo alone means true.
+	Bool bool
 }
 
 // Settings lists every setting in the order the README shows them.
 var Settings = []Setting{
-	{"addr", "PROVISOR_ADDR", "127.0.0.1:8080", "host:port to listen on"},
-	{"database", "PROVISOR_DATABASE_URL", "", "postgres://user@host:5432/db; empty for the embedded SQLite database in the data folder"},
-	{"data-dir", "PROVISOR_DATA_DIR", "./data", "folder for the embedded database and the generated secret key"},
-	{"base-url", "PROVISOR_BASE_URL", "", "public URL of the portal (default http://ADDR)"},
-	{"secret-key", "PROVISOR_SECRET_KEY", "", "key that encrypts connector secrets (at least 32 characters); generated into the data folder with the embedded database, required with PostgreSQL"},
-	{"log-level", "PROVISOR_LOG_LEVEL", "info", "debug, info, warn or error"},
-	{"workers", "PROVISOR_WORKERS", "50", "connector jobs run at once by this process (1-1000)"},
-	{"job-timeout", "PROVISOR_JOB_TIMEOUT", "2m", "time limit of one attempt of a connector job"},
-	{"rescue-after", "PROVISOR_RESCUE_AFTER", "5m", "a job running longer than this is taken over by another process (must exceed the job timeout)"},
-	{"max-attempts", "PROVISOR_MAX_ATTEMPTS", "10", "attempts for a job whose errors are transient (1-100)"},
-	{"schedule-sync", "PROVISOR_SCHEDULE_SYNC", "10s", "how often schedules are re-read from the database"},
-	{"demo", "PROVISOR_DEMO", "false", "load demo data into an empty database"},
+	{"addr", "PROVISOR_ADDR", "127.0.0.1:8080", "host:port to listen on", false},
+	{"database", "PROVISOR_DATABASE_URL", "", "postgres://user@host:5432/db; empty for the embedded SQLite database in the data folder", false},
+	{"data-dir", "PROVISOR_DATA_DIR", "./data", "folder for the embedded database and the generated secret key", false},
+	{"base-url", "PROVISOR_BASE_URL", "", "public URL of the portal (default http://ADDR)", false},
+	{"secret-key", "PROVISOR_SECRET_KEY", "", "key that encrypts connector secrets (at least 32 characters); generated into the data folder with the embedded database, required with PostgreSQL", false},
+	{"log-level", "PROVISOR_LOG_LEVEL", "info", "debug, info, warn or error", false},
+	{"workers", "PROVISOR_WORKERS", "50", "connector jobs run at once by this process (1-1000)", false},
+	{"job-timeout", "PROVISOR_JOB_TIMEOUT", "2m", "time limit of one attempt of a connector job", false},
+	{"rescue-after", "PROVISOR_RESCUE_AFTER", "5m", "a job running longer than this is taken over by another process (must exceed the job timeout)", false},
+	{"max-attempts", "PROVISOR_MAX_ATTEMPTS", "10", "attempts for a job whose errors are transient (1-100)", false},
+	{"schedule-sync", "PROVISOR_SCHEDULE_SYNC", "10s", "how often schedules are re-read from the database", false},
+	{"demo", "PROVISOR_DEMO", "false", "load demo data into an empty database", true},
 }
 
 // Load reads the settings from args (without the program and subcommand
@@ -85,7 +87,9 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 		if v := getenv(s.Env); v != "" {
 			def = v
 		}
-		values[s.Flag] = fs.String(s.Flag, def, s.Usage+" ("+s.Env+")")
+		v := &value{s: def, isBool: s.Bool}
+		fs.Var(v, s.Flag, s.Usage+" ("+s.Env+")")
+		values[s.Flag] = &v.s
 	}
 	if extra != nil {
 		extra(fs)
@@ -190,6 +194,22 @@ func parse(v map[string]*string) (*Config, error) {
 	}
 	return c, nil
 }
+
+// value is a flag value kept as text until it is validated, so that a bad
+// value is reported with the setting's name; a bool one can stand alone.
+type value struct {
+	s      string
+	isBool bool
+}
+
+func (v *value) String() string {
+	if v == nil {
+		return ""
+	}
+	return v.s
+}
+func (v *value) Set(s string) error { v.s = s; return nil }
+func (v *value) IsBoolFlag() bool   { return v.isBool }
 
 // Embedded reports whether the process runs on the embedded SQLite database.
 func (c *Config) Embedded() bool { return c.DatabaseURL == "" }

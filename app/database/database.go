@@ -111,9 +111,13 @@ func openSQLite(path string, gcfg *gorm.Config) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database: open %s: %w", path, err)
 	}
-	// SQLite has one writer at a time; one connection shared by the portal
-	// and the queue avoids "database is locked" between them.
-	sqlDB.SetMaxOpenConns(1)
+	// WAL lets readers work beside the one writer; every transaction takes
+	// the write lock when it begins (_txlock=immediate) and waits for it
+	// (busy_timeout), so two writers queue up instead of failing. Several
+	// connections are needed: a transaction may read through another
+	// handle while it is open.
+	sqlDB.SetMaxOpenConns(8)
+	sqlDB.SetMaxIdleConns(8)
 	g, err := gorm.Open(sqlite.Dialector{Conn: sqlDB}, gcfg)
 	if err != nil {
 		return nil, fmt.Errorf("database: open %s: %w", path, err)
