@@ -107,14 +107,22 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	return a, nil
 }
 
-// Run starts the workers and the scheduler, and serves HTTP on ln (or on
-// the configured address when ln is nil) until ctx ends.
-func (a *App) Run(ctx context.Context, ln net.Listener) error {
+// Start starts the workers and the scheduler.
+func (a *App) Start(ctx context.Context) error {
 	if err := a.Queue.Start(ctx); err != nil {
 		return fmt.Errorf("app: start queue: %w", err)
 	}
 	if err := a.Scheduler.Start(ctx); err != nil {
 		return fmt.Errorf("app: start scheduler: %w", err)
+	}
+	return nil
+}
+
+// Run starts the workers and the scheduler, and serves HTTP on ln (or on
+// the configured address when ln is nil) until ctx ends.
+func (a *App) Run(ctx context.Context, ln net.Listener) error {
+	if err := a.Start(ctx); err != nil {
+		return err
 	}
 	if ln == nil {
 		var err error

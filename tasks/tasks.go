@@ -115,6 +115,9 @@ func ParseSchedule(expr, tz string) (cron.Schedule, *time.Location, error) {
 	if strings.HasPrefix(strings.TrimSpace(expr), "TZ=") || strings.HasPrefix(strings.TrimSpace(expr), "CRON_TZ=") {
 		return nil, nil, errors.New("cron: give the time zone separately, not in the expression")
 	}
+	if strings.HasPrefix(strings.TrimSpace(expr), "@every") {
+		return nil, nil, errors.New("cron: @every is not supported; use a 5-field expression such as */15 * * * *")
+	}
 	if f := strings.Fields(expr); len(f) != 5 && !strings.HasPrefix(expr, "@") {
 		return nil, nil, fmt.Errorf("cron: %q has %d fields; a schedule has 5: minute hour day-of-month month day-of-week", expr, len(f))
 	}
