@@ -148,3 +148,21 @@ func (s *Scheduler) fire(taskID, name string) {
 		s.log.Info("scheduled run started", "task", name, "tick", tick, "instance", inst.ID)
 	}
 }
+
+// NextRun returns when this process will next fire a task's schedule, and
+// false when the task has no schedule here (none, disabled, or not yet read).
+func (s *Scheduler) NextRun(taskID string) (time.Time, bool) {
+	s.mu.Lock()
+	sj, ok := s.jobs[taskID]
+	s.mu.Unlock()
+	if !ok || s.cron == nil {
+		return time.Time{}, false
+	}
+	for _, j := range s.cron.Jobs() {
+		if j.ID() == sj.job {
+			next, err := j.NextRun()
+			return next, err == nil && !next.IsZero()
+		}
+	}
+	return time.Time{}, false
+}

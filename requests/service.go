@@ -99,10 +99,15 @@ type resolved struct {
 	durationSet bool
 }
 
-// Validate checks a request and returns every problem by field, or nil.
-func (s *Service) Validate(ctx context.Context, r Request) error {
-	_, err := s.resolve(ctx, s.db.Gorm.WithContext(ctx), r)
-	return err
+// Validate checks a request and returns every problem by field, or nil. A
+// valid request is normalized in place (trimmed, default priority).
+func (s *Service) Validate(ctx context.Context, r *Request) error {
+	res, err := s.resolve(ctx, s.db.Gorm.WithContext(ctx), *r)
+	if err != nil {
+		return err
+	}
+	*r = res.req
+	return nil
 }
 
 func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolved, error) {

@@ -162,7 +162,7 @@ func (s *Service) validate(ctx context.Context, t *Task, in Input) error {
 	}
 	if in.Request != nil {
 		t.Request = *in.Request
-		if err := s.reqs.Validate(ctx, t.Request); err != nil {
+		if err := s.reqs.Validate(ctx, &t.Request); err != nil {
 			var ve *requests.ValidationError
 			if !errors.As(err, &ve) {
 				return err
@@ -174,6 +174,7 @@ func (s *Service) validate(ctx context.Context, t *Task, in Input) error {
 	} else if t.RequestJSON == "" {
 		v.Fields = append(v.Fields, requests.FieldError{Field: "request", Message: "required"})
 	}
+	hadCron := t.Cron != ""
 	if in.Cron != nil {
 		t.Cron = strings.TrimSpace(*in.Cron)
 	}
@@ -185,8 +186,11 @@ func (s *Service) validate(ctx context.Context, t *Task, in Input) error {
 	}
 	if in.ScheduleEnabled != nil {
 		t.ScheduleEnabled = *in.ScheduleEnabled
-	} else if in.Cron != nil && t.Cron != "" && t.CreatedAt.IsZero() {
+	} else if in.Cron != nil && t.Cron != "" && !hadCron {
+		// A schedule given where there was none is meant to run.
 		t.ScheduleEnabled = true
+	} else if in.Cron != nil && t.Cron == "" {
+		t.ScheduleEnabled = false
 	}
 	if t.Cron == "" {
 		if t.ScheduleEnabled {

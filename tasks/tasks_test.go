@@ -1,0 +1,212 @@
+package tasks_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/provisor/provisor/app/apptest"
+	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/requests"
+	"github.com/provisor/provisor/tasks"
+)
+
+func str(s string) *string { return &s }
+func yes(b bool) *bool     { return &b }
+
+func fields(err error) map[string]string {
+	var ve *requests.ValidationError
+	if !errors.As(err, &ve) {
+		return nil
+	}
+	out := map[string]string{}
+	for _, f := range ve.Fields {
+		out[f.Field] = f.Message
+	}
+	return out
+}
+
+func TestParseSchedule(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		expr, tz, wantErr string
+	}{
+		{"*/15 * * * *", "UTC", ""},
+		{"0 22 * * 1-5", "Europe/Paris", ""},
+		{"@daily", "UTC", ""},
+		{"0 22 * * *", "Mars/Olympus", "timezone"},
+		{"0 22 * * *", "", "timezone"},
+		{"0 0 22 * * *", "UTC", "has 6 fields"},
+		{"61 * * * *", "UTC", "cron"},
+		{"@every 1s", "UTC", "@every is not supported"},
+		{"CRON_TZ=UTC 0 * * * *", "UTC", "time zone separately"},
+	} {
+		_, _, err := tasks.ParseSchedule(c.expr, c.tz)
+		switch {
+		case c.wantErr == "" && err != nil:
+			t.Errorf("%q %q: %v", c.expr, c.tz, err)
+		case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+			t.Errorf("%q %q: err %v, want %q", c.expr, c.tz, err, c.wantErr)
+		}
+	}
+	from := time.Date(2026, 3, 28, 20, 0, 0, 0, time.UTC)
+	runs, err := tasks.NextRuns("30 1 * * *", "Europe/Paris", from, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 01:30 Paris is 00:30 UTC before the switch to summer time (29 March), 23:30 UTC after.
+	want := []string{"2026-03-29T00:30:00Z", "2026-03-29T23:30:00Z", "2026-03-30T23:30:00Z"}
+	for i, r := range runs {
+		if got := r.UTC().Format(time.RFC3339); got != want[i] {
+			t.Errorf("run %d = %s, want %s", i, got, want[i])
+		}
+	}
+}
+
+func TestTaskLifecycle(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		b := apptest.New(t, dialect, nil)
+		dir, ents := b.Directory(t, "Dir", "VPN")
+		alice := b.Identity(t, "alice")
+		req := &requests.Request{Type: requests.CreateAccount, BeneficiaryType: "identity", BeneficiaryID: alice.ID,
+			ConnectorID: dir.ID, Entitlements: []string{ents["VPN"].ID}, Justification: "new hire"}
+
+		// Every problem is named, including the request's, and nothing is written.
+		_, err := b.Tasks.Create(b.Ctx, tasks.Input{Name: str(" "), Cron: str("99 * * * *"), Timezone: str("Nowhere/Land"),
+			Request: &requests.Request{Type: "bogus"}, Notify: &tasks.Notify{When: "sometimes"}}, "alice")
+		got := fields(err)
+		for _, f := range []string{"name", "timezone", "request.type", "request.justification", "notify.when"} {
+			if got[f] == "" {
+				t.Errorf("no error for %s: %v", f, got)
+			}
+		}
+		if list, total, _ := b.Tasks.List(b.Ctx, tasks.ListOpts{}); total != 0 || len(list) != 0 {
+			t.Fatalf("invalid task was stored")
+		}
+
+		task, err := b.Tasks.Create(b.Ctx, tasks.Input{Name: str("Onboard Alice"), Description: str("first day"), Request: req}, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if task.Status != tasks.StatusIdle || task.BeneficiaryName != "alice" || task.Type != requests.CreateAccount || task.Notify.When != "always" {
+			t.Errorf("task = %+v", task)
+		}
+		if _, err := b.Tasks.Create(b.Ctx, tasks.Input{Name: str("Onboard Alice"), Request: req}, "alice"); fields(err)["name"] == "" {
+			t.Errorf("duplicate name: %v", err)
+		}
+
+		// Trigger: Triggered while the run is under way, Idle after, with the last result.
+		inst, err := b.Tasks.Trigger(b.Ctx, task.ID, requests.TriggerManual, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now, _ := b.Tasks.Get(b.Ctx, task.ID); now.Status != tasks.StatusTriggered {
+			t.Errorf("right after trigger the task is %s", now.Status)
+		}
+		if inst.TaskName != "Onboard Alice" || inst.Trigger != requests.TriggerManual || inst.TriggeredBy != "admin" {
+			t.Errorf("instance = %+v", inst)
+		}
+		b.WaitSettled(t, inst.ID)
+		var after *tasks.Task
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			after, _ = b.Tasks.Get(b.Ctx, task.ID)
+			if after.Status == tasks.StatusIdle {
+				break
+			}
+		}
+		if after.Status != tasks.StatusIdle || after.LastResult != requests.InstanceCompleted || after.LastRunAt == nil ||
+			after.LastInstanceID == nil || *after.LastInstanceID != inst.ID {
+			t.Errorf("after the run: %+v", after)
+		}
+		hist, total, err := b.Requests.ListInstances(b.Ctx, requests.InstanceFilter{TaskID: task.ID})
+		if err != nil || total != 1 || hist[0].ID != inst.ID {
+			t.Errorf("history: %v %d %v", hist, total, err)
+		}
+
+		// Disabled tasks do not run, and say so.
+		if _, err := b.Tasks.Update(b.Ctx, task.ID, tasks.Input{Enabled: yes(false)}, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Tasks.Trigger(b.Ctx, task.ID, requests.TriggerManual, "admin"); !errors.Is(err, tasks.ErrConflict) || !strings.Contains(err.Error(), "disabled") {
+			t.Errorf("trigger disabled: %v", err)
+		}
+		upd, err := b.Tasks.Update(b.Ctx, task.ID, tasks.Input{Enabled: yes(true), Name: str("Onboard Alice Martin"),
+			Cron: str("0 8 * * 1"), Timezone: str("Europe/Paris")}, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if upd.Status != tasks.StatusIdle || upd.Name != "Onboard Alice Martin" || !upd.ScheduleEnabled || len(upd.NextRuns) != 5 {
+			t.Errorf("updated = %+v", upd)
+		}
+		if upd.NextRuns[0].In(time.UTC).Weekday() != time.Monday {
+			t.Errorf("next run %v is not a Monday", upd.NextRuns[0])
+		}
+		if _, err := b.Tasks.Update(b.Ctx, task.ID, tasks.Input{Cron: str("every day")}, "admin"); fields(err)["cron"] == "" {
+			t.Errorf("bad cron on update: %v", err)
+		}
+		if _, err := b.Tasks.Update(b.Ctx, task.ID, tasks.Input{Cron: str(""), ScheduleEnabled: yes(true)}, "admin"); fields(err)["cron"] == "" {
+			t.Errorf("schedule without cron: %v", err)
+		}
+
+		// Delete keeps the past runs.
+		if err := b.Tasks.Delete(b.Ctx, task.ID, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Tasks.Get(b.Ctx, task.ID); !errors.Is(err, tasks.ErrNotFound) {
+			t.Errorf("get deleted: %v", err)
+		}
+		if old, err := b.Requests.GetInstance(b.Ctx, inst.ID); err != nil || old.TaskName != "Onboard Alice" {
+			t.Errorf("past run after delete: %v", err)
+		}
+	})
+}
+
+func TestTriggerTickFiresOnce(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		b := apptest.New(t, dialect, &apptest.Options{NoStart: true})
+		dir, _ := b.Directory(t, "Dir")
+		alice := b.Identity(t, "alice")
+		task, err := b.Tasks.Create(b.Ctx, tasks.Input{Name: str("Nightly lock"), Cron: str("0 22 * * *"), Timezone: str("UTC"),
+			Request: &requests.Request{Type: requests.LockAccount, BeneficiaryType: "identity", BeneficiaryID: alice.ID,
+				ConnectorID: dir.ID, Justification: "nightly"}}, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tick := time.Date(2026, 11, 23, 22, 0, 0, 0, time.UTC)
+		type result struct {
+			inst *requests.Instance
+			err  error
+		}
+		results := make(chan result, 4)
+		for range 4 {
+			go func() {
+				inst, err := b.Tasks.TriggerTick(b.Ctx, task.ID, tick)
+				results <- result{inst, err}
+			}()
+		}
+		started := 0
+		for range 4 {
+			r := <-results
+			if r.err != nil {
+				t.Errorf("TriggerTick: %v", r.err)
+			}
+			if r.inst != nil {
+				started++
+				if r.inst.Trigger != requests.TriggerSchedule || r.inst.TriggeredBy != "scheduler" {
+					t.Errorf("instance = %+v", r.inst)
+				}
+			}
+		}
+		if started != 1 {
+			t.Errorf("%d runs for one tick, want 1", started)
+		}
+		if next, err := b.Tasks.TriggerTick(b.Ctx, task.ID, tick.Add(24*time.Hour)); err != nil || next == nil {
+			t.Errorf("next tick: %v %v", next, err)
+		}
+	})
+}
