@@ -137,8 +137,26 @@ func (db *DB) Close() error {
 	return err
 }
 
-// Migrate applies Provisor's schema and the job queue's schema.
+// migrateLockKey is the PostgreSQL advisory lock held while migrating.
+const migrateLockKey = 0x70726f76 // "prov"
+
+// Migrate applies Provisor's schema and the job queue's schema. On
+// PostgreSQL an advisory lock makes processes that start together migrate
+// one after the other.
 func (db *DB) Migrate(ctx context.Context) error {
+	if db.Dialect == Postgres {
+		conn, err := db.SQL.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("database: migrate: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", migrateLockKey); err != nil {
+			return fmt.Errorf("database: migrate: lock: %w", err)
+		}
+		defer func() {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrateLockKey)
+		}()
+	}
 	if _, err := migrations.Up(ctx, db.SQL, db.Dialect); err != nil {
 		return err
 	}

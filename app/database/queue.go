@@ -33,7 +33,7 @@ type QueueOptions struct {
 	JobTimeout  time.Duration
 	RescueAfter time.Duration
 	// PollInterval is how often idle workers look for work when no
-	// notification arrives (SQLite has none; default 50ms there, 1s on PostgreSQL).
+	// notification arrives (SQLite has none; default 50ms there, 100ms on PostgreSQL).
 	PollInterval time.Duration
 	Logger       *slog.Logger
 	// ID names this process among the queue's clients.
@@ -43,7 +43,10 @@ type QueueOptions struct {
 // NewQueue builds the queue client for db.
 func NewQueue(db *DB, opts *QueueOptions) (*Queue, error) {
 	if db.Dialect == Postgres {
-		return newQueue(riverpgxv5.New(db.Pool), pgxTx, opts, time.Second)
+		// New jobs wake workers through LISTEN/NOTIFY, but jobs made
+		// available again (a dependent whose predecessor completed, a
+		// revocation run by Force End) are only seen by polling: poll often.
+		return newQueue(riverpgxv5.New(db.Pool), pgxTx, opts, 100*time.Millisecond)
 	}
 	return newQueue(riversqlite.New(db.SQL), sqlTx, opts, 50*time.Millisecond)
 }

@@ -1,0 +1,111 @@
+package migrations_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/provisor/provisor/app/database"
+	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/migrations"
+)
+
+func tables(t *testing.T, db *database.DB) int {
+	t.Helper()
+	var n int
+	q := `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('tasks', 'connector_jobs', 'audit_events')`
+	if db.Dialect == database.SQLite {
+		q = `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('tasks', 'connector_jobs', 'audit_events')`
+	}
+	if err := db.SQL.QueryRow(q).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Up, down and up again leave the same schema; status lists what ran.
+func TestUpDownUp(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		ctx := context.Background()
+		dbURL, path := dbtest.Location(t, dialect)
+		db, err := database.Open(ctx, dbURL, path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		all, err := migrations.List(dialect)
+		if err != nil || len(all) == 0 {
+			t.Fatalf("list: %v %v", all, err)
+		}
+		ran, err := migrations.Up(ctx, db.SQL, dialect)
+		if err != nil || len(ran) != len(all) || tables(t, db) != 3 {
+			t.Fatalf("up: %v %v", ran, err)
+		}
+		if ran, err := migrations.Up(ctx, db.SQL, dialect); err != nil || len(ran) != 0 {
+			t.Fatalf("second up: %v %v", ran, err)
+		}
+		st, _ := migrations.Status(ctx, db.SQL)
+		if len(st) != len(all) || st[0].AppliedAt.IsZero() {
+			t.Errorf("status: %+v", st)
+		}
+		if _, err := migrations.Down(ctx, db.SQL, dialect, len(all)); err != nil || tables(t, db) != 0 {
+			t.Fatalf("down: %v, %d tables left", err, tables(t, db))
+		}
+		if _, err := migrations.Up(ctx, db.SQL, dialect); err != nil || tables(t, db) != 3 {
+			t.Fatalf("up again: %v", err)
+		}
+		// The audit trail refuses changes.
+		if _, err := db.SQL.Exec(`INSERT INTO audit_events (at, actor, action, details) VALUES ('2026-01-01T00:00:00Z', 'a', 'b', '{}')`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SQL.Exec(`UPDATE audit_events SET actor = 'x'`); err == nil {
+			t.Error("audit_events accepted an update")
+		}
+		if _, err := db.SQL.Exec(`DELETE FROM audit_events`); err == nil {
+			t.Error("audit_events accepted a delete")
+		}
+	})
+}
+
+// A database migrated by a newer Provisor is refused.
+func TestNewerDatabaseRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.Open(t, database.SQLite)
+	if _, err := db.SQL.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', '2030-01-01T00:00:00Z')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := migrations.Up(ctx, db.SQL, database.SQLite); err == nil {
+		t.Fatal("a newer database was accepted")
+	}
+}
+
+// Processes that start together on one PostgreSQL migrate once.
+func TestConcurrentStartsMigrateOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := dbtest.NewPostgres(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db, err := database.Open(ctx, url, "", nil)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer db.Close()
+			errs[i] = db.Migrate(ctx)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("process %d: %v", i, err)
+		}
+	}
+}
