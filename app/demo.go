@@ -84,6 +84,15 @@ func (a *App) LoadDemo(ctx context.Context) (*DemoCredentials, error) {
 		}
 		ents[e.Name] = ent.ID
 	}
+	// Finance's accounts exist from the start, so the demo tasks that grant
+	// them access have accounts to work on. The run is queued now and done
+	// by the workers as soon as the server starts.
+	if _, err := a.Requests.Submit(ctx, requests.Request{Type: requests.CreateAccount, BeneficiaryType: requests.BeneficiaryWorkgroup,
+		BeneficiaryID: finance.ID, ConnectorID: dir.ID, Entitlements: []string{ents["Wiki Editors"]},
+		Justification: "Demo set-up: directory accounts for Finance", Priority: requests.Normal},
+		requests.StartOpts{Trigger: requests.TriggerSubmission, Actor: actor}); err != nil {
+		return nil, fmt.Errorf("demo: accounts for Finance: %w", err)
+	}
 	str := func(s string) *string { return &s }
 	demoTasks := []tasks.Input{
 		{Name: str("Onboard Alice"), Description: str("Create Alice's directory account with VPN access"),

@@ -28,6 +28,9 @@ const (
 	InstanceCanceled  = "canceled"
 )
 
+// InstanceStatuses lists the instance statuses in the order a filter offers them.
+var InstanceStatuses = []string{InstancePending, InstanceRunning, InstanceActive, InstanceCompleted, InstanceFailed, InstanceCanceled}
+
 // Busy reports whether an instance status means work is under way.
 func Busy(status string) bool { return status == InstancePending || status == InstanceRunning }
 

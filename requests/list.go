@@ -155,7 +155,7 @@ func (s *Service) ListInstances(ctx context.Context, f InstanceFilter) ([]Instan
 	if err := q.Count(&total).Error; err != nil {
 		return nil, 0, err
 	}
-	if f.Limit <= 0 || f.Limit > 200 {
+	if f.Limit <= 0 || f.Limit > 500 {
 		f.Limit = 50
 	}
 	var out []Instance

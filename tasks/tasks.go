@@ -450,6 +450,9 @@ func (s *Service) Scheduled(ctx context.Context) ([]Task, error) {
 
 // Trigger starts a run of a task now.
 func (s *Service) Trigger(ctx context.Context, id, trigger, actor string) (*requests.Instance, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, ErrNotFound
+	}
 	var inst *requests.Instance
 	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
 		var err error

@@ -23,7 +23,10 @@ func (s *server) token(c *fiber.Ctx) error {
 		}
 		return c.Status(status).JSON(fiber.Map{"error": code, "error_description": desc})
 	}
-	form := func(k string) string { return strings.Clone(c.FormValue(k)) }
+	// Parameters come from the body only: RFC 6749 §2.3.1 keeps
+	// credentials out of URLs (and so out of access logs).
+	body := c.Request().PostArgs()
+	form := func(k string) string { return string(body.Peek(k)) }
 	if strings.HasPrefix(string(c.Request().Header.ContentType()), fiber.MIMEApplicationJSON) {
 		var body map[string]string
 		if err := decodeLoose(c, &body); err != nil {

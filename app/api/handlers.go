@@ -2,8 +2,11 @@ package api
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -245,6 +248,14 @@ func (s *server) listInstances(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if id := c.Query("task_id"); id != "" {
+		if _, err := uuid.Parse(id); err != nil {
+			return problem(422, "invalid query parameter", requests.FieldError{Field: "task_id", Message: "must be a task id (UUID)"})
+		}
+	}
+	if st := c.Query("status"); st != "" && !slices.Contains(requests.InstanceStatuses, st) {
+		return problem(422, "invalid query parameter", requests.FieldError{Field: "status", Message: "must be one of " + strings.Join(requests.InstanceStatuses, ", ")})
+	}
 	items, total, err := s.Requests.ListInstances(c.UserContext(), requests.InstanceFilter{
 		TaskID: c.Query("task_id"), Status: c.Query("status"), Limit: limit, Offset: offset,
 	})
@@ -428,14 +439,25 @@ func (s *server) listAudit(c *fiber.Ctx) error {
 		return err
 	}
 	f := audit.Filter{Actor: c.Query("actor"), Action: c.Query("action"), Limit: limit, Offset: offset}
-	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
-		if v := c.Query(name); v != "" {
+	var bad []requests.FieldError
+	for _, q := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := c.Query(q.name); v != "" {
 			t, err := time.Parse(time.RFC3339, v)
 			if err != nil {
-				return problem(422, "invalid query parameter", requests.FieldError{Field: name, Message: "must be an RFC 3339 time such as 2026-01-02T15:04:05Z"})
+				bad = append(bad, requests.FieldError{Field: q.name, Message: "must be an RFC 3339 time such as 2026-01-02T15:04:05Z"})
+				continue
 			}
-			*dst = t
+			*q.dst = t
 		}
+	}
+	if len(bad) == 0 && !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		bad = append(bad, requests.FieldError{Field: "until", Message: "must be after since"})
+	}
+	if len(bad) > 0 {
+		return problem(422, "invalid query parameter", bad...)
 	}
 	items, total, err := audit.List(c.UserContext(), s.DB.Gorm, f)
 	if err != nil {
