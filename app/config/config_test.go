@@ -2,6 +2,7 @@ package config
 
 import (
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -78,5 +79,21 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 	_, err := Load("t", nil, env(map[string]string{"PROVISOR_WORKERS": "x", "PROVISOR_LOG_LEVEL": "y"}), io.Discard, nil)
 	if err == nil || !strings.Contains(err.Error(), "PROVISOR_WORKERS") || !strings.Contains(err.Error(), "PROVISOR_LOG_LEVEL") {
 		t.Errorf("two problems: %v", err)
+	}
+}
+
+// The README's configuration table lists every setting with its flag,
+// variable and default.
+func TestReadmeListsEverySetting(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, s := range Settings {
+		row := "| `--" + s.Flag + "` | `" + s.Env + "` |"
+		if !strings.Contains(readme, row) {
+			t.Errorf("README has no row starting %q", row)
+		}
 	}
 }
