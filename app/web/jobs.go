@@ -1,0 +1,215 @@
+package web
+
+import (
+	"errors"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/provisor/provisor/requests"
+)
+
+var pageSizes = []int{10, 25, 50}
+
+type groupRow struct {
+	requests.Group
+	Types string
+	Stuck int
+}
+
+type jobsData struct {
+	Rows       []groupRow
+	Page       *requests.GroupPage
+	Status     string
+	Statuses   []string
+	Size       int
+	Sizes      []int
+	First      int
+	Last       int
+	Query      url.Values
+	Open       string
+	StuckAfter time.Duration
+}
+
+// jobsPage is the Connector Jobs page: jobs grouped by request instance
+// ("activation"), newest first, with the filter and page in the URL.
+func (s *Server) jobsPage(c *fiber.Ctx) error {
+	d := jobsData{Status: query(c, "status"), Statuses: requests.JobStatuses, Sizes: pageSizes, Query: currentQuery(c), StuckAfter: s.StuckAfter}
+	if d.Status == "all" || !requests.ValidStatusFilter(d.Status) {
+		d.Status = ""
+	}
+	d.Size, _ = strconv.Atoi(c.Query("size"))
+	if !slices.Contains(pageSizes, d.Size) {
+		d.Size = 25
+	}
+	page, err := s.Requests.ListGroups(c.UserContext(), requests.GroupFilter{Status: d.Status, Page: pageNumber(c), PageSize: d.Size})
+	if err != nil {
+		return err
+	}
+	d.Page = page
+	now := time.Now()
+	for _, g := range page.Groups {
+		r := groupRow{Group: g}
+		types := map[string]bool{}
+		for _, j := range g.Jobs {
+			types[s.typeLabel(j.ConnectorType)] = true
+			if s.stuck(&j, now) {
+				r.Stuck++
+			}
+		}
+		list := make([]string, 0, len(types))
+		for t := range types {
+			list = append(list, t)
+		}
+		sort.Strings(list)
+		r.Types = strings.Join(list, ", ")
+		d.Rows = append(d.Rows, r)
+	}
+	if n := len(page.Groups); n > 0 {
+		d.First = (page.Page-1)*page.PageSize + 1
+		d.Last = d.First + n - 1
+	}
+	if id := query(c, "open"); id != "" {
+		d.Open = "/jobs/" + url.PathEscape(id)
+	}
+	return s.render(c, fiber.StatusOK, "jobs", s.newPage(c, "jobs", "Connector Jobs", d))
+}
+
+// stuck reports a job pending or running for longer than the limit.
+func (s *Server) stuck(j *requests.Job, now time.Time) bool {
+	switch j.Status {
+	case requests.JobPending:
+		since := j.UpdatedAt
+		if j.DependsOn != nil && j.CreatedAt.Before(since) {
+			since = j.CreatedAt
+		}
+		return now.Sub(since) > s.StuckAfter
+	case requests.JobRunning:
+		if j.StartedAt != nil {
+			return now.Sub(*j.StartedAt) > s.StuckAfter
+		}
+	}
+	return false
+}
+
+func (s *Server) typeLabel(name string) string {
+	if t, ok := s.Connectors.Registry().Lookup(name); ok && t.Label != "" {
+		return t.Label
+	}
+	return name
+}
+
+type cardData struct {
+	requests.Job
+	TypeLabel string
+	Stuck     bool
+	CanCancel bool
+	CanRetry  bool
+}
+
+type dialogData struct {
+	Inst       *requests.Instance
+	Cards      []cardData
+	Message    string
+	CanForce   bool
+	CanCancel  bool
+	StuckAfter time.Duration
+}
+
+func (s *Server) jobsDialog(c *fiber.Ctx) error {
+	return s.showDialog(c, param(c, "id"), "")
+}
+
+// showDialog renders the Activation Jobs dialog of one instance.
+func (s *Server) showDialog(c *fiber.Ctx, id, message string) error {
+	inst, err := s.Requests.GetInstance(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	d := dialogData{Inst: inst, Message: message, StuckAfter: s.StuckAfter}
+	now := time.Now()
+	for _, j := range inst.Jobs {
+		card := cardData{Job: j, TypeLabel: s.typeLabel(j.ConnectorType), Stuck: s.stuck(&j, now),
+			CanCancel: j.Status == requests.JobPending, CanRetry: j.Status == requests.JobFailed || j.Status == requests.JobCanceled}
+		if j.Status == requests.JobScheduled {
+			d.CanForce = true
+		}
+		if card.CanCancel {
+			d.CanCancel = true
+		}
+		d.Cards = append(d.Cards, card)
+	}
+	if !isHTMX(c) {
+		// Without htmx, the dialog opens on the page itself.
+		return c.Redirect("/jobs?open="+url.QueryEscape(inst.ID), fiber.StatusSeeOther)
+	}
+	return s.fragment(c, "jobs", "dialog", d)
+}
+
+// steer runs an action and shows the dialog again, with the reason when
+// the action does not apply.
+func (s *Server) steer(c *fiber.Ctx, done string, fn func() error) error {
+	msg := done
+	if err := fn(); err != nil {
+		if !errors.Is(err, requests.ErrConflict) {
+			return err
+		}
+		msg = strings.TrimPrefix(err.Error(), "conflict: ")
+	}
+	return s.showDialog(c, param(c, "id"), msg)
+}
+
+func (s *Server) jobsCancelInstance(c *fiber.Ctx) error {
+	return s.steer(c, "Pending jobs canceled.", func() error {
+		_, err := s.Requests.CancelInstance(c.UserContext(), param(c, "id"), user(c).Username)
+		return err
+	})
+}
+
+func (s *Server) jobsForceEnd(c *fiber.Ctx) error {
+	return s.steer(c, "Force End: the scheduled revocations run now.", func() error {
+		_, err := s.Requests.ForceEnd(c.UserContext(), param(c, "id"), user(c).Username)
+		return err
+	})
+}
+
+func (s *Server) jobsCancelJob(c *fiber.Ctx) error {
+	return s.steer(c, "Job canceled.", func() error {
+		_, err := s.jobOf(c)
+		if err != nil {
+			return err
+		}
+		_, err = s.Requests.CancelJob(c.UserContext(), param(c, "job"), user(c).Username)
+		return err
+	})
+}
+
+func (s *Server) jobsRetryJob(c *fiber.Ctx) error {
+	return s.steer(c, "Job queued again.", func() error {
+		_, err := s.jobOf(c)
+		if err != nil {
+			return err
+		}
+		_, err = s.Requests.RetryJob(c.UserContext(), param(c, "job"), user(c).Username)
+		return err
+	})
+}
+
+// jobOf checks that the job in the URL belongs to the instance in the URL.
+func (s *Server) jobOf(c *fiber.Ctx) (*requests.Job, error) {
+	inst, err := s.Requests.GetInstance(c.UserContext(), param(c, "id"))
+	if err != nil {
+		return nil, err
+	}
+	for i := range inst.Jobs {
+		if inst.Jobs[i].ID == param(c, "job") {
+			return &inst.Jobs[i], nil
+		}
+	}
+	return nil, requests.ErrNotFound
+}

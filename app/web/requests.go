@@ -1,0 +1,94 @@
+package web
+
+import (
+	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/provisor/provisor/requests"
+)
+
+const gridPageSize = 25
+
+// pageNumber reads ?page=, from 1.
+func pageNumber(c *fiber.Ctx) int {
+	n, err := strconv.Atoi(c.Query("page"))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+func pages(total int64, size int) int {
+	return int((total + int64(size) - 1) / int64(size))
+}
+
+// currentQuery copies the request's query string.
+func currentQuery(c *fiber.Ctx) url.Values {
+	q, _ := url.ParseQuery(string(c.Request().URI().QueryString()))
+	return q
+}
+
+type requestsData struct {
+	Items    []requests.Instance
+	Total    int64
+	Page     int
+	Pages    int
+	Status   string
+	Statuses []string
+	Query    url.Values
+	All      bool
+}
+
+// requestsPage lists runs: a requester's own, or every run for an admin.
+func (s *Server) requestsPage(c *fiber.Ctx) error {
+	d := requestsData{Page: pageNumber(c), Status: query(c, "status"), Statuses: requests.InstanceStatuses, Query: currentQuery(c), All: isAdmin(c)}
+	if d.Status != "" && !slices.Contains(requests.InstanceStatuses, d.Status) {
+		d.Status = ""
+	}
+	f := requests.InstanceFilter{Status: d.Status, Limit: gridPageSize, Offset: (d.Page - 1) * gridPageSize}
+	if !d.All {
+		f.TriggeredBy = user(c).Username
+	}
+	items, total, err := s.Requests.ListInstances(c.UserContext(), f)
+	if err != nil {
+		return err
+	}
+	d.Items, d.Total, d.Pages = items, total, pages(total, gridPageSize)
+	return s.render(c, fiber.StatusOK, "requests", s.newPage(c, "requests", "Requests", d))
+}
+
+// instanceFor returns an instance the user may see: an admin any, a
+// requester the runs they started.
+func (s *Server) instanceFor(c *fiber.Ctx, id string) (*requests.Instance, error) {
+	inst, err := s.Requests.GetInstance(c.UserContext(), id)
+	if err != nil {
+		return nil, err
+	}
+	if !isAdmin(c) && inst.TriggeredBy != user(c).Username {
+		return nil, requests.ErrNotFound
+	}
+	return inst, nil
+}
+
+type instanceData struct {
+	Inst  *requests.Instance
+	Busy  bool
+	Admin bool
+}
+
+// instancePage shows one run with its jobs and their history; while the
+// run is busy, htmx refreshes the jobs every two seconds.
+func (s *Server) instancePage(c *fiber.Ctx) error {
+	inst, err := s.instanceFor(c, param(c, "id"))
+	if err != nil {
+		return err
+	}
+	d := instanceData{Inst: inst, Busy: requests.Busy(inst.Status), Admin: isAdmin(c)}
+	if isHTMX(c) {
+		return s.fragment(c, "request", "run", d)
+	}
+	return s.render(c, fiber.StatusOK, "request", s.newPage(c, "requests", "Run "+inst.ID, d))
+}

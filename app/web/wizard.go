@@ -1,0 +1,332 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/requests"
+	"github.com/provisor/provisor/tasks"
+)
+
+// The wizard's steps, in order, and the request fields each one fills.
+var wizardSteps = []struct {
+	Name, Label string
+	Fields      []string
+}{
+	{"beneficiary", "Beneficiary", []string{"beneficiary_type", "beneficiary_id"}},
+	{"connector", "Connector", []string{"connector_id"}},
+	{"access", "Access", []string{"entitlements"}},
+	{"details", "Details", []string{"justification", "priority", "duration"}},
+	{"review", "Review and Submit", nil},
+}
+
+func stepIndex(name string) int {
+	for i, s := range wizardSteps {
+		if s.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// fieldsUpTo lists the fields of the steps before and at step i.
+func fieldsUpTo(i int) []string {
+	var out []string
+	for _, s := range wizardSteps[:i+1] {
+		out = append(out, s.Fields...)
+	}
+	return out
+}
+
+type wizardData struct {
+	Draft    *requests.Draft
+	Step     string
+	StepNo   int
+	Steps    []string
+	Labels   []string
+	Errors   map[string]string
+	Types    []requests.Type
+	Priority []requests.Priority
+	// Beneficiary step.
+	Q          string
+	Identities []identities.Identity
+	Workgroups []identities.Workgroup
+	// Connector step.
+	Connectors []connectors.Record
+	Connector  *connectors.Record
+	// Access step.
+	Entitlements []identities.Entitlement
+	Selected     []identities.Entitlement
+	Accounts     []accountLine
+	// Review step.
+	TimeBound bool
+	Admin     bool
+}
+
+type accountLine struct {
+	Name   string
+	Status string
+}
+
+func (s *Server) wizardStart(c *fiber.Ctx) error {
+	d := wizardData{Types: requests.Types}
+	return s.render(c, fiber.StatusOK, "wizard", s.newPage(c, "new", "New Request", d))
+}
+
+func (s *Server) wizardCreate(c *fiber.Ctx) error {
+	d, err := s.Requests.NewDraft(c.UserContext(), user(c).ID, requests.Type(form(c, "type")))
+	var ve *requests.ValidationError
+	if errors.As(err, &ve) {
+		wd := wizardData{Types: requests.Types, Errors: map[string]string{"type": ve.Fields[0].Message}}
+		return s.render(c, fiber.StatusUnprocessableEntity, "wizard", s.newPage(c, "new", "New Request", wd))
+	}
+	if err != nil {
+		return err
+	}
+	return redirect(c, "/requests/drafts/"+d.ID+"/beneficiary")
+}
+
+func (s *Server) loadDraft(c *fiber.Ctx) (*requests.Draft, int, error) {
+	d, err := s.Requests.GetDraft(c.UserContext(), user(c).ID, param(c, "id"))
+	if err != nil {
+		return nil, 0, err
+	}
+	i := stepIndex(param(c, "step"))
+	if i < 0 {
+		return nil, 0, fiber.ErrNotFound
+	}
+	return d, i, nil
+}
+
+func (s *Server) wizardStep(c *fiber.Ctx) error {
+	d, i, err := s.loadDraft(c)
+	if err != nil {
+		return err
+	}
+	return s.showStep(c, fiber.StatusOK, d, i, nil)
+}
+
+// showStep renders step i of a draft with errors next to their fields.
+func (s *Server) showStep(c *fiber.Ctx, status int, d *requests.Draft, i int, errs map[string]string) error {
+	ctx := c.UserContext()
+	wd := wizardData{Draft: d, Step: wizardSteps[i].Name, StepNo: i, Errors: errs, Admin: isAdmin(c),
+		Priority:  []requests.Priority{requests.Low, requests.Normal, requests.High, requests.Critical},
+		TimeBound: d.Type == requests.CreateAccount || d.Type == requests.AddEntitlements}
+	for _, st := range wizardSteps {
+		wd.Steps = append(wd.Steps, st.Name)
+		wd.Labels = append(wd.Labels, st.Label)
+	}
+	if d.ConnectorID != "" {
+		if rec, err := s.Connectors.Get(ctx, d.ConnectorID); err == nil {
+			wd.Connector = rec
+		}
+	}
+	switch wd.Step {
+	case "beneficiary":
+		wd.Q = query(c, "q")
+		var err error
+		if d.BeneficiaryType == requests.BeneficiaryWorkgroup {
+			wd.Workgroups, _, err = s.Identities.ListWorkgroups(ctx, identities.ListOpts{Query: wd.Q, Limit: 20})
+		} else {
+			wd.Identities, _, err = s.Identities.ListIdentities(ctx, identities.ListOpts{Query: wd.Q, Limit: 20})
+		}
+		if err != nil {
+			return err
+		}
+	case "connector":
+		list, err := s.Connectors.List(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range list {
+			if r.Enabled {
+				wd.Connectors = append(wd.Connectors, r)
+			}
+		}
+	case "access", "review":
+		for _, id := range d.Entitlements {
+			if e, err := s.Identities.GetEntitlement(ctx, id); err == nil {
+				wd.Selected = append(wd.Selected, *e)
+			}
+		}
+		if wd.Step == "access" && d.ConnectorID != "" {
+			wd.Q = query(c, "q")
+			list, _, err := s.Identities.ListEntitlements(ctx, d.ConnectorID, identities.ListOpts{Query: wd.Q, Limit: 50})
+			if err != nil {
+				return err
+			}
+			for _, e := range list {
+				if !slices.Contains(d.Entitlements, e.ID) {
+					wd.Entitlements = append(wd.Entitlements, e)
+				}
+			}
+		}
+		wd.Accounts = s.accountLines(c, d)
+	}
+	title := "New Request: " + d.Type.Label()
+	if isHTMX(c) && c.Method() == fiber.MethodGet && c.Get("HX-Target") != "" {
+		return s.fragment(c, "wizard", "results-"+wd.Step, wd)
+	}
+	return s.render(c, status, "wizard", s.newPage(c, "new", title, wd))
+}
+
+// accountLines says which accounts the beneficiary has on the connector,
+// so a lock, unlock or delete shows what it will act on.
+func (s *Server) accountLines(c *fiber.Ctx, d *requests.Draft) []accountLine {
+	if d.ConnectorID == "" || d.BeneficiaryID == "" {
+		return nil
+	}
+	ctx := c.UserContext()
+	var people []identities.Identity
+	if d.BeneficiaryType == requests.BeneficiaryWorkgroup {
+		people, _ = s.Identities.Members(ctx, nil, d.BeneficiaryID)
+	} else if p, err := s.Identities.GetIdentity(ctx, d.BeneficiaryID); err == nil {
+		people = []identities.Identity{*p}
+	}
+	var out []accountLine
+	for _, p := range people {
+		line := accountLine{Name: p.DisplayName + " (" + p.Username + ")", Status: "no account known yet"}
+		if a, err := s.Identities.AccountOf(ctx, nil, d.ConnectorID, p.ID); err == nil {
+			line.Name = p.DisplayName + " (" + a.Username + ")"
+			line.Status = a.Status
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// wizardSave stores what a step's form holds and moves Back, Next, or
+// (on the last step) submits the request or creates a task.
+func (s *Server) wizardSave(c *fiber.Ctx) error {
+	d, i, err := s.loadDraft(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	step := wizardSteps[i].Name
+	switch step {
+	case "beneficiary":
+		if t := form(c, "beneficiary_type"); t != "" && t != d.BeneficiaryType {
+			d.BeneficiaryType, d.BeneficiaryID, d.BeneficiaryName = t, "", ""
+		}
+		if id := form(c, "beneficiary_id"); id != "" {
+			d.BeneficiaryID = id
+			if name, err := s.Requests.BeneficiaryName(ctx, d.BeneficiaryType, id); err == nil {
+				d.BeneficiaryName = name
+			}
+		}
+	case "connector":
+		if id := form(c, "connector_id"); id != d.ConnectorID {
+			d.ConnectorID, d.Entitlements = id, nil
+		}
+	case "access":
+		d.Entitlements = formList(c, "entitlements")
+	case "details":
+		d.Justification = strings.TrimSpace(form(c, "justification"))
+		d.Priority = requests.Priority(form(c, "priority"))
+		d.Duration = strings.TrimSpace(form(c, "duration"))
+	case "review":
+		d.TaskName = strings.TrimSpace(form(c, "task_name"))
+		d.Description = strings.TrimSpace(form(c, "description"))
+	}
+	if err := s.Requests.SaveDraft(ctx, d); err != nil {
+		return err
+	}
+	action := form(c, "action")
+	base := "/requests/drafts/" + d.ID + "/"
+	if action == "back" {
+		if i == 0 {
+			return redirect(c, "/requests/new")
+		}
+		return redirect(c, base+wizardSteps[i-1].Name)
+	}
+	if action == "search" || action == "switch" {
+		return redirect(c, base+step+"?q="+url.QueryEscape(strings.TrimSpace(form(c, "q"))))
+	}
+	if step != "review" {
+		errs, err := s.Requests.CheckFields(ctx, d.Request, wizardSteps[i].Fields...)
+		if err != nil {
+			return err
+		}
+		if len(errs) > 0 {
+			return s.showStep(c, fiber.StatusUnprocessableEntity, d, i, errs)
+		}
+		return redirect(c, base+wizardSteps[i+1].Name)
+	}
+
+	// Review: every step's problems, then Submit or Create Task.
+	errs, err := s.Requests.CheckFields(ctx, d.Request)
+	if err != nil {
+		return err
+	}
+	if len(errs) > 0 {
+		return s.showStep(c, fiber.StatusUnprocessableEntity, d, i, errs)
+	}
+	switch action {
+	case "submit":
+		inst, err := s.Requests.Submit(ctx, d.Request, requests.StartOpts{Trigger: requests.TriggerSubmission, Actor: user(c).Username})
+		if err != nil {
+			return s.reviewError(c, d, i, err)
+		}
+		_ = s.Requests.DeleteDraft(ctx, d.UserID, d.ID)
+		s.flash(c, "Request submitted: its jobs are queued.")
+		return redirect(c, "/requests/"+inst.ID)
+	case "task":
+		name := d.TaskName
+		if name == "" {
+			name = defaultTaskName(d)
+		}
+		req := d.Request
+		t, err := s.Tasks.Create(ctx, tasks.Input{Name: &name, Description: &d.Description, Request: &req}, user(c).Username)
+		if err != nil {
+			return s.reviewError(c, d, i, err)
+		}
+		_ = s.Requests.DeleteDraft(ctx, d.UserID, d.ID)
+		s.flash(c, "Task created. Trigger it here or from the tasks grid.")
+		return redirect(c, "/tasks/"+t.ID)
+	}
+	return s.showStep(c, fiber.StatusUnprocessableEntity, d, i, map[string]string{"action": "choose Submit or Create Task"})
+}
+
+// reviewError shows a validation error of Submit or Create Task on the
+// review step; task fields are named task_name and description there.
+func (s *Server) reviewError(c *fiber.Ctx, d *requests.Draft, i int, err error) error {
+	var ve *requests.ValidationError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	errs := map[string]string{}
+	for _, f := range ve.Fields {
+		switch {
+		case f.Field == "name":
+			errs["task_name"] = f.Message
+		case strings.HasPrefix(f.Field, "request."):
+			errs[strings.TrimPrefix(f.Field, "request.")] = f.Message
+		default:
+			errs[f.Field] = f.Message
+		}
+	}
+	return s.showStep(c, fiber.StatusUnprocessableEntity, d, i, errs)
+}
+
+func defaultTaskName(d *requests.Draft) string {
+	if d.BeneficiaryName == "" {
+		return d.Type.Label()
+	}
+	return fmt.Sprintf("%s for %s", d.Type.Label(), d.BeneficiaryName)
+}
+
+func (s *Server) wizardDiscard(c *fiber.Ctx) error {
+	if err := s.Requests.DeleteDraft(c.UserContext(), user(c).ID, param(c, "id")); err != nil {
+		return err
+	}
+	s.flash(c, "Draft discarded.")
+	return redirect(c, "/requests")
+}

@@ -1,0 +1,132 @@
+package requests
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+)
+
+// Draft is a request being filled in by a wizard: kept in the database
+// so that Back, Next and a reload lose nothing.
+type Draft struct {
+	ID     string `json:"-"`
+	UserID string `json:"-"`
+	Request
+	// BeneficiaryName is shown while the draft is filled in.
+	BeneficiaryName string `json:"beneficiary_name,omitempty"`
+	// TaskName is the name a task made from the draft gets.
+	TaskName    string    `json:"task_name,omitempty"`
+	Description string    `json:"description,omitempty"`
+	UpdatedAt   time.Time `json:"-"`
+}
+
+type draftRow struct {
+	ID        string `gorm:"primaryKey"`
+	UserID    string
+	Data      string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+func (draftRow) TableName() string { return "request_drafts" }
+
+// Drafts older than this are removed when a new one is made.
+const draftLifetime = 30 * 24 * time.Hour
+
+// NewDraft starts a draft of type t for a user.
+func (s *Service) NewDraft(ctx context.Context, userID string, t Type) (*Draft, error) {
+	if !t.valid() {
+		return nil, &ValidationError{Fields: []FieldError{{Field: "type", Message: "choose what the request does"}}}
+	}
+	d := &Draft{ID: uuid.NewString(), UserID: userID, Request: Request{Type: t, Priority: Normal}}
+	now := time.Now().UTC()
+	b, _ := json.Marshal(d)
+	err := s.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("updated_at < ?", now.Add(-draftLifetime)).Delete(&draftRow{}).Error; err != nil {
+			return err
+		}
+		return tx.Create(&draftRow{ID: d.ID, UserID: userID, Data: string(b), CreatedAt: now, UpdatedAt: now}).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("requests: new draft: %w", err)
+	}
+	d.UpdatedAt = now
+	return d, nil
+}
+
+// GetDraft returns a user's draft.
+func (s *Service) GetDraft(ctx context.Context, userID, id string) (*Draft, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, ErrNotFound
+	}
+	var row draftRow
+	err := s.db.Gorm.WithContext(ctx).Where("id = ? AND user_id = ?", id, userID).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	d := &Draft{}
+	if err := json.Unmarshal([]byte(row.Data), d); err != nil {
+		return nil, fmt.Errorf("requests: draft %s: %w", id, err)
+	}
+	d.ID, d.UserID, d.UpdatedAt = row.ID, row.UserID, row.UpdatedAt
+	return d, nil
+}
+
+// SaveDraft stores a draft's current content.
+func (s *Service) SaveDraft(ctx context.Context, d *Draft) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	res := s.db.Gorm.WithContext(ctx).Model(&draftRow{}).Where("id = ? AND user_id = ?", d.ID, d.UserID).
+		Updates(map[string]any{"data": string(b), "updated_at": time.Now().UTC()})
+	if res.Error != nil {
+		return fmt.Errorf("requests: save draft: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// DeleteDraft removes a draft.
+func (s *Service) DeleteDraft(ctx context.Context, userID, id string) error {
+	return s.db.Gorm.WithContext(ctx).Where("id = ? AND user_id = ?", id, userID).Delete(&draftRow{}).Error
+}
+
+// CheckFields validates r and returns the problems whose field starts
+// with one of prefixes (all of them when none is given), by field.
+func (s *Service) CheckFields(ctx context.Context, r Request, prefixes ...string) (map[string]string, error) {
+	err := s.Validate(ctx, &r)
+	var ve *ValidationError
+	if err == nil {
+		return nil, nil
+	}
+	if !errors.As(err, &ve) {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, f := range ve.Fields {
+		if len(prefixes) == 0 {
+			out[f.Field] = f.Message
+			continue
+		}
+		for _, p := range prefixes {
+			if f.Field == p || (len(f.Field) > len(p) && f.Field[:len(p)] == p && f.Field[len(p)] == '[') {
+				out[f.Field] = f.Message
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}

@@ -1,0 +1,89 @@
+// Provisor's small behaviours on top of htmx. No inline scripts: the
+// Content-Security-Policy allows only files from this site.
+(function () {
+  "use strict";
+
+  var fmt = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "medium" });
+
+  // Times are sent as ISO 8601 and shown in the browser's time zone.
+  function localizeTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
+      if (el.dataset.localized) return;
+      var d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d)) return;
+      el.title = el.getAttribute("datetime");
+      el.textContent = fmt.format(d);
+      el.dataset.localized = "1";
+    });
+  }
+
+  function dialog() { return document.getElementById("job-dialog"); }
+
+  function setOpenParam(url) {
+    var u = new URL(window.location.href);
+    if (url) {
+      u.searchParams.set("open", url.split("/").pop());
+    } else {
+      u.searchParams.delete("open");
+    }
+    history.replaceState(null, "", u.toString());
+  }
+
+  function openDialog(url) {
+    htmx.ajax("GET", url, { target: "#dialog-body" });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localizeTimes(document);
+    document.querySelectorAll("input[data-tz-offset]").forEach(function (el) {
+      if (!el.value) el.value = String(new Date().getTimezoneOffset());
+    });
+    var d = dialog();
+    if (d && d.dataset.load) openDialog(d.dataset.load);
+    if (d) d.addEventListener("close", function () { setOpenParam(null); });
+  });
+
+  document.addEventListener("htmx:afterSettle", function (e) {
+    localizeTimes(e.target);
+    var d = dialog();
+    if (d && e.target && e.target.id === "dialog-body") {
+      if (!d.open) d.showModal();
+      var first = d.querySelector(".close");
+      if (first && !d.contains(document.activeElement)) first.focus();
+      var id = d.querySelector("code");
+      if (id) setOpenParam("/jobs/" + id.textContent);
+    }
+  });
+
+  document.addEventListener("click", function (e) {
+    var t = e.target;
+    if (t.closest("[data-close-dialog]")) {
+      var d = dialog();
+      if (d) d.close();
+      return;
+    }
+    if (t.closest("a, button, input, select, textarea, label, summary")) return;
+    var row = t.closest("tr[data-open]");
+    if (row) { openDialog(row.dataset.open); return; }
+    row = t.closest("tr[data-href]");
+    if (row) window.location.href = row.dataset.href;
+  });
+
+  // Filters that apply as soon as they change.
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    if (t.matches("select[data-autosubmit]")) {
+      t.form.submit();
+    } else if (t.matches("input[data-autosubmit-action]")) {
+      var a = document.createElement("input");
+      a.type = "hidden"; a.name = "action"; a.value = t.dataset.autosubmitAction;
+      t.form.appendChild(a);
+      t.form.submit();
+    }
+  });
+
+  document.addEventListener("submit", function (e) {
+    var f = e.target;
+    if (f.dataset.confirm && !window.confirm(f.dataset.confirm)) e.preventDefault();
+  });
+})();
