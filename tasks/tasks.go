@@ -18,6 +18,7 @@ import (
 
 	"github.com/provisor/provisor/app/database"
 	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 )
 
@@ -67,6 +68,29 @@ type Notify struct {
 	When string `json:"when"`
 }
 
+// Dynamic notification recipients, resolved when a run ends.
+const (
+	// NotifyRequester is who started the run, when that is a portal user.
+	NotifyRequester = "requester"
+	// NotifyBeneficiary is the run's identity, or every member of its workgroup.
+	NotifyBeneficiary = "beneficiary"
+)
+
+// MaxRecipients bounds a task's notification recipients.
+const MaxRecipients = 50
+
+// NotifySettings decodes the notification settings of a task as stored.
+func (t *Task) NotifySettings() (Notify, error) {
+	var n Notify
+	if t.NotifyJSON == "" {
+		return n, nil
+	}
+	if err := json.Unmarshal([]byte(t.NotifyJSON), &n); err != nil {
+		return n, fmt.Errorf("tasks: %s: stored notification settings: %w", t.ID, err)
+	}
+	return n, nil
+}
+
 // Input creates or changes a task. On update, nil fields keep their value.
 type Input struct {
 	Name            *string           `json:"name"`
@@ -92,6 +116,7 @@ type FieldErrors = requests.ValidationError
 type Service struct {
 	db   *database.DB
 	reqs *requests.Service
+	ids  *identities.Service
 	// ScheduleChanged is called after a task's schedule may have changed, so
 	// the scheduler of this process applies it at once.
 	ScheduleChangedFunc func(taskID string)
@@ -103,6 +128,10 @@ func New(db *database.DB, reqs *requests.Service) *Service {
 	reqs.OnSettled(s.instanceSettledTx)
 	return s
 }
+
+// SetIdentities gives the service the identities that notification
+// recipients are checked against when a task is saved.
+func (s *Service) SetIdentities(ids *identities.Service) { s.ids = ids }
 
 var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
@@ -211,10 +240,65 @@ func (s *Service) validate(ctx context.Context, t *Task, in Input) error {
 	default:
 		v.Fields = append(v.Fields, requests.FieldError{Field: "notify.when", Message: "must be always, failure or success"})
 	}
+	if in.Notify != nil {
+		problems, err := s.checkRecipients(ctx, t.Notify)
+		if err != nil {
+			return err
+		}
+		v.Fields = append(v.Fields, problems...)
+	}
 	if len(v.Fields) > 0 {
 		return v
 	}
 	return nil
+}
+
+// checkRecipients validates notification recipients: identities that
+// exist and have an email address (an address that is missing is reported
+// now, not skipped when the run ends), or the dynamic requester and
+// beneficiary, each once.
+func (s *Service) checkRecipients(ctx context.Context, n Notify) ([]requests.FieldError, error) {
+	var out []requests.FieldError
+	bad := func(i int, format string, a ...any) {
+		out = append(out, requests.FieldError{Field: fmt.Sprintf("notify.recipients[%d]", i), Message: fmt.Sprintf(format, a...)})
+	}
+	if n.Enabled && len(n.Recipients) == 0 {
+		out = append(out, requests.FieldError{Field: "notify.recipients", Message: "choose at least one recipient, or turn notifications off"})
+	}
+	if len(n.Recipients) > MaxRecipients {
+		out = append(out, requests.FieldError{Field: "notify.recipients", Message: fmt.Sprintf("at most %d recipients", MaxRecipients)})
+		return out, nil
+	}
+	seen := map[string]int{}
+	for i, r := range n.Recipients {
+		if j, dup := seen[r]; dup {
+			bad(i, "listed twice (also recipients[%d])", j)
+			continue
+		}
+		seen[r] = i
+		if r == NotifyRequester || r == NotifyBeneficiary {
+			continue
+		}
+		if _, err := uuid.Parse(r); err != nil {
+			bad(i, "%q is neither an identity id nor requester or beneficiary", r)
+			continue
+		}
+		if s.ids == nil {
+			return nil, errors.New("tasks: no identities to check notification recipients against")
+		}
+		id, err := s.ids.GetIdentity(ctx, r)
+		switch {
+		case errors.Is(err, identities.ErrNotFound):
+			bad(i, "no identity with id %s", r)
+		case err != nil:
+			return nil, err
+		case id.Status == "deleted":
+			bad(i, "identity %s is deleted", id.Username)
+		case strings.TrimSpace(id.Email) == "":
+			bad(i, "identity %s has no email address", id.Username)
+		}
+	}
+	return out, nil
 }
 
 // Create validates and stores a task.
@@ -407,8 +491,10 @@ func (t *Task) decode() error {
 type ListOpts struct {
 	Query  string
 	Status string
-	Limit  int
-	Offset int
+	// CreatedBy keeps the tasks one user created.
+	CreatedBy string
+	Limit     int
+	Offset    int
 }
 
 // List returns tasks by name, and how many match.
@@ -421,6 +507,9 @@ func (s *Service) List(ctx context.Context, o ListOpts) ([]Task, int64, error) {
 	}
 	if o.Status != "" {
 		q = q.Where("status = ?", o.Status)
+	}
+	if o.CreatedBy != "" {
+		q = q.Where("created_by = ?", o.CreatedBy)
 	}
 	var total int64
 	if err := q.Count(&total).Error; err != nil {
