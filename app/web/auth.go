@@ -153,7 +153,12 @@ func (s *Server) loginPage(c *fiber.Ctx) error {
 // renderLogin shows the sign-in form with a fresh double-submit token: the
 // form carries it and a cookie holds it, so another site cannot post it.
 func (s *Server) renderLogin(c *fiber.Ctx, status int, d loginData) error {
-	d.Token = randomToken()
+	// Keep the token of an open sign-in form: another tab, or a request
+	// the browser makes on its own, must not invalidate it.
+	d.Token = c.Cookies(loginCSRF)
+	if len(d.Token) < 32 {
+		d.Token = randomToken()
+	}
 	s.setCookie(c, loginCSRF, d.Token, time.Now().Add(time.Hour))
 	p := s.newPage(c, "", "Sign in", d)
 	return s.render(c, status, "login", p)

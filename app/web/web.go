@@ -104,6 +104,7 @@ func (s *Server) parse(fsys fs.FS) error {
 // Routes mounts the portal on app.
 func (s *Server) Routes(app *fiber.App) {
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(views.Static()), MaxAge: 3600}))
+	app.Get("/favicon.ico", func(c *fiber.Ctx) error { return c.Redirect("/static/favicon.svg", fiber.StatusMovedPermanently) })
 	app.Use(s.secureHeaders, s.loadSession)
 	app.Get("/login", s.loginPage)
 	app.Post("/login", s.loginSubmit)

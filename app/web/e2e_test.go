@@ -1,0 +1,223 @@
+package web_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// chromium finds the browser: CHROMIUM, or Debian's chromium (installed
+// by .ci/run). A missing browser fails the test: it is never skipped.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
+		if p == "" {
+			continue
+		}
+		if _, err := exec.LookPath(p); err == nil {
+			return p
+		}
+	}
+	t.Fatal("headless Chromium is needed for the end-to-end tests: apt-get install chromium (or set CHROMIUM)")
+	return ""
+}
+
+// artifacts is where screenshots go: PROVISOR_TEST_ARTIFACTS, or
+// test-artifacts at the top of the repository (not committed).
+func artifacts(t *testing.T) string {
+	dir := os.Getenv("PROVISOR_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "test-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func newChrome(t *testing.T) (context.Context, context.CancelFunc) {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1440, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	return ctx, func() { cancelTimeout(); cancelCtx(); cancelAlloc() }
+}
+
+func shot(t *testing.T, name string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var png []byte
+		if err := chromedp.FullScreenshot(&png, 100).Do(ctx); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(artifacts(t), name+".png"), png, 0o644)
+	})
+}
+
+func signIn(base, user, password string) chromedp.Tasks {
+	return chromedp.Tasks{
+		chromedp.Navigate(base + "/login"),
+		chromedp.WaitVisible(`#username`, chromedp.ByQuery),
+		chromedp.SendKeys(`#username`, user, chromedp.ByQuery),
+		chromedp.SendKeys(`#password`, password, chromedp.ByQuery),
+		chromedp.Click(`form button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`header.top`, chromedp.ByQuery),
+	}
+}
+
+// A requester completes the wizard and clicks Create Task; an admin
+// triggers it on the grid, sees Triggered then Idle, opens Connector Jobs,
+// filters Completed, opens the dialog and sees the jobs.
+func TestEndToEndInChromium(t *testing.T) {
+	w := setup(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = w.HTTP.Listener(ln) }()
+	base := "http://" + ln.Addr().String()
+
+	// The requester.
+	ctx, cancel := newChrome(t)
+	defer cancel()
+	var taskURL, review string
+	err = chromedp.Run(ctx,
+		signIn(base, "rita", w.requesterPW),
+		chromedp.Click(`a[href="/requests/new"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`button[value="create_account"]`, chromedp.ByQuery),
+		shot(t, "01-wizard-types"),
+		chromedp.Click(`button[value="create_account"]`, chromedp.ByQuery),
+		// Beneficiary: search as you type, pick alice.
+		chromedp.WaitVisible(`#q`, chromedp.ByQuery),
+		chromedp.SendKeys(`#q`, "ali", chromedp.ByQuery),
+		chromedp.WaitVisible(`input[name=beneficiary_id][value="`+w.alice+`"]`, chromedp.ByQuery),
+		chromedp.Click(`input[name=beneficiary_id][value="`+w.alice+`"]`, chromedp.ByQuery),
+		chromedp.Click(`button[value=next].primary`, chromedp.ByQuery),
+		// Connector.
+		chromedp.WaitVisible(`input[name=connector_id]`, chromedp.ByQuery),
+		chromedp.Click(`input[name=connector_id][value="`+w.dir+`"]`, chromedp.ByQuery),
+		chromedp.Click(`button[value=next].primary`, chromedp.ByQuery),
+		// Access: the VPN group.
+		chromedp.WaitVisible(`input[name=entitlements][value="`+w.vpn+`"]`, chromedp.ByQuery),
+		chromedp.Click(`input[name=entitlements][value="`+w.vpn+`"]`, chromedp.ByQuery),
+		chromedp.Click(`button[value=next].primary`, chromedp.ByQuery),
+		// Details: Next without a justification shows the problem next to it.
+		chromedp.WaitVisible(`#justification`, chromedp.ByQuery),
+		chromedp.Click(`button[value=next].primary`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#justification-error .field-error`, chromedp.ByQuery),
+		chromedp.SendKeys(`#justification`, "Joins the VPN pilot", chromedp.ByQuery),
+		chromedp.SetValue(`#priority`, "high", chromedp.ByQuery),
+		chromedp.Click(`button[value=next].primary`, chromedp.ByQuery),
+		// Review and Submit: Back keeps what was typed.
+		chromedp.WaitVisible(`button[value=task]`, chromedp.ByQuery),
+		chromedp.Click(`button[value=back]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#justification`, chromedp.ByQuery),
+		chromedp.Click(`button[value=next].primary`, chromedp.ByQuery),
+		chromedp.WaitVisible(`button[value=task]`, chromedp.ByQuery),
+		chromedp.Text(`main`, &review, chromedp.ByQuery),
+		shot(t, "02-wizard-review"),
+		chromedp.Click(`button[value=task]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//h2[text()="Notification settings"]`),
+		chromedp.Location(&taskURL),
+		shot(t, "03-task-details"),
+	)
+	if err != nil {
+		t.Fatalf("requester: %v", err)
+	}
+	for _, want := range []string{"alice", "Corp Directory", "VPN", "Joins the VPN pilot", "High"} {
+		if !strings.Contains(review, want) {
+			t.Errorf("review lacks %q", want)
+		}
+	}
+	taskID := taskURL[strings.LastIndex(taskURL, "/")+1:]
+	cancel()
+
+	// The admin.
+	ctx, cancel = newChrome(t)
+	defer cancel()
+	row := `#task-` + taskID
+	var dialogText, dialogOpen string
+	err = chromedp.Run(ctx,
+		signIn(base, "admin", w.adminPW),
+		chromedp.Navigate(base+"/tasks"),
+		chromedp.WaitVisible(row, chromedp.ByQuery),
+		chromedp.Click(row+` button`, chromedp.ByQuery),
+		chromedp.WaitVisible(row+` .status .badge-triggered`, chromedp.ByQuery),
+		shot(t, "04-tasks-triggered"),
+		chromedp.WaitVisible(row+` .status .badge-idle`, chromedp.ByQuery),
+		chromedp.WaitVisible(row+` .badge-completed`, chromedp.ByQuery),
+		shot(t, "05-tasks-idle"),
+		chromedp.Click(`a[href="/jobs"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`select#size`, chromedp.ByQuery),
+		// Choosing a status applies the filter at once, and puts it in the URL.
+		chromedp.SetValue(`#status`, "completed", chromedp.ByQuery),
+		chromedp.ActionFunc(func(ctx context.Context) error {
+			var url string
+			for range 100 {
+				if err := chromedp.Location(&url).Do(ctx); err != nil {
+					return err
+				}
+				if strings.Contains(url, "status=completed") {
+					return nil
+				}
+				var fired bool
+				_ = chromedp.Evaluate(`(function(){var s=document.getElementById("status"); if(!s) return false; s.dispatchEvent(new Event("change",{bubbles:true})); return true})()`, &fired).Do(ctx)
+				time.Sleep(100 * time.Millisecond)
+			}
+			return errors.New("the status filter did not apply: " + url)
+		}),
+		chromedp.WaitVisible(`//span[contains(@class,"counters") and contains(., "activation groups")]`),
+		chromedp.WaitVisible(`tr[data-open] td`, chromedp.ByQuery),
+		shot(t, "06-jobs-completed"),
+		chromedp.Click(`tr[data-open] td[data-label=Kind]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#job-dialog .job-card`, chromedp.ByQuery),
+		chromedp.Text(`#job-dialog`, &dialogText, chromedp.ByQuery),
+		shot(t, "07-jobs-dialog"),
+		chromedp.KeyEvent(kb.Escape),
+		chromedp.WaitNotVisible(`#job-dialog`, chromedp.ByQuery),
+		chromedp.Evaluate(`String(document.getElementById("job-dialog").open)`, &dialogOpen),
+		// A narrow phone screen.
+		chromedp.EmulateViewport(360, 740, chromedp.EmulateScale(1)),
+		chromedp.Navigate(base+"/jobs"),
+		chromedp.WaitVisible(`tr[data-open] td`, chromedp.ByQuery),
+		shot(t, "08-jobs-360px"),
+		chromedp.ActionFunc(func(ctx context.Context) error { return emulation.ClearDeviceMetricsOverride().Do(ctx) }),
+	)
+	if err != nil {
+		t.Fatalf("admin: %v", err)
+	}
+	for _, want := range []string{"Activation Jobs", "Directory.CreateAccount", "Directory.AddToGroup", "Completed", "Corp Directory", "High"} {
+		if !strings.Contains(dialogText, want) {
+			t.Errorf("dialog lacks %q: %s", want, dialogText)
+		}
+	}
+	if dialogOpen != "false" {
+		t.Error("Escape did not close the dialog")
+	}
+	var loc string
+	if err := chromedp.Run(ctx, chromedp.Location(&loc)); err == nil && !strings.Contains(loc, "/jobs") {
+		t.Errorf("location %s", loc)
+	}
+}
