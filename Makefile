@@ -20,6 +20,12 @@ test:
 ## bench: throughput and latency on PostgreSQL and SQLite (see BENCHMARKS.md)
 bench: build
 	./$(BIN) bench
+	# Portal speed: Connector Jobs page and tasks grid on 100,000 runs, 1,000,000 jobs, 10,000 tasks (BENCHMARKS.md).
+	./$(BIN) bench portal
+	# Completion emails: the outbox against go-mail sending directly (BENCHMARKS.md).
+	$(GO) test -run XXX -bench Outbox -benchtime 3x ./notifier/
+	# LDAP connector: grants through Provisor against raw go-ldap, and a 10,000-user import (BENCHMARKS.md).
+	$(GO) test -run '^$$' -bench LDAP -benchtime 1x -timeout 30m ./connectors/ldap/
 
 vet:
 	$(GO) vet ./...

@@ -46,10 +46,12 @@ const (
 )
 
 // Slow-down after failed sign-ins: after freeFailures failures for one
-// name (or one address), each further attempt waits twice as long as the
-// one before, up to maxLockout. A success clears the count.
+// name (or one address), the next attempt waits firstLockout, and each
+// further failure doubles the wait, up to maxLockout. A success clears the
+// count.
 const (
 	freeFailures = 5
+	firstLockout = 30 * time.Second
 	maxLockout   = 15 * time.Minute
 	// failureMemory forgets failures older than this.
 	failureMemory = time.Hour
@@ -66,7 +68,7 @@ func lockoutAfter(failures int) time.Duration {
 	if failures < freeFailures {
 		return 0
 	}
-	d := time.Second << min(failures-freeFailures, 20)
+	d := firstLockout << min(failures-freeFailures, 10)
 	return min(d, maxLockout)
 }
 

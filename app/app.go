@@ -23,9 +23,12 @@ import (
 	"github.com/provisor/provisor/app/api"
 	"github.com/provisor/provisor/app/config"
 	"github.com/provisor/provisor/app/database"
+	"github.com/provisor/provisor/app/web"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/builtin"
+	"github.com/provisor/provisor/connectors/ldap"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )
@@ -38,9 +41,11 @@ type App struct {
 	Queue      *database.Queue
 	Connectors *connectors.Store
 	Identities *identities.Service
+	Importer   *identities.Importer
 	Requests   *requests.Service
 	Tasks      *tasks.Service
 	Access     *access.Service
+	Notifier   *notifier.Service
 	Scheduler  *Scheduler
 	HTTP       *fiber.App
 }
@@ -69,26 +74,49 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	}
 	db, err := database.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath(), &database.Options{Logger: log, MaxConns: int32(min(cfg.Workers+20, 200))})
 	if err != nil {
-		return nil, err
+		if cfg.Embedded() {
+			return nil, fmt.Errorf("PROVISOR_DATA_DIR (--data-dir): %w", err)
+		}
+		return nil, fmt.Errorf("PROVISOR_DATABASE_URL (--database): %w", err)
 	}
 	if err := db.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	a := &App{Config: cfg, Log: log, DB: db}
-	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm)}, opts.ConnectorTypes...)...)
+	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm), ldap.Type(), ldap.ADType()}, opts.ConnectorTypes...)...)
 	a.Connectors = connectors.NewStore(db.Gorm, registry, sealer)
 	a.Identities = identities.New(db.Gorm, a.Connectors)
-	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, Logger: log})
+	a.Importer = identities.NewImporter(a.Identities)
+	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, Logger: log,
+		ImportFunc: a.Importer.RunJob})
 	a.Tasks = tasks.New(db, a.Requests)
+	// A directory connector, once saved, gets its Data Import tasks.
+	a.Connectors.SavedFunc = func(ctx context.Context, r *connectors.Record) {
+		if _, err := a.Tasks.EnsureImportTasks(ctx, r); err != nil {
+			log.Warn("data import tasks not created", "connector", r.Name, "err", err)
+		}
+	}
 	a.Access = access.New(db.Gorm)
+	a.Tasks.SetIdentities(a.Identities)
+	a.Notifier, err = notifier.New(db, &notifier.Options{
+		SMTP: cfg.SMTP, SMTPName: cfg.RedactedSMTP(), RetryFor: cfg.SMTPRetryFor, BaseURL: cfg.BaseURL,
+		Logger: log.With("component", "notifier"),
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	a.Requests.OnSettled(a.Notifier.InstanceSettledTx)
 
 	qopts := &database.QueueOptions{Logger: log.With("component", "queue"), ID: processID()}
 	if !opts.NoWorkers {
 		workers := river.NewWorkers()
 		river.AddWorker(workers, requests.NewWorker(a.Requests))
+		river.AddWorker(workers, notifier.NewWorker(a.Notifier))
 		qopts.Workers = workers
 		qopts.MaxWorkers = cfg.Workers
+		qopts.Queues = map[string]int{notifier.Queue: notifier.QueueWorkers}
 		qopts.JobTimeout = cfg.JobTimeout
 		qopts.RescueAfter = cfg.RescueAfter
 	}
@@ -98,17 +126,31 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		return nil, err
 	}
 	a.Requests.SetQueue(a.Queue)
+	a.Notifier.SetQueue(a.Queue)
 	a.Scheduler = NewScheduler(a.Tasks, log.With("component", "scheduler"), cfg.ScheduleSync)
 	a.Tasks.ScheduleChangedFunc = a.Scheduler.Changed
+	portal, err := web.New(web.Deps{
+		Log: log, DB: db.Gorm, Access: a.Access, Identities: a.Identities, Connectors: a.Connectors,
+		Requests: a.Requests, Tasks: a.Tasks, Schedules: a.Scheduler, Notifier: a.Notifier,
+		SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"), StuckAfter: cfg.StuckAfter,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	a.HTTP = api.NewServer(api.Deps{
 		Log: log, Access: a.Access, Identities: a.Identities, Connectors: a.Connectors,
-		Requests: a.Requests, Tasks: a.Tasks, DB: db,
+		Requests: a.Requests, Tasks: a.Tasks, DB: db, Notifier: a.Notifier, Web: portal, Imports: a.Importer,
 	})
 	return a, nil
 }
 
 // Start starts the workers and the scheduler.
 func (a *App) Start(ctx context.Context) error {
+	// Messages held while no SMTP server was configured go out now.
+	if _, err := a.Notifier.ReleaseHeld(ctx); err != nil {
+		return fmt.Errorf("app: queue held notifications: %w", err)
+	}
 	if err := a.Queue.Start(ctx); err != nil {
 		return fmt.Errorf("app: start queue: %w", err)
 	}
@@ -154,6 +196,9 @@ func (a *App) Shutdown() error {
 	}
 	a.Scheduler.Stop()
 	if err := a.Queue.Stop(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		errs = append(errs, err)
+	}
+	if err := a.Notifier.Close(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if err := a.DB.Close(); err != nil {

@@ -27,12 +27,15 @@ const (
 	OpDisableAccount Operation = "account.disable"
 	OpGrant          Operation = "entitlement.grant"
 	OpRevoke         Operation = "entitlement.revoke"
+	// OpImport reads the system into the portal (a data import task's job);
+	// the requests worker runs it through an importer, not through Do.
+	OpImport Operation = "directory.import"
 )
 
 // Valid reports whether op is a known operation.
 func (op Operation) Valid() bool {
 	switch op {
-	case OpCreateAccount, OpDeleteAccount, OpEnableAccount, OpDisableAccount, OpGrant, OpRevoke:
+	case OpCreateAccount, OpDeleteAccount, OpEnableAccount, OpDisableAccount, OpGrant, OpRevoke, OpImport:
 		return true
 	}
 	return false
@@ -87,6 +90,9 @@ type ImportedAccount struct {
 	Account
 	Locked       bool
 	Entitlements []string // external ids
+	// Correlation is the value that links the account to an identity (the
+	// connector's correlation attribute); empty means the username.
+	Correlation string
 }
 
 // ImportSink receives what an import reads.
@@ -97,10 +103,25 @@ type ImportSink interface {
 	Deleted(ctx context.Context, externalID string) error
 }
 
+// DirectorySink is an ImportSink that also takes what directories report
+// their own way. Connectors use it when the sink offers it.
+type DirectorySink interface {
+	ImportSink
+	// Members gives a group's complete member list (account external ids):
+	// in LDAP and Active Directory memberships live on the group.
+	Members(ctx context.Context, entitlementExternalID string, memberExternalIDs []string) error
+	// Present lists every object still on the system (external ids) in a
+	// delta import, when the system cannot report deletions itself: what the
+	// portal knows and is not listed was deleted. Called once per import.
+	Present(ctx context.Context, externalIDs []string) error
+}
+
 // Connector is one configured connection to a managed system.
 type Connector interface {
 	// Kind names the job kind of an operation as an admin reads it, such as
-	// "AD AddToGroup" or "Account.Disable".
+	// "AD AddToGroup" or "Account.Disable". For OpImport it returns the stem
+	// ("Import") that the mode completes ("Import.Full"); a connector that
+	// returns "" for OpImport takes no data import requests.
 	Kind(op Operation) string
 	CreateAccount(ctx context.Context, a Account) (Result, error)
 	DeleteAccount(ctx context.Context, a Account) (Result, error)
@@ -131,6 +152,9 @@ func Do(ctx context.Context, c Connector, op Operation, a Account, e Entitlement
 		return c.Grant(ctx, a, e)
 	case OpRevoke:
 		return c.Revoke(ctx, a, e)
+	}
+	if op == OpImport {
+		return Result{}, Permanent(fmt.Errorf("operation %q runs through an importer", op))
 	}
 	return Result{}, Permanent(fmt.Errorf("unknown operation %q", op))
 }

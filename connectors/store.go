@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"sort"
 	"strings"
@@ -69,6 +70,10 @@ type Store struct {
 
 	mu    sync.Mutex
 	cache map[string]cached
+
+	// SavedFunc, when set, is called after a connector was created or
+	// changed (app sets it to give directories their data import tasks).
+	SavedFunc func(ctx context.Context, r *Record)
 }
 
 type cached struct {
@@ -134,6 +139,9 @@ func (s *Store) Create(ctx context.Context, in Input) (*Record, error) {
 		}
 		return nil, fmt.Errorf("connectors: create %s: %w", in.Name, err)
 	}
+	if s.SavedFunc != nil {
+		s.SavedFunc(ctx, r)
+	}
 	return r, nil
 }
 
@@ -176,7 +184,11 @@ func (s *Store) Update(ctx context.Context, id string, in Input) (*Record, error
 		}
 		return nil, fmt.Errorf("connectors: update %s: %w", id, res.Error)
 	}
-	return s.Get(ctx, id)
+	r, err = s.Get(ctx, id)
+	if err == nil && s.SavedFunc != nil {
+		s.SavedFunc(ctx, r)
+	}
+	return r, err
 }
 
 // Get returns one connector.
@@ -226,9 +238,23 @@ func (s *Store) Open(ctx context.Context, r *Record) (Connector, error) {
 		return nil, Permanent(fmt.Errorf("connector %s: %w", r.Name, err))
 	}
 	s.mu.Lock()
+	old, replaced := s.cache[r.ID]
 	s.cache[r.ID] = cached{updatedAt: r.UpdatedAt, conn: conn}
 	s.mu.Unlock()
+	// A connector built from older settings lets go of its connections.
+	if closer, ok := old.conn.(io.Closer); replaced && ok && old.conn != conn {
+		_ = closer.Close()
+	}
 	return conn, nil
+}
+
+// SaveImportCookieTx stores where the next delta import of a connector
+// starts. It leaves updated_at alone: the live connector stays cached.
+func (s *Store) SaveImportCookieTx(tx *gorm.DB, id, cookie string) error {
+	if err := tx.Model(&Record{}).Where("id = ?", id).UpdateColumn("import_cookie", cookie).Error; err != nil {
+		return fmt.Errorf("connectors: save import cookie of %s: %w", id, err)
+	}
+	return nil
 }
 
 // OpenByID is Get then Open.

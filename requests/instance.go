@@ -69,6 +69,14 @@ type Instance struct {
 	CreatedAt       time.Time  `json:"created_at"`
 	UpdatedAt       time.Time  `json:"updated_at"`
 	EndedAt         *time.Time `json:"ended_at,omitempty"`
+	// Jobs by status, kept by the roll-up with every status change: the
+	// Connector Jobs page filters and counts runs by them.
+	JobsPending   int `json:"-"`
+	JobsScheduled int `json:"-"`
+	JobsRunning   int `json:"-"`
+	JobsCompleted int `json:"-"`
+	JobsFailed    int `json:"-"`
+	JobsCanceled  int `json:"-"`
 
 	Jobs []Job `gorm:"-" json:"jobs,omitempty"`
 }

@@ -25,9 +25,14 @@ const (
 	RemoveEntitlements Type = "remove_entitlements"
 	LockAccount        Type = "lock_account"
 	UnlockAccount      Type = "unlock_account"
+	// DataImport reads a directory into the portal (a connector job with
+	// operation directory.import); its beneficiary is the connector.
+	DataImport Type = "data_import"
 )
 
 // Types lists the request types in the order a wizard offers them.
+// DataImport is not among them: the Data Import tasks of directory
+// connectors make those requests.
 var Types = []Type{CreateAccount, AddEntitlements, RemoveEntitlements, LockAccount, UnlockAccount, DeleteAccount}
 
 // Label is the type as people read it.
@@ -45,11 +50,16 @@ func (t Type) Label() string {
 		return "Lock account"
 	case UnlockAccount:
 		return "Unlock account"
+	case DataImport:
+		return "Data import"
 	}
 	return string(t)
 }
 
 func (t Type) valid() bool {
+	if t == DataImport {
+		return true
+	}
 	for _, k := range Types {
 		if k == t {
 			return true
@@ -86,6 +96,9 @@ func (p Priority) queuePriority() int {
 const (
 	BeneficiaryIdentity  = "identity"
 	BeneficiaryWorkgroup = "workgroup"
+	// BeneficiaryConnector is the beneficiary of a data import: the
+	// connector it reads.
+	BeneficiaryConnector = "connector"
 )
 
 // Request is what a wizard, an API call or a task produces.
@@ -100,6 +113,8 @@ type Request struct {
 	// Duration makes access time-bound ("8h", "30d"): revocation jobs are
 	// scheduled at the expiry. Only for create_account and add_entitlements.
 	Duration string `json:"duration,omitempty"`
+	// ImportMode is full or delta; only for data_import.
+	ImportMode string `json:"import_mode,omitempty"`
 }
 
 // FieldError names a field and what is wrong with it.
@@ -168,19 +183,27 @@ func (r *Request) checkShape() *ValidationError {
 		r.Priority = Normal
 	}
 	if !r.Type.valid() {
-		names := make([]string, len(Types))
+		names := make([]string, len(Types), len(Types)+1)
 		for i, t := range Types {
 			names[i] = string(t)
 		}
+		names = append(names, string(DataImport))
 		v.add("type", "must be one of %s", strings.Join(names, ", "))
 	}
-	switch r.BeneficiaryType {
-	case BeneficiaryIdentity, BeneficiaryWorkgroup:
-	default:
-		v.add("beneficiary_type", "must be identity or workgroup")
-	}
-	if r.BeneficiaryID == "" {
-		v.add("beneficiary_id", "required")
+	if r.Type == DataImport {
+		r.checkImport(v)
+	} else {
+		switch r.BeneficiaryType {
+		case BeneficiaryIdentity, BeneficiaryWorkgroup:
+		default:
+			v.add("beneficiary_type", "must be identity or workgroup")
+		}
+		if r.BeneficiaryID == "" {
+			v.add("beneficiary_id", "required")
+		}
+		if r.ImportMode != "" {
+			v.add("import_mode", "only data_import requests take an import mode")
+		}
 	}
 	if r.ConnectorID == "" {
 		v.add("connector_id", "required")
@@ -190,7 +213,7 @@ func (r *Request) checkShape() *ValidationError {
 	default:
 		v.add("priority", "must be low, normal, high or critical")
 	}
-	if r.Justification == "" {
+	if r.Justification == "" && r.Type != DataImport {
 		v.add("justification", "required: say why this access is needed")
 	} else if len(r.Justification) > 2000 {
 		v.add("justification", "at most 2000 characters")
@@ -286,6 +309,8 @@ func expand(r *Request, people []beneficiary, ents []entitlementRef, expiresAt *
 			add(connectors.OpDisableAccount, nil, -1)
 		case UnlockAccount:
 			add(connectors.OpEnableAccount, nil, -1)
+		case DataImport:
+			add(connectors.OpImport, nil, -1)
 		}
 	}
 	return out

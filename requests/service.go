@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/provisor/provisor/app/database"
 	"github.com/provisor/provisor/audit"
@@ -43,6 +44,8 @@ type Options struct {
 	// waits before it looks again; the predecessor normally wakes it sooner.
 	DependencyWait time.Duration
 	Logger         *slog.Logger
+	// ImportFunc runs the jobs of data_import requests.
+	ImportFunc ImportFunc
 }
 
 // Service starts and steers request instances.
@@ -69,6 +72,7 @@ func New(db *database.DB, ids *identities.Service, store *connectors.Store, opts
 		if opts.Logger != nil {
 			o.Logger = opts.Logger
 		}
+		o.ImportFunc = opts.ImportFunc
 	}
 	return &Service{db: db, ids: ids, connectors: store, opts: o}
 }
@@ -129,6 +133,13 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 				v.add("connector_id", "connector %s cannot be used: %v", rec.Name, err)
 			}
 			out.conn = conn
+			if r.Type == DataImport && conn != nil {
+				if conn.Kind(connectors.OpImport) == "" {
+					v.add("connector_id", "connector %s does not support data import", rec.Name)
+				}
+				out.benName = rec.Name
+				out.people = []beneficiary{{}}
+			}
 		}
 	}
 	switch r.BeneficiaryType {
@@ -192,6 +203,9 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 	}
 	// Accounts that exist under another name are addressed by that name.
 	for i, p := range out.people {
+		if p.IdentityID == "" {
+			continue
+		}
 		if a, err := s.ids.AccountOf(ctx, tx, r.ConnectorID, p.IdentityID); err == nil {
 			out.people[i].Username = a.Username
 		}
@@ -202,6 +216,13 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 
 // BeneficiaryName returns the display name of an identity or the name of a workgroup.
 func (s *Service) BeneficiaryName(ctx context.Context, kind, id string) (string, error) {
+	if kind == BeneficiaryConnector {
+		rec, err := s.connectors.Get(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		return rec.Name, nil
+	}
 	if kind == BeneficiaryWorkgroup {
 		wg, err := s.ids.GetWorkgroup(ctx, id)
 		if err != nil {
@@ -245,7 +266,7 @@ func (s *Service) StartTx(ctx context.Context, tx *gorm.DB, r Request, opts Star
 	now := time.Now().UTC()
 	inst := &Instance{
 		ID: uuid.NewString(), TaskName: opts.TaskName, Request: string(reqJSON), Type: r.Type,
-		BeneficiaryType: r.BeneficiaryType, BeneficiaryID: r.BeneficiaryID, BeneficiaryName: res.benName,
+		BeneficiaryType: res.req.BeneficiaryType, BeneficiaryID: res.req.BeneficiaryID, BeneficiaryName: res.benName,
 		ConnectorID: r.ConnectorID, Trigger: opts.Trigger, TriggeredBy: opts.Actor, Priority: res.req.Priority,
 		Status: InstancePending, ExpiresAt: res.expiresAt, CreatedAt: now, UpdatedAt: now,
 	}
@@ -254,6 +275,13 @@ func (s *Service) StartTx(ctx context.Context, tx *gorm.DB, r Request, opts Star
 	}
 	specs := expand(&res.req, res.people, res.ents, res.expiresAt)
 	inst.JobsTotal = len(specs)
+	for _, sp := range specs {
+		if sp.revocation {
+			inst.JobsScheduled++
+		} else {
+			inst.JobsPending++
+		}
+	}
 	if err := tx.Create(inst).Error; err != nil {
 		return nil, fmt.Errorf("requests: create instance: %w", err)
 	}
@@ -262,7 +290,7 @@ func (s *Service) StartTx(ctx context.Context, tx *gorm.DB, r Request, opts Star
 		j := Job{
 			ID: uuid.NewString(), InstanceID: inst.ID, Seq: i + 1, ConnectorID: res.connector.ID,
 			ConnectorName: res.connector.Name, ConnectorType: res.connector.Type, Username: sp.username,
-			Operation: string(sp.op), Kind: res.conn.Kind(sp.op), Status: JobPending, Priority: res.req.Priority,
+			Operation: string(sp.op), Kind: jobKind(res.conn, sp.op, &res.req), Status: JobPending, Priority: res.req.Priority,
 			Revocation: sp.revocation, RunAt: sp.runAt, CreatedAt: now, UpdatedAt: now,
 		}
 		if sp.identityID != "" {
@@ -391,16 +419,21 @@ func eventTx(tx *gorm.DB, jobID, status string, attempt int, message string) err
 // lockInstanceTx serializes changes to one instance and its jobs: every
 // transaction that changes a job's status takes this lock first, so the
 // roll-up sees every other job's committed status.
+//
+// On PostgreSQL the lock is a row lock (SELECT ... FOR UPDATE), which writes
+// nothing (an UPDATE would leave a dead row version and index entries per
+// lock); on SQLite every transaction holds the write lock from its BEGIN
+// (_txlock=immediate), so a plain read suffices.
 func lockInstanceTx(tx *gorm.DB, id string) (*Instance, error) {
-	res := tx.Model(&Instance{}).Where("id = ?", id).Update("updated_at", time.Now().UTC())
-	if res.Error != nil {
-		return nil, res.Error
-	}
-	if res.RowsAffected == 0 {
-		return nil, ErrNotFound
+	q := tx.Where("id = ?", id)
+	if tx.Dialector.Name() == database.Postgres {
+		q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
 	}
 	var inst Instance
-	if err := tx.Where("id = ?", id).Take(&inst).Error; err != nil {
+	if err := q.Take(&inst).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, ErrNotFound
+		}
 		return nil, err
 	}
 	return &inst, nil
@@ -441,6 +474,7 @@ func (s *Service) rollUpTx(ctx context.Context, tx *gorm.DB, inst *Instance) err
 	prev := inst.Status
 	now := time.Now().UTC()
 	updates := map[string]any{"status": status, "jobs_done": done, "jobs_total": total, "updated_at": now}
+	inst.setJobCounts(c, updates)
 	if Final(status) {
 		updates["ended_at"] = now
 		inst.EndedAt = &now

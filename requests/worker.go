@@ -108,6 +108,8 @@ func (w *Worker) Work(ctx context.Context, qj *river.Job[JobArgs]) error {
 		if err == nil {
 			if !rec.Enabled {
 				err = connectors.Transient(fmt.Errorf("connector %s is disabled; the job waits until it is enabled", rec.Name))
+			} else if connectors.Operation(j.Operation) == connectors.OpImport {
+				result, err = s.runImport(ctx, &j)
 			} else {
 				result, err = connectors.Do(ctx, conn, connectors.Operation(j.Operation), acct, ent)
 			}
@@ -181,7 +183,7 @@ func (s *Service) finish(ctx context.Context, j *Job, attempt int, status, messa
 		if err := eventTx(tx, j.ID, status, attempt, message); err != nil {
 			return err
 		}
-		if status == JobCompleted {
+		if status == JobCompleted && j.Operation != string(connectors.OpImport) {
 			change := identities.Change{
 				Operation: connectors.Operation(j.Operation), ConnectorID: j.ConnectorID, Username: j.Username,
 				ExternalID: result.ExternalID,

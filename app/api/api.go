@@ -20,6 +20,7 @@ import (
 	"github.com/provisor/provisor/app/database"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )
@@ -36,6 +37,18 @@ type Deps struct {
 	Connectors *connectors.Store
 	Requests   *requests.Service
 	Tasks      *tasks.Service
+	Notifier   *notifier.Service
+	// Imports are the directory imports and their approvals.
+	Imports *identities.Importer
+	// Web, if set, is the portal served beside the API; it renders the
+	// errors of its own pages.
+	Web Web
+}
+
+// Web is the portal as the server mounts it.
+type Web interface {
+	Routes(app *fiber.App)
+	HandleError(c *fiber.Ctx, err error) error
 }
 
 type server struct{ Deps }
@@ -52,6 +65,9 @@ func NewServer(d Deps) *fiber.App {
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", s.ready)
 	s.Routes(app.Group("/api/v1"))
+	if d.Web != nil {
+		d.Web.Routes(app)
+	}
 	return app
 }
 
@@ -100,6 +116,15 @@ func (s *server) Routes(r fiber.Router) {
 	r.Get("/tasks/:id/history", read, s.taskHistory)
 
 	r.Get("/audit", read, s.listAudit)
+
+	r.Get("/imports", read, s.listImports)
+	r.Get("/imports/:id", read, s.getImport)
+	r.Post("/imports/:id/approve", dir, s.approveImport)
+	r.Post("/imports/:id/reject", dir, s.rejectImport)
+
+	r.Get("/notifications", read, s.listNotifications)
+	r.Get("/notifications/:id", read, s.getNotification)
+	r.Post("/notifications/:id/resend", jobs, s.resendNotification)
 	r.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 }
 
@@ -158,6 +183,9 @@ func sortFields(f []requests.FieldError) {
 
 // errorHandler turns every error into problem+json.
 func (s *server) errorHandler(c *fiber.Ctx, err error) error {
+	if s.Web != nil && !strings.HasPrefix(c.Path(), "/api/") {
+		return s.Web.HandleError(c, err)
+	}
 	var pe *problemError
 	var ve *requests.ValidationError
 	var ie identities.FieldErrors
@@ -173,7 +201,7 @@ func (s *server) errorHandler(c *fiber.Ctx, err error) error {
 		pe = problem(422, "the input has problems; see errors", fieldsOf(ce)...)
 	case errors.Is(err, requests.ErrNotFound), errors.Is(err, tasks.ErrNotFound), errors.Is(err, identities.ErrNotFound), errors.Is(err, connectors.ErrNotFound):
 		pe = problem(404, err.Error())
-	case errors.Is(err, requests.ErrConflict):
+	case errors.Is(err, requests.ErrConflict), errors.Is(err, identities.ErrConflict):
 		pe = problem(409, strings.TrimPrefix(err.Error(), "conflict: "))
 	case errors.As(err, &fe):
 		pe = problem(fe.Code, fe.Message)

@@ -4,11 +4,13 @@
 package config
 
 import (
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -47,9 +49,45 @@ type Config struct {
 	// ScheduleSync is how often the scheduler re-reads task schedules, so a
 	// schedule changed through another process takes effect.
 	ScheduleSync time.Duration
+	// StuckAfter flags jobs pending or running longer than this as
+	// possibly stuck on the Connector Jobs page.
+	StuckAfter time.Duration
 	// Demo loads demo data into an empty database.
 	Demo bool
+	// SMTP is where completion emails go; nil when no SMTP server is
+	// configured, and then they are held in the outbox.
+	SMTP *SMTP
+	// SMTPRetryFor is how long a message is retried after a transient
+	// failure (connection refused, timeout, 4xx reply) before it fails.
+	SMTPRetryFor time.Duration
 }
+
+// SMTP is the mail server completion emails are sent through.
+type SMTP struct {
+	Host     string
+	Port     int
+	Username string
+	Password string
+	// TLS is starttls (upgrade a plain connection, required), tls
+	// (implicit TLS from the first byte) or none (a local relay).
+	TLS string
+	// From is the sender address, such as "Provisor <provisor@example.com>".
+	From string
+	// RootCAs are the certificates trusted for the server, from
+	// PROVISOR_SMTP_CA_FILE; nil means the system's.
+	RootCAs *x509.CertPool
+	// InsecureSkipVerify accepts any server certificate.
+	InsecureSkipVerify bool
+	// Timeout bounds connecting and each SMTP command.
+	Timeout time.Duration
+}
+
+// SMTP TLS modes.
+const (
+	SMTPStartTLS = "starttls"
+	SMTPTLS      = "tls"
+	SMTPNoTLS    = "none"
+)
 
 // Setting describes one configuration setting: its flag, its environment
 // variable, its default and what it does. The README's table is made from it.
@@ -72,7 +110,14 @@ var Settings = []Setting{
 	{"rescue-after", "PROVISOR_RESCUE_AFTER", "5m", "a job running longer than this is taken over by another process (must exceed the job timeout)", false},
 	{"max-attempts", "PROVISOR_MAX_ATTEMPTS", "10", "attempts for a job whose errors are transient (1-100)", false},
 	{"schedule-sync", "PROVISOR_SCHEDULE_SYNC", "10s", "how often schedules are re-read from the database", false},
+	{"stuck-after", "PROVISOR_STUCK_AFTER", "15m", "jobs pending or running longer than this are flagged as possibly stuck", false},
 	{"demo", "PROVISOR_DEMO", "false", "load demo data into an empty database", true},
+	{"smtp-url", "PROVISOR_SMTP_URL", "", "SMTP server for completion emails, smtp://user:pass@host:587?tls=starttls (tls=tls for implicit TLS, tls=none for a local relay); empty holds emails in the outbox", false},
+	{"smtp-from", "PROVISOR_SMTP_FROM", "", "sender address of completion emails, such as Provisor <provisor@example.com>; required with --smtp-url", false},
+	{"smtp-ca-file", "PROVISOR_SMTP_CA_FILE", "", "PEM file of the certificates to trust for the SMTP server instead of the system's", false},
+	{"smtp-insecure-skip-verify", "PROVISOR_SMTP_INSECURE_SKIP_VERIFY", "false", "accept any SMTP server certificate (testing only)", true},
+	{"smtp-timeout", "PROVISOR_SMTP_TIMEOUT", "10s", "time limit of connecting to the SMTP server and of each SMTP command", false},
+	{"smtp-retry-for", "PROVISOR_SMTP_RETRY_FOR", "24h", "how long an email is retried after transient failures before it is marked failed", false},
 }
 
 // Load reads the settings from args (without the program and subcommand
@@ -140,12 +185,15 @@ func parse(v map[string]*string) (*Config, error) {
 		RescueAfter:  duration("rescue-after"),
 		MaxAttempts:  integer("max-attempts", 1, 100),
 		ScheduleSync: duration("schedule-sync"),
+		StuckAfter:   duration("stuck-after"),
 	}
 	demo, err := strconv.ParseBool(*v["demo"])
 	if err != nil {
 		bad("demo", "%q is not true or false", *v["demo"])
 	}
 	c.Demo = demo
+	c.SMTPRetryFor = duration("smtp-retry-for")
+	c.SMTP = parseSMTP(v, bad, duration("smtp-timeout"))
 
 	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("addr", "%q is not host:port (%v)", c.Addr, err)
@@ -193,6 +241,124 @@ func parse(v map[string]*string) (*Config, error) {
 		c.BaseURL = "http://" + displayAddr(c.Addr)
 	}
 	return c, nil
+}
+
+// parseSMTP reads the SMTP settings; it returns nil when no server is
+// configured. Each problem names the part of the URL that is wrong.
+func parseSMTP(v map[string]*string, bad func(flagName, format string, a ...any), timeout time.Duration) *SMTP {
+	raw := strings.TrimSpace(*v["smtp-url"])
+	from := strings.TrimSpace(*v["smtp-from"])
+	caFile := strings.TrimSpace(*v["smtp-ca-file"])
+	skip, err := strconv.ParseBool(*v["smtp-insecure-skip-verify"])
+	if err != nil {
+		bad("smtp-insecure-skip-verify", "%q is not true or false", *v["smtp-insecure-skip-verify"])
+	}
+	var roots *x509.CertPool
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			bad("smtp-ca-file", "cannot read %s: %v", caFile, err)
+		} else {
+			roots = x509.NewCertPool()
+			if !roots.AppendCertsFromPEM(pem) {
+				bad("smtp-ca-file", "%s holds no PEM certificate", caFile)
+			}
+		}
+	}
+	if raw == "" {
+		if from != "" {
+			if _, err := mail.ParseAddress(from); err != nil {
+				bad("smtp-from", "%q is not an email address such as Provisor <provisor@example.com>", from)
+			}
+		}
+		return nil
+	}
+	s := &SMTP{From: from, InsecureSkipVerify: skip, Timeout: timeout}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Parse quotes the whole URL, password included: say only what failed.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		bad("smtp-url", "not a URL such as smtp://user:pass@host:587?tls=starttls: %v", err)
+		return nil
+	}
+	shown := redact(u)
+	q := u.Query()
+	s.TLS = strings.ToLower(q.Get("tls"))
+	switch u.Scheme {
+	case "smtp":
+		if s.TLS == "" {
+			s.TLS = SMTPStartTLS
+		}
+	case "smtps":
+		if s.TLS == "" {
+			s.TLS = SMTPTLS
+		} else if s.TLS != SMTPTLS {
+			bad("smtp-url", "tls=%s in %s: smtps:// always uses implicit TLS; use smtp:// for %s", s.TLS, shown, s.TLS)
+		}
+	default:
+		bad("smtp-url", "scheme %q in %s is not supported; use smtp:// (or smtps:// for implicit TLS)", u.Scheme, shown)
+	}
+	switch s.TLS {
+	case SMTPStartTLS, SMTPTLS, SMTPNoTLS:
+	default:
+		bad("smtp-url", "tls=%s in %s is not starttls, tls or none", s.TLS, shown)
+	}
+	for k := range q {
+		if k != "tls" {
+			bad("smtp-url", "unknown parameter %q in %s; the only parameter is tls", k, shown)
+		}
+	}
+	s.Host = u.Hostname()
+	if s.Host == "" {
+		bad("smtp-url", "no host in %s", shown)
+	}
+	switch port := u.Port(); {
+	case port == "" && s.TLS == SMTPTLS:
+		s.Port = 465
+	case port == "" && s.TLS == SMTPNoTLS:
+		s.Port = 25
+	case port == "":
+		s.Port = 587
+	default:
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 1 || p > 65535 {
+			bad("smtp-url", "port %q in %s is not a number from 1 to 65535", port, shown)
+		}
+		s.Port = p
+	}
+	if u.Path != "" && u.Path != "/" {
+		bad("smtp-url", "path %q in %s: an SMTP URL has none", u.Path, shown)
+	}
+	if u.User != nil {
+		s.Username = u.User.Username()
+		s.Password, _ = u.User.Password()
+	}
+	if from == "" {
+		bad("smtp-from", "required with PROVISOR_SMTP_URL: the sender address of completion emails")
+	} else if a, err := mail.ParseAddress(from); err != nil || !strings.Contains(a.Address, "@") {
+		bad("smtp-from", "%q is not an email address such as Provisor <provisor@example.com>", from)
+	}
+	s.RootCAs = roots
+	return s
+}
+
+// RedactedSMTP is the SMTP server's URL without its password, for logs, or
+// "none" when no server is configured.
+func (c *Config) RedactedSMTP() string {
+	if c.SMTP == nil {
+		return "none"
+	}
+	u := &url.URL{Scheme: "smtp", Host: net.JoinHostPort(c.SMTP.Host, strconv.Itoa(c.SMTP.Port)), RawQuery: "tls=" + c.SMTP.TLS}
+	if c.SMTP.Username != "" {
+		u.User = url.User(c.SMTP.Username)
+		if c.SMTP.Password != "" {
+			u.User = url.UserPassword(c.SMTP.Username, "xxxxx")
+		}
+	}
+	return u.String()
 }
 
 // value is a flag value kept as text until it is validated, so that a bad

@@ -38,6 +38,10 @@ type QueueOptions struct {
 	Logger       *slog.Logger
 	// ID names this process among the queue's clients.
 	ID string
+
+	// Queues are queues besides the default one, with how many of their
+	// jobs run at once.
+	Queues map[string]int
 }
 
 // NewQueue builds the queue client for db.
@@ -64,6 +68,9 @@ func newQueue[TTx any](driver riverdriver.Driver[TTx], txOf func(*gorm.DB) (TTx,
 		if opts.Workers != nil {
 			cfg.Workers = opts.Workers
 			cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.MaxWorkers}}
+			for name, n := range opts.Queues {
+				cfg.Queues[name] = river.QueueConfig{MaxWorkers: n}
+			}
 			cfg.JobTimeout = opts.JobTimeout
 			cfg.RescueStuckJobsAfter = opts.RescueAfter
 			cfg.FetchPollInterval = poll

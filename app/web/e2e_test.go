@@ -62,7 +62,7 @@ func newChrome(t *testing.T) (context.Context, context.CancelFunc) {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 180*time.Second)
 	return ctx, func() { cancelTimeout(); cancelCtx(); cancelAlloc() }
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 	"github.com/provisor/provisor/views"
@@ -44,6 +45,7 @@ type Deps struct {
 	Requests   *requests.Service
 	Tasks      *tasks.Service
 	Schedules  NextRunner
+	Notifier   *notifier.Service
 	// SecureCookies marks cookies Secure (the portal is served over HTTPS).
 	SecureCookies bool
 	// StuckAfter flags jobs pending or running longer than this.
@@ -160,6 +162,11 @@ func (s *Server) Routes(app *fiber.App) {
 	app.Post("/workgroups/:id/members", admin, s.workgroupAddMembers)
 
 	app.Get("/audit", admin, s.auditPage)
+
+	app.Get("/outbox", admin, s.outboxPage)
+	app.Get("/outbox/:id", admin, s.outboxMessage)
+	app.Get("/outbox/:id/html", admin, s.outboxHTML)
+	app.Post("/outbox/:id/resend", admin, s.outboxResend)
 }
 
 // page is what every full page renders with.

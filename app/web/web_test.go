@@ -198,6 +198,7 @@ func TestRouteAccess(t *testing.T) {
 		{"GET", "/workgroups", want{303, 403, 200}},
 		{"POST", "/workgroups", want{401, 403, 422}},
 		{"GET", "/audit", want{303, 403, 200}},
+		{"GET", "/outbox", want{303, 403, 200}},
 		{"GET", "/static/app.css", want{200, 200, 200}},
 		{"GET", "/no-such-page", want{303, 404, 404}},
 	}
@@ -513,5 +514,53 @@ func TestAdminPages(t *testing.T) {
 	}
 	if r := adm.do("POST", cp+"/check", nil, "HX-Request", "true", "X-CSRF-Token", adm.csrf); !strings.Contains(r.body, "Connected") {
 		t.Errorf("check: %s", r.body)
+	}
+}
+
+// The outbox: a finished run's email, held while no SMTP server is
+// configured, readable by admins, its HTML part sandboxed.
+func TestOutbox(t *testing.T) {
+	t.Parallel()
+	w := setup(t)
+	on := tasks.Notify{Enabled: true, When: "always", Recipients: []string{w.alice}}
+	if _, err := w.Tasks.Update(w.Ctx, w.task.ID, tasks.Input{Notify: &on}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := w.Tasks.Trigger(w.Ctx, w.task.ID, requests.TriggerManual, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WaitSettled(t, inst.ID)
+	adm := newBrowser(t, w.Bundle)
+	adm.login("admin", w.adminPW)
+	list := adm.get("/outbox?status=held")
+	if list.status != 200 || !strings.Contains(list.body, "alice@example.test") || !strings.Contains(list.body, "no SMTP configured") {
+		t.Fatalf("outbox: %d %s", list.status, list.body)
+	}
+	m := regexp.MustCompile(`href="/outbox/([0-9a-f-]{36})"`).FindStringSubmatch(list.body)
+	if m == nil {
+		t.Fatal("no message link")
+	}
+	msg := adm.get("/outbox/" + m[1])
+	for _, want := range []string{"Alice VPN", "Plain text", inst.ID, "Resend"} {
+		if !strings.Contains(msg.body, want) {
+			t.Errorf("message page lacks %q", want)
+		}
+	}
+	html := adm.get("/outbox/" + m[1] + "/html")
+	if !strings.HasPrefix(html.header.Get("Content-Security-Policy"), "sandbox") || !strings.Contains(html.body, "Alice VPN") {
+		t.Errorf("html part: %q", html.header.Get("Content-Security-Policy"))
+	}
+	r := adm.post("/outbox/"+m[1]+"/resend", nil)
+	if r.status != 303 {
+		t.Fatalf("resend: %d", r.status)
+	}
+	if p := adm.get(r.header.Get("Location")); !strings.Contains(p.body, "no SMTP server is configured") {
+		t.Error("resend without SMTP does not say why")
+	}
+	req := newBrowser(t, w.Bundle)
+	req.login("rita", w.requesterPW)
+	if r := req.get("/outbox/" + m[1]); r.status != 403 {
+		t.Errorf("requester reads a message: %d", r.status)
 	}
 }

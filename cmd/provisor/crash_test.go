@@ -63,16 +63,17 @@ func crashAndRecover(t *testing.T, dialect string) {
 		t.Fatalf("%d runs made %d jobs, want %d", runs, n, total)
 	}
 
-	// Kill the process once a third of the jobs completed.
-	deadline := time.Now().Add(60 * time.Second)
+	// Kill the process in the middle: once a tenth of the jobs completed
+	// (a loaded machine may take a while to get there).
+	deadline := time.Now().Add(180 * time.Second)
 	var done int64
 	for {
 		done = count(t, db, `SELECT count(*) FROM connector_jobs WHERE status = 'completed'`)
-		if done >= total/3 {
+		if done >= total/10 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d jobs completed after 60s", done, total)
+			t.Fatalf("only %d of %d jobs completed after 180s", done, total)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

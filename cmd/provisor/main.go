@@ -280,9 +280,9 @@ func invokeTask(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 2
 	}
 	var missing []string
-	for flagName, v := range map[string]string{"--task": *task, "--api-url": *apiURL, "--api-client-id": *clientID, "--api-secret": *secret} {
-		if v == "" {
-			missing = append(missing, flagName)
+	for _, f := range []struct{ name, value string }{{"--task", *task}, {"--api-url", *apiURL}, {"--api-client-id", *clientID}, {"--api-secret", *secret}} {
+		if f.value == "" {
+			missing = append(missing, f.name)
 		}
 	}
 	if len(missing) > 0 {

@@ -1,0 +1,392 @@
+package identities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/connectors"
+)
+
+// Import statuses.
+const (
+	ImportAwaitingApproval = "awaiting_approval"
+	ImportApproved         = "approved"
+	ImportRejected         = "rejected"
+	ImportApplied          = "applied"
+	// ImportSuperseded is an import that awaited approval when a newer one
+	// of the same connector ran: its plan no longer matches the portal.
+	ImportSuperseded = "superseded"
+)
+
+// ImportStatuses lists the statuses in the order a filter offers them.
+var ImportStatuses = []string{ImportAwaitingApproval, ImportApproved, ImportRejected, ImportApplied, ImportSuperseded}
+
+// ErrConflict is wrapped by errors about an action that does not apply to
+// an import's status (approving a rejected import).
+var ErrConflict = errors.New("conflict")
+
+// DefaultDeletionThreshold is the share (percent) of a connector's accounts
+// an import may delete or lock without approval, unless the connector says
+// otherwise (a DeletionThreshold method).
+const DefaultDeletionThreshold = 10.0
+
+// Import is one import run of a connector.
+type Import struct {
+	ID            string          `gorm:"primaryKey" json:"id"`
+	ConnectorID   string          `json:"connector_id"`
+	ConnectorName string          `json:"connector_name"`
+	Mode          string          `json:"mode"`
+	Status        string          `json:"status"`
+	CountsJSON    string          `gorm:"column:counts" json:"-"`
+	Counts        ImportCounts    `gorm:"-" json:"counts"`
+	ChangesJSON   string          `gorm:"column:changes" json:"-"`
+	Changes       []PlannedChange `gorm:"-" json:"changes,omitempty"`
+	Cookie        string          `json:"-"`
+	Threshold     float64         `json:"threshold_percent"`
+	Message       string          `json:"message"`
+	JobID         *string         `json:"job_id,omitempty"`
+	CreatedAt     time.Time       `json:"created_at"`
+	DecidedBy     string          `json:"decided_by,omitempty"`
+	DecidedAt     *time.Time      `json:"decided_at,omitempty"`
+	AppliedAt     *time.Time      `json:"applied_at,omitempty"`
+}
+
+// TableName is the table of imports.
+func (Import) TableName() string { return "imports" }
+
+// ImportCounts say what an import read and what it changes.
+type ImportCounts struct {
+	AccountsRead        int `json:"accounts_read"`
+	GroupsRead          int `json:"groups_read"`
+	AccountsKnown       int `json:"accounts_known"`
+	AccountsCreated     int `json:"accounts_created"`
+	AccountsUpdated     int `json:"accounts_updated"`
+	AccountsLocked      int `json:"accounts_locked"`
+	AccountsUnlocked    int `json:"accounts_unlocked"`
+	AccountsDeleted     int `json:"accounts_deleted"`
+	EntitlementsCreated int `json:"entitlements_created"`
+	EntitlementsUpdated int `json:"entitlements_updated"`
+	EntitlementsDeleted int `json:"entitlements_deleted"`
+	MembershipsAdded    int `json:"memberships_added"`
+	MembershipsRemoved  int `json:"memberships_removed"`
+	IdentitiesCreated   int `json:"identities_created"`
+	IdentitiesLinked    int `json:"identities_linked"`
+	// RiskPercent is the share of known accounts the import deletes or locks.
+	RiskPercent float64 `json:"risk_percent"`
+}
+
+// Planned change operations.
+const (
+	ChangeCreateAccount     = "account.create"
+	ChangeUpdateAccount     = "account.update"
+	ChangeDeleteAccount     = "account.delete"
+	ChangeCreateEntitlement = "entitlement.create"
+	ChangeUpdateEntitlement = "entitlement.update"
+	ChangeDeleteEntitlement = "entitlement.delete"
+	ChangeAddMembership     = "membership.add"
+	ChangeRemoveMembership  = "membership.remove"
+)
+
+// PlannedChange is one change an import makes to the portal's view of a
+// connector. Every change is stated as the result wanted ("this account,
+// locked"), so applying it later, or twice, is safe.
+type PlannedChange struct {
+	Op          string `json:"op"`
+	ExternalID  string `json:"external_id"`
+	Username    string `json:"username,omitempty"`
+	DisplayName string `json:"display_name,omitempty"`
+	Email       string `json:"email,omitempty"`
+	Correlation string `json:"correlation,omitempty"`
+	// Status is an account's status after the change, Before the one it had.
+	Status string `json:"status,omitempty"`
+	Before string `json:"before,omitempty"`
+	Name   string `json:"name,omitempty"`
+	Kind   string `json:"kind,omitempty"`
+	// Group is the entitlement's external id in membership changes.
+	Group string `json:"group,omitempty"`
+}
+
+// Importer runs directory imports into the portal's tables: identities
+// (source = the connector's name, external_id = the correlation value),
+// accounts (external_id = the system's key, such as a DN), entitlements and
+// memberships. Objects gone from the system are marked deleted. An import
+// that would delete or lock more than the connector's threshold of accounts
+// stops before changing anything and waits for an admin (Approve, Reject).
+//
+// Imports of one connector run one at a time in a process. Two processes
+// importing the same connector at once both compute and apply a plan; the
+// plans state the result wanted, so the second one finds little to do.
+type Importer struct {
+	s *Service
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+// NewImporter returns the importer of s's tables.
+func NewImporter(s *Service) *Importer {
+	return &Importer{s: s, locks: map[string]*sync.Mutex{}}
+}
+
+func (im *Importer) lock(connectorID string) func() {
+	im.mu.Lock()
+	l := im.locks[connectorID]
+	if l == nil {
+		l = &sync.Mutex{}
+		im.locks[connectorID] = l
+	}
+	im.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// Run imports a connector. A delta import without a cookie (the first one)
+// runs as a full import. jobID names the connector job that asked for it
+// (empty when none). Errors from the connector keep their classification.
+func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors.ImportMode, jobID string) (*Import, error) {
+	defer im.lock(connectorID)()
+	rec, conn, err := im.s.connectors.OpenByID(ctx, connectorID)
+	if err != nil {
+		return nil, err
+	}
+	if mode != connectors.ImportFull && mode != connectors.ImportDelta {
+		return nil, connectors.Permanent(fmt.Errorf("import mode %q is not full or delta", mode))
+	}
+	cookie := ""
+	if mode == connectors.ImportDelta {
+		if cookie = rec.ImportCookie; cookie == "" {
+			mode = connectors.ImportFull
+		}
+	}
+	col := newCollector()
+	next, err := conn.Import(ctx, mode, cookie, col)
+	if err != nil {
+		return nil, err
+	}
+	threshold := DefaultDeletionThreshold
+	if t, ok := conn.(interface{ DeletionThreshold() float64 }); ok {
+		threshold = t.DeletionThreshold()
+	}
+	imp := &Import{ID: uuid.NewString(), ConnectorID: rec.ID, ConnectorName: rec.Name, Mode: string(mode),
+		Cookie: next, Threshold: threshold, CreatedAt: time.Now().UTC(), ChangesJSON: "[]"}
+	if jobID != "" {
+		imp.JobID = &jobID
+	}
+	err = im.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		st, err := loadState(tx, rec.ID)
+		if err != nil {
+			return err
+		}
+		changes, counts := plan(col, st, mode, rec.Name)
+		imp.Counts = counts
+		// Any run makes older plans of the connector stale.
+		if err := tx.Model(&Import{}).Where("connector_id = ? AND status = ?", rec.ID, ImportAwaitingApproval).
+			Update("status", ImportSuperseded).Error; err != nil {
+			return err
+		}
+		if counts.AccountsKnown > 0 && counts.RiskPercent > threshold {
+			b, err := json.Marshal(changes)
+			if err != nil {
+				return err
+			}
+			imp.Status, imp.ChangesJSON, imp.Changes = ImportAwaitingApproval, string(b), changes
+			imp.Message = imp.summary()
+			return im.save(tx, imp)
+		}
+		applied, err := im.apply(ctx, tx, rec, changes, st)
+		if err != nil {
+			return err
+		}
+		imp.Counts.IdentitiesCreated, imp.Counts.IdentitiesLinked = applied.IdentitiesCreated, applied.IdentitiesLinked
+		now := time.Now().UTC()
+		imp.Status, imp.AppliedAt = ImportApplied, &now
+		imp.Message = imp.summary()
+		if err := im.s.connectors.SaveImportCookieTx(tx, rec.ID, next); err != nil {
+			return err
+		}
+		return im.save(tx, imp)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("identities: import %s: %w", rec.Name, err)
+	}
+	return imp, nil
+}
+
+func (im *Importer) save(tx *gorm.DB, imp *Import) error {
+	b, err := json.Marshal(imp.Counts)
+	if err != nil {
+		return err
+	}
+	imp.CountsJSON = string(b)
+	return tx.Create(imp).Error
+}
+
+// summary is what an import did, in a line.
+func (imp *Import) summary() string {
+	c := imp.Counts
+	read := fmt.Sprintf("%s import read %d accounts and %d groups", imp.Mode, c.AccountsRead, c.GroupsRead)
+	if imp.Status == ImportAwaitingApproval || imp.Status == ImportSuperseded || imp.Status == ImportRejected {
+		return fmt.Sprintf("%s; it would delete %d and lock %d of %d accounts (%.1f%%, more than the threshold of %g%%): "+
+			"nothing was changed; import %s awaits approval", read, c.AccountsDeleted, c.AccountsLocked, c.AccountsKnown,
+			c.RiskPercent, imp.Threshold, imp.ID)
+	}
+	return fmt.Sprintf("%s; accounts: %d created (%d new identities, %d linked), %d updated, %d locked, %d unlocked, %d deleted; "+
+		"groups: %d created, %d updated, %d deleted; memberships: %d added, %d removed",
+		read, c.AccountsCreated, c.IdentitiesCreated, c.IdentitiesLinked, c.AccountsUpdated, c.AccountsLocked, c.AccountsUnlocked,
+		c.AccountsDeleted, c.EntitlementsCreated, c.EntitlementsUpdated, c.EntitlementsDeleted, c.MembershipsAdded, c.MembershipsRemoved)
+}
+
+// Changed reports whether the import changed (or would change) anything.
+func (imp *Import) Changed() bool {
+	c := imp.Counts
+	return c.AccountsCreated+c.AccountsUpdated+c.AccountsDeleted+c.EntitlementsCreated+c.EntitlementsUpdated+
+		c.EntitlementsDeleted+c.MembershipsAdded+c.MembershipsRemoved+c.IdentitiesCreated+c.IdentitiesLinked > 0
+}
+
+// ImportFilter narrows ListImports. Zero values match everything.
+type ImportFilter struct {
+	ConnectorID string
+	Status      string
+	Limit       int
+	Offset      int
+}
+
+// ListImports returns imports newest first, without their planned changes,
+// and how many match.
+func (im *Importer) ListImports(ctx context.Context, f ImportFilter) ([]Import, int64, error) {
+	q := im.s.db.WithContext(ctx).Model(&Import{})
+	if f.ConnectorID != "" {
+		q = q.Where("connector_id = ?", f.ConnectorID)
+	}
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status)
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, err
+	}
+	if f.Limit <= 0 || f.Limit > 500 {
+		f.Limit = 50
+	}
+	var out []Import
+	if err := q.Omit("changes").Order("created_at DESC, id").Limit(f.Limit).Offset(f.Offset).Find(&out).Error; err != nil {
+		return nil, 0, err
+	}
+	for i := range out {
+		if err := out[i].decode(false); err != nil {
+			return nil, 0, err
+		}
+	}
+	return out, total, nil
+}
+
+// GetImport returns one import with its planned changes.
+func (im *Importer) GetImport(ctx context.Context, id string) (*Import, error) {
+	imp, err := get[Import](ctx, im.s.db, id)
+	if err != nil {
+		return nil, err
+	}
+	return imp, imp.decode(true)
+}
+
+func (imp *Import) decode(changes bool) error {
+	if imp.CountsJSON != "" {
+		if err := json.Unmarshal([]byte(imp.CountsJSON), &imp.Counts); err != nil {
+			return fmt.Errorf("identities: import %s: counts: %w", imp.ID, err)
+		}
+	}
+	if changes && imp.ChangesJSON != "" {
+		if err := json.Unmarshal([]byte(imp.ChangesJSON), &imp.Changes); err != nil {
+			return fmt.Errorf("identities: import %s: changes: %w", imp.ID, err)
+		}
+	}
+	if imp.Changes == nil {
+		imp.Changes = []PlannedChange{}
+	}
+	return nil
+}
+
+// Approve applies an import that awaits approval, as planned, and records
+// who decided.
+func (im *Importer) Approve(ctx context.Context, id, actor string) (*Import, error) {
+	return im.decide(ctx, id, actor, true)
+}
+
+// Reject drops an import that awaits approval; nothing changes, and the
+// next import of the connector computes its plan again.
+func (im *Importer) Reject(ctx context.Context, id, actor string) (*Import, error) {
+	return im.decide(ctx, id, actor, false)
+}
+
+func (im *Importer) decide(ctx context.Context, id, actor string, approve bool) (*Import, error) {
+	imp, err := im.GetImport(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer im.lock(imp.ConnectorID)()
+	err = im.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		now := time.Now().UTC()
+		status := map[bool]string{true: ImportApproved, false: ImportRejected}[approve]
+		res := tx.Model(&Import{}).Where("id = ? AND status = ?", id, ImportAwaitingApproval).
+			Updates(map[string]any{"status": status, "decided_by": actor, "decided_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			var cur Import
+			if err := tx.Select("status").Where("id = ?", id).Take(&cur).Error; err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: import %s is %s, not awaiting approval", ErrConflict, id, cur.Status)
+		}
+		action := "import.reject"
+		if approve {
+			action = "import.approve"
+			var rec connectors.Record
+			if err := tx.Where("id = ?", imp.ConnectorID).Take(&rec).Error; err != nil {
+				return err
+			}
+			applied, err := im.apply(ctx, tx, &rec, imp.Changes, nil)
+			if err != nil {
+				return err
+			}
+			imp.Counts.IdentitiesCreated, imp.Counts.IdentitiesLinked = applied.IdentitiesCreated, applied.IdentitiesLinked
+			counts, err := json.Marshal(imp.Counts)
+			if err != nil {
+				return err
+			}
+			if err := im.s.connectors.SaveImportCookieTx(tx, rec.ID, imp.Cookie); err != nil {
+				return err
+			}
+			if err := tx.Model(&Import{}).Where("id = ?", id).Updates(map[string]any{"status": ImportApplied, "applied_at": now, "counts": string(counts)}).Error; err != nil {
+				return err
+			}
+		}
+		return audit.RecordTx(tx, actor, action, "import", id, map[string]any{
+			"connector": imp.ConnectorName, "mode": imp.Mode, "accounts_deleted": imp.Counts.AccountsDeleted,
+			"accounts_locked": imp.Counts.AccountsLocked, "risk_percent": imp.Counts.RiskPercent,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return im.GetImport(ctx, id)
+}
+
+// RunJob runs the import of a connector job and says what it did (or that
+// it awaits approval). It is the requests package's ImportFunc.
+func (im *Importer) RunJob(ctx context.Context, connectorID string, mode connectors.ImportMode, jobID string) (connectors.Result, error) {
+	imp, err := im.Run(ctx, connectorID, mode, jobID)
+	if err != nil {
+		return connectors.Result{}, err
+	}
+	return connectors.Result{Changed: imp.Status == ImportApplied && imp.Changed(), Message: imp.Message}, nil
+}

@@ -1,0 +1,701 @@
+package identities
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/provisor/provisor/connectors"
+)
+
+// collector is the ImportSink of a run: it keeps what the connector reads,
+// keyed by lower-case external id (DNs and usernames compare without case).
+type collector struct {
+	accounts   map[string]connectors.ImportedAccount
+	accOrder   []string
+	ents       map[string]connectors.Entitlement
+	entOrder   []string
+	members    map[string][]string
+	sawMembers bool
+	present    map[string]bool
+	deleted    []string
+}
+
+func newCollector() *collector {
+	return &collector{accounts: map[string]connectors.ImportedAccount{}, ents: map[string]connectors.Entitlement{}, members: map[string][]string{}}
+}
+
+func key(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+func (c *collector) Account(_ context.Context, a connectors.ImportedAccount) error {
+	if strings.TrimSpace(a.Username) == "" {
+		return nil
+	}
+	if a.ExternalID == "" {
+		a.ExternalID = a.Username
+	}
+	k := key(a.ExternalID)
+	if _, ok := c.accounts[k]; !ok {
+		c.accOrder = append(c.accOrder, k)
+	}
+	c.accounts[k] = a
+	return nil
+}
+
+func (c *collector) Entitlement(_ context.Context, e connectors.Entitlement) error {
+	if e.ExternalID == "" {
+		return nil
+	}
+	k := key(e.ExternalID)
+	if _, ok := c.ents[k]; !ok {
+		c.entOrder = append(c.entOrder, k)
+	}
+	c.ents[k] = e
+	return nil
+}
+
+func (c *collector) Deleted(_ context.Context, externalID string) error {
+	c.deleted = append(c.deleted, key(externalID))
+	return nil
+}
+
+func (c *collector) Members(_ context.Context, group string, members []string) error {
+	c.sawMembers = true
+	out := make([]string, len(members))
+	for i, m := range members {
+		out[i] = key(m)
+	}
+	c.members[key(group)] = out
+	return nil
+}
+
+func (c *collector) Present(_ context.Context, ids []string) error {
+	if c.present == nil {
+		c.present = map[string]bool{}
+	}
+	for _, id := range ids {
+		c.present[key(id)] = true
+	}
+	return nil
+}
+
+// state is the portal's view of one connector.
+type state struct {
+	accounts  []Account
+	accByExt  map[string]*Account
+	accByUser map[string]*Account
+	ents      []Entitlement
+	entByExt  map[string]*Entitlement
+	// members maps an entitlement id to its account ids.
+	members map[string]map[string]bool
+	// groups maps an account id to its entitlement ids.
+	groups map[string]map[string]bool
+	ids    map[string]*Identity
+}
+
+func loadState(tx *gorm.DB, connectorID string) (*state, error) {
+	st := &state{accByExt: map[string]*Account{}, accByUser: map[string]*Account{}, entByExt: map[string]*Entitlement{},
+		members: map[string]map[string]bool{}, groups: map[string]map[string]bool{}, ids: map[string]*Identity{}}
+	if err := tx.Where("connector_id = ?", connectorID).Order("username").Find(&st.accounts).Error; err != nil {
+		return nil, err
+	}
+	for i := range st.accounts {
+		a := &st.accounts[i]
+		if a.ExternalID != "" {
+			st.accByExt[key(a.ExternalID)] = a
+		}
+		st.accByUser[key(a.Username)] = a
+	}
+	if err := tx.Where("connector_id = ?", connectorID).Order("external_id").Find(&st.ents).Error; err != nil {
+		return nil, err
+	}
+	for i := range st.ents {
+		st.entByExt[key(st.ents[i].ExternalID)] = &st.ents[i]
+	}
+	var ms []membership
+	if err := tx.Model(&membership{}).Joins("JOIN accounts a ON a.id = memberships.account_id").
+		Where("a.connector_id = ?", connectorID).Select("memberships.account_id, memberships.entitlement_id").Find(&ms).Error; err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		if st.members[m.EntitlementID] == nil {
+			st.members[m.EntitlementID] = map[string]bool{}
+		}
+		st.members[m.EntitlementID][m.AccountID] = true
+		if st.groups[m.AccountID] == nil {
+			st.groups[m.AccountID] = map[string]bool{}
+		}
+		st.groups[m.AccountID][m.EntitlementID] = true
+	}
+	var linked []Identity
+	if err := tx.Model(&Identity{}).Where("id IN (SELECT identity_id FROM accounts WHERE connector_id = ? AND identity_id IS NOT NULL)", connectorID).
+		Find(&linked).Error; err != nil {
+		return nil, err
+	}
+	for i := range linked {
+		st.ids[linked[i].ID] = &linked[i]
+	}
+	return st, nil
+}
+
+func accountStatus(a connectors.ImportedAccount) string {
+	if a.Locked {
+		return "locked"
+	}
+	return "enabled"
+}
+
+// plan compares what a run read with the portal's view and lists the
+// changes, in the order they apply: entitlements, accounts, memberships.
+func plan(col *collector, st *state, mode connectors.ImportMode, source string) ([]PlannedChange, ImportCounts) {
+	var out []PlannedChange
+	var c ImportCounts
+	c.AccountsRead, c.GroupsRead = len(col.accounts), len(col.ents)
+	for _, a := range st.accounts {
+		if a.Status != "deleted" {
+			c.AccountsKnown++
+		}
+	}
+	deleted := map[string]bool{}
+	for _, id := range col.deleted {
+		deleted[id] = true
+	}
+	// gone reports whether an object the portal knows left the system.
+	gone := func(ext string, seen bool) bool {
+		k := key(ext)
+		switch {
+		case deleted[k]:
+			return true
+		case seen:
+			return false
+		case mode == connectors.ImportFull:
+			return true
+		case col.present != nil:
+			return !col.present[k]
+		}
+		return false
+	}
+
+	// Entitlements.
+	for _, k := range col.entOrder {
+		e := col.ents[k]
+		kind := e.Kind
+		if kind != "role" {
+			kind = "group"
+		}
+		name := e.Name
+		if name == "" {
+			name = e.ExternalID
+		}
+		old := st.entByExt[k]
+		switch {
+		case old == nil:
+			out = append(out, PlannedChange{Op: ChangeCreateEntitlement, ExternalID: e.ExternalID, Name: name, Kind: kind})
+			c.EntitlementsCreated++
+		case old.Deleted || old.Name != name || old.Kind != kind || old.ExternalID != e.ExternalID:
+			out = append(out, PlannedChange{Op: ChangeUpdateEntitlement, ExternalID: e.ExternalID, Name: name, Kind: kind})
+			c.EntitlementsUpdated++
+		}
+	}
+	for _, e := range st.ents {
+		_, seen := col.ents[key(e.ExternalID)]
+		if !e.Deleted && gone(e.ExternalID, seen) {
+			out = append(out, PlannedChange{Op: ChangeDeleteEntitlement, ExternalID: e.ExternalID, Name: e.Name})
+			c.EntitlementsDeleted++
+		}
+	}
+
+	// Accounts: matched by external id first, then by username (accounts
+	// made by a job before the system's key was known, or moved since).
+	match := map[string]*Account{}
+	claimed := map[string]bool{}
+	for _, k := range col.accOrder {
+		if old := st.accByExt[k]; old != nil && !claimed[old.ID] {
+			match[k], claimed[old.ID] = old, true
+		}
+	}
+	for _, k := range col.accOrder {
+		if match[k] != nil {
+			continue
+		}
+		if old := st.accByUser[key(col.accounts[k].Username)]; old != nil && !claimed[old.ID] {
+			match[k], claimed[old.ID] = old, true
+		}
+	}
+	for _, k := range col.accOrder {
+		a := col.accounts[k]
+		status := accountStatus(a)
+		ch := PlannedChange{ExternalID: a.ExternalID, Username: a.Username, DisplayName: a.DisplayName, Email: a.Email,
+			Correlation: a.Correlation, Status: status}
+		old := match[k]
+		if old == nil {
+			ch.Op = ChangeCreateAccount
+			out = append(out, ch)
+			c.AccountsCreated++
+			continue
+		}
+		ch.Before = old.Status
+		changed := old.Status != status || old.ExternalID != a.ExternalID || old.Username != a.Username
+		if old.IdentityID != nil {
+			// Identities this connector made follow its names and emails.
+			if id := st.ids[*old.IdentityID]; id != nil && id.Source == source && (id.DisplayName != nonEmpty(a.DisplayName, a.Username) || id.Email != a.Email) {
+				changed = true
+			}
+		}
+		if !changed {
+			continue
+		}
+		ch.Op = ChangeUpdateAccount
+		out = append(out, ch)
+		switch {
+		case old.Status == "enabled" && status == "locked":
+			c.AccountsLocked++
+		case old.Status == "locked" && status == "enabled":
+			c.AccountsUnlocked++
+		default:
+			c.AccountsUpdated++
+		}
+	}
+	for i := range st.accounts {
+		a := &st.accounts[i]
+		if a.Status == "deleted" || claimed[a.ID] {
+			continue
+		}
+		ext := a.ExternalID
+		if ext == "" {
+			ext = a.Username
+		}
+		if gone(ext, false) {
+			out = append(out, PlannedChange{Op: ChangeDeleteAccount, ExternalID: ext, Username: a.Username, Before: a.Status, Status: "deleted"})
+			c.AccountsDeleted++
+		}
+	}
+
+	// Memberships. Directories give each group's complete member list
+	// (Members); other systems give each account's groups.
+	accountKey := func(acc *Account) string {
+		if acc.ExternalID != "" {
+			return key(acc.ExternalID)
+		}
+		return key(acc.Username)
+	}
+	// known maps an account key (as the system names it) to the account's
+	// current portal id, or "" for an account this import creates.
+	known := map[string]string{}
+	for i := range st.accounts {
+		if st.accounts[i].Status != "deleted" {
+			known[accountKey(&st.accounts[i])] = st.accounts[i].ID
+		}
+	}
+	for _, k := range col.accOrder {
+		if old := match[k]; old != nil {
+			delete(known, accountKey(old))
+			known[k] = old.ID
+		} else {
+			known[k] = ""
+		}
+	}
+	for _, ch := range out {
+		if ch.Op == ChangeDeleteAccount {
+			delete(known, key(ch.ExternalID))
+		}
+	}
+	keyOfID := make(map[string]string, len(known))
+	for k, id := range known {
+		if id != "" {
+			keyOfID[id] = k
+		}
+	}
+	entID := func(ext string) string {
+		if e := st.entByExt[key(ext)]; e != nil {
+			return e.ID
+		}
+		return ""
+	}
+	addOrRemove := func(accountExt, groupExt string, add bool) {
+		op := ChangeRemoveMembership
+		if add {
+			op = ChangeAddMembership
+			c.MembershipsAdded++
+		} else {
+			c.MembershipsRemoved++
+		}
+		out = append(out, PlannedChange{Op: op, ExternalID: accountExt, Group: groupExt})
+	}
+	if col.sawMembers || col.present != nil {
+		for _, gk := range col.entOrder {
+			list, ok := col.members[gk]
+			if !ok {
+				continue
+			}
+			g := col.ents[gk]
+			want := map[string]bool{}
+			for _, m := range list {
+				if _, ok := known[m]; ok {
+					want[m] = true
+				}
+			}
+			have := map[string]bool{}
+			if id := entID(g.ExternalID); id != "" {
+				for accID := range st.members[id] {
+					if ak, ok := keyOfID[accID]; ok {
+						have[ak] = true
+					}
+				}
+			}
+			for _, m := range sortedSet(want) {
+				if !have[m] {
+					addOrRemove(m, g.ExternalID, true)
+				}
+			}
+			for _, m := range sortedSet(have) {
+				if !want[m] {
+					addOrRemove(m, g.ExternalID, false)
+				}
+			}
+		}
+	} else {
+		entKeyByID := map[string]string{}
+		for i := range st.ents {
+			entKeyByID[st.ents[i].ID] = key(st.ents[i].ExternalID)
+		}
+		for _, k := range col.accOrder {
+			a := col.accounts[k]
+			want := map[string]bool{}
+			for _, g := range a.Entitlements {
+				if _, ok := col.ents[key(g)]; ok || st.entByExt[key(g)] != nil {
+					want[key(g)] = true
+				}
+			}
+			have := map[string]bool{}
+			if old := match[k]; old != nil {
+				for eid := range st.groups[old.ID] {
+					have[entKeyByID[eid]] = true
+				}
+			}
+			for _, g := range sortedSet(want) {
+				if !have[g] {
+					addOrRemove(k, g, true)
+				}
+			}
+			for _, g := range sortedSet(have) {
+				if !want[g] {
+					addOrRemove(k, g, false)
+				}
+			}
+		}
+	}
+	if c.AccountsKnown > 0 {
+		c.RiskPercent = math.Round(float64(c.AccountsDeleted+c.AccountsLocked)*1000/float64(c.AccountsKnown)) / 10
+	}
+	return out, c
+}
+
+func sortedSet(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// apply makes the planned changes in tx, on st: the portal's view read in
+// tx, or nil to read it now (a plan approved later applies to what is
+// there then).
+func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Record, changes []PlannedChange, st *state) (ImportCounts, error) {
+	var counts ImportCounts
+	if st == nil {
+		var err error
+		if st, err = loadState(tx, rec.ID); err != nil {
+			return counts, err
+		}
+	}
+	now := time.Now().UTC()
+	var newEnts []Entitlement
+	var newAccounts []Account
+	var newIdentities []Identity
+	var newMembers []membership
+
+	// Entitlements.
+	for _, ch := range changes {
+		k := key(ch.ExternalID)
+		switch ch.Op {
+		case ChangeCreateEntitlement, ChangeUpdateEntitlement:
+			if old := st.entByExt[k]; old != nil {
+				if err := tx.Model(&Entitlement{}).Where("id = ?", old.ID).Updates(map[string]any{
+					"external_id": ch.ExternalID, "name": ch.Name, "kind": ch.Kind, "deleted": false, "updated_at": now}).Error; err != nil {
+					return counts, err
+				}
+				continue
+			}
+			e := Entitlement{ID: uuid.NewString(), ConnectorID: rec.ID, ExternalID: ch.ExternalID, Name: ch.Name, Kind: ch.Kind,
+				CreatedAt: now, UpdatedAt: now}
+			newEnts = append(newEnts, e)
+			st.entByExt[k] = &newEnts[len(newEnts)-1]
+		case ChangeDeleteEntitlement:
+			old := st.entByExt[k]
+			if old == nil {
+				continue
+			}
+			if err := tx.Model(&Entitlement{}).Where("id = ?", old.ID).Updates(map[string]any{"deleted": true, "updated_at": now}).Error; err != nil {
+				return counts, err
+			}
+			if err := tx.Where("entitlement_id = ?", old.ID).Delete(&membership{}).Error; err != nil {
+				return counts, err
+			}
+		}
+	}
+	if err := tx.CreateInBatches(newEnts, 500).Error; err != nil {
+		return counts, err
+	}
+	// Re-point the map at stored rows (the slice may have grown after the
+	// pointers were taken).
+	for i := range newEnts {
+		st.entByExt[key(newEnts[i].ExternalID)] = &newEnts[i]
+	}
+
+	// Accounts and their identities.
+	link, err := newLinker(tx, rec, st)
+	if err != nil {
+		return counts, err
+	}
+	pending := map[string]bool{}
+	accByKey := map[string]*Account{}
+	for i := range st.accounts {
+		a := &st.accounts[i]
+		if a.ExternalID != "" {
+			accByKey[key(a.ExternalID)] = a
+		}
+	}
+	for _, ch := range changes {
+		k := key(ch.ExternalID)
+		switch ch.Op {
+		case ChangeCreateAccount, ChangeUpdateAccount:
+			old := st.accByExt[k]
+			if old == nil {
+				old = st.accByUser[key(ch.Username)]
+			}
+			if old == nil {
+				if pending[key(ch.Username)] {
+					continue // two entries with one username: the first one wins
+				}
+				pending[key(ch.Username)] = true
+				a := Account{ID: uuid.NewString(), ConnectorID: rec.ID, Username: ch.Username, ExternalID: ch.ExternalID,
+					Status: ch.Status, CreatedAt: now, UpdatedAt: now}
+				idn, created := link.identityFor(ch)
+				if idn != "" {
+					a.IdentityID = &idn
+				}
+				if created != nil {
+					newIdentities = append(newIdentities, *created)
+				}
+				newAccounts = append(newAccounts, a)
+				continue
+			}
+			updates := map[string]any{"status": ch.Status, "external_id": ch.ExternalID, "updated_at": now}
+			if old.Username != ch.Username {
+				if err := im.freeUsername(tx, rec.ID, old.ID, ch.Username, now); err != nil {
+					return counts, err
+				}
+				updates["username"] = ch.Username
+			}
+			if old.IdentityID == nil {
+				idn, created := link.identityFor(ch)
+				if created != nil {
+					newIdentities = append(newIdentities, *created)
+				}
+				if idn != "" {
+					updates["identity_id"] = idn
+				}
+			} else if err := link.refresh(*old.IdentityID, ch, now); err != nil {
+				return counts, err
+			}
+			if err := tx.Model(&Account{}).Where("id = ?", old.ID).Updates(updates).Error; err != nil {
+				return counts, err
+			}
+			old.ExternalID = ch.ExternalID
+			accByKey[k] = old
+		case ChangeDeleteAccount:
+			old := st.accByExt[k]
+			if old == nil {
+				old = st.accByUser[key(ch.Username)]
+			}
+			if old == nil || old.Status == "deleted" {
+				continue
+			}
+			if err := tx.Where("account_id = ?", old.ID).Delete(&membership{}).Error; err != nil {
+				return counts, err
+			}
+			if err := tx.Model(&Account{}).Where("id = ?", old.ID).Updates(map[string]any{"status": "deleted", "updated_at": now}).Error; err != nil {
+				return counts, err
+			}
+		}
+	}
+	if err := tx.CreateInBatches(newIdentities, 500).Error; err != nil {
+		return counts, err
+	}
+	if err := tx.CreateInBatches(newAccounts, 500).Error; err != nil {
+		return counts, err
+	}
+	for i := range newAccounts {
+		accByKey[key(newAccounts[i].ExternalID)] = &newAccounts[i]
+	}
+
+	// Memberships.
+	for _, ch := range changes {
+		if ch.Op != ChangeAddMembership && ch.Op != ChangeRemoveMembership {
+			continue
+		}
+		a, e := accByKey[key(ch.ExternalID)], st.entByExt[key(ch.Group)]
+		if a == nil || e == nil {
+			continue
+		}
+		if ch.Op == ChangeAddMembership {
+			newMembers = append(newMembers, membership{AccountID: a.ID, EntitlementID: e.ID, GrantedAt: now})
+			continue
+		}
+		if err := tx.Where("account_id = ? AND entitlement_id = ?", a.ID, e.ID).Delete(&membership{}).Error; err != nil {
+			return counts, err
+		}
+	}
+	if len(newMembers) > 0 {
+		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(newMembers, 1000).Error; err != nil {
+			return counts, err
+		}
+	}
+	counts.IdentitiesCreated, counts.IdentitiesLinked = len(newIdentities), link.linkedExisting
+	return counts, nil
+}
+
+// freeUsername renames a deleted account that holds the username an
+// imported account takes (an account deleted and made again under another
+// key), so the connector's usernames stay unique.
+func (im *Importer) freeUsername(tx *gorm.DB, connectorID, keepID, username string, now time.Time) error {
+	return tx.Model(&Account{}).
+		Where("connector_id = ? AND username = ? AND id <> ? AND status = 'deleted'", connectorID, username, keepID).
+		Updates(map[string]any{"username": gorm.Expr("username || ? || id", "~"), "updated_at": now}).Error
+}
+
+// linker finds or makes the identity of an imported account: by the
+// correlation value among the identities this connector made, then among
+// usernames, then among emails; a new identity otherwise.
+type linker struct {
+	tx  *gorm.DB
+	rec *connectors.Record
+	st  *state
+
+	bySourceExt map[string]string
+	byUsername  map[string]string
+	byEmail     map[string]string
+	taken       map[string]bool
+	// linked holds identities that already have an account on the connector.
+	linked map[string]bool
+	all    map[string]*Identity
+	// linkedExisting counts accounts linked to identities that existed.
+	linkedExisting int
+}
+
+func newLinker(tx *gorm.DB, rec *connectors.Record, st *state) (*linker, error) {
+	l := &linker{tx: tx, rec: rec, st: st, bySourceExt: map[string]string{}, byUsername: map[string]string{},
+		byEmail: map[string]string{}, taken: map[string]bool{}, linked: map[string]bool{}, all: map[string]*Identity{}}
+	var ids []Identity
+	if err := tx.Model(&Identity{}).Where("status <> 'deleted'").Find(&ids).Error; err != nil {
+		return nil, err
+	}
+	for i := range ids {
+		id := &ids[i]
+		l.all[id.ID] = id
+		if id.Source == rec.Name && id.ExternalID != "" {
+			l.bySourceExt[key(id.ExternalID)] = id.ID
+		}
+		l.byUsername[key(id.Username)] = id.ID
+		if id.Email != "" {
+			if _, dup := l.byEmail[key(id.Email)]; dup {
+				l.byEmail[key(id.Email)] = "" // ambiguous: match nobody
+			} else {
+				l.byEmail[key(id.Email)] = id.ID
+			}
+		}
+	}
+	var usernames []string
+	if err := tx.Model(&Identity{}).Pluck("username", &usernames).Error; err != nil {
+		return nil, err
+	}
+	for _, u := range usernames {
+		l.taken[key(u)] = true
+	}
+	for _, a := range st.accounts {
+		if a.IdentityID != nil && a.Status != "deleted" {
+			l.linked[*a.IdentityID] = true
+		}
+	}
+	return l, nil
+}
+
+// identityFor returns the identity id for an account that has none, and
+// the identity to create when it is new.
+func (l *linker) identityFor(ch PlannedChange) (string, *Identity) {
+	corr := ch.Correlation
+	if corr == "" {
+		corr = ch.Username
+	}
+	k := key(corr)
+	candidates := []string{l.bySourceExt[k], l.byUsername[k]}
+	if strings.Contains(corr, "@") {
+		candidates = append(candidates, l.byEmail[k])
+	}
+	for _, id := range candidates {
+		if id != "" && !l.linked[id] {
+			l.linked[id] = true
+			l.linkedExisting++
+			return id, nil
+		}
+		if id != "" {
+			// That person has an account here already: a second account is
+			// left unlinked rather than given to the wrong person.
+			return "", nil
+		}
+	}
+	username := ch.Username
+	for n := 2; l.taken[key(username)]; n++ {
+		username = fmt.Sprintf("%s-%d", ch.Username, n)
+	}
+	now := time.Now().UTC()
+	id := &Identity{ID: uuid.NewString(), Username: username, DisplayName: nonEmpty(ch.DisplayName, ch.Username), Email: ch.Email,
+		Source: l.rec.Name, ExternalID: corr, Status: "active", CreatedAt: now, UpdatedAt: now}
+	l.taken[key(username)] = true
+	l.bySourceExt[k] = id.ID
+	l.linked[id.ID] = true
+	l.all[id.ID] = id
+	return id.ID, id
+}
+
+// refresh copies the display name and email of an account to its identity
+// when the identity came from a directory (local ones are left alone).
+func (l *linker) refresh(identityID string, ch PlannedChange, now time.Time) error {
+	id := l.all[identityID]
+	if id == nil || id.Source != l.rec.Name {
+		return nil
+	}
+	name := nonEmpty(ch.DisplayName, ch.Username)
+	if id.DisplayName == name && id.Email == ch.Email {
+		return nil
+	}
+	id.DisplayName, id.Email = name, ch.Email
+	return l.tx.Model(&Identity{}).Where("id = ?", identityID).Updates(map[string]any{"display_name": name, "email": ch.Email, "updated_at": now}).Error
+}

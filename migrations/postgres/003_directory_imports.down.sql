@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS identities_source_external;
+DROP TABLE IF EXISTS imports;

@@ -1,0 +1,35 @@
+// Package notifier sends the completion emails of request instances through
+// an outbox.
+//
+// When an instance reaches a final status (completed, failed, canceled), the
+// transaction that ends it also writes one Notification per recipient, with
+// its rendered subject and bodies and a Message-ID, and the queue job that
+// delivers them (kind "notification", one job per run's recipients, on the
+// queue "notifications"). A message exists if and only if the run's end
+// committed: an SMTP outage delays mail, never loses it.
+//
+// Delivery is at least once, and in practice once. A job marks its
+// messages "sending" (with its own id) before it sends them, and records
+// each one as sent right after the server accepts it, in a statement shared
+// with the other jobs' records. Only a crash between the server's "250"
+// and that record makes the job, run again by River, send the message once
+// more, with the same Message-ID: the duplicate SMTP itself allows for when
+// a connection drops before the reply. A message marked by one job is never
+// taken by another, so a resend cannot race a delivery under way.
+//
+// Transient failures (refused connections, timeouts, TLS or authentication
+// problems, 4xx replies) are retried with capped exponential backoff (30 s
+// doubling to 1 h) until the retry period (PROVISOR_SMTP_RETRY_FOR, 24 hours
+// by default) after the message was queued; then, or at once on a 5xx
+// reply, the message fails with the server's reply. The job snoozes between
+// tries, which River does not count as attempts. An admin can resend a
+// failed message.
+//
+// Messages go over a few SMTP connections per process that stay open
+// between deliveries (go-mail), and are dialed again when the server closed
+// them.
+//
+// Without an SMTP server (the embedded default) messages are held in the
+// outbox and can be read; a process that starts with a server configured
+// queues every held message.
+package notifier

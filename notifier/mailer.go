@@ -1,0 +1,205 @@
+package notifier
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
+
+	"github.com/provisor/provisor/app/config"
+)
+
+// idleTimeout is how long an unused SMTP connection is kept. Servers wait
+// at least five minutes for a command (RFC 5321 4.5.3.2.7); a connection
+// older than this is closed rather than probed.
+const idleTimeout = time.Minute
+
+// mailer sends messages over a small pool of SMTP connections kept open
+// between deliveries: a connection costs a TCP and TLS handshake, EHLO and
+// AUTH, several times what one message costs. A connection that fails is
+// closed and the next message dials a new one.
+type mailer struct {
+	client *mail.Client
+	slots  chan struct{}
+
+	mu     sync.Mutex
+	idle   []pooled
+	closed bool
+}
+
+type pooled struct {
+	conn  *smtp.Client
+	since time.Time
+}
+
+func newMailer(cfg *config.SMTP, maxConns int) (*mailer, error) {
+	tlsConfig := &tls.Config{
+		ServerName: cfg.Host, MinVersion: tls.VersionTLS12,
+		RootCAs: cfg.RootCAs, InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // an operator's explicit choice, logged as a warning
+	}
+	opts := []mail.Option{mail.WithPort(cfg.Port), mail.WithTLSConfig(tlsConfig)}
+	if cfg.Timeout > 0 {
+		opts = append(opts, mail.WithTimeout(cfg.Timeout))
+	}
+	switch cfg.TLS {
+	case config.SMTPTLS:
+		opts = append(opts, mail.WithSSL())
+	case config.SMTPNoTLS:
+		opts = append(opts, mail.WithTLSPolicy(mail.NoTLS))
+	default:
+		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
+	}
+	if cfg.Username != "" {
+		// The strongest mechanism the server offers; PLAIN and LOGIN only
+		// over TLS.
+		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover), mail.WithUsername(cfg.Username), mail.WithPassword(cfg.Password))
+	}
+	c, err := mail.NewClient(cfg.Host, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: SMTP client: %w", err)
+	}
+	return &mailer{client: c, slots: make(chan struct{}, max(maxConns, 1))}, nil
+}
+
+// lease is the use of one pooled connection for a run of messages. The
+// connection is taken or dialed at the first message, and dialed again
+// after a failure.
+type lease struct {
+	m      *mailer
+	conn   *smtp.Client
+	reused bool
+}
+
+// lease waits for a connection slot.
+func (m *mailer) lease(ctx context.Context) (*lease, error) {
+	select {
+	case m.slots <- struct{}{}:
+		return &lease{m: m}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// send delivers one message. A message the server accepted is sent even if
+// what follows (RSET) fails. After an error the connection is closed.
+func (l *lease) send(ctx context.Context, msg *mail.Msg) error {
+	if l.conn == nil {
+		if l.conn = l.m.take(); l.conn != nil {
+			l.reused = true
+		} else {
+			conn, err := l.m.dial(ctx)
+			if err != nil {
+				return err
+			}
+			l.conn, l.reused = conn, false
+		}
+	}
+	err := l.m.client.SendWithSMTPClient(l.conn, msg)
+	if err != nil && l.reused && !msg.IsDelivered() && staleConn(err) {
+		// The server closed the idle connection: nothing was sent. Dial again.
+		_ = l.conn.Close()
+		l.conn = nil
+		conn, derr := l.m.dial(ctx)
+		if derr != nil {
+			return derr
+		}
+		l.conn, l.reused = conn, false
+		err = l.m.client.SendWithSMTPClient(l.conn, msg)
+	}
+	if err != nil {
+		_ = l.conn.Close()
+		l.conn = nil
+		if msg.IsDelivered() {
+			return nil
+		}
+		return err
+	}
+	l.reused = true
+	return nil
+}
+
+// release returns the connection to the pool and frees the slot.
+func (l *lease) release() {
+	if l.conn != nil {
+		l.m.put(l.conn)
+		l.conn = nil
+	}
+	<-l.m.slots
+}
+
+// send delivers one message over a pooled connection.
+func (m *mailer) send(ctx context.Context, msg *mail.Msg) error {
+	l, err := m.lease(ctx)
+	if err != nil {
+		return err
+	}
+	defer l.release()
+	return l.send(ctx, msg)
+}
+
+func (m *mailer) dial(ctx context.Context) (*smtp.Client, error) {
+	conn, err := m.client.DialToSMTPClientWithContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the SMTP server: %w", err)
+	}
+	return conn, nil
+}
+
+// staleConn reports whether go-mail found the connection dead before it
+// sent anything (its NOOP failed).
+func staleConn(err error) bool {
+	var se *mail.SendError
+	return errors.As(err, &se) && se.Reason == mail.ErrConnCheck
+}
+
+// take returns the most recently used idle connection, closing those that
+// waited too long, or nil.
+func (m *mailer) take() *smtp.Client {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for len(m.idle) > 0 {
+		p := m.idle[len(m.idle)-1]
+		m.idle = m.idle[:len(m.idle)-1]
+		if time.Since(p.since) < idleTimeout {
+			return p.conn
+		}
+		go func() { _ = m.client.CloseWithSMTPClient(p.conn) }()
+	}
+	return nil
+}
+
+func (m *mailer) put(conn *smtp.Client) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		go func() { _ = m.client.CloseWithSMTPClient(conn) }()
+		return
+	}
+	m.idle = append(m.idle, pooled{conn: conn, since: time.Now()})
+}
+
+// close says QUIT on the idle connections; connections in use are closed
+// when their message is done.
+func (m *mailer) close(ctx context.Context) error {
+	m.mu.Lock()
+	idle := m.idle
+	m.idle, m.closed = nil, true
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range idle {
+		wg.Go(func() { _ = m.client.CloseWithSMTPClient(p.conn) })
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,244 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"gorm.io/gorm"
+
+	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/requests"
+)
+
+// Statuses of a notification. Sending means an attempt is under way (or the
+// process died during one, and the next attempt will send it again).
+const (
+	StatusHeld    = "held"
+	StatusQueued  = "queued"
+	StatusSending = "sending"
+	StatusSent    = "sent"
+	StatusFailed  = "failed"
+)
+
+// Statuses lists the statuses a listing can be filtered by; queued
+// includes the messages being sent.
+var Statuses = []string{StatusQueued, StatusSent, StatusFailed, StatusHeld}
+
+// Recipient types: who a recipient was on the task.
+const (
+	RecipientIdentity    = "identity"
+	RecipientRequester   = "requester"
+	RecipientBeneficiary = "beneficiary"
+)
+
+// heldReason is the last error of a message held because no SMTP server is configured.
+const heldReason = "not sent: no SMTP configured"
+
+// Errors a caller can act on; they wrap the requests package's, which the
+// API maps to 404 and 409.
+var (
+	ErrNotFound = fmt.Errorf("notification %w", requests.ErrNotFound)
+	ErrConflict = requests.ErrConflict
+)
+
+// Notification is one email in the outbox: one recipient of one run.
+type Notification struct {
+	ID            string `gorm:"primaryKey" json:"id"`
+	InstanceID    string `json:"instance_id"`
+	RecipientType string `json:"recipient_type"`
+	Recipient     string `json:"recipient"`
+	Address       string `json:"address"`
+	Subject       string `json:"subject"`
+	// BodyText and BodyHTML are the rendered parts, kept in
+	// notification_bodies; Get fills them, List does not.
+	BodyText      string     `gorm:"-" json:"body_text,omitempty"`
+	BodyHTML      string     `gorm:"-" json:"body_html,omitempty"`
+	MessageID     string     `json:"message_id"`
+	Status        string     `json:"status"`
+	Attempts      int        `json:"attempts"`
+	ClaimedBy     *int64     `json:"-"`
+	LastError     string     `json:"last_error"`
+	CreatedAt     time.Time  `json:"created_at"`
+	QueuedAt      time.Time  `json:"queued_at"`
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	LastAttemptAt *time.Time `json:"last_attempt_at"`
+	SentAt        *time.Time `json:"sent_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+}
+
+// TableName is the outbox table.
+func (Notification) TableName() string { return "notifications" }
+
+// body is the rendered parts of a message, apart from its row, whose
+// status changes with every attempt.
+type body struct {
+	NotificationID string `gorm:"primaryKey"`
+	BodyText       string
+	BodyHTML       string `gorm:"column:body_html"`
+}
+
+func (body) TableName() string { return "notification_bodies" }
+
+// withBodies fills the bodies of messages.
+func withBodies(db *gorm.DB, msgs []*Notification) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(msgs))
+	for i, n := range msgs {
+		ids[i] = n.ID
+	}
+	var bodies []body
+	if err := db.Where("notification_id IN ?", ids).Find(&bodies).Error; err != nil {
+		return fmt.Errorf("notifier: bodies: %w", err)
+	}
+	byID := make(map[string]*body, len(bodies))
+	for i := range bodies {
+		byID[bodies[i].NotificationID] = &bodies[i]
+	}
+	for _, n := range msgs {
+		if b := byID[n.ID]; b != nil {
+			n.BodyText, n.BodyHTML = b.BodyText, b.BodyHTML
+		}
+	}
+	return nil
+}
+
+// ListOpts filter and page the outbox. Zero values mean everything, first page.
+type ListOpts struct {
+	// Status is queued (with sending), sent, failed or held.
+	Status     string
+	InstanceID string
+	Limit      int
+	Offset     int
+}
+
+// List returns messages newest first, without their bodies, and how many match.
+func (s *Service) List(ctx context.Context, o ListOpts) ([]Notification, int64, error) {
+	q := s.db.Gorm.WithContext(ctx).Model(&Notification{})
+	switch o.Status {
+	case "":
+	case StatusQueued:
+		q = q.Where("status IN ?", []string{StatusQueued, StatusSending})
+	default:
+		if !slices.Contains(Statuses, o.Status) && o.Status != StatusSending {
+			return nil, 0, fmt.Errorf("notifier: unknown status %q; use one of %s", o.Status, strings.Join(Statuses, ", "))
+		}
+		q = q.Where("status = ?", o.Status)
+	}
+	if o.InstanceID != "" {
+		q = q.Where("instance_id = ?", o.InstanceID)
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, fmt.Errorf("notifier: count: %w", err)
+	}
+	if o.Limit <= 0 || o.Limit > 500 {
+		o.Limit = 50
+	}
+	out := []Notification{}
+	if err := q.Order("created_at DESC, id DESC").Limit(o.Limit).Offset(o.Offset).Find(&out).Error; err != nil {
+		return nil, 0, fmt.Errorf("notifier: list: %w", err)
+	}
+	return out, total, nil
+}
+
+// Get returns one message with its rendered bodies.
+func (s *Service) Get(ctx context.Context, id string) (*Notification, error) {
+	db := s.db.Gorm.WithContext(ctx)
+	n, err := s.get(db, id)
+	if err != nil {
+		return nil, err
+	}
+	return n, withBodies(db, []*Notification{n})
+}
+
+func (s *Service) get(db *gorm.DB, id string) (*Notification, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, ErrNotFound
+	}
+	var n Notification
+	if err := db.Where("id = ?", id).Take(&n).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("notifier: get %s: %w", id, err)
+	}
+	return &n, nil
+}
+
+// Resend queues a failed or held message again, with a fresh retry period
+// and the same Message-ID, and records who asked in the audit trail.
+// Messages in any other status, or any message while no SMTP server is
+// configured, give ErrConflict.
+func (s *Service) Resend(ctx context.Context, id, actor string) (*Notification, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, ErrNotFound
+	}
+	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
+		n, err := s.get(tx, id)
+		if err != nil {
+			return err
+		}
+		if n.Status != StatusFailed && n.Status != StatusHeld {
+			return fmt.Errorf("%w: the message to %s is %s; only failed or held messages can be resent", ErrConflict, n.Address, n.Status)
+		}
+		if s.mailer == nil {
+			return fmt.Errorf("%w: no SMTP server is configured (PROVISOR_SMTP_URL); held messages are sent once one is", ErrConflict)
+		}
+		now := time.Now().UTC()
+		res := tx.Model(&Notification{}).Where("id = ? AND status = ?", id, n.Status).Updates(map[string]any{
+			"status": StatusQueued, "attempts": 0, "queued_at": now, "next_attempt_at": nil, "updated_at": now,
+		})
+		if res.Error != nil {
+			return fmt.Errorf("notifier: resend %s: %w", id, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("%w: the message to %s changed meanwhile; try again", ErrConflict, n.Address)
+		}
+		if _, err := s.queue.InsertTx(ctx, tx, []river.InsertManyParams{deliveryParams([]string{id})}); err != nil {
+			return err
+		}
+		return audit.RecordTx(tx, actor, "notification.resend", "notification", id, map[string]any{
+			"address": n.Address, "subject": n.Subject, "instance": n.InstanceID, "previous_status": n.Status,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id)
+}
+
+// ReleaseHeld queues every held message, in one transaction, when an SMTP
+// server is configured; it returns how many it queued. App.Start calls it,
+// so messages written while no server was configured go out once one is.
+func (s *Service) ReleaseHeld(ctx context.Context) (int, error) {
+	if s.mailer == nil || s.queue == nil {
+		return 0, nil
+	}
+	var ids []string
+	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
+		now := time.Now().UTC()
+		// RETURNING gives the rows this transaction moved, so processes
+		// starting together queue each message once.
+		if err := tx.Raw(`UPDATE notifications SET status = ?, queued_at = ?, next_attempt_at = NULL, last_error = '', updated_at = ?
+			WHERE status = ? RETURNING id`, StatusQueued, now, now, StatusHeld).Scan(&ids).Error; err != nil {
+			return fmt.Errorf("notifier: release held messages: %w", err)
+		}
+		_, err := s.queue.InsertTx(ctx, tx, deliveryJobs(ids))
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(ids) > 0 {
+		s.log.Info("queued held notifications now that SMTP is configured", "count", len(ids), "smtp", s.smtpName)
+	}
+	return len(ids), nil
+}

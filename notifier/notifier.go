@@ -1,0 +1,123 @@
+package notifier
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/mail"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/provisor/provisor/app/config"
+	"github.com/provisor/provisor/app/database"
+)
+
+// Options configure the Service. A nil *Options means defaults.
+type Options struct {
+	// SMTP is the mail server; nil holds every message in the outbox.
+	SMTP *config.SMTP
+	// SMTPName is the server's address for logs, without the password.
+	SMTPName string
+	// RetryFor is how long a message is retried after transient failures,
+	// counted from when it was queued (default 24h).
+	RetryFor time.Duration
+	// BaseURL is the portal's address; links in emails start with it.
+	BaseURL string
+	// MaxConns bounds the SMTP connections this process keeps open (default 4).
+	MaxConns int
+	// Templates replace views.Email(), for tests.
+	Templates fs.FS
+	Logger    *slog.Logger
+}
+
+// Service writes completion emails to the outbox, delivers them, and lists
+// and resends them for the API and the portal.
+type Service struct {
+	db       *database.DB
+	queue    *database.Queue
+	log      *slog.Logger
+	render   *renderer
+	mailer   *mailer
+	retry    backoff
+	from     string
+	msgHost  string
+	smtpName string
+	// sent records deliveries of concurrent jobs in shared statements.
+	sent *group[string, struct{}]
+}
+
+// New returns the service. The queue is set later with SetQueue, since the
+// queue's workers need the service; register its hook with
+// requests.Service.OnSettled(s.InstanceSettledTx).
+func New(db *database.DB, opts *Options) (*Service, error) {
+	o := Options{RetryFor: 24 * time.Hour, MaxConns: 4, BaseURL: "http://localhost", Logger: slog.New(slog.DiscardHandler)}
+	if opts != nil {
+		o.SMTP, o.SMTPName, o.Templates = opts.SMTP, opts.SMTPName, opts.Templates
+		if opts.RetryFor > 0 {
+			o.RetryFor = opts.RetryFor
+		}
+		if opts.MaxConns > 0 {
+			o.MaxConns = opts.MaxConns
+		}
+		if opts.BaseURL != "" {
+			o.BaseURL = opts.BaseURL
+		}
+		if opts.Logger != nil {
+			o.Logger = opts.Logger
+		}
+	}
+	r, err := newRenderer(o.Templates, o.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{db: db, log: o.Logger, render: r, retry: newBackoff(o.RetryFor), smtpName: o.SMTPName, msgHost: hostOf(o.BaseURL)}
+	s.sent = &group[string, struct{}]{max: 500, run: s.sentBatch}
+	if o.SMTP != nil {
+		from, err := mail.ParseAddress(o.SMTP.From)
+		if err != nil {
+			return nil, fmt.Errorf("notifier: sender address %q: %w", o.SMTP.From, err)
+		}
+		s.from = from.String()
+		if _, domain, ok := strings.Cut(from.Address, "@"); ok && domain != "" {
+			s.msgHost = domain
+		}
+		if s.mailer, err = newMailer(o.SMTP, o.MaxConns); err != nil {
+			return nil, err
+		}
+		if s.smtpName == "" {
+			s.smtpName = fmt.Sprintf("%s:%d", o.SMTP.Host, o.SMTP.Port)
+		}
+		s.log.Info("completion emails go through SMTP", "smtp", s.smtpName, "from", s.from, "retry_for", o.RetryFor)
+		if o.SMTP.InsecureSkipVerify {
+			s.log.Warn("the SMTP server's certificate is not verified (PROVISOR_SMTP_INSECURE_SKIP_VERIFY): anyone on the network path can read completion emails and the SMTP password", "smtp", s.smtpName)
+		}
+	}
+	if s.mailer == nil {
+		s.log.Info("no SMTP server configured (PROVISOR_SMTP_URL): completion emails are held in the outbox")
+	}
+	return s, nil
+}
+
+// SetQueue gives the service the queue its deliveries go to.
+func (s *Service) SetQueue(q *database.Queue) { s.queue = q }
+
+// Configured reports whether an SMTP server is configured; without one,
+// messages are held.
+func (s *Service) Configured() bool { return s.mailer != nil }
+
+// Close closes the idle SMTP connections.
+func (s *Service) Close(ctx context.Context) error {
+	if s.mailer == nil {
+		return nil
+	}
+	return s.mailer.close(ctx)
+}
+
+func hostOf(base string) string {
+	if u, err := url.Parse(base); err == nil && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	return "provisor.invalid"
+}

@@ -1,0 +1,321 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/provisor/provisor/access"
+	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/requests"
+	"github.com/provisor/provisor/tasks"
+)
+
+// recipient is one address a completion email goes to.
+type recipient struct {
+	Type    string
+	Name    string
+	Address string
+}
+
+// InstanceSettledTx is the requests.SettledFunc that writes an instance's
+// completion emails to the outbox, with their delivery jobs, in the
+// transaction that ends it. It acts once per instance, on the change into a
+// final status; the unique (instance_id, address) makes a second call write
+// nothing.
+func (s *Service) InstanceSettledTx(ctx context.Context, tx *gorm.DB, inst *requests.Instance, prev string) error {
+	if !requests.Final(inst.Status) || requests.Final(prev) {
+		return nil
+	}
+	recips, err := s.recipientsTx(ctx, tx, inst)
+	if err != nil || len(recips) == 0 {
+		return err
+	}
+	var jobs []requests.Job
+	if err := tx.Where("instance_id = ?", inst.ID).Order("seq").Find(&jobs).Error; err != nil {
+		return fmt.Errorf("notifier: jobs of %s: %w", inst.ID, err)
+	}
+	content, err := s.render.render(inst, jobs)
+	if err != nil {
+		return err
+	}
+	rows := make([]Notification, len(recips))
+	for i, r := range recips {
+		rows[i] = s.newNotification(inst.ID, r, content)
+	}
+	_, err = s.EnqueueTx(ctx, tx, rows)
+	return err
+}
+
+// newNotification is a new outbox row: queued when an SMTP server is
+// configured, held otherwise. Its Message-ID is made here, once.
+func (s *Service) newNotification(instanceID string, r recipient, c *Content) Notification {
+	now := time.Now().UTC()
+	id := uuid.NewString()
+	n := Notification{
+		ID: id, InstanceID: instanceID, RecipientType: r.Type, Recipient: r.Name, Address: r.Address,
+		Subject: c.Subject, BodyText: c.Text, BodyHTML: c.HTML, MessageID: id + "@" + s.msgHost,
+		Status: StatusQueued, CreatedAt: now, QueuedAt: now, UpdatedAt: now,
+	}
+	if s.mailer == nil {
+		n.Status, n.LastError = StatusHeld, heldReason
+	}
+	return n
+}
+
+// EnqueueTx writes outbox rows in tx, skipping those whose (instance,
+// address) is already there, and inserts the delivery jobs of the queued
+// ones. It returns how many rows it wrote.
+func (s *Service) EnqueueTx(ctx context.Context, tx *gorm.DB, rows []Notification) (int, error) {
+	const batch = 200
+	var queued []string
+	written := 0
+	for start := 0; start < len(rows); start += batch {
+		part := rows[start:min(start+batch, len(rows))]
+		res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "instance_id"}, {Name: "address"}}, DoNothing: true}).Create(&part)
+		if res.Error != nil {
+			return written, fmt.Errorf("notifier: write notifications: %w", res.Error)
+		}
+		inserted := make(map[string]bool, len(part))
+		if int(res.RowsAffected) == len(part) {
+			for _, n := range part {
+				inserted[n.ID] = true
+			}
+		} else {
+			// Some were there already: the new ids that exist are ours.
+			ids := make([]string, len(part))
+			for i, n := range part {
+				ids[i] = n.ID
+			}
+			var found []string
+			if err := tx.Model(&Notification{}).Where("id IN ?", ids).Pluck("id", &found).Error; err != nil {
+				return written, fmt.Errorf("notifier: write notifications: %w", err)
+			}
+			for _, id := range found {
+				inserted[id] = true
+			}
+		}
+		bodies := make([]body, 0, len(part))
+		for _, n := range part {
+			if !inserted[n.ID] {
+				continue
+			}
+			written++
+			bodies = append(bodies, body{NotificationID: n.ID, BodyText: n.BodyText, BodyHTML: n.BodyHTML})
+			if n.Status == StatusQueued {
+				queued = append(queued, n.ID)
+			}
+		}
+		if len(bodies) > 0 {
+			if err := tx.Create(&bodies).Error; err != nil {
+				return written, fmt.Errorf("notifier: write notification bodies: %w", err)
+			}
+		}
+	}
+	if len(queued) > 0 {
+		if s.queue == nil {
+			return written, errors.New("notifier: no queue configured")
+		}
+		if _, err := s.queue.InsertTx(ctx, tx, deliveryJobs(queued)); err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// Queue is the River queue of deliveries. It is apart from connector
+// jobs so that neither waits for the other: a slow SMTP server does not
+// hold connector job slots, and a large run does not delay mail.
+const Queue = "notifications"
+
+// QueueWorkers is how many deliveries a process works at once. They share
+// a few SMTP connections and mostly wait for one, so they are cheap; and
+// River persists completed jobs in batches of 100 (or every 250 ms), which
+// caps a queue of fewer than 100 workers at a few hundred jobs a second.
+const QueueWorkers = 100
+
+// deliveryJobs are the queue entries of messages written together: one per
+// maxPerJob, so that one job sends a run's messages over one connection.
+func deliveryJobs(ids []string) []river.InsertManyParams {
+	var out []river.InsertManyParams
+	for start := 0; start < len(ids); start += maxPerJob {
+		out = append(out, deliveryParams(ids[start:min(start+maxPerJob, len(ids))]))
+	}
+	return out
+}
+
+// deliveryParams is the queue entry of messages. Attempts are counted on
+// the outbox rows: the worker snoozes between them, which River does not
+// count, so MaxAttempts only bounds unexpected errors (a database outage).
+func deliveryParams(ids []string) river.InsertManyParams {
+	return river.InsertManyParams{Args: DeliveryArgs{NotificationIDs: ids}, InsertOpts: &river.InsertOpts{Queue: Queue, MaxAttempts: 25}}
+}
+
+// recipientsTx resolves who is told about an instance, read in tx. A
+// recipient without a mailbox is skipped and logged, never an error: the
+// run has ended and its end must commit.
+func (s *Service) recipientsTx(ctx context.Context, tx *gorm.DB, inst *requests.Instance) ([]recipient, error) {
+	var names []string
+	switch {
+	case inst.TaskID != nil:
+		var t tasks.Task
+		err := tx.Where("id = ?", *inst.TaskID).Take(&t).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("notifier: task of %s: %w", inst.ID, err)
+		}
+		n, err := t.NotifySettings()
+		if err != nil {
+			return nil, err
+		}
+		if !n.Enabled || !wanted(n.When, inst.Status) {
+			return nil, nil
+		}
+		names = n.Recipients
+	case inst.TaskName != "":
+		return nil, nil // the task was deleted, and its settings with it
+	default:
+		// A direct submission tells its requester.
+		names = []string{tasks.NotifyRequester}
+	}
+	var out []recipient
+	seen := map[string]bool{}
+	add := func(r recipient) {
+		if key := strings.ToLower(r.Address); !seen[key] {
+			seen[key] = true
+			out = append(out, r)
+		}
+	}
+	skip := func(who, why string) {
+		s.log.Info("notification recipient skipped", "instance", inst.ID, "recipient", who, "reason", why)
+	}
+	for _, name := range names {
+		switch name {
+		case tasks.NotifyRequester:
+			r, why, err := requesterTx(tx, inst.TriggeredBy)
+			if err != nil {
+				return nil, err
+			}
+			if r == nil {
+				skip("requester "+inst.TriggeredBy, why)
+				continue
+			}
+			add(*r)
+		case tasks.NotifyBeneficiary:
+			people, err := beneficiariesTx(ctx, tx, inst)
+			if err != nil {
+				return nil, err
+			}
+			for _, p := range people {
+				if p.Email == "" {
+					skip("beneficiary "+p.Username, "no email address")
+					continue
+				}
+				add(recipient{Type: RecipientBeneficiary, Name: nameOf(&p), Address: p.Email})
+			}
+		default:
+			var p identities.Identity
+			err := tx.Where("id = ?", name).Take(&p).Error
+			switch {
+			case errors.Is(err, gorm.ErrRecordNotFound):
+				skip("identity "+name, "no such identity (deleted since the task was saved)")
+			case err != nil:
+				return nil, fmt.Errorf("notifier: recipient %s: %w", name, err)
+			case p.Email == "" || p.Status == "deleted":
+				skip("identity "+p.Username, "no email address or deleted since the task was saved")
+			default:
+				add(recipient{Type: RecipientIdentity, Name: nameOf(&p), Address: p.Email})
+			}
+		}
+	}
+	return out, nil
+}
+
+// wanted reports whether a task's "when" setting asks for a run that ended
+// in status: failure covers failed and canceled runs.
+func wanted(when, status string) bool {
+	switch when {
+	case "failure":
+		return status != requests.InstanceCompleted
+	case "success":
+		return status == requests.InstanceCompleted
+	}
+	return true
+}
+
+// requesterTx finds the mailbox of who started a run: a portal user's email,
+// or the email of the identity the user is linked to. API clients and the
+// scheduler have none.
+func requesterTx(tx *gorm.DB, by string) (*recipient, string, error) {
+	switch {
+	case by == "":
+		return nil, "the run does not say who started it", nil
+	case by == "scheduler":
+		return nil, "started by the scheduler, which has no mailbox", nil
+	case strings.HasPrefix(by, "api:"):
+		return nil, "started by an API client, which has no mailbox", nil
+	}
+	var u access.User
+	err := tx.Where("username = ? AND NOT disabled", by).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, "no portal user with that name", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("notifier: requester %s: %w", by, err)
+	}
+	name := u.DisplayName
+	if name == "" {
+		name = u.Username
+	}
+	if u.Email != "" {
+		return &recipient{Type: RecipientRequester, Name: name, Address: u.Email}, "", nil
+	}
+	if u.IdentityID != nil {
+		var p identities.Identity
+		if err := tx.Where("id = ?", *u.IdentityID).Take(&p).Error; err == nil && p.Email != "" {
+			return &recipient{Type: RecipientRequester, Name: name, Address: p.Email}, "", nil
+		}
+	}
+	return nil, "the portal user has no email address", nil
+}
+
+// beneficiariesTx returns the identity an instance was for, or every
+// member of its workgroup.
+func beneficiariesTx(ctx context.Context, tx *gorm.DB, inst *requests.Instance) ([]identities.Identity, error) {
+	if inst.BeneficiaryType == requests.BeneficiaryWorkgroup {
+		var out []identities.Identity
+		err := tx.Model(&identities.Identity{}).
+			Joins("JOIN workgroup_members m ON m.identity_id = identities.id").
+			Where("m.workgroup_id = ? AND identities.status <> 'deleted'", inst.BeneficiaryID).
+			Order("identities.username").Find(&out).Error
+		if err != nil {
+			return nil, fmt.Errorf("notifier: members of %s: %w", inst.BeneficiaryName, err)
+		}
+		return out, nil
+	}
+	var p identities.Identity
+	err := tx.WithContext(ctx).Where("id = ?", inst.BeneficiaryID).Take(&p).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("notifier: beneficiary of %s: %w", inst.ID, err)
+	}
+	return []identities.Identity{p}, nil
+}
+
+func nameOf(p *identities.Identity) string {
+	if p.DisplayName != "" {
+		return p.DisplayName
+	}
+	return p.Username
+}
