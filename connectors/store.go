@@ -239,13 +239,27 @@ func (s *Store) Open(ctx context.Context, r *Record) (Connector, error) {
 	}
 	s.mu.Lock()
 	old, replaced := s.cache[r.ID]
+	if replaced && !old.updatedAt.Before(r.UpdatedAt) {
+		// Built meanwhile by another caller, or from newer settings: use
+		// that one, and let go of this one, which nobody has used.
+		s.mu.Unlock()
+		closeConnector(conn)
+		return old.conn, nil
+	}
 	s.cache[r.ID] = cached{updatedAt: r.UpdatedAt, conn: conn}
 	s.mu.Unlock()
-	// A connector built from older settings lets go of its connections.
-	if closer, ok := old.conn.(io.Closer); replaced && ok && old.conn != conn {
-		_ = closer.Close()
+	// A connector built from older settings lets go of its connections
+	// (operations under way finish first).
+	if replaced {
+		closeConnector(old.conn)
 	}
 	return conn, nil
+}
+
+func closeConnector(c Connector) {
+	if closer, ok := c.(io.Closer); ok {
+		_ = closer.Close()
+	}
 }
 
 // SaveImportCookieTx stores where the next delta import of a connector

@@ -195,14 +195,25 @@ func (d *Directory) domainControllerUSN(c *ldapv3.Conn) (string, int64, error) {
 func (d *Directory) pagedSearch(ctx context.Context, c *ldapv3.Conn, req *ldapv3.SearchRequest, fn func(*ldapv3.Entry) error) error {
 	paging := ldapv3.NewControlPaging(uint32(d.cfg.PageSize))
 	req.Controls = append(req.Controls, paging)
+	seen := 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		res, err := c.Search(req)
+		if resultCode(err) == ldapv3.LDAPResultSizeLimitExceeded {
+			if res != nil {
+				seen += len(res.Entries)
+			}
+			// A search cut short is never taken for the whole directory.
+			return connectors.Permanent(fmt.Errorf("the directory stopped the search under %s after %d entries (size limit): "+
+				"give the service account a limit that covers the whole base (slapd: limits dn.exact=\"%s\" size.prtotal=unlimited): %w",
+				req.BaseDN, seen, d.cfg.BindDN, err))
+		}
 		if err != nil {
 			return err
 		}
+		seen += len(res.Entries)
 		for _, e := range res.Entries {
 			if err := fn(e); err != nil {
 				d.abandon(c, req, paging)

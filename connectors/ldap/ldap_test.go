@@ -501,3 +501,24 @@ func TestLDAPAuthenticate(t *testing.T) {
 		t.Errorf("server down: %v", err)
 	}
 }
+
+// TestLDAPSizeLimit: a service account under slapd's default size limit
+// (500) gets a permanent error that says what to change, never a partial
+// import taken for the whole directory.
+func TestLDAPSizeLimit(t *testing.T) {
+	t.Parallel()
+	s := ldaptest.StartSlapd(t, &ldaptest.SlapdOptions{LDIF: benchLDIF(510, 0, 0)})
+	admin := s.Conn(t)
+	setPassword(t, admin, "uid=u00000,"+ldaptest.PeopleDN, "Reader-pw-1")
+	ctx := context.Background()
+	reader := open(t, ldap.TypeLDAP, fmt.Sprintf(`{"urls":[%q],"bind_dn":"uid=u00000,%s","user_base_dn":%q,"group_base_dn":%q,"page_size":100}`,
+		s.URL, ldaptest.PeopleDN, ldaptest.PeopleDN, ldaptest.GroupsDN), "Reader-pw-1")
+	_, err := reader.Import(ctx, connectors.ImportFull, "", &recorder{})
+	if !connectors.IsPermanent(err) || !strings.Contains(err.Error(), "size.prtotal=unlimited") || !strings.Contains(err.Error(), "after 500 entries") {
+		t.Errorf("import under the size limit: %v", err)
+	}
+	rec := &recorder{}
+	if _, err := openSlapd(t, s, `"page_size":100`).Import(ctx, connectors.ImportFull, "", rec); err != nil || len(rec.accounts) != 510 {
+		t.Errorf("import as the manager: %d accounts, %v", len(rec.accounts), err)
+	}
+}

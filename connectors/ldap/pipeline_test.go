@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
@@ -330,4 +332,51 @@ func TestLDAPThroughProvisor(t *testing.T) {
 			t.Errorf("vpn after the restart: %v", got)
 		}
 	})
+}
+
+// TestStoreOpensOneConnector: workers that start together and open the
+// same connector share one (and one pool); settings changed later replace it.
+func TestStoreOpensOneConnector(t *testing.T) {
+	t.Parallel()
+	s := ldaptest.StartSlapd(t, nil)
+	b := apptest.New(t, "sqlite", &apptest.Options{NoStart: true})
+	rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Corp", Type: "ldap", Settings: []byte(s.Settings("")),
+		Secrets: map[string]string{"bind_password": ldaptest.AdminPassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]connectors.Connector, 20)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, _ := b.Connectors.Get(b.Ctx, rec.ID)
+			got[i], _ = b.Connectors.Open(b.Ctx, r)
+		}()
+	}
+	wg.Wait()
+	for i := range got {
+		if got[i] != got[0] {
+			t.Fatalf("open %d gave another connector", i)
+		}
+	}
+	if h := got[0].Check(b.Ctx); !h.OK {
+		t.Errorf("shared connector: %+v", h)
+	}
+	if _, err := got[0].CreateAccount(b.Ctx, connectors.Account{Username: "x"}); err != nil {
+		t.Errorf("shared connector was closed: %v", err)
+	}
+	rec, err = b.Connectors.Update(b.Ctx, rec.ID, connectors.Input{Name: "Corp", Settings: []byte(s.Settings(`"pool_size":2`))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, fresh, err := b.Connectors.OpenByID(b.Ctx, rec.ID)
+	if err != nil || fresh == got[0] {
+		t.Fatalf("after a change: %v", err)
+	}
+	// Whoever still holds the replaced one can finish its work.
+	if _, err := got[0].CreateAccount(b.Ctx, connectors.Account{Username: "y"}); err != nil {
+		t.Errorf("the replaced connector: %v", err)
+	}
 }

@@ -34,8 +34,6 @@ func newPool(cfg *config) *pool {
 	return &pool{cfg: cfg, slots: make(chan struct{}, cfg.PoolSize)}
 }
 
-var errPoolClosed = errors.New("the connector was reconfigured or closed")
-
 // get returns a bound connection, and whether it was used before.
 func (p *pool) get(ctx context.Context) (*ldapv3.Conn, bool, error) {
 	select {
@@ -44,11 +42,9 @@ func (p *pool) get(ctx context.Context) (*ldapv3.Conn, bool, error) {
 		return nil, false, connectors.Transient(fmt.Errorf("waiting for a directory connection: %w", ctx.Err()))
 	}
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		<-p.slots
-		return nil, false, connectors.Transient(errPoolClosed)
-	}
+	// A closed pool (its connector was replaced by one with newer
+	// settings) still serves whoever holds it, on connections closed after
+	// each use.
 	for len(p.idle) > 0 {
 		c := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
@@ -80,7 +76,8 @@ func (p *pool) put(c *ldapv3.Conn, broken bool) {
 	<-p.slots
 }
 
-// Close closes the idle connections; busy ones close when given back.
+// Close closes the idle connections; busy ones close when given back, and
+// later ones are not kept.
 func (p *pool) Close() error {
 	p.mu.Lock()
 	idle := p.idle

@@ -189,6 +189,7 @@ func claimAddress() (string, *os.File, error) {
 
 func (s *Samba) start(conf string) error {
 	cmd := exec.Command("/usr/sbin/samba", "-i", "-M", "single", "-s", conf)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Env = append(os.Environ(), "TDB_NO_FSYNC=1")
 	s.log = &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = s.log, s.log

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,7 +157,6 @@ argsfile %[1]s/slapd.args
 TLSCACertificateFile %[1]s/ca.pem
 TLSCertificateFile %[1]s/cert.pem
 TLSCertificateKeyFile %[1]s/key.pem
-sizelimit unlimited
 
 database mdb
 suffix "%[2]s"
@@ -200,6 +200,8 @@ func (s *Slapd) start() error {
 		return errors.New("slapd is running")
 	}
 	cmd := exec.Command("/usr/sbin/slapd", "-f", s.conf, "-h", s.URL+"/ "+s.TLSURL+"/", "-d", "0")
+	// A test binary that dies (a timeout) takes its server with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	log := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
