@@ -111,6 +111,9 @@ func (p *Principal) Has(scope string) bool { return slices.Contains(p.Scopes, sc
 type Service struct {
 	db       *gorm.DB
 	tokenTTL time.Duration
+	// DirectoryFunc, if set, signs in people a directory knows and who
+	// have no local password (see directorySignIn).
+	DirectoryFunc DirectorySignInFunc
 }
 
 // New returns the service.

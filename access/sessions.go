@@ -97,6 +97,9 @@ func (s *Service) SignIn(ctx context.Context, username, password, remoteAddr str
 	}
 	u, err := s.Authenticate(ctx, username, password)
 	if errors.Is(err, ErrInvalidCredentials) {
+		u, err = s.directorySignIn(ctx, username, password)
+	}
+	if errors.Is(err, ErrInvalidCredentials) {
 		for _, k := range keys {
 			if ferr := s.recordFailure(ctx, k, now); ferr != nil {
 				return nil, "", ferr

@@ -98,6 +98,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		}
 	}
 	a.Access = access.New(db.Gorm)
+	a.Access.DirectoryFunc = directorySignIn(a.Connectors, log.With("component", "sign-in"))
 	a.Tasks.SetIdentities(a.Identities)
 	a.Notifier, err = notifier.New(db, &notifier.Options{
 		SMTP: cfg.SMTP, SMTPName: cfg.RedactedSMTP(), RetryFor: cfg.SMTPRetryFor, BaseURL: cfg.BaseURL,

@@ -2,6 +2,7 @@ package ldap_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http/httptest"
@@ -378,5 +379,57 @@ func TestStoreOpensOneConnector(t *testing.T) {
 	// Whoever still holds the replaced one can finish its work.
 	if _, err := got[0].CreateAccount(b.Ctx, connectors.Account{Username: "y"}); err != nil {
 		t.Errorf("the replaced connector: %v", err)
+	}
+}
+
+// People sign in to the portal with their directory password; members of
+// the admin group become admins, and the role follows the group.
+func TestDirectorySignIn(t *testing.T) {
+	t.Parallel()
+	s := ldaptest.StartSlapd(t, &ldaptest.SlapdOptions{LDIF: peopleLDIF([]string{"ann", "ben"}, map[string][]string{"portal-admins": {"ann"}})})
+	admin := s.Conn(t)
+	for _, u := range []string{"ann", "ben"} {
+		setPassword(t, admin, "uid="+u+","+ldaptest.PeopleDN, u+"-Pw-123")
+	}
+	b := apptest.New(t, "sqlite", &apptest.Options{NoStart: true})
+	settings := fmt.Sprintf(`{"urls":[%q],"bind_dn":%q,"user_base_dn":%q,"group_base_dn":%q,"login_enabled":true,"admin_group_dn":%q}`,
+		s.URL, ldaptest.AdminDN, ldaptest.PeopleDN, ldaptest.GroupsDN, "cn=portal-admins,"+ldaptest.GroupsDN)
+	if _, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Corp LDAP", Type: "ldap", Settings: json.RawMessage(settings),
+		Secrets: map[string]string{"bind_password": ldaptest.AdminPassword}}); err != nil {
+		t.Fatal(err)
+	}
+	local := access.GeneratePassword()
+	if _, err := b.Access.CreateUser(b.Ctx, access.UserInput{Username: "ben", Password: local, Role: access.RoleRequester}, "t"); err == nil {
+		// A local user of the same name keeps its own password: the directory
+		// does not take it over.
+		if _, _, err := b.Access.SignIn(b.Ctx, "ben", "ben-Pw-123", "10.0.0.1"); !errors.Is(err, access.ErrInvalidCredentials) {
+			t.Errorf("directory password for a local user: %v", err)
+		}
+		if _, _, err := b.Access.SignIn(b.Ctx, "ben", local, "10.0.0.1"); err != nil {
+			t.Errorf("local password: %v", err)
+		}
+	}
+	sess, _, err := b.Access.SignIn(b.Ctx, "ann", "ann-Pw-123", "10.0.0.2")
+	if err != nil {
+		t.Fatalf("ann: %v", err)
+	}
+	if u := sess.User; u.Role != access.RoleAdmin || !u.IsDirectoryUser() || u.Email != "ann@example.test" {
+		t.Errorf("ann: %+v", u)
+	}
+	if _, _, err := b.Access.SignIn(b.Ctx, "ann", "wrong", "10.0.0.3"); !errors.Is(err, access.ErrInvalidCredentials) {
+		t.Errorf("wrong password: %v", err)
+	}
+	// Out of the admin group: a requester at the next sign-in.
+	if err := admin.Modify(&ldapv3.ModifyRequest{DN: "cn=portal-admins," + ldaptest.GroupsDN, Changes: []ldapv3.Change{
+		{Operation: ldapv3.DeleteAttribute, Modification: ldapv3.PartialAttribute{Type: "member", Vals: []string{"uid=ann," + ldaptest.PeopleDN}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	sess, _, err = b.Access.SignIn(b.Ctx, "ann", "ann-Pw-123", "10.0.0.4")
+	if err != nil || sess.User.Role != access.RoleRequester {
+		t.Errorf("ann after leaving the group: %+v %v", sess, err)
+	}
+	s.Stop()
+	if _, _, err := b.Access.SignIn(b.Ctx, "ann", "ann-Pw-123", "10.0.0.5"); !errors.Is(err, access.ErrDirectoryUnavailable) {
+		t.Errorf("directory down: %v", err)
 	}
 }
