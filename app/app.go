@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Tasks.ScheduleChangedFunc = a.Scheduler.Changed
 	portal, err := web.New(web.Deps{
 		Log: log, DB: db.Gorm, Access: a.Access, Identities: a.Identities, Connectors: a.Connectors,
-		Requests: a.Requests, Tasks: a.Tasks, Schedules: a.Scheduler, Notifier: a.Notifier,
+		Requests: a.Requests, Tasks: a.Tasks, Schedules: a.Scheduler, Notifier: a.Notifier, Imports: a.Importer,
 		SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"), StuckAfter: cfg.StuckAfter,
 	})
 	if err != nil {

@@ -46,6 +46,7 @@ type Deps struct {
 	Tasks      *tasks.Service
 	Schedules  NextRunner
 	Notifier   *notifier.Service
+	Imports    *identities.Importer
 	// SecureCookies marks cookies Secure (the portal is served over HTTPS).
 	SecureCookies bool
 	// StuckAfter flags jobs pending or running longer than this.
@@ -162,6 +163,10 @@ func (s *Server) Routes(app *fiber.App) {
 	app.Post("/workgroups/:id/members", admin, s.workgroupAddMembers)
 
 	app.Get("/audit", admin, s.auditPage)
+
+	app.Get("/imports", admin, s.importsPage)
+	app.Get("/imports/:id", admin, s.importPage)
+	app.Post("/imports/:id/decide", admin, s.importDecide)
 
 	app.Get("/outbox", admin, s.outboxPage)
 	app.Get("/outbox/:id", admin, s.outboxMessage)

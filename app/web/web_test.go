@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/apptest"
@@ -199,6 +200,7 @@ func TestRouteAccess(t *testing.T) {
 		{"POST", "/workgroups", want{401, 403, 422}},
 		{"GET", "/audit", want{303, 403, 200}},
 		{"GET", "/outbox", want{303, 403, 200}},
+		{"GET", "/imports", want{303, 403, 200}},
 		{"GET", "/static/app.css", want{200, 200, 200}},
 		{"GET", "/no-such-page", want{303, 404, 404}},
 	}
@@ -562,5 +564,43 @@ func TestOutbox(t *testing.T) {
 	req.login("rita", w.requesterPW)
 	if r := req.get("/outbox/" + m[1]); r.status != 403 {
 		t.Errorf("requester reads a message: %d", r.status)
+	}
+}
+
+// An import over its deletion threshold waits on the Imports page, with
+// what it would change, until an admin decides.
+func TestImportApproval(t *testing.T) {
+	t.Parallel()
+	w := setup(t)
+	changes := `[{"op":"account.delete","external_id":"uid=bob,ou=people,dc=example,dc=test","username":"bob","before":"enabled","status":"deleted"}]`
+	err := w.DB.Gorm.Exec(`INSERT INTO imports (id, connector_id, connector_name, mode, status, counts, changes, cookie, threshold, message, created_at)
+		VALUES (?, ?, 'Corp Directory', 'full', 'awaiting_approval', '{"accounts_known":2,"accounts_deleted":1,"risk_percent":50}', ?, '', 10, 'would delete 1 of 2 accounts (50%), over the threshold of 10%', ?)`,
+		"5b0e7c55-0000-4000-8000-000000000001", w.dir, changes, time.Now().UTC()).Error
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := newBrowser(t, w.Bundle)
+	adm.login("admin", w.adminPW)
+	list := adm.get("/imports?status=awaiting_approval")
+	if !strings.Contains(list.body, "Corp Directory") || !strings.Contains(list.body, "50.0%") {
+		t.Fatalf("imports page: %s", list.body)
+	}
+	page := adm.get("/imports/5b0e7c55-0000-4000-8000-000000000001")
+	for _, want := range []string{"account.delete", "bob", "Approve", "Reject", "1 deleted"} {
+		if !strings.Contains(page.body, want) {
+			t.Errorf("import page lacks %q", want)
+		}
+	}
+	r := adm.post("/imports/5b0e7c55-0000-4000-8000-000000000001/decide", url.Values{"decision": {"reject"}})
+	if r.status != 303 {
+		t.Fatalf("reject: %d", r.status)
+	}
+	if p := adm.get(r.header.Get("Location")); !strings.Contains(p.body, "Import rejected") || !strings.Contains(p.body, "badge-rejected") {
+		t.Errorf("after reject: %s", p.body)
+	}
+	if r := adm.post("/imports/5b0e7c55-0000-4000-8000-000000000001/decide", url.Values{"decision": {"approve"}}); r.status != 303 {
+		t.Errorf("second decision: %d", r.status)
+	} else if p := adm.get(r.header.Get("Location")); !strings.Contains(p.body, "not awaiting approval") {
+		t.Error("a decided import does not say why it cannot be approved")
 	}
 }
