@@ -6,7 +6,7 @@
 //	provisor user create   make a portal user and print a generated password once
 //	provisor api-client create   make an API client and print its secret once
 //	provisor invoke-task   trigger a task through the API, as an external scheduler does
-//	provisor bench         measure throughput and latency
+//	provisor bench         measure throughput and latency; bench portal times the busiest pages
 package main
 
 import (
@@ -40,7 +40,8 @@ Usage:
   provisor user create --username U --email E [--admin] [flags]
   provisor api-client create --name N --scopes S [flags]
   provisor invoke-task --task NAME|ID --api-url URL --api-client-id ID --api-secret SECRET [--wait] [--timeout D]
-  provisor bench [flags]
+  provisor bench [flags]                 job throughput and latency (PostgreSQL and SQLite)
+  provisor bench portal [flags]          Connector Jobs page and tasks grid on 1,000,000 seeded jobs
 
 Every server flag can also be set with its PROVISOR_* environment variable.
 `
@@ -120,8 +121,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return a.Run(ctx, nil)
 }
 
-// openDB opens and (for commands other than migrate) migrates the database
-// named by the server settings.
+// loadTool reads the server settings of a command that opens the
+// database, with the command's own flags added by extra.
 func loadTool(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, error) {
 	return config.Load(name, args, os.Getenv, stderr, extra)
 }
