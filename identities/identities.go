@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/provisor/provisor/app/database"
 	"github.com/provisor/provisor/connectors"
 )
 
@@ -160,7 +161,7 @@ func (s *Service) CreateIdentity(ctx context.Context, in IdentityInput) (*Identi
 	id := &Identity{ID: uuid.NewString(), Username: in.Username, DisplayName: in.DisplayName, Email: in.Email,
 		Source: "local", Status: "active", CreatedAt: now, UpdatedAt: now}
 	if err := s.db.WithContext(ctx).Create(id).Error; err != nil {
-		if isUnique(err) {
+		if database.IsUniqueViolation(err) {
 			return nil, FieldErrors{"username": "an identity called " + in.Username + " already exists"}
 		}
 		return nil, fmt.Errorf("identities: create %s: %w", in.Username, err)
@@ -279,7 +280,7 @@ func (s *Service) CreateWorkgroup(ctx context.Context, in WorkgroupInput) (*Work
 		return nil
 	})
 	if err != nil {
-		if isUnique(err) {
+		if database.IsUniqueViolation(err) {
 			return nil, FieldErrors{"name": "a workgroup called " + in.Name + " already exists"}
 		}
 		return nil, fmt.Errorf("identities: create workgroup %s: %w", in.Name, err)
@@ -393,7 +394,7 @@ func (s *Service) CreateEntitlement(ctx context.Context, connectorID string, in 
 	e := &Entitlement{ID: uuid.NewString(), ConnectorID: rec.ID, ExternalID: in.ExternalID, Name: in.Name, Kind: in.Kind,
 		Description: in.Description, CreatedAt: now, UpdatedAt: now}
 	if err := s.db.WithContext(ctx).Create(e).Error; err != nil {
-		if isUnique(err) {
+		if database.IsUniqueViolation(err) {
 			return nil, FieldErrors{"external_id": in.ExternalID + " already exists on " + rec.Name}
 		}
 		return nil, fmt.Errorf("identities: create entitlement %s: %w", in.Name, err)
@@ -533,12 +534,4 @@ func (s *Service) EntitlementsOf(ctx context.Context, connectorID, identityID st
 		Where("a.connector_id = ? AND a.identity_id = ?", connectorID, identityID).
 		Order("entitlements.name").Find(&out).Error
 	return out, err
-}
-
-func isUnique(err error) bool {
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
-		return true
-	}
-	s := err.Error()
-	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
 }

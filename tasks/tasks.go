@@ -322,7 +322,7 @@ func (s *Service) Create(ctx context.Context, in Input, actor string) (*Task, er
 		return audit.RecordTx(tx, actor, "task.create", "task", t.ID, map[string]any{"name": t.Name})
 	})
 	if err != nil {
-		if isUnique(err) {
+		if database.IsUniqueViolation(err) {
 			return nil, &requests.ValidationError{Fields: []requests.FieldError{{Field: "name", Message: "a task called " + t.Name + " already exists"}}}
 		}
 		return nil, fmt.Errorf("tasks: create: %w", err)
@@ -402,7 +402,7 @@ func (s *Service) Update(ctx context.Context, id string, in Input, actor string)
 		return audit.RecordTx(tx, actor, "task.update", "task", id, map[string]any{"name": t.Name})
 	})
 	if err != nil {
-		if isUnique(err) {
+		if database.IsUniqueViolation(err) {
 			return nil, &requests.ValidationError{Fields: []requests.FieldError{{Field: "name", Message: "a task called " + t.Name + " already exists"}}}
 		}
 		return nil, fmt.Errorf("tasks: update %s: %w", id, err)
@@ -654,12 +654,4 @@ func (s *Service) instanceSettledTx(ctx context.Context, tx *gorm.DB, inst *requ
 		return nil
 	}
 	return tx.Model(&Task{}).Where("id = ?", id).Updates(updates).Error
-}
-
-func isUnique(err error) bool {
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
-		return true
-	}
-	s := err.Error()
-	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
 }

@@ -79,20 +79,29 @@ func (o *Options) withDefaults() (*Options, error) {
 	if out.LatencyRuns <= 0 {
 		out.LatencyRuns = DefaultLatencyRuns
 	}
-	if out.Config == nil {
-		cfg, err := config.Load("bench", nil, func(string) string { return "" }, io.Discard, nil)
-		if err != nil {
-			return nil, fmt.Errorf("bench: default settings: %w", err)
-		}
-		out.Config = cfg
-	}
-	if out.Logger == nil {
-		out.Logger = slog.New(slog.DiscardHandler)
-	}
-	if out.ProgressFunc == nil {
-		out.ProgressFunc = func(string, ...any) {}
+	var err error
+	if out.Config, out.Logger, out.ProgressFunc, err = appDefaults(out.Config, out.Logger, out.ProgressFunc); err != nil {
+		return nil, err
 	}
 	return &out, nil
+}
+
+// appDefaults fills what every bench's options share: the server settings
+// (the defaults when nil), a silent logger and a silent progress function.
+func appDefaults(cfg *config.Config, log *slog.Logger, progress func(string, ...any)) (*config.Config, *slog.Logger, func(string, ...any), error) {
+	if cfg == nil {
+		var err error
+		if cfg, err = config.Load("bench", nil, func(string) string { return "" }, io.Discard, nil); err != nil {
+			return nil, nil, nil, fmt.Errorf("bench: default settings: %w", err)
+		}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if progress == nil {
+		progress = func(string, ...any) {}
+	}
+	return cfg, log, progress, nil
 }
 
 // Main runs `provisor bench`: it parses args, measures every dialect asked

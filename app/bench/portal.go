@@ -79,18 +79,9 @@ func (o *PortalOptions) withDefaults() (*PortalOptions, error) {
 	if out.Samples <= 0 {
 		out.Samples = DefaultPortalSamples
 	}
-	if out.Config == nil {
-		cfg, err := config.Load("bench", nil, func(string) string { return "" }, io.Discard, nil)
-		if err != nil {
-			return nil, fmt.Errorf("bench: default settings: %w", err)
-		}
-		out.Config = cfg
-	}
-	if out.Logger == nil {
-		out.Logger = slog.New(slog.DiscardHandler)
-	}
-	if out.ProgressFunc == nil {
-		out.ProgressFunc = func(string, ...any) {}
+	var err error
+	if out.Config, out.Logger, out.ProgressFunc, err = appDefaults(out.Config, out.Logger, out.ProgressFunc); err != nil {
+		return nil, err
 	}
 	return &out, nil
 }
