@@ -55,7 +55,7 @@ func TestDataImportRequests(t *testing.T) {
 			{requests.Request{Type: requests.LockAccount, ConnectorID: rec.ID, ImportMode: "full", BeneficiaryType: "identity", BeneficiaryID: alice.ID, Justification: "x"},
 				map[string]string{"import_mode": "only data_import"}},
 		} {
-			got := fieldsOf(b.Requests.Validate(b.Ctx, &c.r))
+			got := requests.FieldMap(b.Requests.Validate(b.Ctx, &c.r))
 			for f, part := range c.want {
 				if !strings.Contains(got[f], part) {
 					t.Errorf("%+v: %s = %q, want %q (%v)", c.r, f, got[f], part, got)

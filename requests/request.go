@@ -5,6 +5,7 @@
 package requests
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -134,6 +135,20 @@ func (e *ValidationError) Error() string {
 		parts[i] = f.Field + ": " + f.Message
 	}
 	return "invalid request: " + strings.Join(parts, "; ")
+}
+
+// FieldMap returns the problems of a validation error by field, and nil
+// for any other error.
+func FieldMap(err error) map[string]string {
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		return nil
+	}
+	out := make(map[string]string, len(ve.Fields))
+	for _, f := range ve.Fields {
+		out[f.Field] = f.Message
+	}
+	return out
 }
 
 func (e *ValidationError) add(field, format string, a ...any) {

@@ -28,18 +28,6 @@ func count(t *testing.T, b *apptest.Bundle, table string) int64 {
 	return n
 }
 
-func fieldsOf(err error) map[string]string {
-	var ve *requests.ValidationError
-	if !errors.As(err, &ve) {
-		return nil
-	}
-	out := map[string]string{}
-	for _, f := range ve.Fields {
-		out[f.Field] = f.Message
-	}
-	return out
-}
-
 func TestInvalidRequestNamesEveryFieldAndWritesNothing(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, dialect string) {
@@ -75,7 +63,7 @@ func TestInvalidRequestNamesEveryFieldAndWritesNothing(t *testing.T) {
 		}
 		for _, c := range cases {
 			_, err := b.Requests.Submit(b.Ctx, c.req, requests.StartOpts{Trigger: requests.TriggerSubmission, Actor: "tester"})
-			got := fieldsOf(err)
+			got := requests.FieldMap(err)
 			if got == nil {
 				t.Errorf("%s: err = %v, want a validation error", c.name, err)
 				continue
@@ -597,7 +585,7 @@ func TestListGroupsFiltersAndPages(t *testing.T) {
 		if c.TotalGroups != 1 || c.TotalJobs != 1 || c.Groups[0].InstanceID != first.Groups[1].InstanceID {
 			t.Errorf("canceled filter: %+v", c)
 		}
-		if _, err := b.Requests.ListGroups(b.Ctx, requests.GroupFilter{Status: "bogus"}); fieldsOf(err)["status"] == "" {
+		if _, err := b.Requests.ListGroups(b.Ctx, requests.GroupFilter{Status: "bogus"}); requests.FieldMap(err)["status"] == "" {
 			t.Errorf("bogus status: %v", err)
 		}
 	})

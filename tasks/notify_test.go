@@ -30,7 +30,7 @@ func TestNotifyRecipientsCheckedOnSave(t *testing.T) {
 		unknown := uuid.NewString()
 		_, err = b.Tasks.Create(b.Ctx, tasks.Input{Name: str("Bad recipients"), Request: req, Notify: &tasks.Notify{Enabled: true, When: "failure",
 			Recipients: []string{alice.ID, noMail.ID, unknown, "manager", "requester", "requester", alice.ID, "not-an-id"}}}, "admin")
-		got := fields(err)
+		got := requests.FieldMap(err)
 		want := map[string]string{
 			"notify.recipients[1]": "identity nomail has no email address",
 			"notify.recipients[2]": "no identity with id " + unknown,
@@ -49,7 +49,7 @@ func TestNotifyRecipientsCheckedOnSave(t *testing.T) {
 				t.Errorf("%s refused: %s", ok, got[ok])
 			}
 		}
-		if _, err := b.Tasks.Create(b.Ctx, tasks.Input{Name: str("Nobody"), Request: req, Notify: &tasks.Notify{Enabled: true}}, "admin"); fields(err)["notify.recipients"] == "" {
+		if _, err := b.Tasks.Create(b.Ctx, tasks.Input{Name: str("Nobody"), Request: req, Notify: &tasks.Notify{Enabled: true}}, "admin"); requests.FieldMap(err)["notify.recipients"] == "" {
 			t.Errorf("notifications on without recipients: %v", err)
 		}
 
@@ -62,7 +62,7 @@ func TestNotifyRecipientsCheckedOnSave(t *testing.T) {
 			t.Errorf("stored settings %+v", n)
 		}
 		// An update that changes the recipients is checked too.
-		if _, err := b.Tasks.Update(b.Ctx, task.ID, tasks.Input{Notify: &tasks.Notify{Enabled: true, Recipients: []string{noMail.ID}}}, "admin"); fields(err)["notify.recipients[0]"] == "" {
+		if _, err := b.Tasks.Update(b.Ctx, task.ID, tasks.Input{Notify: &tasks.Notify{Enabled: true, Recipients: []string{noMail.ID}}}, "admin"); requests.FieldMap(err)["notify.recipients[0]"] == "" {
 			t.Errorf("update to a recipient without email: %v", err)
 		}
 	})

@@ -15,18 +15,6 @@ import (
 func str(s string) *string { return &s }
 func yes(b bool) *bool     { return &b }
 
-func fields(err error) map[string]string {
-	var ve *requests.ValidationError
-	if !errors.As(err, &ve) {
-		return nil
-	}
-	out := map[string]string{}
-	for _, f := range ve.Fields {
-		out[f.Field] = f.Message
-	}
-	return out
-}
-
 func TestParseSchedule(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -77,7 +65,7 @@ func TestTaskLifecycle(t *testing.T) {
 		// Every problem is named, including the request's, and nothing is written.
 		_, err := b.Tasks.Create(b.Ctx, tasks.Input{Name: str(" "), Cron: str("99 * * * *"), Timezone: str("Nowhere/Land"),
 			Request: &requests.Request{Type: "bogus"}, Notify: &tasks.Notify{When: "sometimes"}}, "alice")
-		got := fields(err)
+		got := requests.FieldMap(err)
 		for _, f := range []string{"name", "timezone", "request.type", "request.justification", "notify.when"} {
 			if got[f] == "" {
 				t.Errorf("no error for %s: %v", f, got)
@@ -94,7 +82,7 @@ func TestTaskLifecycle(t *testing.T) {
 		if task.Status != tasks.StatusIdle || task.BeneficiaryName != "alice" || task.Type != requests.CreateAccount || task.Notify.When != "always" {
 			t.Errorf("task = %+v", task)
 		}
-		if _, err := b.Tasks.Create(b.Ctx, tasks.Input{Name: str("Onboard Alice"), Request: req}, "alice"); fields(err)["name"] == "" {
+		if _, err := b.Tasks.Create(b.Ctx, tasks.Input{Name: str("Onboard Alice"), Request: req}, "alice"); requests.FieldMap(err)["name"] == "" {
 			t.Errorf("duplicate name: %v", err)
 		}
 
@@ -144,10 +132,10 @@ func TestTaskLifecycle(t *testing.T) {
 		if upd.NextRuns[0].In(time.UTC).Weekday() != time.Monday {
 			t.Errorf("next run %v is not a Monday", upd.NextRuns[0])
 		}
-		if _, err := b.Tasks.Update(b.Ctx, task.ID, tasks.Input{Cron: str("every day")}, "admin"); fields(err)["cron"] == "" {
+		if _, err := b.Tasks.Update(b.Ctx, task.ID, tasks.Input{Cron: str("every day")}, "admin"); requests.FieldMap(err)["cron"] == "" {
 			t.Errorf("bad cron on update: %v", err)
 		}
-		if _, err := b.Tasks.Update(b.Ctx, task.ID, tasks.Input{Cron: str(""), ScheduleEnabled: yes(true)}, "admin"); fields(err)["cron"] == "" {
+		if _, err := b.Tasks.Update(b.Ctx, task.ID, tasks.Input{Cron: str(""), ScheduleEnabled: yes(true)}, "admin"); requests.FieldMap(err)["cron"] == "" {
 			t.Errorf("schedule without cron: %v", err)
 		}
 

@@ -3,7 +3,6 @@ package web
 import (
 	"errors"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -25,10 +24,7 @@ type importsData struct {
 // importsPage lists directory imports; those over the deletion threshold
 // wait here for an admin.
 func (s *Server) importsPage(c *fiber.Ctx) error {
-	d := importsData{Page: pageNumber(c), Status: query(c, "status"), Statuses: identities.ImportStatuses, Query: currentQuery(c)}
-	if !slices.Contains(identities.ImportStatuses, d.Status) {
-		d.Status = ""
-	}
+	d := importsData{Page: pageNumber(c), Status: queryIn(c, "status", identities.ImportStatuses), Statuses: identities.ImportStatuses, Query: currentQuery(c)}
 	items, total, err := s.Imports.ListImports(c.UserContext(), identities.ImportFilter{Status: d.Status, Limit: gridPageSize, Offset: (d.Page - 1) * gridPageSize})
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package web
 import (
 	"errors"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -24,10 +23,7 @@ type outboxData struct {
 
 // outboxPage lists completion emails with their delivery status.
 func (s *Server) outboxPage(c *fiber.Ctx) error {
-	d := outboxData{Page: pageNumber(c), Status: query(c, "status"), Statuses: notifier.Statuses, Query: currentQuery(c)}
-	if !slices.Contains(notifier.Statuses, d.Status) {
-		d.Status = ""
-	}
+	d := outboxData{Page: pageNumber(c), Status: queryIn(c, "status", notifier.Statuses), Statuses: notifier.Statuses, Query: currentQuery(c)}
 	items, total, err := s.Notifier.List(c.UserContext(), notifier.ListOpts{Status: d.Status, Limit: gridPageSize, Offset: (d.Page - 1) * gridPageSize})
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package web
 
 import (
 	"net/url"
-	"slices"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
@@ -44,10 +43,8 @@ type requestsData struct {
 
 // requestsPage lists runs: a requester's own, or every run for an admin.
 func (s *Server) requestsPage(c *fiber.Ctx) error {
-	d := requestsData{Page: pageNumber(c), Status: query(c, "status"), Statuses: requests.InstanceStatuses, Query: currentQuery(c), All: isAdmin(c)}
-	if d.Status != "" && !slices.Contains(requests.InstanceStatuses, d.Status) {
-		d.Status = ""
-	}
+	d := requestsData{Page: pageNumber(c), Status: queryIn(c, "status", requests.InstanceStatuses), Statuses: requests.InstanceStatuses,
+		Query: currentQuery(c), All: isAdmin(c)}
 	f := requests.InstanceFilter{Status: d.Status, Limit: gridPageSize, Offset: (d.Page - 1) * gridPageSize}
 	if !d.All {
 		f.TriggeredBy = user(c).Username

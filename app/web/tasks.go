@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net/url"
 	"slices"
 	"strings"
@@ -37,11 +36,8 @@ type tasksData struct {
 // tasksPage is the tasks grid: every task for an admin, a requester's own
 // tasks otherwise.
 func (s *Server) tasksPage(c *fiber.Ctx) error {
-	d := tasksData{Page: pageNumber(c), Q: query(c, "q"), Status: query(c, "status"), Statuses: taskStatuses,
+	d := tasksData{Page: pageNumber(c), Q: query(c, "q"), Status: queryIn(c, "status", taskStatuses), Statuses: taskStatuses,
 		Query: currentQuery(c), Admin: isAdmin(c)}
-	if !slices.Contains(taskStatuses, d.Status) {
-		d.Status = ""
-	}
 	o := tasks.ListOpts{Query: d.Q, Status: d.Status, Limit: gridPageSize, Offset: (d.Page - 1) * gridPageSize}
 	if !d.Admin {
 		o.CreatedBy = user(c).Username
@@ -204,12 +200,7 @@ func (s *Server) taskSave(c *fiber.Ctx) error {
 // their fields, or with a message.
 func (s *Server) updateTask(c *fiber.Ctx, t *tasks.Task, in tasks.Input, done string) error {
 	_, err := s.Tasks.Update(c.UserContext(), t.ID, in, user(c).Username)
-	var ve *requests.ValidationError
-	if errors.As(err, &ve) {
-		errs := map[string]string{}
-		for _, f := range ve.Fields {
-			errs[f.Field] = f.Message
-		}
+	if errs := requests.FieldMap(err); errs != nil {
 		// Show what was typed, not what is stored.
 		if in.Name != nil {
 			t.Name = *in.Name

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -261,6 +262,16 @@ func param(c *fiber.Ctx, name string) string { return strings.Clone(c.Params(nam
 
 // query returns a query parameter copied out of Fiber's reused buffers.
 func query(c *fiber.Ctx, name string) string { return strings.Clone(strings.TrimSpace(c.Query(name))) }
+
+// queryIn returns a query parameter when it is one of allowed, else "":
+// a filter the page does not know shows everything.
+func queryIn(c *fiber.Ctx, name string, allowed []string) string {
+	v := query(c, name)
+	if !slices.Contains(allowed, v) {
+		return ""
+	}
+	return v
+}
 
 // form returns a form value copied out of Fiber's reused buffers.
 func form(c *fiber.Ctx, name string) string { return strings.Clone(c.FormValue(name)) }

@@ -185,6 +185,27 @@ func noAccount(a connectors.Account) error {
 	return connectors.Permanent(fmt.Errorf("no such account: %s", a.Username))
 }
 
+// onAccount runs fn on a connection with the account's entry, which must
+// exist; what names the operation in the error.
+func (d *Directory) onAccount(ctx context.Context, a connectors.Account, what string, fn func(c *ldapv3.Conn, u *user) (connectors.Result, error)) (connectors.Result, error) {
+	var res connectors.Result
+	err := d.do(ctx, func(c *ldapv3.Conn) error {
+		u, err := d.findUser(c, a)
+		if err != nil {
+			return err
+		}
+		if u == nil {
+			return noAccount(a)
+		}
+		res, err = fn(c, u)
+		return err
+	})
+	if err != nil {
+		return connectors.Result{}, classify(what, err)
+	}
+	return res, nil
+}
+
 // CreateAccount adds the account, or links to the one that exists.
 func (d *Directory) CreateAccount(ctx context.Context, a connectors.Account) (connectors.Result, error) {
 	var res connectors.Result
@@ -356,15 +377,7 @@ func (d *Directory) Unlock(ctx context.Context, a connectors.Account) (connector
 }
 
 func (d *Directory) setEnabled(ctx context.Context, a connectors.Account, enable bool, action string) (connectors.Result, error) {
-	var res connectors.Result
-	err := d.do(ctx, func(c *ldapv3.Conn) error {
-		u, err := d.findUser(c, a)
-		if err != nil {
-			return err
-		}
-		if u == nil {
-			return noAccount(a)
-		}
+	return d.onAccount(ctx, a, action+" "+a.Username, func(c *ldapv3.Conn, u *user) (connectors.Result, error) {
 		req := ldapv3.NewModifyRequest(u.DN, nil)
 		var did []string
 		if d.flavor.name == TypeAD {
@@ -395,21 +408,17 @@ func (d *Directory) setEnabled(ctx context.Context, a connectors.Account, enable
 			if d.flavor.name != TypeAD {
 				word = map[bool]string{true: "unlocked", false: "locked"}[enable]
 			}
-			res = connectors.Result{Message: "account " + a.Username + " was already " + word}
-			return nil
+			return connectors.Result{Message: "account " + a.Username + " was already " + word}, nil
 		}
-		err = c.Modify(req)
+		err := c.Modify(req)
 		if resultCode(err) == ldapv3.LDAPResultNoSuchAttribute && enable {
-			res = connectors.Result{Message: "account " + a.Username + " was already unlocked"}
-			return nil
+			return connectors.Result{Message: "account " + a.Username + " was already unlocked"}, nil
 		}
 		if err != nil {
-			return err
+			return connectors.Result{}, err
 		}
-		res = connectors.Result{Changed: true, Message: "account " + a.Username + " " + strings.Join(did, " and ")}
-		return nil
+		return connectors.Result{Changed: true, Message: "account " + a.Username + " " + strings.Join(did, " and ")}, nil
 	})
-	return res, classify(action+" "+a.Username, err)
 }
 
 func checkGroupDN(e connectors.Entitlement) error {
@@ -435,33 +444,22 @@ func (d *Directory) Grant(ctx context.Context, a connectors.Account, e connector
 	if err := checkGroupDN(e); err != nil {
 		return connectors.Result{}, err
 	}
-	var res connectors.Result
-	err := d.do(ctx, func(c *ldapv3.Conn) error {
-		u, err := d.findUser(c, a)
-		if err != nil {
-			return err
-		}
-		if u == nil {
-			return noAccount(a)
-		}
+	return d.onAccount(ctx, a, "add "+a.Username+" to "+groupName(e), func(c *ldapv3.Conn, u *user) (connectors.Result, error) {
 		req := ldapv3.NewModifyRequest(e.ExternalID, nil)
 		req.Add(d.cfg.GroupMemberAttribute, []string{u.DN})
-		err = c.Modify(req)
+		err := c.Modify(req)
 		switch resultCode(err) {
 		case ldapv3.LDAPResultAttributeOrValueExists, ldapv3.LDAPResultEntryAlreadyExists:
 			// AD answers 68 for a member that is there already.
-			res = connectors.Result{Message: a.Username + " was already a member of " + groupName(e)}
-			return nil
+			return connectors.Result{Message: a.Username + " was already a member of " + groupName(e)}, nil
 		case ldapv3.LDAPResultNoSuchObject:
-			return connectors.Permanent(fmt.Errorf("no such group: %s: %w", e.ExternalID, err))
+			return connectors.Result{}, connectors.Permanent(fmt.Errorf("no such group: %s: %w", e.ExternalID, err))
 		}
 		if err != nil {
-			return err
+			return connectors.Result{}, err
 		}
-		res = connectors.Result{Changed: true, Message: a.Username + " added to " + groupName(e)}
-		return nil
+		return connectors.Result{Changed: true, Message: a.Username + " added to " + groupName(e)}, nil
 	})
-	return res, classify("add "+a.Username+" to "+groupName(e), err)
 }
 
 // Revoke removes the account from the group; an absent membership or a
@@ -593,24 +591,18 @@ func (d *Directory) Check(ctx context.Context) connectors.Health {
 // hashes it as its policy says. A password the directory's policy refuses
 // is a permanent error with the directory's message.
 func (d *Directory) SetPassword(ctx context.Context, a connectors.Account, password string) (connectors.Result, error) {
-	err := d.do(ctx, func(c *ldapv3.Conn) error {
-		u, err := d.findUser(c, a)
-		if err != nil {
-			return err
-		}
-		if u == nil {
-			return noAccount(a)
-		}
+	return d.onAccount(ctx, a, "set the password of "+a.Username, func(c *ldapv3.Conn, u *user) (connectors.Result, error) {
+		var err error
 		if d.flavor.name == TypeAD {
 			req := ldapv3.NewModifyRequest(u.DN, nil)
 			req.Replace("unicodePwd", []string{unicodePwd(password)})
-			return c.Modify(req)
+			err = c.Modify(req)
+		} else {
+			_, err = c.PasswordModify(ldapv3.NewPasswordModifyRequest(u.DN, "", password))
 		}
-		_, err = c.PasswordModify(ldapv3.NewPasswordModifyRequest(u.DN, "", password))
-		return err
+		if err != nil {
+			return connectors.Result{}, err
+		}
+		return connectors.Result{Changed: true, Message: "password of " + a.Username + " set"}, nil
 	})
-	if err != nil {
-		return connectors.Result{}, classify("set the password of "+a.Username, err)
-	}
-	return connectors.Result{Changed: true, Message: "password of " + a.Username + " set"}, nil
 }
