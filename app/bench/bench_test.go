@@ -50,9 +50,16 @@ func TestMainPostgresDropsItsDatabase(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
 	}
-	m := regexp.MustCompile(`created database (provisor_bench_[0-9a-f]+)`).FindStringSubmatch(errs.String())
+	checkDropped(t, errs.String())
+}
+
+// checkDropped finds the throwaway database a bench names in its progress
+// and checks it is gone.
+func checkDropped(t *testing.T, progress string) {
+	t.Helper()
+	m := regexp.MustCompile(`created database (provisor_bench_[0-9a-f]+)`).FindStringSubmatch(progress)
 	if m == nil {
-		t.Fatalf("progress does not name the database:\n%s", errs.String())
+		t.Fatalf("progress does not name the database:\n%s", progress)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/provisor/provisor/app/database/dbtest"
 	"github.com/provisor/provisor/identities"
@@ -33,24 +30,7 @@ func TestPortalMainSmall(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
 	}
-	m := regexp.MustCompile(`created database (provisor_bench_[0-9a-f]+)`).FindStringSubmatch(errs.String())
-	if m == nil {
-		t.Fatalf("progress does not name the database:\n%s", errs.String())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, dbtest.ServerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	var n int
-	if err := c.QueryRow(ctx, "SELECT count(*) FROM pg_database WHERE datname = $1", m[1]).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != 0 {
-		t.Errorf("database %s is still there", m[1])
-	}
+	checkDropped(t, errs.String())
 }
 
 func TestPlanInstancesSpreadsTheJobs(t *testing.T) {
