@@ -72,7 +72,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	if err != nil {
 		return nil, err
 	}
-	db, err := database.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath(), &database.Options{Logger: log, MaxConns: int32(min(cfg.Workers+20, 200))})
+	// PostgreSQL connections, workers + 20 in all: the relaxed pool takes
+	// the workers' job claims and built-in directory operations, the main
+	// one their results, the pages and the queue.
+	relaxed := max(cfg.Workers/2, 4)
+	db, err := database.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath(), &database.Options{Logger: log,
+		MaxConns: int32(min(cfg.Workers+20-relaxed, 200)), RelaxedConns: int32(min(relaxed, 100))})
 	if err != nil {
 		if cfg.Embedded() {
 			return nil, fmt.Errorf("PROVISOR_DATA_DIR (--data-dir): %w", err)
@@ -84,12 +89,25 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		return nil, err
 	}
 	a := &App{Config: cfg, Log: log, DB: db}
-	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm), ldap.Type(), ldap.ADType()}, opts.ConnectorTypes...)...)
+	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm, db.Relaxed), ldap.Type(), ldap.ADType()}, opts.ConnectorTypes...)...)
 	a.Connectors = connectors.NewStore(db.Gorm, registry, sealer)
 	a.Identities = identities.New(db.Gorm, a.Connectors)
 	a.Importer = identities.NewImporter(a.Identities)
-	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, Logger: log,
+	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, Logger: log,
 		ImportFunc: a.Importer.RunJob})
+	// The settled hooks run in order in the transaction that settles a
+	// run: the task's (which locks the task's row, so that concurrent runs
+	// of one task agree on Triggered or Idle) goes last, to hold that lock
+	// for the shortest time.
+	a.Notifier, err = notifier.New(db, &notifier.Options{
+		SMTP: cfg.SMTP, SMTPName: cfg.RedactedSMTP(), RetryFor: cfg.SMTPRetryFor, BaseURL: cfg.BaseURL,
+		Logger: log.With("component", "notifier"),
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	a.Requests.OnSettled(a.Notifier.InstanceSettledTx)
 	a.Tasks = tasks.New(db, a.Requests)
 	// A directory connector, once saved, gets its Data Import tasks.
 	a.Connectors.SavedFunc = func(ctx context.Context, r *connectors.Record) {
@@ -100,15 +118,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Access = access.New(db.Gorm)
 	a.Access.DirectoryFunc = directorySignIn(a.Connectors, log.With("component", "sign-in"))
 	a.Tasks.SetIdentities(a.Identities)
-	a.Notifier, err = notifier.New(db, &notifier.Options{
-		SMTP: cfg.SMTP, SMTPName: cfg.RedactedSMTP(), RetryFor: cfg.SMTPRetryFor, BaseURL: cfg.BaseURL,
-		Logger: log.With("component", "notifier"),
-	})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	a.Requests.OnSettled(a.Notifier.InstanceSettledTx)
 
 	qopts := &database.QueueOptions{Logger: log.With("component", "queue"), ID: processID()}
 	if !opts.NoWorkers {

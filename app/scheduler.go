@@ -89,6 +89,9 @@ func (s *Scheduler) loop(ctx context.Context) {
 		if err := s.reload(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("reload schedules", "err", err)
 		}
+		if err := s.tasks.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("reconcile task statuses", "err", err)
+		}
 	}
 }
 

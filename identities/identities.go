@@ -457,25 +457,115 @@ type Change struct {
 	ExpiresAt     *time.Time
 }
 
-// ApplyTx records a completed operation in tx.
-func (s *Service) ApplyTx(ctx context.Context, tx *gorm.DB, c Change) error {
-	now := time.Now().UTC()
-	acct := func(create bool) (*Account, error) {
-		var a Account
-		err := tx.Where("connector_id = ? AND username = ?", c.ConnectorID, c.Username).Take(&a).Error
-		if err == nil {
-			return &a, nil
+// ApplyTx records completed operations in tx, in order. Consecutive grants
+// are recorded together: one read of the memberships they name, and one
+// write of those that are new or change their expiry.
+func (s *Service) ApplyTx(ctx context.Context, tx *gorm.DB, changes ...Change) error {
+	accounts := map[[2]string]*Account{} // by connector and username
+	var grants []membership
+	for _, c := range changes {
+		if c.Operation == connectors.OpGrant {
+			a, err := accountTx(tx, c, accounts, true)
+			if err != nil {
+				return err
+			}
+			grants = append(grants, membership{AccountID: a.ID, EntitlementID: c.EntitlementID, GrantedAt: time.Now().UTC(), ExpiresAt: c.ExpiresAt})
+			continue
 		}
-		if !errors.Is(err, gorm.ErrRecordNotFound) || !create {
-			return nil, err
+		if err := grantTx(tx, grants); err != nil {
+			return err
 		}
-		a = Account{ID: uuid.NewString(), ConnectorID: c.ConnectorID, Username: c.Username, ExternalID: c.ExternalID,
-			Status: "enabled", CreatedAt: now, UpdatedAt: now}
-		if c.IdentityID != "" {
-			a.IdentityID = &c.IdentityID
+		grants = grants[:0]
+		if err := applyTx(tx, c, accounts); err != nil {
+			return err
 		}
-		return &a, tx.Create(&a).Error
 	}
+	return grantTx(tx, grants)
+}
+
+// grantTx records memberships. One held already with the same expiry is
+// left as it is, unlocked: runs that grant the same access again do not
+// wait for each other on its row.
+func grantTx(tx *gorm.DB, grants []membership) error {
+	if len(grants) == 0 {
+		return nil
+	}
+	accts, ents := make([]string, len(grants)), make([]string, len(grants))
+	for i, g := range grants {
+		accts[i], ents[i] = g.AccountID, g.EntitlementID
+	}
+	var held []membership
+	if err := tx.Where("account_id IN ? AND entitlement_id IN ?", accts, ents).Find(&held).Error; err != nil {
+		return err
+	}
+	have := make(map[[2]string]*time.Time, len(held))
+	for _, m := range held {
+		have[[2]string{m.AccountID, m.EntitlementID}] = m.ExpiresAt
+	}
+	var write []membership
+	seen := map[[2]string]int{}
+	for _, g := range grants {
+		k := [2]string{g.AccountID, g.EntitlementID}
+		if exp, ok := have[k]; ok && sameTime(exp, g.ExpiresAt) {
+			continue
+		}
+		if i, ok := seen[k]; ok {
+			write[i] = g // the later grant of the same membership wins
+			continue
+		}
+		seen[k] = len(write)
+		write = append(write, g)
+	}
+	if len(write) == 0 {
+		return nil
+	}
+	return tx.Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "account_id"}, {Name: "entitlement_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"expires_at"}),
+	}).Create(&write).Error
+}
+
+// accountTx returns the account a change is about, from accounts or the
+// database, made when create is set and it does not exist.
+func accountTx(tx *gorm.DB, c Change, accounts map[[2]string]*Account, create bool) (*Account, error) {
+	key := [2]string{c.ConnectorID, c.Username}
+	if a, ok := accounts[key]; ok {
+		return a, nil
+	}
+	var a Account
+	err := tx.Where("connector_id = ? AND username = ?", c.ConnectorID, c.Username).Take(&a).Error
+	if err == nil {
+		accounts[key] = &a
+		return &a, nil
+	}
+	if !errors.Is(err, gorm.ErrRecordNotFound) || !create {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	a = Account{ID: uuid.NewString(), ConnectorID: c.ConnectorID, Username: c.Username, ExternalID: c.ExternalID,
+		Status: "enabled", CreatedAt: now, UpdatedAt: now}
+	if c.IdentityID != "" {
+		a.IdentityID = &c.IdentityID
+	}
+	if err := tx.Create(&a).Error; err != nil {
+		return nil, err
+	}
+	accounts[key] = &a
+	return &a, nil
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+// applyTx records one operation; accounts keeps the accounts read or made
+// so far.
+func applyTx(tx *gorm.DB, c Change, accounts map[[2]string]*Account) error {
+	now := time.Now().UTC()
+	acct := func(create bool) (*Account, error) { return accountTx(tx, c, accounts, create) }
 	setStatus := func(status string) error {
 		return tx.Model(&Account{}).Where("connector_id = ? AND username = ?", c.ConnectorID, c.Username).
 			Updates(map[string]any{"status": status, "updated_at": now}).Error
@@ -508,10 +598,7 @@ func (s *Service) ApplyTx(ctx context.Context, tx *gorm.DB, c Change) error {
 		if err != nil {
 			return err
 		}
-		return tx.Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "account_id"}, {Name: "entitlement_id"}},
-			DoUpdates: clause.AssignmentColumns([]string{"expires_at"}),
-		}).Create(&membership{AccountID: a.ID, EntitlementID: c.EntitlementID, GrantedAt: now, ExpiresAt: c.ExpiresAt}).Error
+		return grantTx(tx, []membership{{AccountID: a.ID, EntitlementID: c.EntitlementID, GrantedAt: now, ExpiresAt: c.ExpiresAt}})
 	case connectors.OpRevoke:
 		a, err := acct(false)
 		if errors.Is(err, gorm.ErrRecordNotFound) {

@@ -271,6 +271,10 @@ type jobSpec struct {
 	dependsOn   int // index into the spec list, or -1
 	revocation  bool
 	runAt       *time.Time
+	// set numbers the job sets: one beneficiary's jobs of a run, and
+	// apart from them its revocations, each set run in order from one
+	// queue entry.
+	set int
 }
 
 type entitlementRef struct {
@@ -285,16 +289,18 @@ type beneficiary struct {
 
 // expand turns a validated request into ordered job specs: per identity, the
 // account is created before the grants that need it; time-bound access adds
-// revocations at the expiry.
+// revocations at the expiry. An identity's jobs form one set and its
+// revocations another.
 func expand(r *Request, people []beneficiary, ents []entitlementRef, expiresAt *time.Time) []jobSpec {
 	var out []jobSpec
-	for _, p := range people {
+	for i, p := range people {
 		add := func(op connectors.Operation, e *entitlementRef, dependsOn int) int {
-			out = append(out, jobSpec{op: op, identityID: p.IdentityID, username: p.Username, entitlement: e, dependsOn: dependsOn})
+			out = append(out, jobSpec{op: op, identityID: p.IdentityID, username: p.Username, entitlement: e, dependsOn: dependsOn, set: 2 * i})
 			return len(out) - 1
 		}
 		revoke := func(op connectors.Operation, e *entitlementRef) {
-			out = append(out, jobSpec{op: op, identityID: p.IdentityID, username: p.Username, entitlement: e, dependsOn: -1, revocation: true, runAt: expiresAt})
+			out = append(out, jobSpec{op: op, identityID: p.IdentityID, username: p.Username, entitlement: e, dependsOn: -1,
+				revocation: true, runAt: expiresAt, set: 2*i + 1})
 		}
 		switch r.Type {
 		case CreateAccount:

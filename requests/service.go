@@ -36,12 +36,20 @@ func conflict(format string, a ...any) error {
 // either way. prev is the status before the change.
 type SettledFunc func(ctx context.Context, tx *gorm.DB, inst *Instance, prev string) error
 
+// AfterSettledFunc is called after the transaction that moved an instance
+// between busy and settled has committed. It cannot undo the change; it
+// deals with its own errors.
+type AfterSettledFunc func(ctx context.Context, inst *Instance, prev string)
+
 // Options configure the Service. A nil *Options means defaults.
 type Options struct {
 	// MaxAttempts is how many times a job with transient errors is tried (default 10).
 	MaxAttempts int
-	// DependencyWait is how long a job whose predecessor has not finished
-	// waits before it looks again; the predecessor normally wakes it sooner.
+	// JobTimeout bounds one connector operation (none if zero).
+	JobTimeout time.Duration
+	// DependencyWait is how long a job set waits before it looks again when
+	// one of its jobs waits for a job of another set that has not finished
+	// (default 5s). Within a set, order alone keeps dependencies.
 	DependencyWait time.Duration
 	Logger         *slog.Logger
 	// ImportFunc runs the jobs of data_import requests.
@@ -56,16 +64,18 @@ type Service struct {
 	connectors *connectors.Store
 	opts       Options
 	settled    []SettledFunc
+	after      []AfterSettledFunc
 }
 
 // New returns the service. The queue is set later with SetQueue, since the
 // queue's workers need the service.
 func New(db *database.DB, ids *identities.Service, store *connectors.Store, opts *Options) *Service {
-	o := Options{MaxAttempts: 10, DependencyWait: 10 * time.Minute, Logger: slog.New(slog.DiscardHandler)}
+	o := Options{MaxAttempts: 10, DependencyWait: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)}
 	if opts != nil {
 		if opts.MaxAttempts > 0 {
 			o.MaxAttempts = opts.MaxAttempts
 		}
+		o.JobTimeout = opts.JobTimeout
 		if opts.DependencyWait > 0 {
 			o.DependencyWait = opts.DependencyWait
 		}
@@ -82,6 +92,38 @@ func (s *Service) SetQueue(q *database.Queue) { s.queue = q }
 
 // OnSettled registers fn to run when an instance settles or becomes busy again.
 func (s *Service) OnSettled(fn SettledFunc) { s.settled = append(s.settled, fn) }
+
+// AfterSettled registers fn to run after an instance settled or became busy
+// again, once that is committed.
+func (s *Service) AfterSettled(fn AfterSettledFunc) { s.after = append(s.after, fn) }
+
+// transition is an instance that moved between busy and settled in a
+// transaction, kept for the AfterSettled hooks.
+type transition struct {
+	inst Instance
+	prev string
+}
+
+type transitionsKey struct{}
+
+// inTx runs fn in a transaction, then the AfterSettled hooks of the
+// instances it settled, once it committed.
+func (s *Service) inTx(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
+	var moved []transition
+	tctx := context.WithValue(ctx, transitionsKey{}, &moved)
+	if err := s.db.InTx(tctx, func(tx *gorm.DB) error {
+		moved = moved[:0] // a retried transaction starts over
+		return fn(tctx, tx)
+	}); err != nil {
+		return err
+	}
+	for _, t := range moved {
+		for _, fn := range s.after {
+			fn(context.WithoutCancel(ctx), &t.inst, t.prev)
+		}
+	}
+	return nil
+}
 
 // StartOpts say who started a run and how.
 type StartOpts struct {
@@ -311,17 +353,11 @@ func (s *Service) StartTx(ctx context.Context, tx *gorm.DB, r Request, opts Star
 		}
 		jobs[i] = j
 	}
-	params := make([]river.InsertManyParams, len(jobs))
-	for i := range jobs {
-		params[i] = s.insertParams(&jobs[i], now)
-	}
-	queueIDs, err := s.queue.InsertTx(ctx, tx, params)
-	if err != nil {
+	if err := s.enqueueSetsTx(ctx, tx, jobs, setsOf(specs), now); err != nil {
 		return nil, err
 	}
 	events := make([]Event, len(jobs))
 	for i := range jobs {
-		jobs[i].QueueJobID = &queueIDs[i]
 		events[i] = Event{JobID: jobs[i].ID, At: now, Status: jobs[i].Status, Message: initialMessage(&jobs[i], jobs)}
 	}
 	if len(jobs) > 0 {
@@ -355,18 +391,53 @@ func initialMessage(j *Job, all []Job) string {
 	return "queued"
 }
 
-// insertParams is the queue entry of a job: scheduled revocations at their
-// time, jobs waiting for a predecessor a while later (the predecessor wakes
-// them when it completes), the rest now.
-func (s *Service) insertParams(j *Job, now time.Time) river.InsertManyParams {
-	opts := &river.InsertOpts{Priority: j.Priority.queuePriority(), MaxAttempts: s.opts.MaxAttempts}
-	switch {
-	case j.RunAt != nil:
-		opts.ScheduledAt = *j.RunAt
-	case j.DependsOn != nil:
-		opts.ScheduledAt = now.Add(s.opts.DependencyWait)
+// setsOf returns, for each job spec, the index of its job set, numbered in
+// order of first appearance.
+func setsOf(specs []jobSpec) []int {
+	out := make([]int, len(specs))
+	index := map[int]int{}
+	for i, sp := range specs {
+		k, ok := index[sp.set]
+		if !ok {
+			k = len(index)
+			index[sp.set] = k
+		}
+		out[i] = k
 	}
-	return river.InsertManyParams{Args: JobArgs{JobID: j.ID}, InsertOpts: opts}
+	return out
+}
+
+// enqueueSetsTx writes one queue entry per job set (sets[i] is the set of
+// jobs[i]) and gives each job its set's queue id. A set's entry runs its
+// jobs in order: scheduled revocations at their time, the rest now.
+func (s *Service) enqueueSetsTx(ctx context.Context, tx *gorm.DB, jobs []Job, sets []int, now time.Time) error {
+	n := 0
+	for _, k := range sets {
+		n = max(n, k+1)
+	}
+	params := make([]river.InsertManyParams, n)
+	for i := range jobs {
+		k := sets[i]
+		if params[k].Args != nil {
+			a := params[k].Args.(JobArgs)
+			a.Jobs++
+			params[k].Args = a
+			continue
+		}
+		opts := &river.InsertOpts{Priority: jobs[i].Priority.queuePriority(), MaxAttempts: s.opts.MaxAttempts}
+		if jobs[i].RunAt != nil && jobs[i].RunAt.After(now) {
+			opts.ScheduledAt = *jobs[i].RunAt
+		}
+		params[k] = river.InsertManyParams{Args: JobArgs{InstanceID: jobs[i].InstanceID, Jobs: 1}, InsertOpts: opts}
+	}
+	ids, err := s.queue.InsertTx(ctx, tx, params)
+	if err != nil {
+		return err
+	}
+	for i := range jobs {
+		jobs[i].QueueJobID = &ids[sets[i]]
+	}
+	return nil
 }
 
 // GetInstance returns an instance with its jobs and their history.
@@ -491,6 +562,11 @@ func (s *Service) rollUpTx(ctx context.Context, tx *gorm.DB, inst *Instance) err
 			if err := fn(ctx, tx, inst, prev); err != nil {
 				return err
 			}
+		}
+		if moved, ok := ctx.Value(transitionsKey{}).(*[]transition); ok {
+			t := transition{inst: *inst, prev: prev}
+			t.inst.Jobs = nil
+			*moved = append(*moved, t)
 		}
 	}
 	return nil

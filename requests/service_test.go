@@ -103,13 +103,13 @@ func TestRollbackLeavesNeitherInstanceNorQueueEntries(t *testing.T) {
 			if len(inst.Jobs) != 3 {
 				t.Errorf("jobs = %d, want 3", len(inst.Jobs))
 			}
-			// Inside the transaction, the queue entries exist.
+			// Inside the transaction, the queue entry of the job set exists.
 			var n int64
 			if err := tx.Table("river_job").Count(&n).Error; err != nil {
 				return err
 			}
-			if n != 3 {
-				t.Errorf("river_job inside the transaction = %d, want 3", n)
+			if n != 1 {
+				t.Errorf("river_job inside the transaction = %d, want 1 (one set of three jobs)", n)
 			}
 			return boom
 		})
@@ -187,19 +187,40 @@ func TestExpansionOrderDependenciesAndRevocations(t *testing.T) {
 		if d := time.Until(*inst.ExpiresAt); d < 7*time.Hour+59*time.Minute || d > 8*time.Hour {
 			t.Errorf("expiry in %s, want 8h", d)
 		}
-		// The queue holds the revocation for later, and the dependents a while later.
+		// The queue holds one entry per job set: each member's jobs, to run
+		// now in order, and each member's revocation, for later.
 		var rows []struct {
-			State    string
-			Priority int
+			ID          int64
+			State       string
+			Priority    int
+			ScheduledAt time.Time
 		}
-		if err := b.DB.Gorm.Table("river_job").Select("state, priority").Order("id").Scan(&rows).Error; err != nil {
+		if err := b.DB.Gorm.Table("river_job").Select("id, state, priority, scheduled_at").Order("id").Scan(&rows).Error; err != nil {
 			t.Fatal(err)
 		}
-		if len(rows) != 12 {
-			t.Fatalf("river jobs = %d", len(rows))
+		if len(rows) != 6 {
+			t.Fatalf("river jobs = %d, want 6", len(rows))
 		}
-		if rows[0].State != "available" || rows[1].State != "scheduled" || rows[3].State != "scheduled" || rows[0].Priority != 2 {
-			t.Errorf("queue rows = %+v", rows[:4])
+		for k, r := range rows {
+			want := "available"
+			if k%2 == 1 {
+				want = "scheduled"
+				if d := r.ScheduledAt.Sub(*inst.ExpiresAt); d < -time.Second || d > time.Second {
+					t.Errorf("revocation entry %d scheduled at %s, want the expiry %s", k, r.ScheduledAt, inst.ExpiresAt)
+				}
+			}
+			if r.State != want || r.Priority != 2 {
+				t.Errorf("queue entry %d = %+v, want %s with priority 2", k, r, want)
+			}
+		}
+		for _, j := range inst.Jobs {
+			want := rows[(j.Seq-1)/4*2].ID
+			if j.Revocation {
+				want = rows[(j.Seq-1)/4*2+1].ID
+			}
+			if j.QueueJobID == nil || *j.QueueJobID != want {
+				t.Errorf("job #%d is in queue entry %v, want %d", j.Seq, j.QueueJobID, want)
+			}
 		}
 		// Every job starts its history.
 		full, err := b.Requests.GetInstance(b.Ctx, inst.ID)
@@ -295,17 +316,45 @@ func TestPermanentErrorFailsAtOnceAndCancelsDependents(t *testing.T) {
 		if inst.Status != requests.InstanceFailed || j.Status != requests.JobFailed || j.Attempts != 1 || !strings.Contains(j.Message, "no such account: alice") {
 			t.Fatalf("instance %s: %s", inst.Status, apptest.Describe(inst))
 		}
-		// The queue does not retry it: its entry ends cancelled (recorded
-		// by the queue a moment after the job's own row).
-		var state string
+		// The queue does not retry it: its entry ends after one attempt
+		// (recorded by the queue a moment after the job's own row).
+		var entry struct {
+			State   string
+			Attempt int
+		}
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			b.DB.Gorm.Table("river_job").Select("state").Where("id = ?", *j.QueueJobID).Scan(&state)
-			if state == "cancelled" {
+			b.DB.Gorm.Table("river_job").Select("state, attempt").Where("id = ?", *j.QueueJobID).Scan(&entry)
+			if entry.State == "completed" {
 				break
 			}
 		}
-		if state != "cancelled" {
-			t.Errorf("queue state %q, want cancelled", state)
+		if entry.State != "completed" || entry.Attempt != 1 {
+			t.Errorf("queue entry %+v, want completed after attempt 1", entry)
+		}
+
+		// The jobs that need a failed job are not run; the others of the
+		// set still are.
+		f := newFlaky()
+		fb, rec, fents := flakyBundle(t, dialect, f)
+		denied := fb.Identity(t, "denied")
+		wg := fb.Workgroup(t, "W", denied, fb.Identity(t, "fine"))
+		run := fb.WaitSettled(t, fb.Submit(t, requests.Request{Type: requests.CreateAccount, BeneficiaryType: "workgroup", BeneficiaryID: wg.ID,
+			ConnectorID: rec.ID, Entitlements: []string{fents["G"].ID}}).ID)
+		var got []string
+		for _, j := range run.Jobs {
+			got = append(got, fmt.Sprintf("%s %s %s: %s", j.Username, j.Operation, j.Status, j.Message))
+		}
+		want := []string{
+			"denied account.create failed: insufficient access rights",
+			"denied entitlement.grant canceled: not run: job #1 (Flaky.account.create) failed",
+			"fine account.create completed: done for fine",
+			"fine entitlement.grant completed: done for fine",
+		}
+		if run.Status != requests.InstanceFailed || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("run %s:\n%s\nwant:\n%s", run.Status, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if f.calls["denied"] != 1 || f.calls["fine"] != 2 {
+			t.Errorf("connector calls %v, want denied 1 and fine 2", f.calls)
 		}
 	})
 }
@@ -361,6 +410,13 @@ func (f *flaky) DisableAccount(ctx context.Context, a connectors.Account) (conne
 	return f.do(ctx, a)
 }
 func (f *flaky) Grant(ctx context.Context, a connectors.Account, _ connectors.Entitlement) (connectors.Result, error) {
+	if a.Username == "slowgrant" {
+		select {
+		case <-f.release:
+		case <-ctx.Done():
+			return connectors.Result{}, ctx.Err()
+		}
+	}
 	return f.do(ctx, a)
 }
 func (f *flaky) Revoke(ctx context.Context, a connectors.Account, _ connectors.Entitlement) (connectors.Result, error) {
@@ -536,7 +592,7 @@ func TestCancelInstanceCancelsPendingJobs(t *testing.T) {
 		}
 		var states []string
 		b.DB.Gorm.Table("river_job").Order("id").Pluck("state", &states)
-		if strings.Join(states, ",") != "cancelled,cancelled,scheduled" {
+		if strings.Join(states, ",") != "cancelled,scheduled" {
 			t.Errorf("queue states %v", states)
 		}
 		if _, err := b.Requests.CancelInstance(b.Ctx, inst.ID, "admin"); !errors.Is(err, requests.ErrConflict) {
@@ -587,6 +643,62 @@ func TestListGroupsFiltersAndPages(t *testing.T) {
 		}
 		if _, err := b.Requests.ListGroups(b.Ctx, requests.GroupFilter{Status: "bogus"}); requests.FieldMap(err)["status"] == "" {
 			t.Errorf("bogus status: %v", err)
+		}
+	})
+}
+
+// A set's jobs run in order; while one operation takes long, the ones
+// before it are seen done and it is seen running.
+func TestSlowOperationShowsProgress(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		f := newFlaky()
+		b, rec, ents := flakyBundle(t, dialect, f)
+		slow := b.Identity(t, "slowgrant")
+		run := b.Submit(t, requests.Request{Type: requests.CreateAccount, BeneficiaryType: "identity", BeneficiaryID: slow.ID,
+			ConnectorID: rec.ID, Entitlements: []string{ents["G"].ID}})
+		mid := b.Wait(t, run.ID, 10*time.Second, func(i *requests.Instance) bool {
+			return i.Status == requests.InstanceRunning && i.Jobs[0].Status == requests.JobCompleted && i.Jobs[1].Status == requests.JobRunning
+		})
+		if len(mid.Jobs[0].Events) != 3 || mid.Jobs[0].Events[2].Message != "done for slowgrant" {
+			t.Errorf("first job's history while the second runs: %+v", mid.Jobs[0].Events)
+		}
+		checkCounters(t, b, "while the second job runs")
+		close(f.release)
+		if done := b.WaitSettled(t, run.ID); done.Status != requests.InstanceCompleted {
+			t.Errorf("run: %s", apptest.Describe(done))
+		}
+	})
+}
+
+// An operation that does not answer within the job timeout fails its
+// attempt; the set goes on with the jobs after it.
+func TestOperationTimeout(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		f := newFlaky()
+		b, rec, ents := flakyBundle(t, dialect, f, "--job-timeout", "300ms", "--max-attempts", "1")
+		slow, fine := b.Identity(t, "slowgrant"), b.Identity(t, "fine")
+		wg := b.Workgroup(t, "W", slow, fine)
+		start := time.Now()
+		run := b.WaitSettled(t, b.Submit(t, requests.Request{Type: requests.AddEntitlements, BeneficiaryType: "workgroup", BeneficiaryID: wg.ID,
+			ConnectorID: rec.ID, Entitlements: []string{ents["G"].ID}}).ID)
+		var slowJob, fineJob requests.Job
+		for _, j := range run.Jobs {
+			if j.Username == "slowgrant" {
+				slowJob = j
+			} else {
+				fineJob = j
+			}
+		}
+		if run.Status != requests.InstanceFailed || slowJob.Status != requests.JobFailed ||
+			!strings.Contains(slowJob.Message, "gave up after 1 attempts: no answer within 300ms") || fineJob.Status != requests.JobCompleted {
+			t.Errorf("run %s: %s", run.Status, apptest.Describe(run))
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("the run took %s", d)
 		}
 	})
 }

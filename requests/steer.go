@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/audit"
@@ -31,7 +31,7 @@ func (s *Service) loadJobTx(tx *gorm.DB, id string) (*Job, error) {
 // instance up and writes the audit entry.
 func (s *Service) steerTx(ctx context.Context, jobID, actor, action string, fn func(tx *gorm.DB, j *Job) error) (*Job, error) {
 	var out *Job
-	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		j, err := s.loadJobTx(tx, jobID)
 		if err != nil {
 			return err
@@ -64,40 +64,65 @@ func (s *Service) steerTx(ctx context.Context, jobID, actor, action string, fn f
 // revocations cannot be canceled.
 func (s *Service) CancelJob(ctx context.Context, jobID, actor string) (*Job, error) {
 	return s.steerTx(ctx, jobID, actor, "job.cancel", func(tx *gorm.DB, j *Job) error {
-		return s.cancelTx(ctx, tx, j, actor)
+		switch j.Status {
+		case JobPending:
+		case JobScheduled:
+			return conflict("job #%d is a scheduled revocation and cannot be canceled; use Force End to run it now", j.Seq)
+		case JobRunning:
+			return conflict("job #%d is running; wait for it to end", j.Seq)
+		default:
+			return conflict("job #%d is already %s", j.Seq, j.Status)
+		}
+		ok, err := s.cancelTx(ctx, tx, j, actor)
+		if err == nil && !ok {
+			err = conflict("job #%d has just started; wait for it to end", j.Seq)
+		}
+		return err
 	})
 }
 
-func (s *Service) cancelTx(ctx context.Context, tx *gorm.DB, j *Job, actor string) error {
-	switch j.Status {
-	case JobPending:
-	case JobScheduled:
-		return conflict("job #%d is a scheduled revocation and cannot be canceled; use Force End to run it now", j.Seq)
-	case JobRunning:
-		return conflict("job #%d is running; wait for it to end", j.Seq)
-	default:
-		return conflict("job #%d is already %s", j.Seq, j.Status)
-	}
+// cancelTx cancels a pending job and the jobs waiting for it. It reports
+// false, changing nothing, when the job is no longer pending: its set's
+// worker claims jobs without the instance's lock, so a job may start at any
+// moment.
+func (s *Service) cancelTx(ctx context.Context, tx *gorm.DB, j *Job, actor string) (bool, error) {
 	now := time.Now().UTC()
 	msg := "canceled by " + actor
-	if err := tx.Model(&Job{}).Where("id = ?", j.ID).Updates(map[string]any{"status": JobCanceled, "message": msg, "ended_at": now, "updated_at": now}).Error; err != nil {
-		return err
+	res := tx.Model(&Job{}).Where("id = ? AND status = ?", j.ID, JobPending).
+		Updates(map[string]any{"status": JobCanceled, "message": msg, "ended_at": now, "updated_at": now})
+	if res.Error != nil || res.RowsAffected == 0 {
+		return false, res.Error
 	}
 	if err := eventTx(tx, j.ID, JobCanceled, j.Attempts, msg); err != nil {
+		return false, err
+	}
+	if err := s.settleDependentsTx(ctx, tx, j, JobCanceled); err != nil {
+		return false, err
+	}
+	return true, s.releaseEntryTx(ctx, tx, j.QueueJobID)
+}
+
+// releaseEntryTx cancels a set's queue entry once none of its jobs is left
+// to run.
+func (s *Service) releaseEntryTx(ctx context.Context, tx *gorm.DB, queueID *int64) error {
+	if queueID == nil {
+		return nil
+	}
+	var left int64
+	if err := tx.Model(&Job{}).Where("queue_job_id = ? AND status IN ?", *queueID, []string{JobPending, JobScheduled, JobRunning}).
+		Count(&left).Error; err != nil {
 		return err
 	}
-	if j.QueueJobID != nil {
-		if err := s.queue.CancelTx(ctx, tx, *j.QueueJobID); err != nil {
-			return err
-		}
+	if left > 0 {
+		return nil
 	}
-	return s.settleDependentsTx(ctx, tx, j, JobCanceled)
+	return s.queue.CancelTx(ctx, tx, *queueID)
 }
 
 // CancelInstance cancels every pending job of an instance. Scheduled
 // revocations stay; running jobs finish.
 func (s *Service) CancelInstance(ctx context.Context, instanceID, actor string) (*Instance, error) {
-	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		inst, err := lockInstanceTx(tx, instanceID)
 		if err != nil {
 			return err
@@ -109,20 +134,22 @@ func (s *Service) CancelInstance(ctx context.Context, instanceID, actor string) 
 		if len(pending) == 0 {
 			return conflict("no job of this run is pending")
 		}
+		canceled := 0
 		for i := range pending {
-			// A dependent may have been canceled along with its predecessor.
-			cur, err := s.loadJobTx(tx, pending[i].ID)
+			// A dependent may have been canceled along with its
+			// predecessor, and a job may have started meanwhile.
+			ok, err := s.cancelTx(ctx, tx, &pending[i], actor)
 			if err != nil {
 				return err
 			}
-			if cur.Status != JobPending {
-				continue
-			}
-			if err := s.cancelTx(ctx, tx, cur, actor); err != nil {
-				return err
+			if ok {
+				canceled++
 			}
 		}
-		if err := audit.RecordTx(tx, actor, "request.cancel", "request_instance", instanceID, map[string]any{"jobs": len(pending)}); err != nil {
+		if canceled == 0 {
+			return conflict("no job of this run is pending")
+		}
+		if err := audit.RecordTx(tx, actor, "request.cancel", "request_instance", instanceID, map[string]any{"jobs": canceled}); err != nil {
 			return err
 		}
 		return s.rollUpTx(ctx, tx, inst)
@@ -153,29 +180,42 @@ func (s *Service) RetryJob(ctx context.Context, jobID, actor string) (*Job, erro
 	})
 }
 
-// requeueTx puts a finished job back in the queue, and the jobs canceled
-// because of it back to waiting.
+// requeueTx puts a finished job back in the queue, with the jobs canceled
+// because of it waiting for it again: together they are a new job set.
 func (s *Service) requeueTx(ctx context.Context, tx *gorm.DB, j *Job, message string, now time.Time) error {
-	j.Status, j.RunAt = JobPending, nil
-	p := s.insertParams(j, now)
-	ids, err := s.queue.InsertTx(ctx, tx, []river.InsertManyParams{p})
-	if err != nil {
+	jobs := []Job{*j}
+	messages := []string{message}
+	for i := 0; i < len(jobs); i++ {
+		var deps []Job
+		if err := tx.Where("depends_on = ? AND status = ? AND message LIKE ?", jobs[i].ID, JobCanceled, "not run: %").Order("seq").
+			Find(&deps).Error; err != nil {
+			return err
+		}
+		for _, d := range deps {
+			jobs = append(jobs, d)
+			messages = append(messages, fmt.Sprintf("waits for job #%d again", jobs[i].Seq))
+		}
+	}
+	order := make([]int, len(jobs))
+	for i := range jobs {
+		order[i] = i
+		jobs[i].Status, jobs[i].RunAt = JobPending, nil
+	}
+	slices.SortFunc(order, func(a, b int) int { return jobs[a].Seq - jobs[b].Seq })
+	sorted := make([]Job, len(jobs))
+	for i, k := range order {
+		sorted[i] = jobs[k]
+	}
+	if err := s.enqueueSetsTx(ctx, tx, sorted, make([]int, len(sorted)), now); err != nil {
 		return err
 	}
-	if err := tx.Model(&Job{}).Where("id = ?", j.ID).Updates(map[string]any{
-		"status": JobPending, "message": message, "ended_at": nil, "updated_at": now, "queue_job_id": ids[0],
-	}).Error; err != nil {
-		return err
-	}
-	if err := eventTx(tx, j.ID, JobPending, 0, message); err != nil {
-		return err
-	}
-	var deps []Job
-	if err := tx.Where("depends_on = ? AND status = ? AND message LIKE ?", j.ID, JobCanceled, "not run: %").Find(&deps).Error; err != nil {
-		return err
-	}
-	for i := range deps {
-		if err := s.requeueTx(ctx, tx, &deps[i], fmt.Sprintf("waits for job #%d again", j.Seq), now); err != nil {
+	for i, k := range order {
+		if err := tx.Model(&Job{}).Where("id = ?", sorted[i].ID).Updates(map[string]any{
+			"status": JobPending, "message": messages[k], "run_at": nil, "ended_at": nil, "updated_at": now, "queue_job_id": *sorted[i].QueueJobID,
+		}).Error; err != nil {
+			return err
+		}
+		if err := eventTx(tx, sorted[i].ID, JobPending, 0, messages[k]); err != nil {
 			return err
 		}
 	}
@@ -184,7 +224,7 @@ func (s *Service) requeueTx(ctx context.Context, tx *gorm.DB, j *Job, message st
 
 // ForceEnd ends a time-bound run now: its scheduled revocations run at once.
 func (s *Service) ForceEnd(ctx context.Context, instanceID, actor string) (*Instance, error) {
-	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		inst, err := lockInstanceTx(tx, instanceID)
 		if err != nil {
 			return err
@@ -198,14 +238,22 @@ func (s *Service) ForceEnd(ctx context.Context, instanceID, actor string) (*Inst
 		}
 		now := time.Now().UTC()
 		msg := "Force End by " + actor + ": revocation runs now"
+		entries := map[int64]bool{}
 		for _, j := range scheduled {
-			if err := tx.Model(&Job{}).Where("id = ?", j.ID).Updates(map[string]any{"status": JobPending, "run_at": now, "message": msg, "updated_at": now}).Error; err != nil {
-				return err
+			// The revocation may have come due and started a moment ago.
+			res := tx.Model(&Job{}).Where("id = ? AND status = ?", j.ID, JobScheduled).
+				Updates(map[string]any{"status": JobPending, "run_at": now, "message": msg, "updated_at": now})
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				continue
 			}
 			if err := eventTx(tx, j.ID, JobPending, 0, msg); err != nil {
 				return err
 			}
-			if j.QueueJobID != nil {
+			if j.QueueJobID != nil && !entries[*j.QueueJobID] {
+				entries[*j.QueueJobID] = true
 				if err := s.queue.RetryTx(ctx, tx, *j.QueueJobID); err != nil {
 					return err
 				}

@@ -4,27 +4,43 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
+	"github.com/provisor/provisor/app/database"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/identities"
 )
 
-// JobArgs is the queue entry of a connector job. The job's row is the
-// source of truth; the entry only says which row to work on.
+// JobArgs is the queue entry of a job set: the jobs of one beneficiary in
+// one run (or its revocations), run in order by one worker. The jobs' rows
+// are the source of truth: the entry's jobs are those whose queue_job_id is
+// the entry's id.
 type JobArgs struct {
-	JobID string `json:"job_id"`
+	InstanceID string `json:"instance_id"`
+	// Jobs is how many jobs the set had when it was queued; it bounds the
+	// entry's run time.
+	Jobs int `json:"jobs,omitempty"`
 }
 
-// Kind is the queue's name for connector jobs.
+// Kind is the queue's name for connector job sets.
 func (JobArgs) Kind() string { return "connector_job" }
 
-// Worker runs connector jobs. It is safe to run twice for the same job: a
-// job that reached a final status is left alone, and connector operations
-// are idempotent.
+// flushAfter is how long a set's results may wait in memory before they are
+// written: a set of fast operations is recorded in one transaction at its
+// end, while an operation that takes longer than this shows the ones before
+// it done, and itself running, this long after it started. Shorter would
+// cost a transaction for every operation of a loaded system, and a person
+// watching the Connector Jobs page does not see a quarter of a second.
+const flushAfter = 250 * time.Millisecond
+
+// Worker runs job sets. It is safe to run twice for the same set: a job that
+// reached a final status is left alone, a job is claimed before its
+// operation runs (so a job canceled a moment ago does not run), and
+// connector operations are idempotent.
 type Worker struct {
 	river.WorkerDefaults[JobArgs]
 	s *Service
@@ -33,209 +49,500 @@ type Worker struct {
 // NewWorker returns the worker of s's jobs.
 func NewWorker(s *Service) *Worker { return &Worker{s: s} }
 
-// Work runs one attempt of a connector job.
+// Timeout bounds one attempt of a set: each operation has the job timeout,
+// which the worker enforces itself; the queue's bound only catches a worker
+// that stopped answering.
+func (w *Worker) Timeout(qj *river.Job[JobArgs]) time.Duration {
+	if w.s.opts.JobTimeout <= 0 {
+		return -1
+	}
+	return time.Duration(max(qj.Args.Jobs, 1)+1) * w.s.opts.JobTimeout
+}
+
+// Work runs one attempt of a job set: the jobs still waiting, in order. A
+// job whose predecessor failed or was canceled is canceled; a job whose
+// predecessor is not done yet waits for the next attempt. Results are
+// written in a few transactions, and the set returns the first transient
+// error so that the queue tries it again with backoff.
 func (w *Worker) Work(ctx context.Context, qj *river.Job[JobArgs]) error {
 	s := w.s
-	db := s.db.Gorm.WithContext(ctx)
-	var j Job
-	if err := db.Where("id = ?", qj.Args.JobID).Take(&j).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil // the instance was deleted
-		}
+	var jobs []Job
+	if err := s.db.Gorm.WithContext(ctx).Where("queue_job_id = ?", qj.ID).Order("seq").Find(&jobs).Error; err != nil {
 		return err
 	}
+	if len(jobs) == 0 {
+		return nil // the run was deleted, or its jobs were retried into another entry
+	}
+	r := &setRun{s: s, qj: qj, first: &jobs[0], jobs: jobs, status: map[string]string{}, byID: map[string]*Job{}, lastFlush: time.Now()}
+	for i := range jobs {
+		r.status[jobs[i].ID] = jobs[i].Status
+		r.byID[jobs[i].ID] = &jobs[i]
+	}
+	return r.run(ctx, jobs)
+}
+
+// setRun is one attempt of a job set.
+type setRun struct {
+	s  *Service
+	qj *river.Job[JobArgs]
+	// first is the set's first job: its instance and connector are the set's.
+	first *Job
+	jobs  []Job
+	// status is each job's status as this attempt knows it, for the
+	// dependency checks of the jobs after it.
+	status map[string]string
+	byID   map[string]*Job
+
+	// What the connector operations need, loaded once per set.
+	loaded bool
+	rec    *connectors.Record
+	conn   connectors.Connector
+	// openErr is why the connector cannot be used; every job fails or
+	// waits with it.
+	openErr error
+	people  map[string]*identities.Identity
+	ents    map[string]*identities.Entitlement
+
+	outcomes  []outcome // not written yet
+	lastFlush time.Time
+	transient error // the first transient error: the set runs again
+	dbErr     error // the database failed: the set stops and runs again
+	waiting   bool  // a job waits for a job of another set
+}
+
+// outcome is what happened to one job in this attempt, kept until written.
+type outcome struct {
+	job *Job
+	// claimed says the job ran: it was claimed at startedAt (found running
+	// when interrupted says an earlier attempt died with it).
+	claimed, interrupted bool
+	startedAt, endedAt   time.Time
+	status, message      string
+	event                string // the message of the history entry; message if empty
+	result               connectors.Result
+}
+
+func (r *setRun) run(ctx context.Context, jobs []Job) error {
+	for i := range jobs {
+		if err := ctx.Err(); err != nil {
+			r.fail(err)
+		}
+		if r.dbErr != nil {
+			break
+		}
+		r.step(ctx, &jobs[i])
+	}
+	if err := r.flush(ctx); err != nil {
+		return errors.Join(r.dbErr, err)
+	}
+	switch {
+	case r.dbErr != nil:
+		return r.dbErr
+	case r.transient != nil:
+		return r.transient
+	case r.waiting:
+		return river.JobSnooze(r.s.opts.DependencyWait)
+	}
+	return nil
+}
+
+// step runs one job of the set, if it is still waiting and its predecessor
+// allows.
+func (r *setRun) step(ctx context.Context, j *Job) {
 	if j.Terminal() {
-		return nil
+		return
 	}
 	if j.DependsOn != nil {
-		var dep Job
-		if err := db.Where("id = ?", *j.DependsOn).Take(&dep).Error; err != nil {
-			return err
-		}
-		if dep.Status != JobCompleted {
-			if dep.Terminal() {
-				return s.finish(ctx, &j, qj.Attempt, JobCanceled, fmt.Sprintf("not run: job #%d (%s) %s", dep.Seq, dep.Kind, dep.Status), nil)
+		dep, same := r.byID[*j.DependsOn]
+		status := r.status[*j.DependsOn]
+		if !same {
+			// A predecessor in another set (after a retry).
+			dep = &Job{}
+			if err := r.s.db.Gorm.WithContext(ctx).Select("seq, kind, status").Where("id = ?", *j.DependsOn).Take(dep).Error; err != nil {
+				r.fail(err)
+				return
 			}
-			return river.JobSnooze(s.opts.DependencyWait)
+			status = dep.Status
+		}
+		switch status {
+		case JobCompleted:
+		case JobFailed, JobCanceled:
+			now := time.Now().UTC()
+			r.record(outcome{job: j, startedAt: now, endedAt: now, status: JobCanceled,
+				message: fmt.Sprintf("not run: job #%d (%s) %s", dep.Seq, dep.Kind, status)})
+			return
+		default:
+			// Not done yet: it failed transiently in this attempt (the set
+			// runs again), or it belongs to another set.
+			r.waiting = r.waiting || !same
+			return
 		}
 	}
 
-	// Claim the job: only a job still waiting can start, so a job canceled
-	// a moment ago does not run.
-	started := false
-	if err := s.db.InTx(ctx, func(tx *gorm.DB) error {
-		inst, err := lockInstanceTx(tx, j.InstanceID)
-		if err != nil {
-			return err
-		}
-		now := time.Now().UTC()
-		res := tx.Model(&Job{}).Where("id = ? AND status IN ?", j.ID, []string{JobPending, JobScheduled, JobRunning}).
-			Updates(map[string]any{"status": JobRunning, "attempts": qj.Attempt, "started_at": gorm.Expr("COALESCE(started_at, ?)", now), "updated_at": now, "message": "running"})
-		if res.Error != nil || res.RowsAffected == 0 {
-			return res.Error
-		}
-		started = true
-		msg := fmt.Sprintf("attempt %d of %d", qj.Attempt, qj.MaxAttempts)
-		if err := eventTx(tx, j.ID, JobRunning, qj.Attempt, msg); err != nil {
-			return err
-		}
-		return s.rollUpTx(ctx, tx, inst)
-	}); err != nil {
-		return err
+	// Claim the job: only a job still waiting can start.
+	now := time.Now().UTC()
+	// Its commit need not reach the disk: after a crash, a claim lost
+	// leaves the job waiting, and the set runs it again either way.
+	res := r.s.db.Relaxed.WithContext(ctx).Model(&Job{}).
+		Where("id = ? AND queue_job_id = ? AND status IN ?", j.ID, r.qj.ID, []string{JobPending, JobScheduled, JobRunning}).
+		Updates(map[string]any{"status": JobRunning, "attempts": r.qj.Attempt, "started_at": gorm.Expr("COALESCE(started_at, ?)", now),
+			"updated_at": now, "message": "running"})
+	if res.Error != nil {
+		r.fail(res.Error)
+		return
 	}
-	if !started {
-		return nil
+	if res.RowsAffected == 0 {
+		// Canceled or retried elsewhere a moment ago.
+		var cur Job
+		if err := r.s.db.Gorm.WithContext(ctx).Select("status").Where("id = ?", j.ID).Take(&cur).Error; err == nil {
+			r.status[j.ID] = cur.Status
+		}
+		return
 	}
+	o := outcome{job: j, claimed: true, interrupted: j.Status == JobRunning, startedAt: now}
+	r.status[j.ID] = JobRunning
 
-	rec, conn, err := s.connectors.OpenByID(ctx, j.ConnectorID)
-	var result connectors.Result
-	if err == nil {
-		acct := connectors.Account{Username: j.Username}
-		if j.IdentityID != nil {
-			if id, e := s.ids.GetIdentity(ctx, *j.IdentityID); e == nil {
-				acct.DisplayName, acct.Email = id.DisplayName, id.Email
-			}
-		}
-		var ent connectors.Entitlement
-		if j.EntitlementID != nil {
-			e, gerr := s.ids.GetEntitlement(ctx, *j.EntitlementID)
-			if gerr != nil {
-				err = connectors.Permanent(fmt.Errorf("entitlement %s: %w", j.EntitlementName, gerr))
-			} else {
-				ent = connectors.Entitlement{ExternalID: e.ExternalID, Name: e.Name, Kind: e.Kind}
-			}
-		}
-		if err == nil {
-			if !rec.Enabled {
-				err = connectors.Transient(fmt.Errorf("connector %s is disabled; the job waits until it is enabled", rec.Name))
-			} else if connectors.Operation(j.Operation) == connectors.OpImport {
-				result, err = s.runImport(ctx, &j)
-			} else {
-				result, err = connectors.Do(ctx, conn, connectors.Operation(j.Operation), acct, ent)
-			}
-		}
-	} else if errors.Is(err, connectors.ErrNotFound) {
-		err = connectors.Permanent(fmt.Errorf("connector %s no longer exists", j.ConnectorName))
-	}
-
+	result, err := r.operate(ctx, j)
+	o.endedAt = time.Now().UTC()
 	switch {
 	case err == nil:
-		msg := result.Message
-		if msg == "" {
-			msg = "done"
+		o.status, o.result = JobCompleted, result
+		o.message = result.Message
+		if o.message == "" {
+			o.message = "done"
 		}
 		if !result.Changed {
-			msg += " (no change)"
+			o.message += " (no change)"
 		}
-		return s.finish(ctx, &j, qj.Attempt, JobCompleted, msg, &result)
 	case connectors.IsPermanent(err):
-		if ferr := s.finish(ctx, &j, qj.Attempt, JobFailed, err.Error(), nil); ferr != nil {
-			return ferr
-		}
-		return river.JobCancel(err)
-	case qj.Attempt >= qj.MaxAttempts:
-		msg := fmt.Sprintf("gave up after %d attempts: %v", qj.Attempt, err)
-		if ferr := s.finish(ctx, &j, qj.Attempt, JobFailed, msg, nil); ferr != nil {
-			return ferr
-		}
-		return river.JobCancel(err)
+		o.status, o.message = JobFailed, err.Error()
+	case r.qj.Attempt >= r.qj.MaxAttempts:
+		o.status, o.message = JobFailed, fmt.Sprintf("gave up after %d attempts: %v", r.qj.Attempt, err)
 	default:
-		// Transient: back to pending; the queue retries with backoff.
-		if perr := s.db.InTx(ctx, func(tx *gorm.DB) error {
-			inst, lerr := lockInstanceTx(tx, j.InstanceID)
-			if lerr != nil {
-				return lerr
-			}
-			res := tx.Model(&Job{}).Where("id = ? AND status = ?", j.ID, JobRunning).
-				Updates(map[string]any{"status": JobPending, "message": "retrying: " + err.Error(), "updated_at": time.Now().UTC()})
-			if res.Error != nil || res.RowsAffected == 0 {
-				return res.Error
-			}
-			if e := eventTx(tx, j.ID, JobPending, qj.Attempt, fmt.Sprintf("attempt %d failed, will retry: %v", qj.Attempt, err)); e != nil {
-				return e
-			}
-			return s.rollUpTx(ctx, tx, inst)
-		}); perr != nil {
-			return errors.Join(err, perr)
+		o.status, o.message = JobPending, "retrying: "+err.Error()
+		o.event = fmt.Sprintf("attempt %d failed, will retry: %v", r.qj.Attempt, err)
+		if r.transient == nil {
+			r.transient = err
 		}
-		return err
+	}
+	r.record(o)
+}
+
+// fail notes a database error: the set stops and runs again.
+func (r *setRun) fail(err error) {
+	if r.dbErr == nil {
+		r.dbErr = err
 	}
 }
 
-// finish moves a job to a final status in one transaction with its history
-// entry, the portal's record of what changed, the wake-up or cancellation of
-// jobs that wait for it, and the instance's roll-up.
-func (s *Service) finish(ctx context.Context, j *Job, attempt int, status, message string, result *connectors.Result) error {
-	return s.db.InTx(ctx, func(tx *gorm.DB) error {
-		inst, err := lockInstanceTx(tx, j.InstanceID)
+// record keeps an outcome for the next flush.
+func (r *setRun) record(o outcome) {
+	r.status[o.job.ID] = o.status
+	r.outcomes = append(r.outcomes, o)
+}
+
+// operate runs a job's connector operation within the job timeout. While it
+// runs past flushAfter, the results before it are written, so that a slow
+// operation is seen running with everything before it done.
+func (r *setRun) operate(ctx context.Context, j *Job) (connectors.Result, error) {
+	r.load(ctx)
+	if r.openErr != nil {
+		return connectors.Result{}, r.openErr
+	}
+	if !r.rec.Enabled {
+		return connectors.Result{}, connectors.Transient(fmt.Errorf("connector %s is disabled; the job waits until it is enabled", r.rec.Name))
+	}
+	acct, ent, err := r.subjects(ctx, j)
+	if err != nil {
+		return connectors.Result{}, err
+	}
+	opCtx, cancel := ctx, context.CancelFunc(func() {})
+	if t := r.s.opts.JobTimeout; t > 0 {
+		opCtx, cancel = context.WithTimeout(ctx, t)
+	}
+	defer cancel()
+	type answer struct {
+		res connectors.Result
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		var a answer
+		if connectors.Operation(j.Operation) == connectors.OpImport {
+			a.res, a.err = r.s.runImport(opCtx, j)
+		} else {
+			a.res, a.err = connectors.Do(opCtx, r.conn, connectors.Operation(j.Operation), acct, ent)
+		}
+		done <- a
+	}()
+	wait := time.NewTimer(max(flushAfter-time.Since(r.lastFlush), time.Millisecond))
+	defer wait.Stop()
+	// timedOut is the error of an operation cut short by the job timeout,
+	// or by the worker's stop.
+	timedOut := func(err error) error {
+		if ctx.Err() != nil {
+			return connectors.Transient(fmt.Errorf("stopped before the connector answered: %w", err))
+		}
+		return connectors.Transient(fmt.Errorf("no answer within %s: %w", r.s.opts.JobTimeout, err))
+	}
+	for {
+		select {
+		case a := <-done:
+			if a.err != nil && opCtx.Err() != nil {
+				return a.res, timedOut(a.err)
+			}
+			return a.res, a.err
+		case <-opCtx.Done():
+			select {
+			case a := <-done: // it answered just in time
+				if a.err != nil {
+					return a.res, timedOut(a.err)
+				}
+				return a.res, nil
+			default:
+			}
+			return connectors.Result{}, timedOut(opCtx.Err())
+		case <-wait.C:
+			if err := r.flush(ctx); err != nil {
+				r.fail(err)
+			}
+		}
+	}
+}
+
+// load opens the set's connector and reads its entitlements once.
+func (r *setRun) load(ctx context.Context) {
+	if r.loaded {
+		return
+	}
+	r.loaded = true
+	r.people, r.ents = map[string]*identities.Identity{}, map[string]*identities.Entitlement{}
+	var entIDs []string
+	for _, j := range r.jobs {
+		if j.EntitlementID != nil && !j.Terminal() {
+			entIDs = append(entIDs, *j.EntitlementID)
+		}
+	}
+	if len(entIDs) > 0 {
+		var ents []identities.Entitlement
+		if err := r.s.db.Gorm.WithContext(ctx).Where("id IN ?", entIDs).Find(&ents).Error; err == nil {
+			for i := range ents {
+				r.ents[ents[i].ID] = &ents[i]
+			}
+		}
+	}
+	var err error
+	r.rec, r.conn, err = r.s.connectors.OpenByID(ctx, r.first.ConnectorID)
+	switch {
+	case errors.Is(err, connectors.ErrNotFound):
+		r.openErr = connectors.Permanent(fmt.Errorf("connector %s no longer exists", r.first.ConnectorName))
+	case err != nil:
+		r.openErr = connectors.Transient(err)
+	}
+}
+
+// subjects returns the account and the entitlement a job works on, read
+// once per set.
+func (r *setRun) subjects(ctx context.Context, j *Job) (connectors.Account, connectors.Entitlement, error) {
+	acct := connectors.Account{Username: j.Username}
+	var ent connectors.Entitlement
+	if j.IdentityID != nil {
+		id, ok := r.people[*j.IdentityID]
+		if !ok {
+			if got, err := r.s.ids.GetIdentity(ctx, *j.IdentityID); err == nil {
+				id = got
+			}
+			r.people[*j.IdentityID] = id
+		}
+		if id != nil {
+			acct.DisplayName, acct.Email = id.DisplayName, id.Email
+		}
+	}
+	if j.EntitlementID != nil {
+		e, ok := r.ents[*j.EntitlementID]
+		if !ok {
+			got, err := r.s.ids.GetEntitlement(ctx, *j.EntitlementID)
+			if err != nil {
+				return acct, ent, connectors.Permanent(fmt.Errorf("entitlement %s: %w", j.EntitlementName, err))
+			}
+			e, r.ents[*j.EntitlementID] = got, got
+		}
+		ent = connectors.Entitlement{ExternalID: e.ExternalID, Name: e.Name, Kind: e.Kind}
+	}
+	return acct, ent, nil
+}
+
+// flush writes the outcomes kept so far in one transaction: each job's
+// status and history, the portal's record of what changed, and the
+// instance's roll-up, which also counts the job running now. A crash
+// before it commits loses nothing but the record: the set runs again and
+// its operations are idempotent.
+func (r *setRun) flush(ctx context.Context) error {
+	r.lastFlush = time.Now()
+	if len(r.outcomes) == 0 && !r.anyRunning() {
+		return nil
+	}
+	// The record is written even when the set is being stopped.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	s := r.s
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
+		if err := database.AsyncCommitTx(tx); err != nil {
+			return err
+		}
+		inst, err := lockInstanceTx(tx, r.first.InstanceID)
 		if err != nil {
 			return err
 		}
-		now := time.Now().UTC()
-		res := tx.Model(&Job{}).Where("id = ? AND status IN ?", j.ID, []string{JobPending, JobScheduled, JobRunning}).
-			Updates(map[string]any{"status": status, "message": message, "ended_at": now, "updated_at": now})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return nil // already final: a second run of the same job
-		}
-		if err := eventTx(tx, j.ID, status, attempt, message); err != nil {
+		updated, err := updateOutcomesTx(tx, r.outcomes)
+		if err != nil {
 			return err
 		}
-		if status == JobCompleted && j.Operation != string(connectors.OpImport) {
-			change := identities.Change{
-				Operation: connectors.Operation(j.Operation), ConnectorID: j.ConnectorID, Username: j.Username,
-				ExternalID: result.ExternalID,
+		var events []Event
+		var changes []identities.Change
+		for i := range r.outcomes {
+			o := &r.outcomes[i]
+			j := o.job
+			if !updated[j.ID] {
+				continue // ended by someone else meanwhile
 			}
-			if j.IdentityID != nil {
-				change.IdentityID = *j.IdentityID
+			if o.interrupted {
+				events = append(events, Event{JobID: j.ID, At: o.startedAt, Status: JobPending, Attempt: j.Attempts,
+					Message: fmt.Sprintf("attempt %d ended without a result (its worker stopped); trying again", j.Attempts)})
 			}
-			if j.EntitlementID != nil {
-				change.EntitlementID = *j.EntitlementID
+			if o.claimed {
+				events = append(events, Event{JobID: j.ID, At: o.startedAt, Status: JobRunning, Attempt: r.qj.Attempt,
+					Message: fmt.Sprintf("attempt %d of %d", r.qj.Attempt, r.qj.MaxAttempts)})
 			}
-			if change.Operation == connectors.OpGrant {
-				change.ExpiresAt = inst.ExpiresAt
+			msg := o.event
+			if msg == "" {
+				msg = o.message
 			}
-			if err := s.ids.ApplyTx(ctx, tx, change); err != nil {
-				return fmt.Errorf("requests: record job %s: %w", j.ID, err)
+			attempt := 0
+			if o.claimed {
+				attempt = r.qj.Attempt
+			}
+			events = append(events, Event{JobID: j.ID, At: o.endedAt, Status: o.status, Attempt: attempt, Message: msg})
+			if o.status == JobCompleted && j.Operation != string(connectors.OpImport) {
+				changes = append(changes, changeOf(j, &o.result, inst))
 			}
 		}
-		if err := s.settleDependentsTx(ctx, tx, j, status); err != nil {
-			return err
+		if len(events) > 0 {
+			if err := tx.Create(&events).Error; err != nil {
+				return err
+			}
+		}
+		if err := s.ids.ApplyTx(ctx, tx, changes...); err != nil {
+			return fmt.Errorf("requests: record jobs of run %s: %w", r.first.InstanceID, err)
 		}
 		return s.rollUpTx(ctx, tx, inst)
 	})
+	if err != nil {
+		return err
+	}
+	r.outcomes = r.outcomes[:0]
+	return nil
 }
 
-// settleDependentsTx wakes the jobs waiting for j when it completed, and
-// cancels them when it failed or was canceled.
+// updateOutcomesTx writes the outcomes' statuses in one statement and
+// returns the jobs it changed. A claimed job is running and nobody else
+// changes it; a job not run is pending, unless an admin canceled it
+// meanwhile, and then it is left as it is.
+func updateOutcomesTx(tx *gorm.DB, outs []outcome) (map[string]bool, error) {
+	if len(outs) == 0 {
+		return nil, nil
+	}
+	ts := "?"
+	if tx.Dialector.Name() == database.Postgres {
+		ts = "CAST(? AS timestamptz)"
+	}
+	var status, message, ended, updatedAt strings.Builder
+	var aStatus, aMessage, aEnded, aUpdated []any
+	ids := make([]string, len(outs))
+	for i, o := range outs {
+		ids[i] = o.job.ID
+		status.WriteString(" WHEN ? THEN ?")
+		aStatus = append(aStatus, o.job.ID, o.status)
+		message.WriteString(" WHEN ? THEN ?")
+		aMessage = append(aMessage, o.job.ID, o.message)
+		updatedAt.WriteString(" WHEN ? THEN " + ts)
+		aUpdated = append(aUpdated, o.job.ID, o.endedAt)
+		if o.status != JobPending {
+			ended.WriteString(" WHEN ? THEN " + ts)
+			aEnded = append(aEnded, o.job.ID, o.endedAt)
+		}
+	}
+	q := "UPDATE connector_jobs SET status = CASE id" + status.String() + " END, message = CASE id" + message.String() +
+		" END, updated_at = CASE id" + updatedAt.String() + " END"
+	args := append(append(aStatus, aMessage...), aUpdated...)
+	if ended.Len() > 0 {
+		q += ", ended_at = CASE id" + ended.String() + " ELSE ended_at END"
+		args = append(args, aEnded...)
+	}
+	q += " WHERE id IN ? AND status IN ? RETURNING id"
+	args = append(args, ids, []string{JobRunning, JobPending, JobScheduled})
+	var changed []string
+	if err := tx.Raw(q, args...).Scan(&changed).Error; err != nil {
+		return nil, fmt.Errorf("requests: record job results: %w", err)
+	}
+	out := make(map[string]bool, len(changed))
+	for _, id := range changed {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// anyRunning reports whether a job of the set is claimed and not done.
+func (r *setRun) anyRunning() bool {
+	for _, st := range r.status {
+		if st == JobRunning {
+			return true
+		}
+	}
+	return false
+}
+
+// changeOf is the portal's record of what a completed job changed.
+func changeOf(j *Job, result *connectors.Result, inst *Instance) identities.Change {
+	c := identities.Change{
+		Operation: connectors.Operation(j.Operation), ConnectorID: j.ConnectorID, Username: j.Username,
+		ExternalID: result.ExternalID,
+	}
+	if j.IdentityID != nil {
+		c.IdentityID = *j.IdentityID
+	}
+	if j.EntitlementID != nil {
+		c.EntitlementID = *j.EntitlementID
+	}
+	if c.Operation == connectors.OpGrant {
+		c.ExpiresAt = inst.ExpiresAt
+	}
+	return c
+}
+
+// settleDependentsTx cancels the jobs waiting for j when j failed or was
+// canceled outside its set's run (by an admin).
 func (s *Service) settleDependentsTx(ctx context.Context, tx *gorm.DB, j *Job, status string) error {
+	if status == JobCompleted {
+		return nil
+	}
 	var deps []Job
 	if err := tx.Where("depends_on = ? AND status = ?", j.ID, JobPending).Order("seq").Find(&deps).Error; err != nil {
 		return err
 	}
 	now := time.Now().UTC()
 	for _, d := range deps {
-		if status == JobCompleted {
-			if d.QueueJobID != nil {
-				if err := s.queue.RetryTx(ctx, tx, *d.QueueJobID); err != nil {
-					return err
-				}
-			}
-			continue
-		}
 		msg := fmt.Sprintf("not run: job #%d (%s) %s", j.Seq, j.Kind, status)
-		if err := tx.Model(&Job{}).Where("id = ?", d.ID).Updates(map[string]any{"status": JobCanceled, "message": msg, "ended_at": now, "updated_at": now}).Error; err != nil {
-			return err
+		res := tx.Model(&Job{}).Where("id = ? AND status = ?", d.ID, JobPending).
+			Updates(map[string]any{"status": JobCanceled, "message": msg, "ended_at": now, "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			continue
 		}
 		if err := eventTx(tx, d.ID, JobCanceled, 0, msg); err != nil {
 			return err
-		}
-		if d.QueueJobID != nil {
-			if err := s.queue.CancelTx(ctx, tx, *d.QueueJobID); err != nil {
-				return err
-			}
 		}
 		if err := s.settleDependentsTx(ctx, tx, &d, JobCanceled); err != nil {
 			return err

@@ -9,12 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/robfig/cron/v3"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/provisor/provisor/app/database"
 	"github.com/provisor/provisor/audit"
@@ -125,7 +127,8 @@ type Service struct {
 // New returns the service and registers its roll-up with reqs.
 func New(db *database.DB, reqs *requests.Service) *Service {
 	s := &Service{db: db, reqs: reqs}
-	reqs.OnSettled(s.instanceSettledTx)
+	reqs.OnSettled(s.instanceBusyTx)
+	reqs.AfterSettled(s.instanceSettled)
 	return s
 }
 
@@ -616,27 +619,62 @@ func (s *Service) busyTx(tx *gorm.DB, taskID string) (bool, error) {
 	return n > 0, err
 }
 
-// instanceSettledTx keeps a task's status and last result in step with its
-// runs: Triggered while one is under way, Idle after.
-func (s *Service) instanceSettledTx(ctx context.Context, tx *gorm.DB, inst *requests.Instance, prev string) error {
-	if inst.TaskID == nil {
+// instanceBusyTx marks a task Triggered, in the same transaction, when one
+// of its runs becomes busy again (a job retried, a revocation run by Force
+// End).
+func (s *Service) instanceBusyTx(ctx context.Context, tx *gorm.DB, inst *requests.Instance, prev string) error {
+	if inst.TaskID == nil || !requests.Busy(inst.Status) {
 		return nil
 	}
-	id := *inst.TaskID
-	res := tx.Model(&Task{}).Where("id = ?", id).Update("updated_at", time.Now().UTC())
-	if res.Error != nil || res.RowsAffected == 0 {
-		return res.Error // the task was deleted
+	return tx.Model(&Task{}).Where("id = ? AND status = ?", *inst.TaskID, StatusIdle).
+		Updates(map[string]any{"status": StatusTriggered, "updated_at": time.Now().UTC()}).Error
+}
+
+// instanceSettled brings a task to Idle once its last busy run settled, and
+// records the result of its newest run. It runs after the run's
+// transaction committed, and writes the task's row only when something
+// changes: when many runs of one task end together, they do not queue up on
+// that row.
+//
+// Skipping is safe: each settled run looks, after its own commit, for other
+// busy runs; whichever of the last runs looks last sees them all settled.
+// A process that dies between the commit and this look leaves the task
+// Triggered until Reconcile finds it.
+func (s *Service) instanceSettled(ctx context.Context, inst *requests.Instance, prev string) {
+	if inst.TaskID == nil || requests.Busy(inst.Status) {
+		return
 	}
+	if err := s.settle(ctx, *inst.TaskID, inst); err != nil {
+		slog.Warn("task status not updated after its run ended", "task", *inst.TaskID, "run", inst.ID, "err", err)
+	}
+}
+
+// settle updates a task after inst (nil when reconciling) settled.
+func (s *Service) settle(ctx context.Context, id string, inst *requests.Instance) error {
+	db := s.db.Gorm.WithContext(ctx)
 	var t Task
-	if err := tx.Where("id = ?", id).Take(&t).Error; err != nil {
+	if err := db.Where("id = ?", id).Take(&t).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil // the task was deleted
+		}
 		return err
 	}
-	updates := map[string]any{}
-	if requests.Busy(inst.Status) {
-		if t.Status != StatusDisabled {
-			updates["status"] = StatusTriggered
+	newest := inst != nil && isNewest(&t, inst)
+	if !newest {
+		busy, err := s.busyTx(db, id)
+		if err != nil || busy || t.Status != StatusTriggered {
+			return err
 		}
-	} else {
+	}
+	return s.db.InTx(ctx, func(tx *gorm.DB) error {
+		// Lock the task's row and read it again: the runs that end
+		// together agree on Triggered or Idle.
+		var t Task
+		res := tx.Model(&t).Clauses(clause.Returning{}).Where("id = ?", id).Update("updated_at", time.Now().UTC())
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		updates := map[string]any{}
 		busy, err := s.busyTx(tx, id)
 		if err != nil {
 			return err
@@ -644,14 +682,49 @@ func (s *Service) instanceSettledTx(ctx context.Context, tx *gorm.DB, inst *requ
 		if !busy && t.Status == StatusTriggered {
 			updates["status"] = StatusIdle
 		}
-		if t.LastInstanceID == nil || *t.LastInstanceID == inst.ID || t.LastRunAt == nil || !inst.CreatedAt.Before(*t.LastRunAt) {
+		if inst != nil && isNewest(&t, inst) {
 			updates["last_result"] = inst.Status
 			updates["last_run_at"] = inst.CreatedAt
 			updates["last_instance_id"] = inst.ID
 		}
+		if len(updates) == 0 {
+			return nil
+		}
+		return tx.Model(&Task{}).Where("id = ?", id).Updates(updates).Error
+	})
+}
+
+// isNewest reports whether inst is the task's newest run.
+func isNewest(t *Task, inst *requests.Instance) bool {
+	return t.LastInstanceID == nil || *t.LastInstanceID == inst.ID || t.LastRunAt == nil || !inst.CreatedAt.Before(*t.LastRunAt)
+}
+
+// Reconcile brings back to Idle the tasks left Triggered with no busy run,
+// as a process that stopped right after a run ended may leave them. The
+// scheduler calls it at each sync.
+func (s *Service) Reconcile(ctx context.Context) error {
+	var ids []string
+	if err := s.db.Gorm.WithContext(ctx).Model(&Task{}).Where("status = ?", StatusTriggered).
+		Where("NOT EXISTS (SELECT 1 FROM request_instances ri WHERE ri.task_id = tasks.id AND ri.status IN ?)",
+			[]string{requests.InstancePending, requests.InstanceRunning}).
+		Pluck("id", &ids).Error; err != nil {
+		return err
 	}
-	if len(updates) == 0 {
-		return nil
+	for _, id := range ids {
+		// The newest run's result too may not be recorded yet.
+		var last *requests.Instance
+		var t Task
+		if err := s.db.Gorm.WithContext(ctx).Where("id = ?", id).Take(&t).Error; err != nil {
+			continue // deleted meanwhile
+		}
+		if t.LastInstanceID != nil {
+			if inst, err := s.reqs.GetInstance(ctx, *t.LastInstanceID); err == nil && !requests.Busy(inst.Status) {
+				last = inst
+			}
+		}
+		if err := s.settle(ctx, id, last); err != nil {
+			return err
+		}
 	}
-	return tx.Model(&Task{}).Where("id = ?", id).Updates(updates).Error
+	return nil
 }

@@ -198,3 +198,70 @@ func TestTriggerTickFiresOnce(t *testing.T) {
 		}
 	})
 }
+
+// Many runs of one task ending together leave it Idle with the newest run's
+// result, and a task left Triggered (its process stopped right after its
+// last run ended) is brought back by Reconcile.
+func TestTaskSettlesAfterConcurrentRunsAndReconciles(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		// The scheduler's own reconciling waits an hour: the runs alone
+		// must bring the task back to Idle.
+		b := apptest.New(t, dialect, &apptest.Options{Args: []string{"--schedule-sync", "1h"}})
+		dir, ents := b.Directory(t, "Dir", "VPN", "Wiki")
+		alice := b.Identity(t, "alice")
+		b.WaitSettled(t, b.Submit(t, requests.Request{Type: requests.CreateAccount, BeneficiaryType: "identity", BeneficiaryID: alice.ID,
+			ConnectorID: dir.ID}).ID)
+		task, err := b.Tasks.Create(b.Ctx, tasks.Input{Name: str("Grant"), Request: &requests.Request{Type: requests.AddEntitlements,
+			BeneficiaryType: "identity", BeneficiaryID: alice.ID, ConnectorID: dir.ID, Entitlements: []string{ents["VPN"].ID, ents["Wiki"].ID},
+			Justification: "x"}}, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The runs overlap and end close together.
+		var last *requests.Instance
+		for range 30 {
+			if last, err = b.Tasks.Trigger(b.Ctx, task.ID, requests.TriggerAPI, "admin"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got *tasks.Task
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if got, err = b.Tasks.Get(b.Ctx, task.ID); err != nil {
+				t.Fatal(err)
+			}
+			if got.Status == tasks.StatusIdle {
+				break
+			}
+		}
+		if got.Status != tasks.StatusIdle || got.LastResult != requests.InstanceCompleted || *got.LastInstanceID != last.ID {
+			t.Fatalf("after 30 runs: status %s, last result %s, last run %v (want %s)", got.Status, got.LastResult, *got.LastInstanceID, last.ID)
+		}
+
+		// A task left Triggered with no busy run, and a stale result.
+		if err := b.DB.Gorm.Table("tasks").Where("id = ?", task.ID).Updates(map[string]any{"status": tasks.StatusTriggered, "last_result": "running"}).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Tasks.Reconcile(b.Ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ = b.Tasks.Get(b.Ctx, task.ID); got.Status != tasks.StatusIdle || got.LastResult != requests.InstanceCompleted {
+			t.Errorf("after Reconcile: status %s, last result %s", got.Status, got.LastResult)
+		}
+		// A task with a run under way stays Triggered.
+		run, err := b.Tasks.Trigger(b.Ctx, task.ID, requests.TriggerAPI, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Tasks.Reconcile(b.Ctx); err != nil {
+			t.Fatal(err)
+		}
+		if inst, _ := b.Requests.GetInstance(b.Ctx, run.ID); requests.Busy(inst.Status) {
+			if got, _ = b.Tasks.Get(b.Ctx, task.ID); got.Status != tasks.StatusTriggered {
+				t.Errorf("Reconcile with a run under way: status %s", got.Status)
+			}
+		}
+		b.WaitSettled(t, run.ID)
+	})
+}

@@ -44,13 +44,22 @@ type DB struct {
 	Dialect string
 	// Pool is the pgx pool behind SQL on PostgreSQL; nil on SQLite.
 	Pool *pgxpool.Pool
+	// Relaxed is for single statements whose commit need not wait for the
+	// disk, because a later durable commit covers them or because losing
+	// them in a crash is harmless (see AsyncCommitTx): on PostgreSQL, a
+	// small pool of its own with synchronous_commit off; on SQLite, Gorm.
+	Relaxed *gorm.DB
+
+	relaxedPool *pgxpool.Pool
 }
 
 // Options tune Open. A nil *Options means defaults.
 type Options struct {
 	// MaxConns bounds the PostgreSQL pool (default 40).
 	MaxConns int32
-	Logger   *slog.Logger
+	// RelaxedConns bounds the pool of Relaxed on PostgreSQL (default 8).
+	RelaxedConns int32
+	Logger       *slog.Logger
 }
 
 // Open connects to the database at databaseURL, or to the embedded SQLite
@@ -92,7 +101,25 @@ func Open(ctx context.Context, databaseURL, sqlitePath string, opts *Options) (*
 		pool.Close()
 		return nil, fmt.Errorf("database: %w", err)
 	}
-	return &DB{Gorm: g, SQL: sqlDB, Dialect: Postgres, Pool: pool}, nil
+	rcfg := pcfg.Copy()
+	rcfg.MaxConns = 8
+	if opts.RelaxedConns > 0 {
+		rcfg.MaxConns = opts.RelaxedConns
+	}
+	rcfg.MinConns = 0
+	rcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	rpool, err := pgxpool.NewWithConfig(ctx, rcfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	relaxed, err := gorm.Open(postgres.New(postgres.Config{Conn: stdlib.OpenDBFromPool(rpool)}), gcfg)
+	if err != nil {
+		pool.Close()
+		rpool.Close()
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	return &DB{Gorm: g, SQL: sqlDB, Dialect: Postgres, Pool: pool, Relaxed: relaxed, relaxedPool: rpool}, nil
 }
 
 func openSQLite(path string, gcfg *gorm.Config) (*DB, error) {
@@ -125,7 +152,7 @@ func openSQLite(path string, gcfg *gorm.Config) (*DB, error) {
 	if err := sqlDB.Ping(); err != nil {
 		return nil, fmt.Errorf("database: open %s: %w", path, err)
 	}
-	return &DB{Gorm: g, SQL: sqlDB, Dialect: SQLite}, nil
+	return &DB{Gorm: g, SQL: sqlDB, Dialect: SQLite, Relaxed: g}, nil
 }
 
 // Close releases the connections.
@@ -134,7 +161,25 @@ func (db *DB) Close() error {
 	if db.Pool != nil {
 		db.Pool.Close()
 	}
+	if db.relaxedPool != nil {
+		db.relaxedPool.Close()
+	}
 	return err
+}
+
+// AsyncCommitTx lets tx (made by InTx) commit without waiting for its
+// write-ahead log to reach the disk (PostgreSQL's synchronous_commit off,
+// for this transaction only); SQLite in WAL mode with synchronous=NORMAL
+// already commits so. The commit is visible at once, and a crash within a
+// fraction of a second may lose it, never half of it. Use it only where
+// losing the transaction is harmless: a job set's results are made durable
+// by the queue's own commit of the set's entry, which follows it in the
+// log, and a set whose entry was not recorded as done runs again.
+func AsyncCommitTx(tx *gorm.DB) error {
+	if tx.Dialector.Name() != Postgres {
+		return nil
+	}
+	return tx.Exec("SET LOCAL synchronous_commit = off").Error
 }
 
 // migrateLockKey is the PostgreSQL advisory lock held while migrating.

@@ -21,8 +21,12 @@ import (
 // TypeName is the connector type of the built-in directory.
 const TypeName = "internal"
 
-// Type returns the connector type backed by db.
-func Type(db *gorm.DB) connectors.Type {
+// Type returns the connector type backed by db. The writes of connector
+// operations go through ops, which may commit without waiting for the disk
+// (see database.DB.Relaxed): an operation belongs to a connector job, and
+// the job's own record, written after it in the same log, makes both
+// durable; a crash before that runs the job, and so the operation, again.
+func Type(db, ops *gorm.DB) connectors.Type {
 	return connectors.Type{
 		Name:  TypeName,
 		Label: "Built-in directory",
@@ -30,7 +34,7 @@ func Type(db *gorm.DB) connectors.Type {
 			if cfg.ID == "" {
 				return nil, errors.New("builtin: connector id is required")
 			}
-			return &Directory{db: db, connectorID: cfg.ID}, nil
+			return &Directory{db: db, ops: ops, connectorID: cfg.ID}, nil
 		},
 		ValidateSettings: func(settings json.RawMessage, secrets map[string]string) map[string]string {
 			problems := map[string]string{}
@@ -54,6 +58,7 @@ func Type(db *gorm.DB) connectors.Type {
 // Directory is one built-in directory.
 type Directory struct {
 	db          *gorm.DB
+	ops         *gorm.DB // the writes of operations
 	connectorID string
 }
 
@@ -106,7 +111,7 @@ func (d *Directory) CreateAccount(ctx context.Context, a connectors.Account) (co
 		return connectors.Result{}, connectors.Permanent(errors.New("username is empty"))
 	}
 	now := time.Now().UTC()
-	res := d.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&dirAccount{
+	res := d.ops.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&dirAccount{
 		ConnectorID: d.connectorID, Username: a.Username, DisplayName: a.DisplayName, Email: a.Email,
 		CreatedAt: now, UpdatedAt: now,
 	})
@@ -122,7 +127,7 @@ func (d *Directory) CreateAccount(ctx context.Context, a connectors.Account) (co
 // DeleteAccount deletes the account and its memberships; a missing account is no error.
 func (d *Directory) DeleteAccount(ctx context.Context, a connectors.Account) (connectors.Result, error) {
 	var changed bool
-	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := d.ops.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Where("connector_id = ? AND username = ?", d.connectorID, a.Username).Delete(&dirMember{}).Error; err != nil {
 			return err
 		}
@@ -151,7 +156,7 @@ func (d *Directory) DisableAccount(ctx context.Context, a connectors.Account) (c
 
 func (d *Directory) setLocked(ctx context.Context, a connectors.Account, locked bool) (connectors.Result, error) {
 	word := map[bool]string{true: "locked", false: "unlocked"}[locked]
-	res := d.db.WithContext(ctx).Model(&dirAccount{}).
+	res := d.ops.WithContext(ctx).Model(&dirAccount{}).
 		Where("connector_id = ? AND username = ? AND locked = ?", d.connectorID, a.Username, !locked).
 		Updates(map[string]any{"locked": locked, "updated_at": time.Now().UTC()})
 	if res.Error != nil {
@@ -190,7 +195,7 @@ func (d *Directory) groupExists(ctx context.Context, name string) error {
 
 // Grant adds the account to the group; an existing membership is no error.
 func (d *Directory) Grant(ctx context.Context, a connectors.Account, e connectors.Entitlement) (connectors.Result, error) {
-	res := d.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&dirMember{
+	res := d.ops.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&dirMember{
 		ConnectorID: d.connectorID, GroupName: e.ExternalID, Username: a.Username, AddedAt: time.Now().UTC(),
 	})
 	if res.Error != nil {
@@ -211,7 +216,7 @@ func (d *Directory) Grant(ctx context.Context, a connectors.Account, e connector
 
 // Revoke removes the account from the group; an absent membership is no error.
 func (d *Directory) Revoke(ctx context.Context, a connectors.Account, e connectors.Entitlement) (connectors.Result, error) {
-	res := d.db.WithContext(ctx).Where("connector_id = ? AND group_name = ? AND username = ?", d.connectorID, e.ExternalID, a.Username).Delete(&dirMember{})
+	res := d.ops.WithContext(ctx).Where("connector_id = ? AND group_name = ? AND username = ?", d.connectorID, e.ExternalID, a.Username).Delete(&dirMember{})
 	if res.Error != nil {
 		return connectors.Result{}, connectors.Transient(res.Error)
 	}

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS connector_jobs_queue_job;
