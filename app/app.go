@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -59,6 +60,14 @@ type Options struct {
 }
 
 // New opens the database, applies migrations and wires every component.
+// DBConns is how many PostgreSQL connections a process with cfg opens at most.
+func DBConns(cfg *config.Config) int {
+	if cfg.DBConns > 0 {
+		return cfg.DBConns
+	}
+	return 8 + 4*runtime.NumCPU()
+}
+
 // Nothing runs until Run.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Options) (*App, error) {
 	if opts == nil {
@@ -72,12 +81,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	if err != nil {
 		return nil, err
 	}
-	// PostgreSQL connections, workers + 20 in all: the relaxed pool takes
-	// the workers' job claims and built-in directory operations, the main
-	// one their results, the pages and the queue.
-	relaxed := max(cfg.Workers/2, 4)
+	// PostgreSQL connections: a quarter for the relaxed pool (the workers'
+	// job claims and built-in directory operations), the rest for their
+	// results, the pages and the queue. Workers hold one only for a
+	// statement or a short transaction, so a pool sized by the CPUs serves
+	// any number of them, and keeps the server from thrashing when many
+	// statements arrive at once.
+	conns := DBConns(cfg)
+	relaxed := max(conns/4, 2)
 	db, err := database.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath(), &database.Options{Logger: log,
-		MaxConns: int32(min(cfg.Workers+20-relaxed, 200)), RelaxedConns: int32(min(relaxed, 100))})
+		MaxConns: int32(conns - relaxed), RelaxedConns: int32(relaxed)})
 	if err != nil {
 		if cfg.Embedded() {
 			return nil, fmt.Errorf("PROVISOR_DATA_DIR (--data-dir): %w", err)

@@ -49,10 +49,10 @@ func New(t testing.TB, dialect string, opts *Options) *Bundle {
 	if path != "" {
 		dataDir = dirOf(path)
 	}
-	// Few workers keep each test's PostgreSQL pool small (workers + 20
-	// connections): parallel tests share the server's 100 connections.
+	// A small PostgreSQL pool per app: parallel tests share the server's
+	// 100 connections.
 	args := []string{"--data-dir", dataDir, "--secret-key", "0123456789abcdef0123456789abcdef-test",
-		"--schedule-sync", "500ms", "--log-level", "error", "--workers", "8"}
+		"--schedule-sync", "500ms", "--log-level", "error", "--workers", "8", "--db-conns", "12"}
 	if dbURL != "" {
 		args = append(args, "--database", dbURL)
 	}

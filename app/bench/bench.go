@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/provisor/provisor/app"
 	"github.com/provisor/provisor/app/config"
 	"github.com/provisor/provisor/app/database"
 )
@@ -238,10 +239,9 @@ func runDialect(ctx context.Context, o *Options, dialect string) (*Result, error
 		}()
 		cfg.DatabaseURL = dbURL
 		o.ProgressFunc("%s: created database %s", dialect, dbName(dbURL))
-		// Provisor's pool holds up to workers+20 connections (app.New).
-		if free, err := freeConnections(ctx, o.PostgresURL); err == nil && free < cfg.Workers+20 {
+		if free, err := freeConnections(ctx, o.PostgresURL); err == nil && free < app.DBConns(&cfg) {
 			o.ProgressFunc("%s: warning: the server has %d connections free and the app may use %d; "+
-				"other clients may make the runs fail (\"too many clients\")", dialect, free, cfg.Workers+20)
+				"other clients may make the runs fail (\"too many clients\")", dialect, free, app.DBConns(&cfg))
 		}
 	} else {
 		o.ProgressFunc("%s: database in %s", dialect, dir)

@@ -39,6 +39,9 @@ type Config struct {
 	LogLevel string
 	// Workers is how many connector jobs one process runs at once.
 	Workers int
+	// DBConns bounds this process's PostgreSQL connections; 0 sizes them
+	// by the CPUs.
+	DBConns int
 	// JobTimeout bounds one attempt of a connector job.
 	JobTimeout time.Duration
 	// RescueAfter is how long a job may stay running before another process
@@ -105,7 +108,8 @@ var Settings = []Setting{
 	{"base-url", "PROVISOR_BASE_URL", "", "public URL of the portal (default http://ADDR)", false},
 	{"secret-key", "PROVISOR_SECRET_KEY", "", "key that encrypts connector secrets (at least 32 characters); generated into the data folder with the embedded database, required with PostgreSQL", false},
 	{"log-level", "PROVISOR_LOG_LEVEL", "info", "debug, info, warn or error", false},
-	{"workers", "PROVISOR_WORKERS", "50", "connector jobs run at once by this process (1-1000)", false},
+	{"workers", "PROVISOR_WORKERS", "50", "job sets (a beneficiary's connector jobs of one run, in order) run at once by this process (1-1000)", false},
+	{"db-conns", "PROVISOR_DB_CONNS", "0", "PostgreSQL connections this process opens at most (8-500); 0 sizes them by the CPUs, 8 + 4 per CPU", false},
 	{"job-timeout", "PROVISOR_JOB_TIMEOUT", "2m", "time limit of one attempt of a connector job (one connector operation)", false},
 	{"rescue-after", "PROVISOR_RESCUE_AFTER", "5m", "a job set (a beneficiary's jobs of one run) running longer than this is taken over by another process, as when its worker died (must exceed the job timeout)", false},
 	{"max-attempts", "PROVISOR_MAX_ATTEMPTS", "10", "attempts for a job whose errors are transient (1-100)", false},
@@ -181,6 +185,7 @@ func parse(v map[string]*string) (*Config, error) {
 		SecretKey:    *v["secret-key"],
 		LogLevel:     strings.ToLower(strings.TrimSpace(*v["log-level"])),
 		Workers:      integer("workers", 1, 1000),
+		DBConns:      integer("db-conns", 0, 500),
 		JobTimeout:   duration("job-timeout"),
 		RescueAfter:  duration("rescue-after"),
 		MaxAttempts:  integer("max-attempts", 1, 100),
@@ -230,6 +235,9 @@ func parse(v map[string]*string) (*Config, error) {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log-level", "%q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.DBConns > 0 && c.DBConns < 8 {
+		bad("db-conns", "%d is too few: the queue alone holds several; give 0 or at least 8", c.DBConns)
 	}
 	if c.JobTimeout > 0 && c.RescueAfter > 0 && c.RescueAfter <= c.JobTimeout {
 		bad("rescue-after", "%s must be longer than the job timeout (%s)", c.RescueAfter, c.JobTimeout)
