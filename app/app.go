@@ -102,7 +102,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		return nil, err
 	}
 	a := &App{Config: cfg, Log: log, DB: db}
-	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm, db.Relaxed), ldap.Type(), ldap.ADType()}, opts.ConnectorTypes...)...)
+	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm, db.WriteRelaxed), ldap.Type(), ldap.ADType()}, opts.ConnectorTypes...)...)
 	a.Connectors = connectors.NewStore(db.Gorm, registry, sealer)
 	a.Identities = identities.New(db.Gorm, a.Connectors)
 	a.Importer = identities.NewImporter(a.Identities)

@@ -137,6 +137,33 @@ type Connector interface {
 	Import(ctx context.Context, mode ImportMode, cookie string, sink ImportSink) (string, error)
 }
 
+// Batcher is implemented by connectors that grant or revoke several
+// entitlements of one account in one request. Each entitlement gets the
+// result or the error it would have got alone: results[i] and errs[i] are
+// those of es[i].
+type Batcher interface {
+	GrantAll(ctx context.Context, a Account, es []Entitlement) (results []Result, errs []error)
+	RevokeAll(ctx context.Context, a Account, es []Entitlement) (results []Result, errs []error)
+}
+
+// DoAll runs op (a grant or a revoke) for each of es on c: in one request
+// when c is a Batcher, else one by one.
+func DoAll(ctx context.Context, c Connector, op Operation, a Account, es []Entitlement) ([]Result, []error) {
+	if b, ok := c.(Batcher); ok {
+		switch op {
+		case OpGrant:
+			return b.GrantAll(ctx, a, es)
+		case OpRevoke:
+			return b.RevokeAll(ctx, a, es)
+		}
+	}
+	results, errs := make([]Result, len(es)), make([]error, len(es))
+	for i, e := range es {
+		results[i], errs[i] = Do(ctx, c, op, a, e)
+	}
+	return results, errs
+}
+
 // Do runs op on c.
 func Do(ctx context.Context, c Connector, op Operation, a Account, e Entitlement) (Result, error) {
 	switch op {

@@ -123,14 +123,14 @@ type outcome struct {
 }
 
 func (r *setRun) run(ctx context.Context, jobs []Job) error {
-	for i := range jobs {
+	for i := 0; i < len(jobs); {
 		if err := ctx.Err(); err != nil {
 			r.fail(err)
 		}
 		if r.dbErr != nil {
 			break
 		}
-		r.step(ctx, &jobs[i])
+		i += r.step(ctx, jobs, i)
 	}
 	if err := r.flush(ctx); err != nil {
 		return errors.Join(r.dbErr, err)
@@ -146,11 +146,33 @@ func (r *setRun) run(ctx context.Context, jobs []Job) error {
 	return nil
 }
 
-// step runs one job of the set, if it is still waiting and its predecessor
-// allows.
-func (r *setRun) step(ctx context.Context, j *Job) {
+// maxBatch bounds how many grants or revokes of a set go in one request.
+const maxBatch = 100
+
+// step runs the job at jobs[i], if it is still waiting and its predecessor
+// allows, and returns how many jobs it dealt with: on a connector that
+// takes batches, the grants (or revokes) that follow it with the same
+// predecessor go in the same request.
+func (r *setRun) step(ctx context.Context, jobs []Job, i int) int {
+	j := &jobs[i]
 	if j.Terminal() {
-		return
+		return 1
+	}
+	batch, n := []*Job{j}, 1
+	if op := connectors.Operation(j.Operation); op == connectors.OpGrant || op == connectors.OpRevoke {
+		r.load(ctx)
+		if _, ok := r.conn.(connectors.Batcher); ok && r.openErr == nil {
+			for m := i + 1; m < len(jobs) && len(batch) < maxBatch; m++ {
+				next := &jobs[m]
+				if !next.Terminal() && (next.Operation != j.Operation || next.Username != j.Username || !sameDep(next, j)) {
+					break
+				}
+				n++
+				if !next.Terminal() {
+					batch = append(batch, next)
+				}
+			}
+		}
 	}
 	if j.DependsOn != nil {
 		dep, same := r.byID[*j.DependsOn]
@@ -160,7 +182,7 @@ func (r *setRun) step(ctx context.Context, j *Job) {
 			dep = &Job{}
 			if err := r.s.db.Gorm.WithContext(ctx).Select("seq, kind, status").Where("id = ?", *j.DependsOn).Take(dep).Error; err != nil {
 				r.fail(err)
-				return
+				return n
 			}
 			status = dep.Status
 		}
@@ -168,42 +190,90 @@ func (r *setRun) step(ctx context.Context, j *Job) {
 		case JobCompleted:
 		case JobFailed, JobCanceled:
 			now := time.Now().UTC()
-			r.record(outcome{job: j, startedAt: now, endedAt: now, status: JobCanceled,
-				message: fmt.Sprintf("not run: job #%d (%s) %s", dep.Seq, dep.Kind, status)})
-			return
+			for _, b := range batch {
+				r.record(outcome{job: b, startedAt: now, endedAt: now, status: JobCanceled,
+					message: fmt.Sprintf("not run: job #%d (%s) %s", dep.Seq, dep.Kind, status)})
+			}
+			return n
 		default:
 			// Not done yet: it failed transiently in this attempt (the set
 			// runs again), or it belongs to another set.
 			r.waiting = r.waiting || !same
-			return
+			return n
 		}
 	}
 
-	// Claim the job: only a job still waiting can start.
-	now := time.Now().UTC()
-	// Its commit need not reach the disk: after a crash, a claim lost
-	// leaves the job waiting, and the set runs it again either way.
-	res := r.s.db.Relaxed.WithContext(ctx).Model(&Job{}).
-		Where("id = ? AND queue_job_id = ? AND status IN ?", j.ID, r.qj.ID, []string{JobPending, JobScheduled, JobRunning}).
-		Updates(map[string]any{"status": JobRunning, "attempts": r.qj.Attempt, "started_at": gorm.Expr("COALESCE(started_at, ?)", now),
-			"updated_at": now, "message": "running"})
-	if res.Error != nil {
-		r.fail(res.Error)
-		return
+	claimed, startedAt := r.claim(ctx, batch)
+	if len(claimed) == 0 {
+		return n
 	}
-	if res.RowsAffected == 0 {
+	if len(claimed) == 1 && len(batch) == 1 {
+		result, err := r.operate(ctx, j)
+		r.conclude(j, startedAt, result, err)
+		return n
+	}
+	results, errs := r.operateAll(ctx, claimed)
+	for k, c := range claimed {
+		r.conclude(c, startedAt, results[k], errs[k])
+	}
+	return n
+}
+
+// sameDep reports whether two jobs wait for the same job, or for none.
+func sameDep(a, b *Job) bool {
+	if a.DependsOn == nil || b.DependsOn == nil {
+		return a.DependsOn == b.DependsOn
+	}
+	return *a.DependsOn == *b.DependsOn
+}
+
+// claim marks jobs running, in one statement, and returns those that were
+// still waiting: a job canceled or retried elsewhere a moment ago does not
+// start. Its commit need not reach the disk: after a crash, a claim lost
+// leaves the job waiting, and the set runs it again either way.
+func (r *setRun) claim(ctx context.Context, jobs []*Job) ([]*Job, time.Time) {
+	now := time.Now().UTC()
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	var got []string
+	if err := r.s.db.WriteRelaxed(ctx, func(g *gorm.DB) error {
+		return g.Raw(`UPDATE connector_jobs SET status = ?, attempts = ?, started_at = COALESCE(started_at, ?),
+		updated_at = ?, message = 'running' WHERE id IN ? AND queue_job_id = ? AND status IN ? RETURNING id`,
+			JobRunning, r.qj.Attempt, now, now, ids, r.qj.ID, []string{JobPending, JobScheduled, JobRunning}).Scan(&got).Error
+	}); err != nil {
+		r.fail(err)
+		return nil, now
+	}
+	ok := make(map[string]bool, len(got))
+	for _, id := range got {
+		ok[id] = true
+	}
+	var claimed, missed []*Job
+	for _, j := range jobs {
+		if ok[j.ID] {
+			claimed = append(claimed, j)
+		} else {
+			missed = append(missed, j)
+		}
+	}
+	for _, j := range missed {
 		// Canceled or retried elsewhere a moment ago.
 		var cur Job
 		if err := r.s.db.Gorm.WithContext(ctx).Select("status").Where("id = ?", j.ID).Take(&cur).Error; err == nil {
 			r.status[j.ID] = cur.Status
 		}
-		return
 	}
-	o := outcome{job: j, claimed: true, interrupted: j.Status == JobRunning, startedAt: now}
-	r.status[j.ID] = JobRunning
+	for _, j := range claimed {
+		r.status[j.ID] = JobRunning
+	}
+	return claimed, now
+}
 
-	result, err := r.operate(ctx, j)
-	o.endedAt = time.Now().UTC()
+// conclude keeps what an attempt of a claimed job came to.
+func (r *setRun) conclude(j *Job, startedAt time.Time, result connectors.Result, err error) {
+	o := outcome{job: j, claimed: true, interrupted: j.Status == JobRunning, startedAt: startedAt, endedAt: time.Now().UTC()}
 	switch {
 	case err == nil:
 		o.status, o.result = JobCompleted, result
@@ -241,39 +311,95 @@ func (r *setRun) record(o outcome) {
 	r.outcomes = append(r.outcomes, o)
 }
 
-// operate runs a job's connector operation within the job timeout. While it
-// runs past flushAfter, the results before it are written, so that a slow
-// operation is seen running with everything before it done.
-func (r *setRun) operate(ctx context.Context, j *Job) (connectors.Result, error) {
+// ready says why the set's connector cannot run an operation now, or nil.
+func (r *setRun) ready(ctx context.Context) error {
 	r.load(ctx)
 	if r.openErr != nil {
-		return connectors.Result{}, r.openErr
+		return r.openErr
 	}
 	if !r.rec.Enabled {
-		return connectors.Result{}, connectors.Transient(fmt.Errorf("connector %s is disabled; the job waits until it is enabled", r.rec.Name))
+		return connectors.Transient(fmt.Errorf("connector %s is disabled; the job waits until it is enabled", r.rec.Name))
+	}
+	return nil
+}
+
+// operate runs a job's connector operation.
+func (r *setRun) operate(ctx context.Context, j *Job) (connectors.Result, error) {
+	if err := r.ready(ctx); err != nil {
+		return connectors.Result{}, err
 	}
 	acct, ent, err := r.subjects(ctx, j)
 	if err != nil {
 		return connectors.Result{}, err
 	}
+	return within(ctx, r, func(ctx context.Context) (connectors.Result, error) {
+		if connectors.Operation(j.Operation) == connectors.OpImport {
+			return r.s.runImport(ctx, j)
+		}
+		return connectors.Do(ctx, r.conn, connectors.Operation(j.Operation), acct, ent)
+	})
+}
+
+// operateAll runs the grants (or revokes) of jobs, all for one account, in
+// one request of a connector that takes batches.
+func (r *setRun) operateAll(ctx context.Context, jobs []*Job) ([]connectors.Result, []error) {
+	results, errs := make([]connectors.Result, len(jobs)), make([]error, len(jobs))
+	if err := r.ready(ctx); err != nil {
+		for k := range errs {
+			errs[k] = err
+		}
+		return results, errs
+	}
+	var acct connectors.Account
+	var ents []connectors.Entitlement
+	var idx []int
+	for k, j := range jobs {
+		a, e, err := r.subjects(ctx, j)
+		if err != nil {
+			errs[k] = err
+			continue
+		}
+		acct = a
+		ents, idx = append(ents, e), append(idx, k)
+	}
+	if len(ents) == 0 {
+		return results, errs
+	}
+	type answer struct {
+		results []connectors.Result
+		errs    []error
+	}
+	a, err := within(ctx, r, func(ctx context.Context) (answer, error) {
+		rs, es := connectors.DoAll(ctx, r.conn, connectors.Operation(jobs[0].Operation), acct, ents)
+		return answer{rs, es}, nil
+	})
+	for n, k := range idx {
+		if err != nil {
+			errs[k] = err
+			continue
+		}
+		results[k], errs[k] = a.results[n], a.errs[n]
+	}
+	return results, errs
+}
+
+// within runs fn with the job timeout. While it runs past flushAfter, the
+// results before it are written, so that a slow operation is seen running
+// with everything before it done.
+func within[T any](ctx context.Context, r *setRun, fn func(ctx context.Context) (T, error)) (T, error) {
 	opCtx, cancel := ctx, context.CancelFunc(func() {})
 	if t := r.s.opts.JobTimeout; t > 0 {
 		opCtx, cancel = context.WithTimeout(ctx, t)
 	}
 	defer cancel()
 	type answer struct {
-		res connectors.Result
+		v   T
 		err error
 	}
 	done := make(chan answer, 1)
 	go func() {
-		var a answer
-		if connectors.Operation(j.Operation) == connectors.OpImport {
-			a.res, a.err = r.s.runImport(opCtx, j)
-		} else {
-			a.res, a.err = connectors.Do(opCtx, r.conn, connectors.Operation(j.Operation), acct, ent)
-		}
-		done <- a
+		v, err := fn(opCtx)
+		done <- answer{v, err}
 	}()
 	wait := time.NewTimer(max(flushAfter-time.Since(r.lastFlush), time.Millisecond))
 	defer wait.Stop()
@@ -289,19 +415,20 @@ func (r *setRun) operate(ctx context.Context, j *Job) (connectors.Result, error)
 		select {
 		case a := <-done:
 			if a.err != nil && opCtx.Err() != nil {
-				return a.res, timedOut(a.err)
+				return a.v, timedOut(a.err)
 			}
-			return a.res, a.err
+			return a.v, a.err
 		case <-opCtx.Done():
 			select {
 			case a := <-done: // it answered just in time
 				if a.err != nil {
-					return a.res, timedOut(a.err)
+					return a.v, timedOut(a.err)
 				}
-				return a.res, nil
+				return a.v, nil
 			default:
 			}
-			return connectors.Result{}, timedOut(opCtx.Err())
+			var zero T
+			return zero, timedOut(opCtx.Err())
 		case <-wait.C:
 			if err := r.flush(ctx); err != nil {
 				r.fail(err)
@@ -346,7 +473,9 @@ func (r *setRun) load(ctx context.Context) {
 func (r *setRun) subjects(ctx context.Context, j *Job) (connectors.Account, connectors.Entitlement, error) {
 	acct := connectors.Account{Username: j.Username}
 	var ent connectors.Entitlement
-	if j.IdentityID != nil {
+	// The name and address matter to an account being made; the other
+	// operations find the account by its username.
+	if j.IdentityID != nil && connectors.Operation(j.Operation) == connectors.OpCreateAccount {
 		id, ok := r.people[*j.IdentityID]
 		if !ok {
 			if got, err := r.s.ids.GetIdentity(ctx, *j.IdentityID); err == nil {

@@ -51,6 +51,9 @@ type DB struct {
 	Relaxed *gorm.DB
 
 	relaxedPool *pgxpool.Pool
+	// writer admits one write transaction at a time on SQLite (see
+	// beginWrite).
+	writer chan struct{}
 }
 
 // Options tune Open. A nil *Options means defaults.
@@ -143,8 +146,8 @@ func openSQLite(path string, gcfg *gorm.Config) (*DB, error) {
 	// (busy_timeout), so two writers queue up instead of failing. Several
 	// connections are needed: a transaction may read through another
 	// handle while it is open.
-	sqlDB.SetMaxOpenConns(8)
-	sqlDB.SetMaxIdleConns(8)
+	sqlDB.SetMaxOpenConns(16)
+	sqlDB.SetMaxIdleConns(16)
 	g, err := gorm.Open(sqlite.Dialector{Conn: sqlDB}, gcfg)
 	if err != nil {
 		return nil, fmt.Errorf("database: open %s: %w", path, err)
@@ -152,7 +155,7 @@ func openSQLite(path string, gcfg *gorm.Config) (*DB, error) {
 	if err := sqlDB.Ping(); err != nil {
 		return nil, fmt.Errorf("database: open %s: %w", path, err)
 	}
-	return &DB{Gorm: g, SQL: sqlDB, Dialect: SQLite, Relaxed: g}, nil
+	return &DB{Gorm: g, SQL: sqlDB, Dialect: SQLite, Relaxed: g, writer: make(chan struct{}, 1)}, nil
 }
 
 // Close releases the connections.
@@ -165,6 +168,35 @@ func (db *DB) Close() error {
 		db.relaxedPool.Close()
 	}
 	return err
+}
+
+// WriteRelaxed runs fn's writes where Relaxed says: on PostgreSQL as
+// statements on the relaxed pool; on SQLite in a transaction that takes the
+// write lock when it begins, because there a lone statement that turns a
+// read into a write fails at once, instead of waiting, when another
+// connection wrote meanwhile.
+func (db *DB) WriteRelaxed(ctx context.Context, fn func(g *gorm.DB) error) error {
+	if db.Dialect == SQLite {
+		return db.writeTx(ctx, fn)
+	}
+	return fn(db.Relaxed.WithContext(ctx))
+}
+
+// writeTx runs fn in a SQLite transaction that holds the database's write
+// lock from its start. The transactions of this process take turns before
+// they take a connection: SQLite has one writer, and a transaction waiting
+// for the lock while holding a connection could leave none for the
+// transaction that has it and reads through another handle (until the busy
+// timeout fails them all). Taking turns here also hands the lock over at
+// once, where SQLite's busy handler would sleep.
+func (db *DB) writeTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	select {
+	case db.writer <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-db.writer }()
+	return db.Gorm.WithContext(ctx).Transaction(fn)
 }
 
 // AsyncCommitTx lets tx (made by InTx) commit without waiting for its
@@ -229,7 +261,7 @@ type pgxTxKey struct{}
 // entries inserted through the Queue with the same tx commit with it.
 func (db *DB) InTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	if db.Dialect == SQLite {
-		return db.Gorm.WithContext(ctx).Transaction(fn)
+		return db.writeTx(ctx, fn)
 	}
 	// On PostgreSQL the queue needs the pgx transaction itself, and GORM needs a
 	// database/sql handle: both are given the same connection, on which a pgx

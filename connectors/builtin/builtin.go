@@ -21,12 +21,16 @@ import (
 // TypeName is the connector type of the built-in directory.
 const TypeName = "internal"
 
+// WriteFunc runs the writes of fn: see database.DB.WriteRelaxed.
+type WriteFunc func(ctx context.Context, fn func(g *gorm.DB) error) error
+
 // Type returns the connector type backed by db. The writes of connector
-// operations go through ops, which may commit without waiting for the disk
-// (see database.DB.Relaxed): an operation belongs to a connector job, and
-// the job's own record, written after it in the same log, makes both
-// durable; a crash before that runs the job, and so the operation, again.
-func Type(db, ops *gorm.DB) connectors.Type {
+// operations go through write, which may commit without waiting for the
+// disk (see database.DB.WriteRelaxed): an operation belongs to a connector
+// job, and the job's own record, written after it in the same log, makes
+// both durable; a crash before that runs the job, and so the operation,
+// again.
+func Type(db *gorm.DB, write WriteFunc) connectors.Type {
 	return connectors.Type{
 		Name:  TypeName,
 		Label: "Built-in directory",
@@ -34,7 +38,7 @@ func Type(db, ops *gorm.DB) connectors.Type {
 			if cfg.ID == "" {
 				return nil, errors.New("builtin: connector id is required")
 			}
-			return &Directory{db: db, ops: ops, connectorID: cfg.ID}, nil
+			return &Directory{db: db, write: write, connectorID: cfg.ID}, nil
 		},
 		ValidateSettings: func(settings json.RawMessage, secrets map[string]string) map[string]string {
 			problems := map[string]string{}
@@ -58,7 +62,7 @@ func Type(db, ops *gorm.DB) connectors.Type {
 // Directory is one built-in directory.
 type Directory struct {
 	db          *gorm.DB
-	ops         *gorm.DB // the writes of operations
+	write       WriteFunc // the writes of operations
 	connectorID string
 }
 
@@ -111,14 +115,18 @@ func (d *Directory) CreateAccount(ctx context.Context, a connectors.Account) (co
 		return connectors.Result{}, connectors.Permanent(errors.New("username is empty"))
 	}
 	now := time.Now().UTC()
-	res := d.ops.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&dirAccount{
-		ConnectorID: d.connectorID, Username: a.Username, DisplayName: a.DisplayName, Email: a.Email,
-		CreatedAt: now, UpdatedAt: now,
-	})
-	if res.Error != nil {
-		return connectors.Result{}, connectors.Transient(res.Error)
+	var created int64
+	if err := d.write(ctx, func(g *gorm.DB) error {
+		res := g.Clauses(clause.OnConflict{DoNothing: true}).Create(&dirAccount{
+			ConnectorID: d.connectorID, Username: a.Username, DisplayName: a.DisplayName, Email: a.Email,
+			CreatedAt: now, UpdatedAt: now,
+		})
+		created = res.RowsAffected
+		return res.Error
+	}); err != nil {
+		return connectors.Result{}, connectors.Transient(err)
 	}
-	if res.RowsAffected == 0 {
+	if created == 0 {
 		return connectors.Result{ExternalID: a.Username, Message: "account " + a.Username + " already exists"}, nil
 	}
 	return connectors.Result{Changed: true, ExternalID: a.Username, Message: "account " + a.Username + " created"}, nil
@@ -127,7 +135,7 @@ func (d *Directory) CreateAccount(ctx context.Context, a connectors.Account) (co
 // DeleteAccount deletes the account and its memberships; a missing account is no error.
 func (d *Directory) DeleteAccount(ctx context.Context, a connectors.Account) (connectors.Result, error) {
 	var changed bool
-	err := d.ops.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := d.write(ctx, func(tx *gorm.DB) error {
 		if err := tx.Where("connector_id = ? AND username = ?", d.connectorID, a.Username).Delete(&dirMember{}).Error; err != nil {
 			return err
 		}
@@ -156,13 +164,14 @@ func (d *Directory) DisableAccount(ctx context.Context, a connectors.Account) (c
 
 func (d *Directory) setLocked(ctx context.Context, a connectors.Account, locked bool) (connectors.Result, error) {
 	word := map[bool]string{true: "locked", false: "unlocked"}[locked]
-	res := d.ops.WithContext(ctx).Model(&dirAccount{}).
-		Where("connector_id = ? AND username = ? AND locked = ?", d.connectorID, a.Username, !locked).
-		Updates(map[string]any{"locked": locked, "updated_at": time.Now().UTC()})
-	if res.Error != nil {
-		return connectors.Result{}, connectors.Transient(res.Error)
+	n, err := d.exec(ctx, func(g *gorm.DB) *gorm.DB {
+		return g.Model(&dirAccount{}).Where("connector_id = ? AND username = ? AND locked = ?", d.connectorID, a.Username, !locked).
+			Updates(map[string]any{"locked": locked, "updated_at": time.Now().UTC()})
+	})
+	if err != nil {
+		return connectors.Result{}, connectors.Transient(err)
 	}
-	if res.RowsAffected > 0 {
+	if n > 0 {
 		return connectors.Result{Changed: true, Message: "account " + a.Username + " " + word}, nil
 	}
 	if err := d.accountExists(ctx, a.Username); err != nil {
@@ -195,10 +204,12 @@ func (d *Directory) groupExists(ctx context.Context, name string) error {
 
 // Grant adds the account to the group; an existing membership is no error.
 func (d *Directory) Grant(ctx context.Context, a connectors.Account, e connectors.Entitlement) (connectors.Result, error) {
-	res := d.ops.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&dirMember{
-		ConnectorID: d.connectorID, GroupName: e.ExternalID, Username: a.Username, AddedAt: time.Now().UTC(),
+	n, err := d.exec(ctx, func(g *gorm.DB) *gorm.DB {
+		return g.Clauses(clause.OnConflict{DoNothing: true}).Create(&dirMember{
+			ConnectorID: d.connectorID, GroupName: e.ExternalID, Username: a.Username, AddedAt: time.Now().UTC(),
+		})
 	})
-	if res.Error != nil {
+	if err != nil {
 		// A foreign key names a missing account or group: say which.
 		if err := d.accountExists(ctx, a.Username); err != nil {
 			return connectors.Result{}, err
@@ -206,9 +217,9 @@ func (d *Directory) Grant(ctx context.Context, a connectors.Account, e connector
 		if err := d.groupExists(ctx, e.ExternalID); err != nil {
 			return connectors.Result{}, err
 		}
-		return connectors.Result{}, connectors.Transient(res.Error)
+		return connectors.Result{}, connectors.Transient(err)
 	}
-	if res.RowsAffected == 0 {
+	if n == 0 {
 		return connectors.Result{Message: a.Username + " was already a member of " + e.ExternalID}, nil
 	}
 	return connectors.Result{Changed: true, Message: a.Username + " added to " + e.ExternalID}, nil
@@ -216,17 +227,118 @@ func (d *Directory) Grant(ctx context.Context, a connectors.Account, e connector
 
 // Revoke removes the account from the group; an absent membership is no error.
 func (d *Directory) Revoke(ctx context.Context, a connectors.Account, e connectors.Entitlement) (connectors.Result, error) {
-	res := d.ops.WithContext(ctx).Where("connector_id = ? AND group_name = ? AND username = ?", d.connectorID, e.ExternalID, a.Username).Delete(&dirMember{})
-	if res.Error != nil {
-		return connectors.Result{}, connectors.Transient(res.Error)
+	n, err := d.exec(ctx, func(g *gorm.DB) *gorm.DB {
+		return g.Where("connector_id = ? AND group_name = ? AND username = ?", d.connectorID, e.ExternalID, a.Username).Delete(&dirMember{})
+	})
+	if err != nil {
+		return connectors.Result{}, connectors.Transient(err)
 	}
-	if res.RowsAffected == 0 {
+	if n == 0 {
 		if err := d.groupExists(ctx, e.ExternalID); err != nil {
 			return connectors.Result{}, err
 		}
 		return connectors.Result{Message: a.Username + " was not a member of " + e.ExternalID}, nil
 	}
 	return connectors.Result{Changed: true, Message: a.Username + " removed from " + e.ExternalID}, nil
+}
+
+// exec runs one write statement through d.write and says how many rows it changed.
+func (d *Directory) exec(ctx context.Context, stmt func(g *gorm.DB) *gorm.DB) (int64, error) {
+	var n int64
+	err := d.write(ctx, func(g *gorm.DB) error {
+		res := stmt(g)
+		n = res.RowsAffected
+		return res.Error
+	})
+	return n, err
+}
+
+// GrantAll adds the account to the groups in one statement; a membership
+// that exists is no error. When the statement fails (a missing account or
+// group), each group is granted alone, to say which.
+func (d *Directory) GrantAll(ctx context.Context, a connectors.Account, es []connectors.Entitlement) ([]connectors.Result, []error) {
+	var q strings.Builder
+	args := make([]any, 0, 4*len(es))
+	now := time.Now().UTC()
+	q.WriteString("INSERT INTO directory_members (connector_id, group_name, username, added_at) VALUES ")
+	for i, e := range es {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?)")
+		args = append(args, d.connectorID, e.ExternalID, a.Username, now)
+	}
+	q.WriteString(" ON CONFLICT DO NOTHING RETURNING group_name")
+	var added []string
+	if err := d.write(ctx, func(g *gorm.DB) error { return g.Raw(q.String(), args...).Scan(&added).Error }); err != nil {
+		return d.oneByOne(ctx, a, es, d.Grant)
+	}
+	isNew := make(map[string]bool, len(added))
+	for _, g := range added {
+		isNew[g] = true
+	}
+	results, errs := make([]connectors.Result, len(es)), make([]error, len(es))
+	for i, e := range es {
+		if isNew[e.ExternalID] {
+			results[i] = connectors.Result{Changed: true, Message: a.Username + " added to " + e.ExternalID}
+		} else {
+			results[i] = connectors.Result{Message: a.Username + " was already a member of " + e.ExternalID}
+		}
+	}
+	return results, errs
+}
+
+// RevokeAll removes the account from the groups in one statement; an absent
+// membership is no error, a group that does not exist is.
+func (d *Directory) RevokeAll(ctx context.Context, a connectors.Account, es []connectors.Entitlement) ([]connectors.Result, []error) {
+	names := make([]string, len(es))
+	for i, e := range es {
+		names[i] = e.ExternalID
+	}
+	var removed []string
+	err := d.write(ctx, func(g *gorm.DB) error {
+		return g.Raw("DELETE FROM directory_members WHERE connector_id = ? AND username = ? AND group_name IN ? RETURNING group_name",
+			d.connectorID, a.Username, names).Scan(&removed).Error
+	})
+	if err != nil {
+		return d.oneByOne(ctx, a, es, d.Revoke)
+	}
+	gone := make(map[string]bool, len(removed))
+	for _, g := range removed {
+		gone[g] = true
+	}
+	var exist []string
+	if len(removed) < len(es) {
+		if err := d.db.WithContext(ctx).Model(&dirGroup{}).Where("connector_id = ? AND name IN ?", d.connectorID, names).Pluck("name", &exist).Error; err != nil {
+			return d.oneByOne(ctx, a, es, d.Revoke)
+		}
+	}
+	known := make(map[string]bool, len(exist))
+	for _, g := range exist {
+		known[g] = true
+	}
+	results, errs := make([]connectors.Result, len(es)), make([]error, len(es))
+	for i, e := range es {
+		switch {
+		case gone[e.ExternalID]:
+			results[i] = connectors.Result{Changed: true, Message: a.Username + " removed from " + e.ExternalID}
+		case known[e.ExternalID]:
+			results[i] = connectors.Result{Message: a.Username + " was not a member of " + e.ExternalID}
+		default:
+			errs[i] = connectors.Permanent(fmt.Errorf("no such group: %s", e.ExternalID))
+		}
+	}
+	return results, errs
+}
+
+// oneByOne runs op for each group on its own.
+func (d *Directory) oneByOne(ctx context.Context, a connectors.Account, es []connectors.Entitlement,
+	op func(context.Context, connectors.Account, connectors.Entitlement) (connectors.Result, error)) ([]connectors.Result, []error) {
+	results, errs := make([]connectors.Result, len(es)), make([]error, len(es))
+	for i, e := range es {
+		results[i], errs[i] = op(ctx, a, e)
+	}
+	return results, errs
 }
 
 // Check always succeeds when the database answers.

@@ -118,3 +118,64 @@ func TestSettingsValidation(t *testing.T) {
 		t.Errorf("empty name: %v", err)
 	}
 }
+
+// Grants and revokes of several groups in one statement answer per group as
+// one by one would, including for a group that does not exist.
+func TestBatchedGrantsAndRevokes(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		b := apptest.New(t, dialect, &apptest.Options{NoStart: true})
+		rec, _ := b.Directory(t, "Dir", "VPN", "Wiki", "Mail")
+		_, c, err := b.Connectors.OpenByID(b.Ctx, rec.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch, ok := c.(connectors.Batcher)
+		if !ok {
+			t.Fatal("the built-in directory takes no batches")
+		}
+		ctx := b.Ctx
+		alice := connectors.Account{Username: "alice"}
+		ent := func(names ...string) []connectors.Entitlement {
+			var out []connectors.Entitlement
+			for _, n := range names {
+				out = append(out, connectors.Entitlement{ExternalID: n, Name: n})
+			}
+			return out
+		}
+		describe := func(rs []connectors.Result, errs []error) string {
+			var parts []string
+			for i := range rs {
+				if errs[i] != nil {
+					parts = append(parts, "error: "+errs[i].Error()+map[bool]string{true: " (permanent)"}[connectors.IsPermanent(errs[i])])
+				} else {
+					parts = append(parts, rs[i].Message+map[bool]string{true: " *"}[rs[i].Changed])
+				}
+			}
+			return strings.Join(parts, "; ")
+		}
+		check := func(what string, rs []connectors.Result, errs []error, want string) {
+			t.Helper()
+			if got := describe(rs, errs); got != want {
+				t.Errorf("%s:\n got %s\nwant %s", what, got, want)
+			}
+		}
+		rs, errs := batch.GrantAll(ctx, alice, ent("VPN", "Wiki"))
+		check("grant before the account exists", rs, errs, "error: no such account: alice (permanent); error: no such account: alice (permanent)")
+		if _, err := c.CreateAccount(ctx, alice); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Grant(ctx, alice, ent("VPN")[0]); err != nil {
+			t.Fatal(err)
+		}
+		rs, errs = batch.GrantAll(ctx, alice, ent("VPN", "Wiki", "Mail"))
+		check("grant", rs, errs, "alice was already a member of VPN; alice added to Wiki *; alice added to Mail *")
+		rs, errs = batch.GrantAll(ctx, alice, ent("Wiki", "Nope"))
+		check("grant with a missing group", rs, errs, "alice was already a member of Wiki; error: no such group: Nope (permanent)")
+		rs, errs = batch.RevokeAll(ctx, alice, ent("Wiki", "Nope", "Mail"))
+		check("revoke", rs, errs, "alice removed from Wiki *; error: no such group: Nope (permanent); alice removed from Mail *")
+		rs, errs = batch.RevokeAll(ctx, alice, ent("Wiki", "VPN"))
+		check("revoke again", rs, errs, "alice was not a member of Wiki; alice removed from VPN *")
+	})
+}
