@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -65,6 +66,9 @@ type Service struct {
 	opts       Options
 	settled    []SettledFunc
 	after      []AfterSettledFunc
+
+	openMu sync.Mutex
+	open   map[string]openConnector // by connector id, see openConnector
 }
 
 // New returns the service. The queue is set later with SetQueue, since the
@@ -109,9 +113,15 @@ type transitionsKey struct{}
 // inTx runs fn in a transaction, then the AfterSettled hooks of the
 // instances it settled, once it committed.
 func (s *Service) inTx(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
+	return s.inTxWith(ctx, s.db.InTx, fn)
+}
+
+// inTxWith is inTx on a transaction that begin makes (DB.InTx or DB.InTxAsync).
+func (s *Service) inTxWith(ctx context.Context, begin func(context.Context, func(*gorm.DB) error) error,
+	fn func(ctx context.Context, tx *gorm.DB) error) error {
 	var moved []transition
 	tctx := context.WithValue(ctx, transitionsKey{}, &moved)
-	if err := s.db.InTx(tctx, func(tx *gorm.DB) error {
+	if err := begin(tctx, func(tx *gorm.DB) error {
 		moved = moved[:0] // a retried transaction starts over
 		return fn(tctx, tx)
 	}); err != nil {

@@ -459,13 +459,46 @@ func (r *setRun) load(ctx context.Context) {
 		}
 	}
 	var err error
-	r.rec, r.conn, err = r.s.connectors.OpenByID(ctx, r.first.ConnectorID)
+	r.rec, r.conn, err = r.s.openConnector(ctx, r.first.ConnectorID)
 	switch {
 	case errors.Is(err, connectors.ErrNotFound):
 		r.openErr = connectors.Permanent(fmt.Errorf("connector %s no longer exists", r.first.ConnectorName))
 	case err != nil:
 		r.openErr = connectors.Transient(err)
 	}
+}
+
+// connectorTTL is how long a job set reuses the connector another set of
+// the same connector opened: a connector disabled or changed applies to the
+// sets that start this long after at the latest.
+const connectorTTL = time.Second
+
+type openConnector struct {
+	rec  *connectors.Record
+	conn connectors.Connector
+	at   time.Time
+}
+
+// openConnector returns the live connector of id, read from the database
+// at most once per connectorTTL.
+func (s *Service) openConnector(ctx context.Context, id string) (*connectors.Record, connectors.Connector, error) {
+	s.openMu.Lock()
+	o, ok := s.open[id]
+	s.openMu.Unlock()
+	if ok && time.Since(o.at) < connectorTTL {
+		return o.rec, o.conn, nil
+	}
+	rec, conn, err := s.connectors.OpenByID(ctx, id)
+	if err != nil {
+		return rec, conn, err
+	}
+	s.openMu.Lock()
+	if s.open == nil {
+		s.open = map[string]openConnector{}
+	}
+	s.open[id] = openConnector{rec: rec, conn: conn, at: time.Now()}
+	s.openMu.Unlock()
+	return rec, conn, nil
 }
 
 // subjects returns the account and the entitlement a job works on, read
@@ -515,10 +548,7 @@ func (r *setRun) flush(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	s := r.s
-	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
-		if err := database.AsyncCommitTx(tx); err != nil {
-			return err
-		}
+	err := s.inTxWith(ctx, s.db.InTxAsync, func(ctx context.Context, tx *gorm.DB) error {
 		inst, err := lockInstanceTx(tx, r.first.InstanceID)
 		if err != nil {
 			return err

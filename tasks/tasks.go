@@ -655,20 +655,20 @@ func (s *Service) instanceSettled(ctx context.Context, inst *requests.Instance, 
 
 // settle updates a task after inst (nil when reconciling) settled.
 func (s *Service) settle(ctx context.Context, id string, inst *requests.Instance) error {
-	db := s.db.Gorm.WithContext(ctx)
-	var t Task
-	if err := db.Where("id = ?", id).Take(&t).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil // the task was deleted
-		}
-		return err
+	// One look, without a lock: the task, and whether a run of it is
+	// under way.
+	var look struct {
+		Task
+		Busy bool
 	}
-	newest := inst != nil && isNewest(&t, inst)
-	if !newest {
-		busy, err := s.busyTx(db, id)
-		if err != nil || busy || t.Status != StatusTriggered {
-			return err
-		}
+	res := s.db.Gorm.WithContext(ctx).Model(&Task{}).
+		Select("tasks.status, tasks.last_instance_id, tasks.last_run_at, EXISTS (SELECT 1 FROM request_instances WHERE request_instances.task_id = tasks.id AND "+busyRuns+") AS busy").
+		Where("tasks.id = ?", id).Scan(&look)
+	if res.Error != nil || res.RowsAffected == 0 {
+		return res.Error // or the task was deleted
+	}
+	if newest := inst != nil && isNewest(&look.Task, inst); !newest && (look.Busy || look.Status != StatusTriggered) {
+		return nil
 	}
 	return s.db.InTx(ctx, func(tx *gorm.DB) error {
 		// Lock the task's row and read it again: the runs that end

@@ -26,8 +26,11 @@ const DefaultPostgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=dis
 
 // Defaults sized so that a whole run takes two to three minutes on two cores.
 const (
-	DefaultJobs        = 10000
-	DefaultTasks       = 200
+	DefaultJobs = 10000
+	// DefaultTasks runs of ten jobs make as many connector jobs as the raw
+	// River run's DefaultJobs: both sides are timed over the same amount of
+	// work, start-up and the last batch of completions included.
+	DefaultTasks       = 1000
 	DefaultLatencyRuns = 50
 )
 

@@ -46,7 +46,7 @@ type DB struct {
 	Pool *pgxpool.Pool
 	// Relaxed is for single statements whose commit need not wait for the
 	// disk, because a later durable commit covers them or because losing
-	// them in a crash is harmless (see AsyncCommitTx): on PostgreSQL, a
+	// them in a crash is harmless (see InTxAsync): on PostgreSQL, a
 	// small pool of its own with synchronous_commit off; on SQLite, Gorm.
 	Relaxed *gorm.DB
 
@@ -199,20 +199,6 @@ func (db *DB) writeTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return db.Gorm.WithContext(ctx).Transaction(fn)
 }
 
-// AsyncCommitTx lets tx (made by InTx) commit without waiting for its
-// write-ahead log to reach the disk (PostgreSQL's synchronous_commit off,
-// for this transaction only); SQLite in WAL mode with synchronous=NORMAL
-// already commits so. The commit is visible at once, and a crash within a
-// fraction of a second may lose it, never half of it. Use it only where
-// losing the transaction is harmless: a job set's results are made durable
-// by the queue's own commit of the set's entry, which follows it in the
-// log, and a set whose entry was not recorded as done runs again.
-func AsyncCommitTx(tx *gorm.DB) error {
-	if tx.Dialector.Name() != Postgres {
-		return nil
-	}
-	return tx.Exec("SET LOCAL synchronous_commit = off").Error
-}
 
 // migrateLockKey is the PostgreSQL advisory lock held while migrating.
 const migrateLockKey = 0x70726f76 // "prov"
@@ -260,6 +246,23 @@ type pgxTxKey struct{}
 // InTx runs fn in one transaction and commits if fn returns nil. Queue
 // entries inserted through the Queue with the same tx commit with it.
 func (db *DB) InTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return db.inTx(ctx, fn, "")
+}
+
+// InTxAsync is InTx for a transaction whose commit need not wait for its
+// write-ahead log to reach the disk (PostgreSQL's synchronous_commit off,
+// for this transaction only, set in the same round trip as its BEGIN);
+// SQLite in WAL mode with synchronous=NORMAL already commits so. The commit
+// is visible at once, and a crash within a fraction of a second may lose
+// it, never half of it. Use it only where losing the transaction is
+// harmless: a job set's results are made durable by the queue's own commit
+// of the set's entry, which follows it in the log, and a set whose entry
+// was not recorded as done runs again.
+func (db *DB) InTxAsync(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return db.inTx(ctx, fn, "BEGIN; SET LOCAL synchronous_commit TO OFF")
+}
+
+func (db *DB) inTx(ctx context.Context, fn func(tx *gorm.DB) error, begin string) error {
 	if db.Dialect == SQLite {
 		return db.writeTx(ctx, fn)
 	}
@@ -277,7 +280,7 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 		if !ok {
 			return fmt.Errorf("database: unexpected driver connection %T", dc)
 		}
-		ptx, err = c.Conn().Begin(ctx)
+		ptx, err = c.Conn().BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
 		return err
 	}); err != nil {
 		return fmt.Errorf("database: begin: %w", err)

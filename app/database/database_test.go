@@ -29,10 +29,7 @@ func TestOnlyRelaxedWritesCommitAsynchronously(t *testing.T) {
 		t.Errorf("relaxed pool: synchronous_commit = %s, want off", got)
 	}
 	var inTx, after string
-	if err := db.InTx(t.Context(), func(tx *gorm.DB) error {
-		if err := database.AsyncCommitTx(tx); err != nil {
-			return err
-		}
+	if err := db.InTxAsync(t.Context(), func(tx *gorm.DB) error {
 		inTx = setting(tx)
 		return nil
 	}); err != nil {
@@ -40,7 +37,7 @@ func TestOnlyRelaxedWritesCommitAsynchronously(t *testing.T) {
 	}
 	after = setting(db.Gorm)
 	if inTx != "off" || after != "on" {
-		t.Errorf("AsyncCommitTx: %s inside the transaction, %s after it; want off, then on", inTx, after)
+		t.Errorf("InTxAsync: %s inside the transaction, %s after it; want off, then on", inTx, after)
 	}
 
 	lite := dbtest.Open(t, database.SQLite)
