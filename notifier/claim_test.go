@@ -17,11 +17,12 @@ import (
 	"github.com/provisor/provisor/notifier/smtptest"
 )
 
-// A message is marked before it is sent. Only the job that marked it may
-// claim it again (River runs that job again after its process died); any
-// other job leaves it alone, so a resend can never race a live delivery.
-// After a crash between sending and recording, the rerun sends it once
-// more, with the same Message-ID: the duplicate SMTP itself allows for.
+// A queued message belongs to one job: the job written with it, or the job
+// named in claimed_by (a resend or a release of held messages names the
+// new job). Only that job sends it, so a resend can never race a live
+// delivery. Nothing is written before a message is sent: after a crash
+// between sending and recording, the rerun sends it once more, with the
+// same Message-ID, the duplicate SMTP itself allows for.
 func TestClaimAndCrashRecovery(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, dialect string) {
@@ -46,51 +47,60 @@ func TestClaimAndCrashRecovery(t *testing.T) {
 			t.Fatal(err)
 		}
 		var ids []string
-		for _, addr := range []string{"a@example.test", "b@example.test"} {
+		for _, addr := range []string{"a@example.test", "b@example.test", "c@example.test"} {
 			c := &Content{Subject: "s", Text: "t", HTML: "<p>h</p>"}
 			n := s.newNotification(inst, recipient{Type: RecipientIdentity, Name: addr, Address: addr}, c)
 			if err := db.Gorm.Create(&n).Error; err != nil {
 				t.Fatal(err)
 			}
+			if err := db.Gorm.Create(&body{NotificationID: n.ID, BodyText: c.Text, BodyHTML: c.HTML}).Error; err != nil {
+				t.Fatal(err)
+			}
 			ids = append(ids, n.ID)
 		}
+		set := func(id string, updates map[string]any) {
+			t.Helper()
+			if err := db.Gorm.Model(&Notification{}).Where("id = ?", id).Updates(updates).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The first two are job 7's (queued again for it); the third was
+		// marked "sending" by job 7 in an earlier version of Provisor,
+		// whose process stopped during the attempt.
+		set(ids[0], map[string]any{"claimed_by": 7})
+		set(ids[1], map[string]any{"claimed_by": 7})
+		set(ids[2], map[string]any{"claimed_by": 7, "status": StatusSending, "attempts": 1})
 
-		// Job 7 marks both and dies before sending.
-		if got, err := s.claim(7, ids); err != nil || len(got) != 2 || got[0].Status != StatusSending || *got[0].ClaimedBy != 7 {
-			t.Fatalf("claim by 7: %v %+v", err, got)
+		// Another job (the one that failed them, say) does not touch them.
+		if settled, err := s.deliver(ctx, 8, ids, false); err != nil || settled || srv.Accepted() != 0 {
+			t.Fatalf("job 8 delivered: %v, settled %v, %d messages", err, settled, srv.Accepted())
 		}
-		// Another job (a resend, say) does not touch them.
-		if got, err := s.claim(8, ids); err != nil || len(got) != 0 {
-			t.Fatalf("claim by 8: %v %d rows", err, len(got))
+		if next, err := s.nextAttempt(ctx, 8, ids); err != nil || next != nil {
+			t.Fatalf("job 8 waits for %v (%v)", next, err)
 		}
-		if err := s.deliver(ctx, 8, ids); err != nil || srv.Accepted() != 0 {
-			t.Fatalf("job 8 delivered: %v, %d messages", err, srv.Accepted())
+		// Job 7 sends the three, once.
+		if settled, err := s.deliver(ctx, 7, ids, true); err != nil || !settled {
+			t.Fatalf("job 7: %v, settled %v", err, settled)
 		}
-		// River runs job 7 again: it sends both, once.
-		if err := s.deliver(ctx, 7, ids); err != nil {
-			t.Fatal(err)
+		if srv.Accepted() != 3 {
+			t.Fatalf("%d messages from job 7", srv.Accepted())
 		}
-		if srv.Accepted() != 2 {
-			t.Fatalf("%d messages after the rerun", srv.Accepted())
-		}
-		for _, id := range ids {
+		for i, id := range ids {
 			n, _ := s.Get(ctx, id)
-			if n.Status != StatusSent || n.Attempts != 2 || n.LastError != "" {
-				t.Errorf("after the rerun: %+v", n)
+			if want := 1 + i/2; n.Status != StatusSent || n.Attempts != want || n.LastError != "" || n.SentAt == nil {
+				t.Errorf("after job 7, want %d attempts: %+v", want, n)
 			}
 		}
 
-		// A crash between sending and recording: the row still says sending.
-		if err := db.Gorm.Model(&Notification{}).Where("id = ?", ids[0]).Update("status", StatusSending).Error; err != nil {
-			t.Fatal(err)
-		}
-		if err := s.deliver(ctx, 7, ids); err != nil {
+		// A crash between sending and recording: the row still says queued.
+		set(ids[0], map[string]any{"status": StatusQueued})
+		if _, err := s.deliver(ctx, 7, ids, false); err != nil {
 			t.Fatal(err)
 		}
 		n, _ := s.Get(ctx, ids[0])
 		counts := srv.ByMessageID()
-		if counts["<"+n.MessageID+">"] != 2 || srv.Accepted() != 3 || n.Status != StatusSent {
-			t.Errorf("after a lost record: %v, status %s", counts, n.Status)
+		if counts["<"+n.MessageID+">"] != 2 || srv.Accepted() != 4 || n.Status != StatusSent || n.Attempts != 2 {
+			t.Errorf("after a lost record: %v, %+v", counts, n)
 		}
 	})
 }

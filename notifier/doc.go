@@ -8,14 +8,16 @@
 // queue "notifications"). A message exists if and only if the run's end
 // committed: an SMTP outage delays mail, never loses it.
 //
-// Delivery is at least once, and in practice once. A job marks its
-// messages "sending" (with its own id) before it sends them, and records
-// each one as sent right after the server accepts it, in a statement shared
-// with the other jobs' records. Only a crash between the server's "250"
-// and that record makes the job, run again by River, send the message once
-// more, with the same Message-ID: the duplicate SMTP itself allows for when
-// a connection drops before the reply. A message marked by one job is never
-// taken by another, so a resend cannot race a delivery under way.
+// Delivery is at least once, and in practice once. A queued message
+// belongs to one job: the job written with it, or the job that queued it
+// again (a resend, or held messages released), named in claimed_by. Only
+// that job sends it, so a resend cannot race a delivery under way, and
+// the job writes nothing before sending. It records each message as sent
+// once the server accepted it, within a few milliseconds, in a statement
+// shared with the other jobs' records. Only a crash between the server's
+// "250" and that record makes the job, run again by River, send the
+// message once more, with the same Message-ID: the duplicate SMTP itself
+// allows for when a connection drops before the reply.
 //
 // Transient failures (refused connections, timeouts, TLS or authentication
 // problems, 4xx replies) are retried with capped exponential backoff (30 s
@@ -27,7 +29,9 @@
 //
 // Messages go over a few SMTP connections per process that stay open
 // between deliveries (go-mail), and are dialed again when the server closed
-// them.
+// them. A job reads its messages while the connections send those of the
+// jobs before it; the messages of one run share one rendered body, read
+// once per job.
 //
 // Without an SMTP server (the embedded default) messages are held in the
 // outbox and can be read; a process that starts with a server configured

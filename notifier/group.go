@@ -1,15 +1,19 @@
 package notifier
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
-// group runs one statement for many workers: a call joins the calls
-// waiting while the previous batch ran, and the next batch takes them all
-// (at most max), so under load workers share statements and commits, and
-// alone a call costs what a single statement does. No timer, no goroutine
-// when idle.
+// group runs one statement for many workers. A call waits up to linger
+// for others to join it (and joins those waiting while the previous batch
+// ran); a batch then takes them all, at most max. Under load, workers
+// share statements and commits; alone, a call costs one statement and the
+// linger. No goroutine when idle.
 type group[T, R any] struct {
-	max int
-	run func(args []T) ([]R, error)
+	max    int
+	linger time.Duration
+	run    func(args []T) ([]R, error)
 
 	mu      sync.Mutex
 	pending []*groupCall[T, R]
@@ -18,6 +22,7 @@ type group[T, R any] struct {
 
 type groupCall[T, R any] struct {
 	arg  T
+	at   time.Time
 	res  R
 	err  error
 	done chan struct{}
@@ -25,7 +30,7 @@ type groupCall[T, R any] struct {
 
 // do queues arg and waits for its batch's result.
 func (g *group[T, R]) do(arg T) (R, error) {
-	c := &groupCall[T, R]{arg: arg, done: make(chan struct{})}
+	c := &groupCall[T, R]{arg: arg, at: time.Now(), done: make(chan struct{})}
 	g.mu.Lock()
 	g.pending = append(g.pending, c)
 	if !g.running {
@@ -40,12 +45,18 @@ func (g *group[T, R]) do(arg T) (R, error) {
 func (g *group[T, R]) drain() {
 	for {
 		g.mu.Lock()
-		n := min(len(g.pending), g.max)
+		n := len(g.pending)
 		if n == 0 {
 			g.running = false
 			g.mu.Unlock()
 			return
 		}
+		if wait := g.linger - time.Since(g.pending[0].at); n < g.max && wait > 0 {
+			g.mu.Unlock()
+			time.Sleep(wait)
+			continue
+		}
+		n = min(n, g.max)
 		batch := g.pending[:n:n]
 		g.pending = g.pending[n:]
 		g.mu.Unlock()

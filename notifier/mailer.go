@@ -25,7 +25,10 @@ const idleTimeout = time.Minute
 // closed and the next message dials a new one.
 type mailer struct {
 	client *mail.Client
-	slots  chan struct{}
+	// slots are the connections in use; next the runs of messages that
+	// wait for one, at most one per connection (see queue).
+	slots chan struct{}
+	next  chan struct{}
 
 	mu     sync.Mutex
 	idle   []pooled
@@ -63,26 +66,47 @@ func newMailer(cfg *config.SMTP, maxConns int) (*mailer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notifier: SMTP client: %w", err)
 	}
-	return &mailer{client: c, slots: make(chan struct{}, max(maxConns, 1))}, nil
+	n := max(maxConns, 1)
+	return &mailer{client: c, slots: make(chan struct{}, n), next: make(chan struct{}, n)}, nil
 }
 
 // lease is the use of one pooled connection for a run of messages. The
 // connection is taken or dialed at the first message, and dialed again
 // after a failure.
 type lease struct {
-	m      *mailer
-	conn   *smtp.Client
-	reused bool
+	m       *mailer
+	conn    *smtp.Client
+	reused  bool
+	waiting bool // holds a place in the queue, not yet a slot
+	started bool // holds a connection slot
 }
 
-// lease waits for a connection slot.
-func (m *mailer) lease(ctx context.Context) (*lease, error) {
+// queue waits for a place among the runs next in line for a connection:
+// one per connection. A run reads its messages there while the
+// connections send those of the runs before it, and start then waits for
+// the connection.
+func (m *mailer) queue(ctx context.Context) (*lease, error) {
 	select {
-	case m.slots <- struct{}{}:
-		return &lease{m: m}, nil
+	case m.next <- struct{}{}:
+		return &lease{m: m, waiting: true}, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// start waits for a connection slot and gives up the place in the queue.
+func (l *lease) start(ctx context.Context) error {
+	select {
+	case l.m.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	l.started = true
+	if l.waiting {
+		l.waiting = false
+		<-l.m.next
+	}
+	return nil
 }
 
 // send delivers one message. A message the server accepted is sent even if
@@ -123,23 +147,21 @@ func (l *lease) send(ctx context.Context, msg *mail.Msg) error {
 	return nil
 }
 
-// release returns the connection to the pool and frees the slot.
+// release returns the connection to the pool and frees the slot, or the
+// place in the queue. It may be called more than once.
 func (l *lease) release() {
 	if l.conn != nil {
 		l.m.put(l.conn)
 		l.conn = nil
 	}
-	<-l.m.slots
-}
-
-// send delivers one message over a pooled connection.
-func (m *mailer) send(ctx context.Context, msg *mail.Msg) error {
-	l, err := m.lease(ctx)
-	if err != nil {
-		return err
+	if l.started {
+		l.started = false
+		<-l.m.slots
 	}
-	defer l.release()
-	return l.send(ctx, msg)
+	if l.waiting {
+		l.waiting = false
+		<-l.m.next
+	}
 }
 
 func (m *mailer) dial(ctx context.Context) (*smtp.Client, error) {

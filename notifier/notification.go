@@ -16,8 +16,9 @@ import (
 	"github.com/provisor/provisor/requests"
 )
 
-// Statuses of a notification. Sending means an attempt is under way (or the
-// process died during one, and the next attempt will send it again).
+// Statuses of a notification. Sending is only left by earlier versions,
+// which marked a message before each attempt: the job that marked it
+// sends it again. A message being sent now is queued.
 const (
 	StatusHeld    = "held"
 	StatusQueued  = "queued"
@@ -85,14 +86,18 @@ type body struct {
 
 func (body) TableName() string { return "notification_bodies" }
 
-// withBodies fills the bodies of messages.
-func withBodies(db *gorm.DB, msgs []*Notification) error {
+// withBodies fills the bodies of messages; shared says they were written
+// with one body, which is then read once.
+func withBodies(db *gorm.DB, msgs []*Notification, shared bool) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	ids := make([]string, len(msgs))
 	for i, n := range msgs {
 		ids[i] = n.ID
+	}
+	if shared {
+		ids = ids[:1]
 	}
 	var bodies []body
 	if err := db.Where("notification_id IN ?", ids).Find(&bodies).Error; err != nil {
@@ -103,7 +108,11 @@ func withBodies(db *gorm.DB, msgs []*Notification) error {
 		byID[bodies[i].NotificationID] = &bodies[i]
 	}
 	for _, n := range msgs {
-		if b := byID[n.ID]; b != nil {
+		b := byID[n.ID]
+		if shared {
+			b = byID[ids[0]]
+		}
+		if b != nil {
 			n.BodyText, n.BodyHTML = b.BodyText, b.BodyHTML
 		}
 	}
@@ -156,7 +165,7 @@ func (s *Service) Get(ctx context.Context, id string) (*Notification, error) {
 	if err != nil {
 		return nil, err
 	}
-	return n, withBodies(db, []*Notification{n})
+	return n, withBodies(db, []*Notification{n}, false)
 }
 
 func (s *Service) get(db *gorm.DB, id string) (*Notification, error) {
@@ -192,18 +201,21 @@ func (s *Service) Resend(ctx context.Context, id, actor string) (*Notification, 
 		if s.mailer == nil {
 			return fmt.Errorf("%w: no SMTP server is configured (PROVISOR_SMTP_URL); held messages are sent once one is", ErrConflict)
 		}
+		jobs, err := s.queue.InsertTx(ctx, tx, []river.InsertManyParams{deliveryParams(DeliveryArgs{NotificationIDs: []string{id}})})
+		if err != nil {
+			return err
+		}
+		// The message is the new job's: the job that failed it, if still
+		// running, leaves it alone.
 		now := time.Now().UTC()
 		res := tx.Model(&Notification{}).Where("id = ? AND status = ?", id, n.Status).Updates(map[string]any{
-			"status": StatusQueued, "attempts": 0, "queued_at": now, "next_attempt_at": nil, "updated_at": now,
+			"status": StatusQueued, "claimed_by": jobs[0], "attempts": 0, "queued_at": now, "next_attempt_at": nil, "updated_at": now,
 		})
 		if res.Error != nil {
 			return fmt.Errorf("notifier: resend %s: %w", id, res.Error)
 		}
 		if res.RowsAffected == 0 {
 			return fmt.Errorf("%w: the message to %s changed meanwhile; try again", ErrConflict, n.Address)
-		}
-		if _, err := s.queue.InsertTx(ctx, tx, []river.InsertManyParams{deliveryParams([]string{id})}); err != nil {
-			return err
 		}
 		return audit.RecordTx(tx, actor, "notification.resend", "notification", id, map[string]any{
 			"address": n.Address, "subject": n.Subject, "instance": n.InstanceID, "previous_status": n.Status,
@@ -231,8 +243,18 @@ func (s *Service) ReleaseHeld(ctx context.Context) (int, error) {
 			WHERE status = ? RETURNING id`, StatusQueued, now, now, StatusHeld).Scan(&ids).Error; err != nil {
 			return fmt.Errorf("notifier: release held messages: %w", err)
 		}
-		_, err := s.queue.InsertTx(ctx, tx, deliveryJobs(ids))
-		return err
+		jobs, err := s.queue.InsertTx(ctx, tx, deliveryJobs(ids))
+		if err != nil {
+			return err
+		}
+		// Each message is its new job's, whichever job held it.
+		for i, start := 0, 0; start < len(ids); i, start = i+1, start+maxPerJob {
+			part := ids[start:min(start+maxPerJob, len(ids))]
+			if err := tx.Model(&Notification{}).Where("id IN ?", part).Update("claimed_by", jobs[i]).Error; err != nil {
+				return fmt.Errorf("notifier: release held messages: %w", err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, err

@@ -73,7 +73,7 @@ func New(db *database.DB, opts *Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{db: db, log: o.Logger, render: r, retry: newBackoff(o.RetryFor), smtpName: o.SMTPName, msgHost: hostOf(o.BaseURL)}
-	s.sent = &group[string, struct{}]{max: 500, run: s.sentBatch}
+	s.sent = &group[string, struct{}]{max: 500, linger: sentLinger, run: s.sentBatch}
 	if o.SMTP != nil {
 		from, err := mail.ParseAddress(o.SMTP.From)
 		if err != nil {

@@ -75,7 +75,7 @@ func (s *Service) newNotification(instanceID string, r recipient, c *Content) No
 // ones. It returns how many rows it wrote.
 func (s *Service) EnqueueTx(ctx context.Context, tx *gorm.DB, rows []Notification) (int, error) {
 	const batch = 200
-	var queued []string
+	var queued []*Notification
 	written := 0
 	for start := 0; start < len(rows); start += batch {
 		part := rows[start:min(start+batch, len(rows))]
@@ -103,14 +103,15 @@ func (s *Service) EnqueueTx(ctx context.Context, tx *gorm.DB, rows []Notificatio
 			}
 		}
 		bodies := make([]body, 0, len(part))
-		for _, n := range part {
+		for i := range part {
+			n := &part[i]
 			if !inserted[n.ID] {
 				continue
 			}
 			written++
 			bodies = append(bodies, body{NotificationID: n.ID, BodyText: n.BodyText, BodyHTML: n.BodyHTML})
 			if n.Status == StatusQueued {
-				queued = append(queued, n.ID)
+				queued = append(queued, n)
 			}
 		}
 		if len(bodies) > 0 {
@@ -123,11 +124,29 @@ func (s *Service) EnqueueTx(ctx context.Context, tx *gorm.DB, rows []Notificatio
 		if s.queue == nil {
 			return written, errors.New("notifier: no queue configured")
 		}
-		if _, err := s.queue.InsertTx(ctx, tx, deliveryJobs(queued)); err != nil {
+		if _, err := s.queue.InsertTx(ctx, tx, writtenJobs(queued)); err != nil {
 			return written, err
 		}
 	}
 	return written, nil
+}
+
+// writtenJobs are the queue entries of messages just written: one per
+// maxPerJob, so that one job sends a run's messages over one connection,
+// each saying whether its messages share one body.
+func writtenJobs(msgs []*Notification) []river.InsertManyParams {
+	var out []river.InsertManyParams
+	for start := 0; start < len(msgs); start += maxPerJob {
+		part := msgs[start:min(start+maxPerJob, len(msgs))]
+		ids := make([]string, len(part))
+		shared := true
+		for i, n := range part {
+			ids[i] = n.ID
+			shared = shared && n.BodyText == part[0].BodyText && n.BodyHTML == part[0].BodyHTML
+		}
+		out = append(out, deliveryParams(DeliveryArgs{NotificationIDs: ids, SharedBody: shared}))
+	}
+	return out
 }
 
 // Queue is the River queue of deliveries. It is apart from connector
@@ -141,12 +160,12 @@ const Queue = "notifications"
 // caps a queue of fewer than 100 workers at a few hundred jobs a second.
 const QueueWorkers = 100
 
-// deliveryJobs are the queue entries of messages written together: one per
-// maxPerJob, so that one job sends a run's messages over one connection.
+// deliveryJobs are the queue entries of held messages released together:
+// one per maxPerJob, as for messages just written.
 func deliveryJobs(ids []string) []river.InsertManyParams {
 	var out []river.InsertManyParams
 	for start := 0; start < len(ids); start += maxPerJob {
-		out = append(out, deliveryParams(ids[start:min(start+maxPerJob, len(ids))]))
+		out = append(out, deliveryParams(DeliveryArgs{NotificationIDs: ids[start:min(start+maxPerJob, len(ids))]}))
 	}
 	return out
 }
@@ -154,8 +173,8 @@ func deliveryJobs(ids []string) []river.InsertManyParams {
 // deliveryParams is the queue entry of messages. Attempts are counted on
 // the outbox rows: the worker snoozes between them, which River does not
 // count, so MaxAttempts only bounds unexpected errors (a database outage).
-func deliveryParams(ids []string) river.InsertManyParams {
-	return river.InsertManyParams{Args: DeliveryArgs{NotificationIDs: ids}, InsertOpts: &river.InsertOpts{Queue: Queue, MaxAttempts: 25}}
+func deliveryParams(args DeliveryArgs) river.InsertManyParams {
+	return river.InsertManyParams{Args: args, InsertOpts: &river.InsertOpts{Queue: Queue, MaxAttempts: 25}}
 }
 
 // recipientsTx resolves who is told about an instance, read in tx. A

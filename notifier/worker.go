@@ -18,6 +18,11 @@ import (
 // entry only says which rows to send.
 type DeliveryArgs struct {
 	NotificationIDs []string `json:"notification_ids"`
+	// SharedBody says the messages were written, in the transaction that
+	// wrote this entry, with one rendered body (a run's email to each of
+	// its recipients): the worker reads it once instead of once per
+	// message. Bodies never change once written.
+	SharedBody bool `json:"shared_body,omitempty"`
 }
 
 // Kind is the queue's name for deliveries.
@@ -27,8 +32,8 @@ func (DeliveryArgs) Kind() string { return "notification" }
 const maxPerJob = 50
 
 // Worker delivers outbox messages. It is safe to run twice for one job: a
-// message that was sent or failed is left alone, and one another job is
-// sending is not touched.
+// message that was sent or failed is left alone, and one that belongs to
+// another job is not touched.
 type Worker struct {
 	river.WorkerDefaults[DeliveryArgs]
 	s *Service
@@ -50,14 +55,21 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	s := w.s
 	ids := job.Args.NotificationIDs
 	if s.mailer == nil {
-		return s.db.Gorm.WithContext(ctx).Model(&Notification{}).Where("id IN ? AND status IN ?", ids, []string{StatusQueued, StatusSending}).
+		return s.db.Gorm.WithContext(ctx).Model(&Notification{}).Where("id IN @ids AND "+ownedByJob, map[string]any{"ids": ids, "job": job.ID}).
 			Updates(map[string]any{"status": StatusHeld, "last_error": heldReason, "next_attempt_at": nil, "updated_at": time.Now().UTC()}).Error
 	}
+	if len(job.Errors) > 0 {
+		// The run before this one failed or was cut short, perhaps after
+		// the server accepted a message and before it was recorded.
+		s.log.Warn("notification: a previous run of this delivery did not finish; messages still queued go out again with the same Message-ID",
+			"job", job.ID, "messages", len(ids))
+	}
 	for pass := 0; ; pass++ {
-		if err := s.deliver(ctx, job.ID, ids); err != nil {
+		settled, err := s.deliver(ctx, job.ID, ids, job.Args.SharedBody)
+		if err != nil || settled {
 			return err
 		}
-		next, err := s.nextAttempt(ctx, ids)
+		next, err := s.nextAttempt(ctx, job.ID, ids)
 		if err != nil || next == nil {
 			return err
 		}
@@ -68,38 +80,36 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	}
 }
 
-// deliver claims the due messages of a job and sends them.
-func (s *Service) deliver(ctx context.Context, jobID int64, ids []string) error {
-	// Wait for a connection first: messages are marked when they are about
-	// to go, and at most one claim per connection runs at a time.
-	l, err := s.mailer.lease(ctx)
+// deliver sends the due messages of a job. It reports whether every
+// message of the job was settled by this pass (sent, or failed for good),
+// so that none can be waiting for a later attempt.
+func (s *Service) deliver(ctx context.Context, jobID int64, ids []string, sharedBody bool) (settled bool, err error) {
+	// Read the messages while the connections send those of the jobs
+	// before this one, so that a connection never waits for a read; one
+	// job per connection reads ahead, so few reads run at once.
+	l, err := s.mailer.queue(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
-	// Mark before sending: a crash from here on leaves "sending" behind, and
-	// the job, run again, sends those again.
-	msgs, err := s.claim(jobID, ids)
+	defer l.release()
+	msgs, err := s.due(jobID, ids, sharedBody)
 	if err != nil || len(msgs) == 0 {
-		l.release()
-		return err
+		return false, err
 	}
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			l.release()
-		}
+	if err := l.start(ctx); err != nil {
+		return false, err
 	}
-	defer release()
+	settled = len(msgs) == len(ids)
 	var (
 		pending []<-chan error
 		broken  error // the connection failed: the rest of this pass would too
 	)
-	for i, n := range msgs {
+	for _, n := range msgs {
 		if ctx.Err() != nil {
-			return errors.Join(ctx.Err(), s.unclaim(msgs[i:]), wait(pending))
+			// The rest stay queued, still this job's.
+			return false, errors.Join(ctx.Err(), wait(pending))
 		}
-		if n.LastError == interrupted {
+		if n.Status == StatusSending {
 			s.log.Warn("notification: the previous attempt ended without a result; sending again with the same Message-ID",
 				"notification", n.ID, "message_id", n.MessageID, "address", n.Address)
 		}
@@ -119,12 +129,14 @@ func (s *Service) deliver(ctx context.Context, jobID int64, ids []string) error 
 			pending = append(pending, done)
 			continue
 		}
-		if err := s.failed(jobID, n, sendErr); err != nil {
-			return errors.Join(err, wait(pending))
+		again, err := s.failed(jobID, n, sendErr)
+		if err != nil {
+			return false, errors.Join(err, wait(pending))
 		}
+		settled = settled && !again
 	}
-	release() // the connection serves other jobs while the records commit
-	return wait(pending)
+	l.release() // the connection serves other jobs while the records commit
+	return settled, wait(pending)
 }
 
 func wait(pending []<-chan error) error {
@@ -137,50 +149,51 @@ func wait(pending []<-chan error) error {
 
 // failed records an attempt that did not deliver: failed at once on a
 // permanent error or at the end of the retry period, queued for a later
-// try otherwise.
-func (s *Service) failed(jobID int64, n *Notification, sendErr error) error {
+// try otherwise (again).
+func (s *Service) failed(jobID int64, n *Notification, sendErr error) (again bool, err error) {
 	now := time.Now().UTC()
 	if permanent(sendErr) {
 		s.log.Warn("notification refused by the SMTP server", "notification", n.ID, "address", n.Address, "err", sendErr)
-		return s.record(jobID, n.ID, map[string]any{"status": StatusFailed, "last_error": sendErr.Error()})
+		return false, s.record(jobID, n.ID, map[string]any{"status": StatusFailed, "last_error": sendErr.Error()})
 	}
 	deadline := n.QueuedAt.Add(s.retry.period)
 	if !now.Before(deadline) {
 		msg := fmt.Sprintf("gave up after %d attempts over %s: %v", n.Attempts, s.retry.period, sendErr)
 		s.log.Warn("notification failed", "notification", n.ID, "address", n.Address, "err", msg)
-		return s.record(jobID, n.ID, map[string]any{"status": StatusFailed, "last_error": msg})
+		return false, s.record(jobID, n.ID, map[string]any{"status": StatusFailed, "last_error": msg})
 	}
 	wait := min(s.retry.wait(n.Attempts), deadline.Sub(now))
 	s.log.Info("notification not sent, will retry", "notification", n.ID, "address", n.Address, "attempt", n.Attempts,
 		"retry_in", wait.Round(time.Millisecond), "err", sendErr)
-	return s.record(jobID, n.ID, map[string]any{"status": StatusQueued, "last_error": sendErr.Error(), "next_attempt_at": now.Add(wait)})
+	return true, s.record(jobID, n.ID, map[string]any{"status": StatusQueued, "last_error": sendErr.Error(), "next_attempt_at": now.Add(wait)})
 }
 
-// interrupted is the last error a claim leaves on a message found
-// "sending": the attempt before was cut short.
-const interrupted = "the previous attempt ended without a result (the process stopped); sending again with the same Message-ID"
+// ownedByJob is the condition on the messages a job may send: queued ones
+// that belong to it (claimed_by names the job that queued a message again;
+// a message written with its job names none), and those an earlier version
+// of Provisor marked "sending" for it before its process stopped.
+const ownedByJob = `((status = '` + StatusQueued + `' AND (claimed_by IS NULL OR claimed_by = @job)) OR (status = '` + StatusSending + `' AND claimed_by = @job))`
 
-// claim marks a job's due messages "sending" in one statement, counts the
-// attempt, and returns them in the job's order. A message already
-// "sending" is claimed again only by the job that marked it: that job was
-// cut short and River runs it again.
-func (s *Service) claim(jobID int64, ids []string) ([]*Notification, error) {
-	now := time.Now().UTC()
+// sendColumns are what sending a message and recording its outcome read.
+const sendColumns = "id, recipient, address, subject, message_id, status, attempts, created_at, queued_at"
+
+// due reads the messages of a job that are due, in the job's order, with
+// this attempt counted in Attempts. Nothing is written: a message belongs
+// to one job, so no other sends it meanwhile, and a crash before its
+// record leaves it queued for the job's next run.
+func (s *Service) due(jobID int64, ids []string, sharedBody bool) ([]*Notification, error) {
 	var rows []Notification
 	err := s.retryDB(func(db *gorm.DB) error {
 		rows = rows[:0]
-		return db.Raw(`UPDATE notifications SET status = ?, claimed_by = ?, attempts = attempts + 1, last_attempt_at = ?,
-				next_attempt_at = NULL, updated_at = ?, last_error = CASE WHEN status = ? THEN ? ELSE last_error END
-			WHERE id IN ? AND ((status = ? AND (next_attempt_at IS NULL OR next_attempt_at <= ?)) OR (status = ? AND claimed_by = ?))
-			RETURNING *`,
-			StatusSending, jobID, now, now, StatusSending, interrupted,
-			ids, StatusQueued, now.Add(50*time.Millisecond), StatusSending, jobID).Scan(&rows).Error
+		return db.Select(sendColumns).Where("id IN @ids AND "+ownedByJob+" AND (status = @sending OR next_attempt_at IS NULL OR next_attempt_at <= @due)",
+			map[string]any{"ids": ids, "job": jobID, "sending": StatusSending, "due": time.Now().UTC().Add(50 * time.Millisecond)}).Find(&rows).Error
 	})
 	if err != nil {
-		return nil, fmt.Errorf("notifier: claim: %w", err)
+		return nil, fmt.Errorf("notifier: read messages to send: %w", err)
 	}
 	byID := make(map[string]*Notification, len(rows))
 	for i := range rows {
+		rows[i].Attempts++
 		byID[rows[i].ID] = &rows[i]
 	}
 	out := make([]*Notification, 0, len(rows))
@@ -190,33 +203,28 @@ func (s *Service) claim(jobID int64, ids []string) ([]*Notification, error) {
 			delete(byID, id)
 		}
 	}
-	if err := s.retryDB(func(db *gorm.DB) error { return withBodies(db, out) }); err != nil {
+	if err := s.retryDB(func(db *gorm.DB) error { return withBodies(db, out, sharedBody) }); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// unclaim puts messages that were claimed but not tried back in the queue.
-func (s *Service) unclaim(msgs []*Notification) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	ids := make([]string, len(msgs))
-	for i, n := range msgs {
-		ids[i] = n.ID
-	}
-	return s.retryDB(func(db *gorm.DB) error {
-		return db.Model(&Notification{}).Where("id IN ? AND status = ?", ids, StatusSending).
-			Updates(map[string]any{"status": StatusQueued, "attempts": gorm.Expr("attempts - 1"), "updated_at": time.Now().UTC()}).Error
-	})
-}
+// sentLinger is how long a "sent" record waits for others to share its
+// statement. Every statement is a commit (a WAL flush on PostgreSQL, the
+// write lock on SQLite); a few milliseconds turn the records of four busy
+// connections from hundreds of statements per thousand messages into a
+// few dozen. It is also how much longer a crash right after a message was
+// accepted makes the job send it again.
+const sentLinger = 5 * time.Millisecond
 
 // sentBatch records messages of several jobs as sent in one statement.
+// Each was due for its job, which alone sends it, so the id is enough.
 func (s *Service) sentBatch(ids []string) ([]struct{}, error) {
 	now := time.Now().UTC()
 	err := s.retryDB(func(db *gorm.DB) error {
-		return db.Model(&Notification{}).Where("id IN ? AND status = ?", ids, StatusSending).
-			Updates(map[string]any{"status": StatusSent, "sent_at": now, "last_error": "", "updated_at": now}).Error
+		return db.Model(&Notification{}).Where("id IN ? AND status IN ?", ids, []string{StatusQueued, StatusSending}).
+			Updates(map[string]any{"status": StatusSent, "attempts": gorm.Expr("attempts + 1"), "last_attempt_at": now, "sent_at": now,
+				"next_attempt_at": nil, "last_error": "", "updated_at": now}).Error
 	})
 	if err != nil {
 		return nil, fmt.Errorf("notifier: record sent messages: %w", err)
@@ -226,10 +234,10 @@ func (s *Service) sentBatch(ids []string) ([]struct{}, error) {
 
 // nextAttempt returns when the job's earliest waiting message is due, or
 // nil when none waits.
-func (s *Service) nextAttempt(ctx context.Context, ids []string) (*time.Time, error) {
+func (s *Service) nextAttempt(ctx context.Context, jobID int64, ids []string) (*time.Time, error) {
 	var waiting []Notification
-	if err := s.db.Gorm.WithContext(ctx).Select("next_attempt_at").Where("id IN ? AND status = ?", ids, StatusQueued).
-		Find(&waiting).Error; err != nil {
+	if err := s.db.Gorm.WithContext(ctx).Select("next_attempt_at").Where("id IN @ids AND status = @queued AND "+ownedByJob,
+		map[string]any{"ids": ids, "queued": StatusQueued, "job": jobID}).Find(&waiting).Error; err != nil {
 		return nil, fmt.Errorf("notifier: next attempt: %w", err)
 	}
 	var next *time.Time
@@ -245,11 +253,19 @@ func (s *Service) nextAttempt(ctx context.Context, ids []string) (*time.Time, er
 	return next, nil
 }
 
-// record writes the outcome of one attempt.
+// record writes the outcome of an attempt that did not deliver; the
+// message stays the job's.
 func (s *Service) record(jobID int64, id string, updates map[string]any) error {
-	updates["updated_at"] = time.Now().UTC()
+	now := time.Now().UTC()
+	updates["attempts"] = gorm.Expr("attempts + 1")
+	updates["last_attempt_at"] = now
+	updates["claimed_by"] = jobID
+	updates["updated_at"] = now
+	if updates["status"] != StatusQueued {
+		updates["next_attempt_at"] = nil
+	}
 	err := s.retryDB(func(db *gorm.DB) error {
-		return db.Model(&Notification{}).Where("id = ? AND status = ? AND claimed_by = ?", id, StatusSending, jobID).Updates(updates).Error
+		return db.Model(&Notification{}).Where("id = @id AND "+ownedByJob, map[string]any{"id": id, "job": jobID}).Updates(updates).Error
 	})
 	if err != nil {
 		return fmt.Errorf("notifier: record the attempt of %s: %w", id, err)

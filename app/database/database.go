@@ -199,7 +199,6 @@ func (db *DB) writeTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return db.Gorm.WithContext(ctx).Transaction(fn)
 }
 
-
 // migrateLockKey is the PostgreSQL advisory lock held while migrating.
 const migrateLockKey = 0x70726f76 // "prov"
 
