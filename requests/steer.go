@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -87,19 +88,27 @@ func (s *Service) CancelJob(ctx context.Context, jobID, actor string) (*Job, err
 // moment.
 func (s *Service) cancelTx(ctx context.Context, tx *gorm.DB, j *Job, actor string) (bool, error) {
 	now := time.Now().UTC()
-	msg := "canceled by " + actor
-	res := tx.Model(&Job{}).Where("id = ? AND status = ?", j.ID, JobPending).
-		Updates(map[string]any{"status": JobCanceled, "message": msg, "ended_at": now, "updated_at": now})
-	if res.Error != nil || res.RowsAffected == 0 {
-		return false, res.Error
-	}
-	if err := eventTx(tx, j.ID, JobCanceled, j.Attempts, msg); err != nil {
+	ok, err := moveTx(tx, j, JobPending, JobCanceled, j.Attempts, "canceled by "+actor, map[string]any{"ended_at": now})
+	if err != nil || !ok {
 		return false, err
 	}
 	if err := s.settleDependentsTx(ctx, tx, j, JobCanceled); err != nil {
 		return false, err
 	}
 	return true, s.releaseEntryTx(ctx, tx, j.QueueJobID)
+}
+
+// moveTx changes a job's status from one to another, with its history
+// entry, if it still has the first: a set's worker claims jobs without the
+// run's lock. It reports whether it did.
+func moveTx(tx *gorm.DB, j *Job, from, to string, attempt int, msg string, more map[string]any) (bool, error) {
+	updates := map[string]any{"status": to, "message": msg, "updated_at": time.Now().UTC()}
+	maps.Copy(updates, more)
+	res := tx.Model(&Job{}).Where("id = ? AND status = ?", j.ID, from).Updates(updates)
+	if res.Error != nil || res.RowsAffected == 0 {
+		return false, res.Error
+	}
+	return true, eventTx(tx, j.ID, to, attempt, msg)
 }
 
 // releaseEntryTx cancels a set's queue entry once none of its jobs is left
@@ -241,16 +250,12 @@ func (s *Service) ForceEnd(ctx context.Context, instanceID, actor string) (*Inst
 		entries := map[int64]bool{}
 		for _, j := range scheduled {
 			// The revocation may have come due and started a moment ago.
-			res := tx.Model(&Job{}).Where("id = ? AND status = ?", j.ID, JobScheduled).
-				Updates(map[string]any{"status": JobPending, "run_at": now, "message": msg, "updated_at": now})
-			if res.Error != nil {
-				return res.Error
-			}
-			if res.RowsAffected == 0 {
-				continue
-			}
-			if err := eventTx(tx, j.ID, JobPending, 0, msg); err != nil {
+			ok, err := moveTx(tx, &j, JobScheduled, JobPending, 0, msg, map[string]any{"run_at": now})
+			if err != nil {
 				return err
+			}
+			if !ok {
+				continue
 			}
 			if j.QueueJobID != nil && !entries[*j.QueueJobID] {
 				entries[*j.QueueJobID] = true

@@ -692,16 +692,12 @@ func (s *Service) settleDependentsTx(ctx context.Context, tx *gorm.DB, j *Job, s
 	now := time.Now().UTC()
 	for _, d := range deps {
 		msg := fmt.Sprintf("not run: job #%d (%s) %s", j.Seq, j.Kind, status)
-		res := tx.Model(&Job{}).Where("id = ? AND status = ?", d.ID, JobPending).
-			Updates(map[string]any{"status": JobCanceled, "message": msg, "ended_at": now, "updated_at": now})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			continue
-		}
-		if err := eventTx(tx, d.ID, JobCanceled, 0, msg); err != nil {
+		ok, err := moveTx(tx, &d, JobPending, JobCanceled, 0, msg, map[string]any{"ended_at": now})
+		if err != nil {
 			return err
+		}
+		if !ok {
+			continue
 		}
 		if err := s.settleDependentsTx(ctx, tx, &d, JobCanceled); err != nil {
 			return err

@@ -273,10 +273,7 @@ func (d *Directory) GrantAll(ctx context.Context, a connectors.Account, es []con
 	if err := d.write(ctx, func(g *gorm.DB) error { return g.Raw(q.String(), args...).Scan(&added).Error }); err != nil {
 		return d.oneByOne(ctx, a, es, d.Grant)
 	}
-	isNew := make(map[string]bool, len(added))
-	for _, g := range added {
-		isNew[g] = true
-	}
+	isNew := setOf(added)
 	results, errs := make([]connectors.Result, len(es)), make([]error, len(es))
 	for i, e := range es {
 		if isNew[e.ExternalID] {
@@ -303,20 +300,14 @@ func (d *Directory) RevokeAll(ctx context.Context, a connectors.Account, es []co
 	if err != nil {
 		return d.oneByOne(ctx, a, es, d.Revoke)
 	}
-	gone := make(map[string]bool, len(removed))
-	for _, g := range removed {
-		gone[g] = true
-	}
+	gone := setOf(removed)
 	var exist []string
 	if len(removed) < len(es) {
 		if err := d.db.WithContext(ctx).Model(&dirGroup{}).Where("connector_id = ? AND name IN ?", d.connectorID, names).Pluck("name", &exist).Error; err != nil {
 			return d.oneByOne(ctx, a, es, d.Revoke)
 		}
 	}
-	known := make(map[string]bool, len(exist))
-	for _, g := range exist {
-		known[g] = true
-	}
+	known := setOf(exist)
 	results, errs := make([]connectors.Result, len(es)), make([]error, len(es))
 	for i, e := range es {
 		switch {
@@ -329,6 +320,14 @@ func (d *Directory) RevokeAll(ctx context.Context, a connectors.Account, es []co
 		}
 	}
 	return results, errs
+}
+
+func setOf(names []string) map[string]bool {
+	out := make(map[string]bool, len(names))
+	for _, n := range names {
+		out[n] = true
+	}
+	return out
 }
 
 // oneByOne runs op for each group on its own.
