@@ -461,6 +461,9 @@ type Change struct {
 // are recorded together: one read of the memberships they name, and one
 // write of those that are new or change their expiry.
 func (s *Service) ApplyTx(ctx context.Context, tx *gorm.DB, changes ...Change) error {
+	if oneAccountGrants(changes) {
+		return grantOneTx(tx, changes)
+	}
 	accounts := map[[2]string]*Account{} // by connector and username
 	var grants []membership
 	for _, c := range changes {
@@ -502,6 +505,64 @@ func grantTx(tx *gorm.DB, grants []membership) error {
 	for _, m := range held {
 		have[[2]string{m.AccountID, m.EntitlementID}] = m.ExpiresAt
 	}
+	return writeGrantsTx(tx, grants, have)
+}
+
+// oneAccountGrants reports whether changes are grants to one account only,
+// the usual results of a job set.
+func oneAccountGrants(changes []Change) bool {
+	for _, c := range changes {
+		if c.Operation != connectors.OpGrant || c.ConnectorID != changes[0].ConnectorID || c.Username != changes[0].Username {
+			return false
+		}
+	}
+	return len(changes) > 0
+}
+
+// grantOneTx records grants to one account, reading the account and the
+// memberships it holds among them in one statement.
+func grantOneTx(tx *gorm.DB, changes []Change) error {
+	c0 := changes[0]
+	ents := make([]string, len(changes))
+	for i, c := range changes {
+		ents[i] = c.EntitlementID
+	}
+	var rows []struct {
+		Account
+		HeldEntitlement *string
+		HeldExpires     *time.Time
+	}
+	if err := tx.Table("accounts").Select("accounts.*, m.entitlement_id AS held_entitlement, m.expires_at AS held_expires").
+		Joins("LEFT JOIN memberships m ON m.account_id = accounts.id AND m.entitlement_id IN ?", ents).
+		Where("accounts.connector_id = ? AND accounts.username = ?", c0.ConnectorID, c0.Username).Scan(&rows).Error; err != nil {
+		return err
+	}
+	var acct *Account
+	have := map[[2]string]*time.Time{}
+	if len(rows) == 0 {
+		a, err := accountTx(tx, c0, map[[2]string]*Account{}, true)
+		if err != nil {
+			return err
+		}
+		acct = a
+	} else {
+		acct = &rows[0].Account
+		for _, r := range rows {
+			if r.HeldEntitlement != nil {
+				have[[2]string{acct.ID, *r.HeldEntitlement}] = r.HeldExpires
+			}
+		}
+	}
+	grants := make([]membership, len(changes))
+	for i, c := range changes {
+		grants[i] = membership{AccountID: acct.ID, EntitlementID: c.EntitlementID, GrantedAt: time.Now().UTC(), ExpiresAt: c.ExpiresAt}
+	}
+	return writeGrantsTx(tx, grants, have)
+}
+
+// writeGrantsTx writes the grants that are new or change their
+// membership's expiry; have holds the expiry of each membership held.
+func writeGrantsTx(tx *gorm.DB, grants []membership, have map[[2]string]*time.Time) error {
 	var write []membership
 	seen := map[[2]string]int{}
 	for _, g := range grants {

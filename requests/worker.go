@@ -66,17 +66,33 @@ func (w *Worker) Timeout(qj *river.Job[JobArgs]) time.Duration {
 // error so that the queue tries it again with backoff.
 func (w *Worker) Work(ctx context.Context, qj *river.Job[JobArgs]) error {
 	s := w.s
-	var jobs []Job
-	if err := s.db.Gorm.WithContext(ctx).Where("queue_job_id = ?", qj.ID).Order("seq").Find(&jobs).Error; err != nil {
+	// The set's jobs, with the entitlements they name.
+	var rows []struct {
+		Job
+		EntExternalID *string
+		EntName       string
+		EntKind       string
+	}
+	if err := s.db.Gorm.WithContext(ctx).Table("connector_jobs").
+		Select("connector_jobs.*, e.external_id AS ent_external_id, e.name AS ent_name, e.kind AS ent_kind").
+		Joins("LEFT JOIN entitlements e ON e.id = connector_jobs.entitlement_id").
+		Where("connector_jobs.queue_job_id = ?", qj.ID).Order("connector_jobs.seq").Scan(&rows).Error; err != nil {
 		return err
 	}
-	if len(jobs) == 0 {
+	if len(rows) == 0 {
 		return nil // the run was deleted, or its jobs were retried into another entry
 	}
-	r := &setRun{s: s, qj: qj, first: &jobs[0], jobs: jobs, status: map[string]string{}, byID: map[string]*Job{}, lastFlush: time.Now()}
-	for i := range jobs {
+	jobs := make([]Job, len(rows))
+	r := &setRun{s: s, qj: qj, first: &jobs[0], status: map[string]string{}, byID: map[string]*Job{},
+		people: map[string]*identities.Identity{}, ents: map[string]*identities.Entitlement{}, lastFlush: time.Now()}
+	for i, row := range rows {
+		jobs[i] = row.Job
 		r.status[jobs[i].ID] = jobs[i].Status
 		r.byID[jobs[i].ID] = &jobs[i]
+		if row.EntExternalID != nil && jobs[i].EntitlementID != nil {
+			r.ents[*jobs[i].EntitlementID] = &identities.Entitlement{ID: *jobs[i].EntitlementID, ConnectorID: jobs[i].ConnectorID,
+				ExternalID: *row.EntExternalID, Name: row.EntName, Kind: row.EntKind}
+		}
 	}
 	return r.run(ctx, jobs)
 }
@@ -87,7 +103,6 @@ type setRun struct {
 	qj *river.Job[JobArgs]
 	// first is the set's first job: its instance and connector are the set's.
 	first *Job
-	jobs  []Job
 	// status is each job's status as this attempt knows it, for the
 	// dependency checks of the jobs after it.
 	status map[string]string
@@ -437,27 +452,12 @@ func within[T any](ctx context.Context, r *setRun, fn func(ctx context.Context) 
 	}
 }
 
-// load opens the set's connector and reads its entitlements once.
+// load opens the set's connector once.
 func (r *setRun) load(ctx context.Context) {
 	if r.loaded {
 		return
 	}
 	r.loaded = true
-	r.people, r.ents = map[string]*identities.Identity{}, map[string]*identities.Entitlement{}
-	var entIDs []string
-	for _, j := range r.jobs {
-		if j.EntitlementID != nil && !j.Terminal() {
-			entIDs = append(entIDs, *j.EntitlementID)
-		}
-	}
-	if len(entIDs) > 0 {
-		var ents []identities.Entitlement
-		if err := r.s.db.Gorm.WithContext(ctx).Where("id IN ?", entIDs).Find(&ents).Error; err == nil {
-			for i := range ents {
-				r.ents[ents[i].ID] = &ents[i]
-			}
-		}
-	}
 	var err error
 	r.rec, r.conn, err = r.s.openConnector(ctx, r.first.ConnectorID)
 	switch {
