@@ -622,8 +622,8 @@ func sameTime(a, b *time.Time) bool {
 	return a.Equal(*b)
 }
 
-// applyTx records one operation; accounts keeps the accounts read or made
-// so far.
+// applyTx records one operation other than a grant (ApplyTx records those
+// together); accounts keeps the accounts read or made so far.
 func applyTx(tx *gorm.DB, c Change, accounts map[[2]string]*Account) error {
 	now := time.Now().UTC()
 	acct := func(create bool) (*Account, error) { return accountTx(tx, c, accounts, create) }
@@ -654,12 +654,6 @@ func applyTx(tx *gorm.DB, c Change, accounts map[[2]string]*Account) error {
 		return setStatus("enabled")
 	case connectors.OpDisableAccount:
 		return setStatus("locked")
-	case connectors.OpGrant:
-		a, err := acct(true)
-		if err != nil {
-			return err
-		}
-		return grantTx(tx, []membership{{AccountID: a.ID, EntitlementID: c.EntitlementID, GrantedAt: now, ExpiresAt: c.ExpiresAt}})
 	case connectors.OpRevoke:
 		a, err := acct(false)
 		if errors.Is(err, gorm.ErrRecordNotFound) {

@@ -92,10 +92,35 @@ func (s *Service) cancelTx(ctx context.Context, tx *gorm.DB, j *Job, actor strin
 	if err != nil || !ok {
 		return false, err
 	}
-	if err := s.settleDependentsTx(ctx, tx, j, JobCanceled); err != nil {
+	if err := cancelDependentsTx(tx, j); err != nil {
 		return false, err
 	}
 	return true, s.releaseEntryTx(ctx, tx, j.QueueJobID)
+}
+
+// cancelDependentsTx cancels the pending jobs that wait for j, canceled by
+// an admin, and those that wait for them. (In a set's run, the worker
+// cancels them itself when it reaches them.)
+func cancelDependentsTx(tx *gorm.DB, j *Job) error {
+	var deps []Job
+	if err := tx.Where("depends_on = ? AND status = ?", j.ID, JobPending).Order("seq").Find(&deps).Error; err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	for _, d := range deps {
+		msg := fmt.Sprintf("not run: job #%d (%s) %s", j.Seq, j.Kind, JobCanceled)
+		ok, err := moveTx(tx, &d, JobPending, JobCanceled, 0, msg, map[string]any{"ended_at": now})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		if err := cancelDependentsTx(tx, &d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // moveTx changes a job's status from one to another, with its history

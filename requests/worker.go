@@ -426,20 +426,20 @@ func within[T any](ctx context.Context, r *setRun, fn func(ctx context.Context) 
 		}
 		return connectors.Transient(fmt.Errorf("no answer within %s: %w", r.s.opts.JobTimeout, err))
 	}
+	answered := func(a answer) (T, error) {
+		if a.err != nil && opCtx.Err() != nil {
+			return a.v, timedOut(a.err)
+		}
+		return a.v, a.err
+	}
 	for {
 		select {
 		case a := <-done:
-			if a.err != nil && opCtx.Err() != nil {
-				return a.v, timedOut(a.err)
-			}
-			return a.v, a.err
+			return answered(a)
 		case <-opCtx.Done():
 			select {
 			case a := <-done: // it answered just in time
-				if a.err != nil {
-					return a.v, timedOut(a.err)
-				}
-				return a.v, nil
+				return answered(a)
 			default:
 			}
 			var zero T
@@ -677,31 +677,4 @@ func changeOf(j *Job, result *connectors.Result, inst *Instance) identities.Chan
 		c.ExpiresAt = inst.ExpiresAt
 	}
 	return c
-}
-
-// settleDependentsTx cancels the jobs waiting for j when j failed or was
-// canceled outside its set's run (by an admin).
-func (s *Service) settleDependentsTx(ctx context.Context, tx *gorm.DB, j *Job, status string) error {
-	if status == JobCompleted {
-		return nil
-	}
-	var deps []Job
-	if err := tx.Where("depends_on = ? AND status = ?", j.ID, JobPending).Order("seq").Find(&deps).Error; err != nil {
-		return err
-	}
-	now := time.Now().UTC()
-	for _, d := range deps {
-		msg := fmt.Sprintf("not run: job #%d (%s) %s", j.Seq, j.Kind, status)
-		ok, err := moveTx(tx, &d, JobPending, JobCanceled, 0, msg, map[string]any{"ended_at": now})
-		if err != nil {
-			return err
-		}
-		if !ok {
-			continue
-		}
-		if err := s.settleDependentsTx(ctx, tx, &d, JobCanceled); err != nil {
-			return err
-		}
-	}
-	return nil
 }
