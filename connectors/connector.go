@@ -137,29 +137,40 @@ type Connector interface {
 	Import(ctx context.Context, mode ImportMode, cookie string, sink ImportSink) (string, error)
 }
 
-// Batcher is implemented by connectors that grant or revoke several
-// entitlements of one account in one request. Each entitlement gets the
-// result or the error it would have got alone: results[i] and errs[i] are
-// those of es[i].
-type Batcher interface {
-	GrantAll(ctx context.Context, a Account, es []Entitlement) (results []Result, errs []error)
-	RevokeAll(ctx context.Context, a Account, es []Entitlement) (results []Result, errs []error)
+// Membership is an account and an entitlement it is to get or lose.
+type Membership struct {
+	Account     Account
+	Entitlement Entitlement
 }
 
-// DoAll runs op (a grant or a revoke) for each of es on c: in one request
+// Batcher is implemented by connectors that grant or revoke several
+// memberships in one request: several entitlements of one account, or one
+// entitlement of several accounts. Each membership gets the result or the
+// error it would have got alone: results[i] and errs[i] are those of ms[i].
+type Batcher interface {
+	GrantAll(ctx context.Context, ms []Membership) (results []Result, errs []error)
+	RevokeAll(ctx context.Context, ms []Membership) (results []Result, errs []error)
+}
+
+// DoAll runs op (a grant or a revoke) for each of ms on c: in one request
 // when c is a Batcher, else one by one.
-func DoAll(ctx context.Context, c Connector, op Operation, a Account, es []Entitlement) ([]Result, []error) {
+func DoAll(ctx context.Context, c Connector, op Operation, ms []Membership) ([]Result, []error) {
 	if b, ok := c.(Batcher); ok {
 		switch op {
 		case OpGrant:
-			return b.GrantAll(ctx, a, es)
+			return b.GrantAll(ctx, ms)
 		case OpRevoke:
-			return b.RevokeAll(ctx, a, es)
+			return b.RevokeAll(ctx, ms)
 		}
 	}
-	results, errs := make([]Result, len(es)), make([]error, len(es))
-	for i, e := range es {
-		results[i], errs[i] = Do(ctx, c, op, a, e)
+	return OneByOne(ctx, ms, func(ctx context.Context, a Account, e Entitlement) (Result, error) { return Do(ctx, c, op, a, e) })
+}
+
+// OneByOne runs op for each membership on its own.
+func OneByOne(ctx context.Context, ms []Membership, op func(context.Context, Account, Entitlement) (Result, error)) ([]Result, []error) {
+	results, errs := make([]Result, len(ms)), make([]error, len(ms))
+	for i, m := range ms {
+		results[i], errs[i] = op(ctx, m.Account, m.Entitlement)
 	}
 	return results, errs
 }

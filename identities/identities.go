@@ -458,106 +458,134 @@ type Change struct {
 }
 
 // ApplyTx records completed operations in tx, in order. Consecutive grants
-// are recorded together: one read of the memberships they name, and one
-// write of those that are new or change their expiry.
+// are recorded together, whichever accounts they are for: one read of the
+// accounts with the memberships they name, and one write of those that are
+// new or change their expiry. Consecutive revokes are one read of the
+// accounts and one delete.
 func (s *Service) ApplyTx(ctx context.Context, tx *gorm.DB, changes ...Change) error {
-	if oneAccountGrants(changes) {
-		return grantOneTx(tx, changes)
-	}
 	accounts := map[[2]string]*Account{} // by connector and username
-	var grants []membership
-	for _, c := range changes {
-		if c.Operation == connectors.OpGrant {
-			a, err := accountTx(tx, c, accounts, true)
-			if err != nil {
-				return err
+	for i := 0; i < len(changes); {
+		op, n := changes[i].Operation, i+1
+		if op == connectors.OpGrant || op == connectors.OpRevoke {
+			for n < len(changes) && changes[n].Operation == op {
+				n++
 			}
-			grants = append(grants, membership{AccountID: a.ID, EntitlementID: c.EntitlementID, GrantedAt: time.Now().UTC(), ExpiresAt: c.ExpiresAt})
-			continue
 		}
-		if err := grantTx(tx, grants); err != nil {
+		var err error
+		switch op {
+		case connectors.OpGrant:
+			err = grantsTx(tx, changes[i:n], accounts)
+		case connectors.OpRevoke:
+			err = revokesTx(tx, changes[i:n], accounts)
+		default:
+			err = applyTx(tx, changes[i], accounts)
+		}
+		if err != nil {
 			return err
 		}
-		grants = grants[:0]
-		if err := applyTx(tx, c, accounts); err != nil {
-			return err
-		}
+		i = n
 	}
-	return grantTx(tx, grants)
+	return nil
 }
 
-// grantTx records memberships. One held already with the same expiry is
-// left as it is, unlocked: runs that grant the same access again do not
-// wait for each other on its row.
-func grantTx(tx *gorm.DB, grants []membership) error {
-	if len(grants) == 0 {
-		return nil
-	}
-	accts, ents := make([]string, len(grants)), make([]string, len(grants))
-	for i, g := range grants {
-		accts[i], ents[i] = g.AccountID, g.EntitlementID
-	}
-	var held []membership
-	if err := tx.Where("account_id IN ? AND entitlement_id IN ?", accts, ents).Find(&held).Error; err != nil {
-		return err
-	}
-	have := make(map[[2]string]*time.Time, len(held))
-	for _, m := range held {
-		have[[2]string{m.AccountID, m.EntitlementID}] = m.ExpiresAt
-	}
-	return writeGrantsTx(tx, grants, have)
-}
-
-// oneAccountGrants reports whether changes are grants to one account only,
-// the usual results of a job set.
-func oneAccountGrants(changes []Change) bool {
+// accountsTx reads, in one statement, the accounts changes name that
+// accounts does not hold yet, with the memberships they hold among ents
+// (none when ents is empty), and keeps them in accounts. It returns the
+// expiry of each membership found.
+func accountsTx(tx *gorm.DB, changes []Change, accounts map[[2]string]*Account, ents []string) (map[[2]string]*time.Time, error) {
+	have := map[[2]string]*time.Time{}
+	conns, users := map[string]bool{}, map[string]bool{}
 	for _, c := range changes {
-		if c.Operation != connectors.OpGrant || c.ConnectorID != changes[0].ConnectorID || c.Username != changes[0].Username {
-			return false
+		if _, ok := accounts[[2]string{c.ConnectorID, c.Username}]; !ok || len(ents) > 0 {
+			conns[c.ConnectorID], users[c.Username] = true, true
 		}
 	}
-	return len(changes) > 0
-}
-
-// grantOneTx records grants to one account, reading the account and the
-// memberships it holds among them in one statement.
-func grantOneTx(tx *gorm.DB, changes []Change) error {
-	c0 := changes[0]
-	ents := make([]string, len(changes))
-	for i, c := range changes {
-		ents[i] = c.EntitlementID
+	if len(users) == 0 {
+		return have, nil
 	}
 	var rows []struct {
 		Account
 		HeldEntitlement *string
 		HeldExpires     *time.Time
 	}
-	if err := tx.Table("accounts").Select("accounts.*, m.entitlement_id AS held_entitlement, m.expires_at AS held_expires").
-		Joins("LEFT JOIN memberships m ON m.account_id = accounts.id AND m.entitlement_id IN ?", ents).
-		Where("accounts.connector_id = ? AND accounts.username = ?", c0.ConnectorID, c0.Username).Scan(&rows).Error; err != nil {
-		return err
-	}
-	var acct *Account
-	have := map[[2]string]*time.Time{}
-	if len(rows) == 0 {
-		a, err := accountTx(tx, c0, map[[2]string]*Account{}, true)
-		if err != nil {
-			return err
-		}
-		acct = a
+	q := tx.Table("accounts")
+	if len(ents) > 0 {
+		q = q.Select("accounts.*, m.entitlement_id AS held_entitlement, m.expires_at AS held_expires").
+			Joins("LEFT JOIN memberships m ON m.account_id = accounts.id AND m.entitlement_id IN ?", ents)
 	} else {
-		acct = &rows[0].Account
-		for _, r := range rows {
-			if r.HeldEntitlement != nil {
-				have[[2]string{acct.ID, *r.HeldEntitlement}] = r.HeldExpires
-			}
+		q = q.Select("accounts.*")
+	}
+	if err := q.Where("accounts.connector_id IN ? AND accounts.username IN ?", keys(conns), keys(users)).Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		r := &rows[i]
+		key := [2]string{r.ConnectorID, r.Username}
+		if _, ok := accounts[key]; !ok {
+			a := r.Account
+			accounts[key] = &a
 		}
+		if r.HeldEntitlement != nil {
+			have[[2]string{r.ID, *r.HeldEntitlement}] = r.HeldExpires
+		}
+	}
+	return have, nil
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// grantsTx records grants. A membership held already with the same expiry
+// is left as it is, unlocked: runs that grant the same access again do not
+// wait for each other on its row. An account not recorded yet is made.
+func grantsTx(tx *gorm.DB, changes []Change, accounts map[[2]string]*Account) error {
+	ents := map[string]bool{}
+	for _, c := range changes {
+		ents[c.EntitlementID] = true
+	}
+	have, err := accountsTx(tx, changes, accounts, keys(ents))
+	if err != nil {
+		return err
 	}
 	grants := make([]membership, len(changes))
 	for i, c := range changes {
-		grants[i] = membership{AccountID: acct.ID, EntitlementID: c.EntitlementID, GrantedAt: time.Now().UTC(), ExpiresAt: c.ExpiresAt}
+		a, err := accountTx(tx, c, accounts, true)
+		if err != nil {
+			return err
+		}
+		grants[i] = membership{AccountID: a.ID, EntitlementID: c.EntitlementID, GrantedAt: time.Now().UTC(), ExpiresAt: c.ExpiresAt}
 	}
 	return writeGrantsTx(tx, grants, have)
+}
+
+// revokesTx records revokes in one delete; a revoke of an account not
+// recorded changes nothing.
+func revokesTx(tx *gorm.DB, changes []Change, accounts map[[2]string]*Account) error {
+	if _, err := accountsTx(tx, changes, accounts, nil); err != nil {
+		return err
+	}
+	var where strings.Builder
+	var args []any
+	for _, c := range changes {
+		a, ok := accounts[[2]string{c.ConnectorID, c.Username}]
+		if !ok {
+			continue
+		}
+		if where.Len() > 0 {
+			where.WriteString(" OR ")
+		}
+		where.WriteString("(account_id = ? AND entitlement_id = ?)")
+		args = append(args, a.ID, c.EntitlementID)
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	return tx.Where(where.String(), args...).Delete(&membership{}).Error
 }
 
 // writeGrantsTx writes the grants that are new or change their
@@ -622,8 +650,8 @@ func sameTime(a, b *time.Time) bool {
 	return a.Equal(*b)
 }
 
-// applyTx records one operation other than a grant (ApplyTx records those
-// together); accounts keeps the accounts read or made so far.
+// applyTx records one operation other than a grant or a revoke (ApplyTx
+// records those together); accounts keeps the accounts read or made so far.
 func applyTx(tx *gorm.DB, c Change, accounts map[[2]string]*Account) error {
 	now := time.Now().UTC()
 	acct := func(create bool) (*Account, error) { return accountTx(tx, c, accounts, create) }
@@ -654,15 +682,6 @@ func applyTx(tx *gorm.DB, c Change, accounts map[[2]string]*Account) error {
 		return setStatus("enabled")
 	case connectors.OpDisableAccount:
 		return setStatus("locked")
-	case connectors.OpRevoke:
-		a, err := acct(false)
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return tx.Where("account_id = ? AND entitlement_id = ?", a.ID, c.EntitlementID).Delete(&membership{}).Error
 	}
 	return fmt.Errorf("identities: unknown operation %q", c.Operation)
 }

@@ -287,20 +287,40 @@ type beneficiary struct {
 	Username   string
 }
 
+// setSize bounds the jobs of a set made of one entitlement's grants (or
+// revokes) to the members of a workgroup: several sets of one run run side
+// by side, and each goes to a connector that takes batches in one request.
+const setSize = 100
+
 // expand turns a validated request into ordered job specs: per identity, the
 // account is created before the grants that need it; time-bound access adds
 // revocations at the expiry. An identity's jobs form one set and its
-// revocations another.
+// revocations another; but when a workgroup gets or loses entitlements of
+// accounts it has, and it has more members than there are entitlements,
+// the sets are per entitlement, of up to setSize members each, since a
+// directory changes one group for many members in one request.
 func expand(r *Request, people []beneficiary, ents []entitlementRef, expiresAt *time.Time) []jobSpec {
 	var out []jobSpec
+	byEntitlement := (r.Type == AddEntitlements || r.Type == RemoveEntitlements) && len(people) > max(len(ents), 1)
+	chunks := (len(people) + setSize - 1) / setSize
+	setOf := func(i int, e *entitlementRef) int {
+		if !byEntitlement || e == nil {
+			return 2 * i
+		}
+		k := 0
+		for ents[k].ID != e.ID {
+			k++
+		}
+		return 2 * (len(people) + k*chunks + i/setSize)
+	}
 	for i, p := range people {
 		add := func(op connectors.Operation, e *entitlementRef, dependsOn int) int {
-			out = append(out, jobSpec{op: op, identityID: p.IdentityID, username: p.Username, entitlement: e, dependsOn: dependsOn, set: 2 * i})
+			out = append(out, jobSpec{op: op, identityID: p.IdentityID, username: p.Username, entitlement: e, dependsOn: dependsOn, set: setOf(i, e)})
 			return len(out) - 1
 		}
 		revoke := func(op connectors.Operation, e *entitlementRef) {
 			out = append(out, jobSpec{op: op, identityID: p.IdentityID, username: p.Username, entitlement: e, dependsOn: -1,
-				revocation: true, runAt: expiresAt, set: 2*i + 1})
+				revocation: true, runAt: expiresAt, set: setOf(i, e) + 1})
 		}
 		switch r.Type {
 		case CreateAccount:

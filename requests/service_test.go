@@ -702,3 +702,80 @@ func TestOperationTimeout(t *testing.T) {
 		}
 	})
 }
+
+// A workgroup's grants and revokes go in sets per entitlement, each run as
+// one batch, and each member's job answers for that member: one without an
+// account fails while the others complete.
+func TestWorkgroupAccessRunsPerEntitlement(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		b := apptest.New(t, dialect, nil)
+		dir, ents := b.Directory(t, "Dir", "VPN", "Wiki")
+		var people []*identities.Identity
+		for _, n := range []string{"alice", "bob", "carol", "dave"} {
+			people = append(people, b.Identity(t, n))
+		}
+		for _, p := range people[:3] {
+			done := b.WaitSettled(t, b.Submit(t, requests.Request{Type: requests.CreateAccount, BeneficiaryType: "identity",
+				BeneficiaryID: p.ID, ConnectorID: dir.ID, Entitlements: []string{ents["Wiki"].ID}}).ID)
+			if done.Status != requests.InstanceCompleted {
+				t.Fatal(apptest.Describe(done))
+			}
+		}
+		wg := b.Workgroup(t, "Team", people...)
+		both := []string{ents["VPN"].ID, ents["Wiki"].ID}
+		inst := b.Submit(t, requests.Request{Type: requests.AddEntitlements, BeneficiaryType: "workgroup", BeneficiaryID: wg.ID,
+			ConnectorID: dir.ID, Entitlements: both, Duration: "8h"})
+		// Four sets: the grants of each entitlement, and their revocations.
+		sets := map[int64][]string{}
+		for _, j := range inst.Jobs {
+			sets[*j.QueueJobID] = append(sets[*j.QueueJobID], fmt.Sprintf("%s %s %v", j.EntitlementName, j.Operation, j.Revocation))
+		}
+		if len(sets) != 4 {
+			t.Errorf("%d queue entries, want 4: %v", len(sets), sets)
+		}
+		for id, jobs := range sets {
+			if len(jobs) != 4 || jobs[0] != jobs[3] {
+				t.Errorf("queue entry %d runs %v", id, jobs)
+			}
+		}
+		inst = b.WaitSettled(t, inst.ID)
+		var got []string
+		for _, j := range inst.Jobs {
+			if !j.Revocation {
+				got = append(got, fmt.Sprintf("%s %s: %s", j.Username, j.EntitlementName, j.Message))
+			}
+		}
+		want := []string{
+			"alice VPN: alice added to VPN", "alice Wiki: alice was already a member of Wiki (no change)",
+			"bob VPN: bob added to VPN", "bob Wiki: bob was already a member of Wiki (no change)",
+			"carol VPN: carol added to VPN", "carol Wiki: carol was already a member of Wiki (no change)",
+			"dave VPN: no such account: dave", "dave Wiki: no such account: dave",
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") || inst.Status != requests.InstanceFailed {
+			t.Fatalf("%s\njobs:\n%s\nwant:\n%s", inst.Status, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		for _, p := range people[:3] {
+			if held, _ := b.Identities.EntitlementsOf(b.Ctx, dir.ID, p.ID); len(held) != 2 {
+				t.Errorf("%s holds %d entitlements, want 2", p.Username, len(held))
+			}
+		}
+		// Removed from the workgroup in two batches.
+		gone := b.WaitSettled(t, b.Submit(t, requests.Request{Type: requests.RemoveEntitlements, BeneficiaryType: "workgroup",
+			BeneficiaryID: wg.ID, ConnectorID: dir.ID, Entitlements: both}).ID)
+		if gone.Status != requests.InstanceCompleted {
+			t.Fatal(apptest.Describe(gone))
+		}
+		for _, p := range people[:3] {
+			if held, _ := b.Identities.EntitlementsOf(b.Ctx, dir.ID, p.ID); len(held) != 0 {
+				t.Errorf("%s still holds %v", p.Username, held)
+			}
+		}
+		var members int64
+		b.DB.Gorm.Table("directory_members").Where("connector_id = ?", dir.ID).Count(&members)
+		if members != 0 {
+			t.Errorf("directory still has %d memberships", members)
+		}
+	})
+}

@@ -167,7 +167,8 @@ const maxBatch = 100
 // step runs the job at jobs[i], if it is still waiting and its predecessor
 // allows, and returns how many jobs it dealt with: on a connector that
 // takes batches, the grants (or revokes) that follow it with the same
-// predecessor go in the same request.
+// predecessor go in the same request, whether they are one account's
+// entitlements or one entitlement's accounts.
 func (r *setRun) step(ctx context.Context, jobs []Job, i int) int {
 	j := &jobs[i]
 	if j.Terminal() {
@@ -179,7 +180,7 @@ func (r *setRun) step(ctx context.Context, jobs []Job, i int) int {
 		if _, ok := r.conn.(connectors.Batcher); ok && r.openErr == nil {
 			for m := i + 1; m < len(jobs) && len(batch) < maxBatch; m++ {
 				next := &jobs[m]
-				if !next.Terminal() && (next.Operation != j.Operation || next.Username != j.Username || !sameDep(next, j)) {
+				if !next.Terminal() && (next.Operation != j.Operation || !sameDep(next, j)) {
 					break
 				}
 				n++
@@ -355,8 +356,8 @@ func (r *setRun) operate(ctx context.Context, j *Job) (connectors.Result, error)
 	})
 }
 
-// operateAll runs the grants (or revokes) of jobs, all for one account, in
-// one request of a connector that takes batches.
+// operateAll runs the grants (or revokes) of jobs in one request of a
+// connector that takes batches.
 func (r *setRun) operateAll(ctx context.Context, jobs []*Job) ([]connectors.Result, []error) {
 	results, errs := make([]connectors.Result, len(jobs)), make([]error, len(jobs))
 	if err := r.ready(ctx); err != nil {
@@ -365,8 +366,7 @@ func (r *setRun) operateAll(ctx context.Context, jobs []*Job) ([]connectors.Resu
 		}
 		return results, errs
 	}
-	var acct connectors.Account
-	var ents []connectors.Entitlement
+	var ms []connectors.Membership
 	var idx []int
 	for k, j := range jobs {
 		a, e, err := r.subjects(ctx, j)
@@ -374,10 +374,9 @@ func (r *setRun) operateAll(ctx context.Context, jobs []*Job) ([]connectors.Resu
 			errs[k] = err
 			continue
 		}
-		acct = a
-		ents, idx = append(ents, e), append(idx, k)
+		ms, idx = append(ms, connectors.Membership{Account: a, Entitlement: e}), append(idx, k)
 	}
-	if len(ents) == 0 {
+	if len(ms) == 0 {
 		return results, errs
 	}
 	type answer struct {
@@ -385,7 +384,7 @@ func (r *setRun) operateAll(ctx context.Context, jobs []*Job) ([]connectors.Resu
 		errs    []error
 	}
 	a, err := within(ctx, r, func(ctx context.Context) (answer, error) {
-		rs, es := connectors.DoAll(ctx, r.conn, connectors.Operation(jobs[0].Operation), acct, ents)
+		rs, es := connectors.DoAll(ctx, r.conn, connectors.Operation(jobs[0].Operation), ms)
 		return answer{rs, es}, nil
 	})
 	for n, k := range idx {

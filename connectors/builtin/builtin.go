@@ -253,91 +253,94 @@ func (d *Directory) exec(ctx context.Context, stmt func(g *gorm.DB) *gorm.DB) (i
 	return n, err
 }
 
-// GrantAll adds the account to the groups in one statement; a membership
-// that exists is no error. When the statement fails (a missing account or
-// group), each group is granted alone, to say which.
-func (d *Directory) GrantAll(ctx context.Context, a connectors.Account, es []connectors.Entitlement) ([]connectors.Result, []error) {
+// GrantAll adds the memberships in one statement; a membership that exists
+// is no error. When the statement fails (a missing account or group), each
+// is granted alone, to say which.
+func (d *Directory) GrantAll(ctx context.Context, ms []connectors.Membership) ([]connectors.Result, []error) {
 	var q strings.Builder
-	args := make([]any, 0, 4*len(es))
+	args := make([]any, 0, 4*len(ms))
 	now := time.Now().UTC()
 	q.WriteString("INSERT INTO directory_members (connector_id, group_name, username, added_at) VALUES ")
-	for i, e := range es {
+	for i, m := range ms {
 		if i > 0 {
 			q.WriteString(", ")
 		}
 		q.WriteString("(?, ?, ?, ?)")
-		args = append(args, d.connectorID, e.ExternalID, a.Username, now)
+		args = append(args, d.connectorID, m.Entitlement.ExternalID, m.Account.Username, now)
 	}
-	q.WriteString(" ON CONFLICT DO NOTHING RETURNING group_name")
-	var added []string
+	q.WriteString(" ON CONFLICT DO NOTHING RETURNING group_name, username")
+	var added []pair
 	if err := d.write(ctx, func(g *gorm.DB) error { return g.Raw(q.String(), args...).Scan(&added).Error }); err != nil {
-		return d.oneByOne(ctx, a, es, d.Grant)
+		return connectors.OneByOne(ctx, ms, d.Grant)
 	}
 	isNew := setOf(added)
-	results, errs := make([]connectors.Result, len(es)), make([]error, len(es))
-	for i, e := range es {
-		if isNew[e.ExternalID] {
-			results[i] = connectors.Result{Changed: true, Message: a.Username + " added to " + e.ExternalID}
+	results, errs := make([]connectors.Result, len(ms)), make([]error, len(ms))
+	for i, m := range ms {
+		if isNew[pairOf(m)] {
+			results[i] = connectors.Result{Changed: true, Message: m.Account.Username + " added to " + m.Entitlement.ExternalID}
 		} else {
-			results[i] = connectors.Result{Message: a.Username + " was already a member of " + e.ExternalID}
+			results[i] = connectors.Result{Message: m.Account.Username + " was already a member of " + m.Entitlement.ExternalID}
 		}
 	}
 	return results, errs
 }
 
-// RevokeAll removes the account from the groups in one statement; an absent
-// membership is no error, a group that does not exist is.
-func (d *Directory) RevokeAll(ctx context.Context, a connectors.Account, es []connectors.Entitlement) ([]connectors.Result, []error) {
-	names := make([]string, len(es))
-	for i, e := range es {
-		names[i] = e.ExternalID
+// RevokeAll removes the memberships in one statement; an absent membership
+// is no error, a group that does not exist is.
+func (d *Directory) RevokeAll(ctx context.Context, ms []connectors.Membership) ([]connectors.Result, []error) {
+	var q strings.Builder
+	args := make([]any, 0, 1+2*len(ms))
+	args = append(args, d.connectorID)
+	var names []string
+	q.WriteString("DELETE FROM directory_members WHERE connector_id = ? AND (group_name, username) IN (VALUES ")
+	for i, m := range ms {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?)")
+		args = append(args, m.Entitlement.ExternalID, m.Account.Username)
+		names = append(names, m.Entitlement.ExternalID)
 	}
-	var removed []string
-	err := d.write(ctx, func(g *gorm.DB) error {
-		return g.Raw("DELETE FROM directory_members WHERE connector_id = ? AND username = ? AND group_name IN ? RETURNING group_name",
-			d.connectorID, a.Username, names).Scan(&removed).Error
-	})
-	if err != nil {
-		return d.oneByOne(ctx, a, es, d.Revoke)
+	q.WriteString(") RETURNING group_name, username")
+	var removed []pair
+	if err := d.write(ctx, func(g *gorm.DB) error { return g.Raw(q.String(), args...).Scan(&removed).Error }); err != nil {
+		return connectors.OneByOne(ctx, ms, d.Revoke)
 	}
 	gone := setOf(removed)
 	var exist []string
-	if len(removed) < len(es) {
+	if len(removed) < len(ms) {
 		if err := d.db.WithContext(ctx).Model(&dirGroup{}).Where("connector_id = ? AND name IN ?", d.connectorID, names).Pluck("name", &exist).Error; err != nil {
-			return d.oneByOne(ctx, a, es, d.Revoke)
+			return connectors.OneByOne(ctx, ms, d.Revoke)
 		}
 	}
 	known := setOf(exist)
-	results, errs := make([]connectors.Result, len(es)), make([]error, len(es))
-	for i, e := range es {
+	results, errs := make([]connectors.Result, len(ms)), make([]error, len(ms))
+	for i, m := range ms {
 		switch {
-		case gone[e.ExternalID]:
-			results[i] = connectors.Result{Changed: true, Message: a.Username + " removed from " + e.ExternalID}
-		case known[e.ExternalID]:
-			results[i] = connectors.Result{Message: a.Username + " was not a member of " + e.ExternalID}
+		case gone[pairOf(m)]:
+			results[i] = connectors.Result{Changed: true, Message: m.Account.Username + " removed from " + m.Entitlement.ExternalID}
+		case known[m.Entitlement.ExternalID]:
+			results[i] = connectors.Result{Message: m.Account.Username + " was not a member of " + m.Entitlement.ExternalID}
 		default:
-			errs[i] = connectors.Permanent(fmt.Errorf("no such group: %s", e.ExternalID))
+			errs[i] = connectors.Permanent(fmt.Errorf("no such group: %s", m.Entitlement.ExternalID))
 		}
 	}
 	return results, errs
 }
 
-func setOf(names []string) map[string]bool {
-	out := make(map[string]bool, len(names))
-	for _, n := range names {
+// pair is a membership as the directory stores it.
+type pair struct{ GroupName, Username string }
+
+func pairOf(m connectors.Membership) pair {
+	return pair{m.Entitlement.ExternalID, m.Account.Username}
+}
+
+func setOf[T comparable](items []T) map[T]bool {
+	out := make(map[T]bool, len(items))
+	for _, n := range items {
 		out[n] = true
 	}
 	return out
-}
-
-// oneByOne runs op for each group on its own.
-func (d *Directory) oneByOne(ctx context.Context, a connectors.Account, es []connectors.Entitlement,
-	op func(context.Context, connectors.Account, connectors.Entitlement) (connectors.Result, error)) ([]connectors.Result, []error) {
-	results, errs := make([]connectors.Result, len(es)), make([]error, len(es))
-	for i, e := range es {
-		results[i], errs[i] = op(ctx, a, e)
-	}
-	return results, errs
 }
 
 // Check always succeeds when the database answers.

@@ -137,10 +137,18 @@ func TestBatchedGrantsAndRevokes(t *testing.T) {
 		}
 		ctx := b.Ctx
 		alice := connectors.Account{Username: "alice"}
-		ent := func(names ...string) []connectors.Entitlement {
-			var out []connectors.Entitlement
+		ent := func(names ...string) []connectors.Membership {
+			var out []connectors.Membership
 			for _, n := range names {
-				out = append(out, connectors.Entitlement{ExternalID: n, Name: n})
+				out = append(out, connectors.Membership{Account: alice, Entitlement: connectors.Entitlement{ExternalID: n, Name: n}})
+			}
+			return out
+		}
+		// of is one group's memberships of several accounts.
+		of := func(group string, users ...string) []connectors.Membership {
+			var out []connectors.Membership
+			for _, u := range users {
+				out = append(out, connectors.Membership{Account: connectors.Account{Username: u}, Entitlement: connectors.Entitlement{ExternalID: group, Name: group}})
 			}
 			return out
 		}
@@ -161,21 +169,34 @@ func TestBatchedGrantsAndRevokes(t *testing.T) {
 				t.Errorf("%s:\n got %s\nwant %s", what, got, want)
 			}
 		}
-		rs, errs := batch.GrantAll(ctx, alice, ent("VPN", "Wiki"))
+		rs, errs := batch.GrantAll(ctx, ent("VPN", "Wiki"))
 		check("grant before the account exists", rs, errs, "error: no such account: alice (permanent); error: no such account: alice (permanent)")
 		if _, err := c.CreateAccount(ctx, alice); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Grant(ctx, alice, ent("VPN")[0]); err != nil {
+		if _, err := c.Grant(ctx, alice, ent("VPN")[0].Entitlement); err != nil {
 			t.Fatal(err)
 		}
-		rs, errs = batch.GrantAll(ctx, alice, ent("VPN", "Wiki", "Mail"))
+		rs, errs = batch.GrantAll(ctx, ent("VPN", "Wiki", "Mail"))
 		check("grant", rs, errs, "alice was already a member of VPN; alice added to Wiki *; alice added to Mail *")
-		rs, errs = batch.GrantAll(ctx, alice, ent("Wiki", "Nope"))
+		rs, errs = batch.GrantAll(ctx, ent("Wiki", "Nope"))
 		check("grant with a missing group", rs, errs, "alice was already a member of Wiki; error: no such group: Nope (permanent)")
-		rs, errs = batch.RevokeAll(ctx, alice, ent("Wiki", "Nope", "Mail"))
+		rs, errs = batch.RevokeAll(ctx, ent("Wiki", "Nope", "Mail"))
 		check("revoke", rs, errs, "alice removed from Wiki *; error: no such group: Nope (permanent); alice removed from Mail *")
-		rs, errs = batch.RevokeAll(ctx, alice, ent("Wiki", "VPN"))
+		rs, errs = batch.RevokeAll(ctx, ent("Wiki", "VPN"))
 		check("revoke again", rs, errs, "alice was not a member of Wiki; alice removed from VPN *")
+
+		// One group for several accounts, one of them missing.
+		for _, u := range []string{"bob", "carol"} {
+			if _, err := c.CreateAccount(ctx, connectors.Account{Username: u}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rs, errs = batch.GrantAll(ctx, of("Mail", "bob", "carol"))
+		check("one group for two accounts", rs, errs, "bob added to Mail *; carol added to Mail *")
+		rs, errs = batch.GrantAll(ctx, of("Mail", "alice", "bob", "dave"))
+		check("one group with a missing account", rs, errs, "alice added to Mail *; bob was already a member of Mail; error: no such account: dave (permanent)")
+		rs, errs = batch.RevokeAll(ctx, of("Mail", "carol", "dave", "alice"))
+		check("revoke one group from several", rs, errs, "carol removed from Mail *; dave was not a member of Mail; alice removed from Mail *")
 	})
 }

@@ -203,6 +203,36 @@ func TestADOperations(t *testing.T) {
 	if got := adMembers(t, admin, staff); len(got) != 0 {
 		t.Errorf("members after the injection attempts: %v", got)
 	}
+	// Batches: one modify per group, one by one where AD refuses it
+	// (68 for a member there already, 53 for one that is not).
+	barb := connectors.Account{Username: "ad.barb"}
+	if _, err := d.CreateAccount(ctx, barb); err != nil {
+		t.Fatal(err)
+	}
+	both := []connectors.Membership{{Account: alice, Entitlement: g}, {Account: barb, Entitlement: g}}
+	withGhost := append(both, connectors.Membership{Account: connectors.Account{Username: "ad.ghost"}, Entitlement: g})
+	for _, c := range []struct {
+		what string
+		do   func() ([]connectors.Result, []error)
+		want string
+	}{
+		{"grant both", func() ([]connectors.Result, []error) { return d.GrantAll(ctx, both) },
+			"ad.alice added to ops-staff *\nad.barb added to ops-staff *"},
+		{"grant again", func() ([]connectors.Result, []error) { return d.GrantAll(ctx, withGhost) },
+			"ad.alice was already a member of ops-staff\nad.barb was already a member of ops-staff\n" +
+				"permanent: add ad.ghost to ops-staff: no such account: ad.ghost"},
+		{"revoke both", func() ([]connectors.Result, []error) { return d.RevokeAll(ctx, withGhost) },
+			"ad.alice removed from ops-staff *\nad.barb removed from ops-staff *\nad.ghost was not a member of ops-staff"},
+		{"revoke again", func() ([]connectors.Result, []error) { return d.RevokeAll(ctx, both) },
+			"ad.alice was not a member of ops-staff\nad.barb was not a member of ops-staff"},
+	} {
+		if got := describe(c.do()); got != c.want {
+			t.Errorf("%s:\n got:\n%s\nwant:\n%s", c.what, got, c.want)
+		}
+	}
+	if _, err := d.DeleteAccount(ctx, barb); err != nil {
+		t.Fatal(err)
+	}
 	// A password the domain refuses: permanent, with AD's message.
 	_, err := d.SetPassword(ctx, alice, "abc")
 	if !connectors.IsPermanent(err) || !strings.Contains(err.Error(), "Constraint Violation") || !strings.Contains(err.Error(), "password") {

@@ -445,21 +445,34 @@ func (d *Directory) Grant(ctx context.Context, a connectors.Account, e connector
 		return connectors.Result{}, err
 	}
 	return d.onAccount(ctx, a, "add "+a.Username+" to "+groupName(e), func(c *ldapv3.Conn, u *user) (connectors.Result, error) {
-		req := ldapv3.NewModifyRequest(e.ExternalID, nil)
-		req.Add(d.cfg.GroupMemberAttribute, []string{u.DN})
-		err := c.Modify(req)
-		switch resultCode(err) {
-		case ldapv3.LDAPResultAttributeOrValueExists, ldapv3.LDAPResultEntryAlreadyExists:
-			// AD answers 68 for a member that is there already.
-			return connectors.Result{Message: a.Username + " was already a member of " + groupName(e)}, nil
-		case ldapv3.LDAPResultNoSuchObject:
-			return connectors.Result{}, connectors.Permanent(fmt.Errorf("no such group: %s: %w", e.ExternalID, err))
-		}
-		if err != nil {
-			return connectors.Result{}, err
-		}
-		return connectors.Result{Changed: true, Message: a.Username + " added to " + groupName(e)}, nil
+		return d.addMember(c, a, e, u.DN)
 	})
+}
+
+// addMember adds memberDN, the entry of a, to the group e.
+func (d *Directory) addMember(c *ldapv3.Conn, a connectors.Account, e connectors.Entitlement, memberDN string) (connectors.Result, error) {
+	req := ldapv3.NewModifyRequest(e.ExternalID, nil)
+	req.Add(d.cfg.GroupMemberAttribute, []string{memberDN})
+	err := c.Modify(req)
+	switch resultCode(err) {
+	case ldapv3.LDAPResultAttributeOrValueExists, ldapv3.LDAPResultEntryAlreadyExists:
+		// AD answers 68 for a member that is there already.
+		return connectors.Result{Message: a.Username + " was already a member of " + groupName(e)}, nil
+	case ldapv3.LDAPResultNoSuchObject:
+		return connectors.Result{}, noGroup(e, err)
+	}
+	if err != nil {
+		return connectors.Result{}, err
+	}
+	return connectors.Result{Changed: true, Message: a.Username + " added to " + groupName(e)}, nil
+}
+
+func noGroup(e connectors.Entitlement, err error) error {
+	return connectors.Permanent(fmt.Errorf("no such group: %s: %w", e.ExternalID, err))
+}
+
+func notMember(a connectors.Account, e connectors.Entitlement) connectors.Result {
+	return connectors.Result{Message: a.Username + " was not a member of " + groupName(e)}
 }
 
 // Revoke removes the account from the group; an absent membership or a
@@ -474,36 +487,38 @@ func (d *Directory) Revoke(ctx context.Context, a connectors.Account, e connecto
 		if err != nil {
 			return err
 		}
-		notMember := connectors.Result{Message: a.Username + " was not a member of " + groupName(e)}
 		if u == nil {
-			res = notMember
+			res = notMember(a, e)
 			return nil
 		}
-		req := ldapv3.NewModifyRequest(e.ExternalID, nil)
-		req.Delete(d.cfg.GroupMemberAttribute, []string{u.DN})
-		err = c.Modify(req)
-		switch resultCode(err) {
-		case ldapv3.LDAPResultNoSuchAttribute:
-			res = notMember
-			return nil
-		case ldapv3.LDAPResultUnwillingToPerform:
-			// AD refuses to remove a value that is not there with 53.
-			if member, cerr := d.isMember(c, e.ExternalID, u.DN); cerr == nil && !member {
-				res = notMember
-				return nil
-			}
-		case ldapv3.LDAPResultNoSuchObject:
-			return connectors.Permanent(fmt.Errorf("no such group: %s: %w", e.ExternalID, err))
-		case ldapv3.LDAPResultObjectClassViolation:
-			return connectors.Permanent(fmt.Errorf("%s is the last member of %s, and its object class needs one: %w", a.Username, groupName(e), err))
-		}
-		if err != nil {
-			return err
-		}
-		res = connectors.Result{Changed: true, Message: a.Username + " removed from " + groupName(e)}
-		return nil
+		res, err = d.removeMember(c, a, e, u.DN)
+		return err
 	})
 	return res, classify("remove "+a.Username+" from "+groupName(e), err)
+}
+
+// removeMember removes memberDN, the entry of a, from the group e.
+func (d *Directory) removeMember(c *ldapv3.Conn, a connectors.Account, e connectors.Entitlement, memberDN string) (connectors.Result, error) {
+	req := ldapv3.NewModifyRequest(e.ExternalID, nil)
+	req.Delete(d.cfg.GroupMemberAttribute, []string{memberDN})
+	err := c.Modify(req)
+	switch resultCode(err) {
+	case ldapv3.LDAPResultNoSuchAttribute:
+		return notMember(a, e), nil
+	case ldapv3.LDAPResultUnwillingToPerform:
+		// AD refuses to remove a value that is not there with 53.
+		if member, cerr := d.isMember(c, e.ExternalID, memberDN); cerr == nil && !member {
+			return notMember(a, e), nil
+		}
+	case ldapv3.LDAPResultNoSuchObject:
+		return connectors.Result{}, noGroup(e, err)
+	case ldapv3.LDAPResultObjectClassViolation:
+		return connectors.Result{}, connectors.Permanent(fmt.Errorf("%s is the last member of %s, and its object class needs one: %w", a.Username, groupName(e), err))
+	}
+	if err != nil {
+		return connectors.Result{}, err
+	}
+	return connectors.Result{Changed: true, Message: a.Username + " removed from " + groupName(e)}, nil
 }
 
 // isMember reports whether memberDN is a direct member of the group.
