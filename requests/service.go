@@ -69,6 +69,8 @@ type Service struct {
 
 	openMu sync.Mutex
 	open   map[string]openConnector // by connector id, see openConnector
+
+	recorder *recorder
 }
 
 // New returns the service. The queue is set later with SetQueue, since the
@@ -88,7 +90,9 @@ func New(db *database.DB, ids *identities.Service, store *connectors.Store, opts
 		}
 		o.ImportFunc = opts.ImportFunc
 	}
-	return &Service{db: db, ids: ids, connectors: store, opts: o}
+	s := &Service{db: db, ids: ids, connectors: store, opts: o}
+	s.recorder = newRecorder(s)
+	return s
 }
 
 // SetQueue gives the service the queue its jobs go to.
@@ -523,18 +527,21 @@ func lockInstanceTx(tx *gorm.DB, id string) (*Instance, error) {
 // rollUpTx recomputes an instance's status from its jobs and runs the
 // settled hooks when it moves between busy and settled.
 func (s *Service) rollUpTx(ctx context.Context, tx *gorm.DB, inst *Instance) error {
-	var rows []struct {
-		Status string
-		N      int
-	}
-	if err := tx.Model(&Job{}).Select("status, count(*) AS n").Where("instance_id = ?", inst.ID).Group("status").Scan(&rows).Error; err != nil {
+	counts, err := countJobsTx(tx, []string{inst.ID})
+	if err != nil {
 		return err
 	}
-	c := map[string]int{}
+	return s.rollUpCountedTx(ctx, tx, inst, counts[inst.ID])
+}
+
+// rollUpCountedTx is rollUpTx with the instance's jobs counted by status.
+func (s *Service) rollUpCountedTx(ctx context.Context, tx *gorm.DB, inst *Instance, c map[string]int) error {
+	if c == nil {
+		c = map[string]int{}
+	}
 	total := 0
-	for _, r := range rows {
-		c[r.Status] = r.N
-		total += r.N
+	for _, n := range c {
+		total += n
 	}
 	done := c[JobCompleted] + c[JobFailed] + c[JobCanceled]
 	var status string

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
-	"github.com/provisor/provisor/app/database"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/identities"
 )
@@ -533,8 +531,7 @@ func (r *setRun) subjects(ctx context.Context, j *Job) (connectors.Account, conn
 	return acct, ent, nil
 }
 
-// flush writes the outcomes kept so far in one transaction: each job's
-// status and history, the portal's record of what changed, and the
+// flush writes the outcomes kept so far (see recorder), with the
 // instance's roll-up, which also counts the job running now. A crash
 // before it commits loses nothing but the record: the set runs again and
 // its operations are idempotent.
@@ -546,108 +543,11 @@ func (r *setRun) flush(ctx context.Context) error {
 	// The record is written even when the set is being stopped.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	s := r.s
-	err := s.inTxWith(ctx, s.db.InTxAsync, func(ctx context.Context, tx *gorm.DB) error {
-		inst, err := lockInstanceTx(tx, r.first.InstanceID)
-		if err != nil {
-			return err
-		}
-		updated, err := updateOutcomesTx(tx, r.outcomes)
-		if err != nil {
-			return err
-		}
-		var events []Event
-		var changes []identities.Change
-		for i := range r.outcomes {
-			o := &r.outcomes[i]
-			j := o.job
-			if !updated[j.ID] {
-				continue // ended by someone else meanwhile
-			}
-			if o.interrupted {
-				events = append(events, Event{JobID: j.ID, At: o.startedAt, Status: JobPending, Attempt: j.Attempts,
-					Message: fmt.Sprintf("attempt %d ended without a result (its worker stopped); trying again", j.Attempts)})
-			}
-			if o.claimed {
-				events = append(events, Event{JobID: j.ID, At: o.startedAt, Status: JobRunning, Attempt: r.qj.Attempt,
-					Message: fmt.Sprintf("attempt %d of %d", r.qj.Attempt, r.qj.MaxAttempts)})
-			}
-			msg := o.event
-			if msg == "" {
-				msg = o.message
-			}
-			attempt := 0
-			if o.claimed {
-				attempt = r.qj.Attempt
-			}
-			events = append(events, Event{JobID: j.ID, At: o.endedAt, Status: o.status, Attempt: attempt, Message: msg})
-			if o.status == JobCompleted && j.Operation != string(connectors.OpImport) {
-				changes = append(changes, changeOf(j, &o.result, inst))
-			}
-		}
-		if len(events) > 0 {
-			if err := tx.Create(&events).Error; err != nil {
-				return err
-			}
-		}
-		if err := s.ids.ApplyTx(ctx, tx, changes...); err != nil {
-			return fmt.Errorf("requests: record jobs of run %s: %w", r.first.InstanceID, err)
-		}
-		return s.rollUpTx(ctx, tx, inst)
-	})
-	if err != nil {
-		return err
+	if err := r.s.recorder.record(ctx, r, r.outcomes); err != nil {
+		return fmt.Errorf("requests: record jobs of run %s: %w", r.first.InstanceID, err)
 	}
 	r.outcomes = r.outcomes[:0]
 	return nil
-}
-
-// updateOutcomesTx writes the outcomes' statuses in one statement and
-// returns the jobs it changed. A claimed job is running and nobody else
-// changes it; a job not run is pending, unless an admin canceled it
-// meanwhile, and then it is left as it is.
-func updateOutcomesTx(tx *gorm.DB, outs []outcome) (map[string]bool, error) {
-	if len(outs) == 0 {
-		return nil, nil
-	}
-	ts := "?"
-	if tx.Dialector.Name() == database.Postgres {
-		ts = "CAST(? AS timestamptz)"
-	}
-	var status, message, ended, updatedAt strings.Builder
-	var aStatus, aMessage, aEnded, aUpdated []any
-	ids := make([]string, len(outs))
-	for i, o := range outs {
-		ids[i] = o.job.ID
-		status.WriteString(" WHEN ? THEN ?")
-		aStatus = append(aStatus, o.job.ID, o.status)
-		message.WriteString(" WHEN ? THEN ?")
-		aMessage = append(aMessage, o.job.ID, o.message)
-		updatedAt.WriteString(" WHEN ? THEN " + ts)
-		aUpdated = append(aUpdated, o.job.ID, o.endedAt)
-		if o.status != JobPending {
-			ended.WriteString(" WHEN ? THEN " + ts)
-			aEnded = append(aEnded, o.job.ID, o.endedAt)
-		}
-	}
-	q := "UPDATE connector_jobs SET status = CASE id" + status.String() + " END, message = CASE id" + message.String() +
-		" END, updated_at = CASE id" + updatedAt.String() + " END"
-	args := append(append(aStatus, aMessage...), aUpdated...)
-	if ended.Len() > 0 {
-		q += ", ended_at = CASE id" + ended.String() + " ELSE ended_at END"
-		args = append(args, aEnded...)
-	}
-	q += " WHERE id IN ? AND status IN ? RETURNING id"
-	args = append(args, ids, []string{JobRunning, JobPending, JobScheduled})
-	var changed []string
-	if err := tx.Raw(q, args...).Scan(&changed).Error; err != nil {
-		return nil, fmt.Errorf("requests: record job results: %w", err)
-	}
-	out := make(map[string]bool, len(changed))
-	for _, id := range changed {
-		out[id] = true
-	}
-	return out, nil
 }
 
 // anyRunning reports whether a job of the set is claimed and not done.

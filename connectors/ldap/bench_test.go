@@ -94,31 +94,52 @@ func rawGrants(b *testing.B, s *ldaptest.Slapd, group string, n, conns int) floa
 
 // BenchmarkLDAPGrants grants one group to 2,000 accounts through Provisor,
 // on the queue with the default 50 workers and a connector pool of 4 LDAP
-// connections, and with plain go-ldap modifies over 4 connections, on the
-// same slapd. Two shapes of work: 2,000 add_entitlements requests, one per
-// identity ("identities"), and one request for a workgroup of 2,000
-// ("workgroup"). The runs are stored before the workers start, so what is
-// timed is the execution of the 2,000 jobs, until every run has ended.
+// connections, and with plain go-ldap modifies (one per grant) over 4
+// connections, on the same slapd. Three shapes of work:
+//
+//   - "workgroup": one request for a workgroup of 2,000;
+//   - "teams": 20 requests, each for a workgroup of 100;
+//   - "identities": 2,000 add_entitlements requests, one per identity.
+//
+// The runs are stored before the workers start, so what is timed is the
+// execution of the 2,000 jobs, until every run has ended.
 func BenchmarkLDAPGrants(b *testing.B) {
-	for _, c := range []struct{ dialect, shape string }{
-		{database.Postgres, "identities"}, {database.Postgres, "workgroup"}, {database.SQLite, "identities"},
-	} {
-		b.Run(c.dialect+"/"+c.shape, func(b *testing.B) {
-			for range b.N {
-				benchGrants(b, c.dialect, c.shape == "workgroup")
-			}
-		})
+	for _, dialect := range []string{database.Postgres, database.SQLite} {
+		for _, sh := range []shape{{"workgroup", 1}, {"teams", 20}, {"identities", benchUsers}} {
+			b.Run(dialect+"/"+sh.name, func(b *testing.B) {
+				for range b.N {
+					benchGrants(b, dialect, sh)
+				}
+			})
+		}
 	}
 }
 
-func benchGrants(b *testing.B, dialect string, workgroup bool) {
+// shape is how the 2,000 grants are requested: in runs, each for an
+// identity (runs = 2,000) or for a workgroup of 2,000/runs.
+type shape struct {
+	name string
+	runs int
+}
+
+func (sh shape) String() string {
+	switch {
+	case sh.runs == 1:
+		return "one workgroup run of 2,000 jobs"
+	case sh.runs == benchUsers:
+		return "2,000 runs of one job"
+	}
+	return fmt.Sprintf("%d workgroup runs of %d jobs", sh.runs, benchUsers/sh.runs)
+}
+
+func benchGrants(b *testing.B, dialect string, sh shape) {
 	b.StopTimer()
 	s := ldaptest.StartSlapd(b, &ldaptest.SlapdOptions{LDIF: benchLDIF(benchUsers, 0, 0)})
 	raw := rawGrants(b, s, "raw", benchUsers, benchConns)
 	direct := connectorGrants(b, s, "direct", benchUsers)
 	// The same work on a connector that does nothing: the pipeline alone.
-	pipeline, _ := runGrants(b, dialect, s, workgroup, true)
-	prov, took := runGrants(b, dialect, s, workgroup, false)
+	pipeline, _ := runGrants(b, dialect, s, sh, true)
+	prov, took := runGrants(b, dialect, s, sh, false)
 	if got := len(members(b, s.Conn(b), "cn=provisor,"+ldaptest.GroupsDN)); got != benchUsers {
 		b.Fatalf("provisor group has %d members", got)
 	}
@@ -127,21 +148,17 @@ func benchGrants(b *testing.B, dialect string, workgroup bool) {
 	b.ReportMetric(pipeline, "noop_pipeline_jobs/s")
 	b.ReportMetric(prov, "provisor_grants/s")
 	b.ReportMetric(100*prov/raw, "%_of_raw")
-	shape := "2,000 runs of one job"
-	if workgroup {
-		shape = "one workgroup run of 2,000 jobs"
-	}
-	b.Logf("%s, %s: raw go-ldap %.0f grants/s; the connector called directly (50 goroutines) %.0f/s; "+
+	b.Logf("%s, %s: raw go-ldap %.0f grants/s; the connector's Grant called directly (50 goroutines) %.0f/s; "+
 		"the pipeline with a no-op connector %.0f jobs/s; Provisor %.0f grants/s (%s), %.0f%% of raw (target 80%%)",
-		dialect, shape, raw, direct, pipeline, prov, took.Round(time.Millisecond), 100*prov/raw)
+		dialect, sh, raw, direct, pipeline, prov, took.Round(time.Millisecond), 100*prov/raw)
 }
 
 // runGrants builds a Provisor on a fresh database, imports the directory,
 // stores the runs that grant the group "provisor" (or, with noop, an
-// entitlement of a connector that does nothing) to every identity, one run
-// each or one run for a workgroup of them all, with the workers stopped;
-// then it starts the workers and times the 2,000 jobs until no run is busy.
-func runGrants(b *testing.B, dialect string, s *ldaptest.Slapd, workgroup, noopConnector bool) (float64, time.Duration) {
+// entitlement of a connector that does nothing) to every identity, in the
+// runs of sh, with the workers stopped; then it starts the workers and
+// times the 2,000 jobs until no run is busy.
+func runGrants(b *testing.B, dialect string, s *ldaptest.Slapd, sh shape, noopConnector bool) (float64, time.Duration) {
 	bundle := apptest.New(b, dialect, &apptest.Options{NoStart: true, ConnectorTypes: []connectors.Type{{
 		Name: "noop", Label: "No-op", New: func(connectors.Config) (connectors.Connector, error) { return noop{}, nil }}}})
 	ctx := bundle.Ctx
@@ -180,43 +197,45 @@ func runGrants(b *testing.B, dialect string, s *ldaptest.Slapd, workgroup, noopC
 		}
 		grant = requests.Request{Type: requests.AddEntitlements, ConnectorID: nrec.ID, Entitlements: []string{ne.ID}}
 	}
-	var runs []string
-	if workgroup {
-		wg := bundle.Workgroup(b, "Everyone", all...)
-		grant.BeneficiaryType, grant.BeneficiaryID = requests.BeneficiaryWorkgroup, wg.ID
-		runs = append(runs, bundle.Submit(b, grant).ID)
+	// Stored from 8 goroutines (one on SQLite, which has one writer):
+	// storing is not what is measured.
+	var runs []requests.Request
+	if sh.runs == benchUsers {
+		for _, id := range all {
+			r := grant
+			r.BeneficiaryType, r.BeneficiaryID = requests.BeneficiaryIdentity, id.ID
+			runs = append(runs, r)
+		}
 	} else {
-		// Stored from 8 goroutines (one on SQLite, which has one writer):
-		// storing is not what is measured.
-		ch := make(chan string, benchUsers)
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		writers := 8
-		if dialect == database.SQLite {
-			writers = 1
-		}
-		for range writers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := next.Add(1) - 1; i < int64(len(all)); i = next.Add(1) - 1 {
-					r := grant
-					r.BeneficiaryType, r.BeneficiaryID, r.Justification = requests.BeneficiaryIdentity, all[i].ID, "bench"
-					inst, err := bundle.Requests.Submit(ctx, r, requests.StartOpts{Trigger: requests.TriggerAPI, Actor: "bench"})
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					ch <- inst.ID
-				}
-			}()
-		}
-		wg.Wait()
-		close(ch)
-		for id := range ch {
-			runs = append(runs, id)
+		per := benchUsers / sh.runs
+		for k := range sh.runs {
+			wg := bundle.Workgroup(b, fmt.Sprintf("Team %d", k), all[k*per:(k+1)*per]...)
+			r := grant
+			r.BeneficiaryType, r.BeneficiaryID = requests.BeneficiaryWorkgroup, wg.ID
+			runs = append(runs, r)
 		}
 	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	writers := 8
+	if dialect == database.SQLite {
+		writers = 1
+	}
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(len(runs)); i = next.Add(1) - 1 {
+				r := runs[i]
+				r.Justification = "bench"
+				if _, err := bundle.Requests.Submit(ctx, r, requests.StartOpts{Trigger: requests.TriggerAPI, Actor: "bench"}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 	runCtx, cancel := context.WithCancel(ctx)
 	b.StartTimer()
 	start := time.Now()

@@ -1,0 +1,295 @@
+package requests
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/provisor/provisor/app/database"
+	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/identities"
+)
+
+// recorder writes the results of job sets that end at about the same time
+// in one transaction. While transactions write, the sets that end wait in
+// line, and the next transaction writes all of them: a run of many sets (a
+// workgroup's, or many runs at once) costs a few transactions instead of
+// one each, all taking turns on the same instance's lock.
+//
+// Up to writers transactions write at a time; the set that starts one
+// writes what is in line, then hands its turn to a set that came in
+// meanwhile.
+type recorder struct {
+	// write writes a batch in one transaction.
+	write func(ctx context.Context, batch []*pendingWrite) error
+
+	mu      sync.Mutex
+	line    []*pendingWrite
+	writing int
+}
+
+func newRecorder(s *Service) *recorder {
+	return &recorder{write: func(ctx context.Context, batch []*pendingWrite) error {
+		return s.inTxWith(ctx, s.db.InTxAsync, func(ctx context.Context, tx *gorm.DB) error {
+			return s.writeOutcomesTx(ctx, tx, batch)
+		})
+	}}
+}
+
+// writers is how many transactions of a process record results at a time.
+const writers = 2
+
+// pendingWrite is what one set has to write: its outcomes, or only its
+// run's roll-up while a job of it runs.
+type pendingWrite struct {
+	r      *setRun
+	outs   []outcome
+	done   chan error    // the answer, once written
+	turn   chan struct{} // the set's turn to write the line
+	handed bool          // the turn was handed to it
+}
+
+// maxLine bounds the outcomes written in one transaction.
+const maxLine = 1000
+
+// record writes outs (and the roll-up of r's run), in a transaction shared
+// with the sets that end meanwhile, and returns when it committed.
+func (rc *recorder) record(ctx context.Context, r *setRun, outs []outcome) error {
+	w := &pendingWrite{r: r, outs: outs, done: make(chan error, 1), turn: make(chan struct{}, 1)}
+	rc.mu.Lock()
+	rc.line = append(rc.line, w)
+	mine := rc.writing < writers
+	if mine {
+		rc.writing++
+	}
+	rc.mu.Unlock()
+	if !mine {
+		select {
+		case err := <-w.done:
+			return err
+		case <-w.turn:
+		}
+	}
+	for {
+		rc.mu.Lock()
+		n, size := 0, 0
+		for n < len(rc.line) && (n == 0 || size+len(rc.line[n].outs) <= maxLine) {
+			size += len(rc.line[n].outs)
+			n++
+		}
+		batch := slices.Clone(rc.line[:n])
+		rc.line = rc.line[n:]
+		if n == 0 {
+			// Another transaction took this set's outcomes.
+			rc.writing--
+			rc.mu.Unlock()
+			break
+		}
+		rc.mu.Unlock()
+		rc.commit(ctx, batch)
+		if !slices.Contains(batch, w) {
+			continue
+		}
+		rc.mu.Lock()
+		if i := slices.IndexFunc(rc.line, func(p *pendingWrite) bool { return !p.handed }); i >= 0 {
+			rc.line[i].handed = true
+			rc.line[i].turn <- struct{}{}
+		} else {
+			rc.writing--
+		}
+		rc.mu.Unlock()
+		break
+	}
+	return <-w.done
+}
+
+// commit writes batch in one transaction. When it fails, each set is
+// written alone, so that one set's trouble holds no other back.
+func (rc *recorder) commit(ctx context.Context, batch []*pendingWrite) {
+	err := rc.write(ctx, batch)
+	if err != nil && len(batch) > 1 {
+		for _, w := range batch {
+			w.done <- rc.write(ctx, []*pendingWrite{w})
+		}
+		return
+	}
+	for _, w := range batch {
+		w.done <- err
+	}
+}
+
+// writeOutcomesTx writes the outcomes of sets: each job's status and
+// history, the portal's record of what changed, and each run's roll-up,
+// which also counts the jobs running now. The runs are locked first, in
+// the order of their ids.
+func (s *Service) writeOutcomesTx(ctx context.Context, tx *gorm.DB, batch []*pendingWrite) error {
+	var ids []string
+	for _, w := range batch {
+		ids = append(ids, w.r.first.InstanceID)
+	}
+	sort.Strings(ids)
+	ids = slices.Compact(ids)
+	insts, err := lockInstancesTx(tx, ids)
+	if err != nil {
+		return err
+	}
+	var all []outcome
+	for _, w := range batch {
+		if insts[w.r.first.InstanceID] != nil { // else the run was deleted meanwhile
+			all = append(all, w.outs...)
+		}
+	}
+	updated, err := updateOutcomesTx(tx, all)
+	if err != nil {
+		return err
+	}
+	var events []Event
+	var changes []identities.Change
+	for _, w := range batch {
+		inst := insts[w.r.first.InstanceID]
+		if inst == nil {
+			continue
+		}
+		qj := w.r.qj
+		for i := range w.outs {
+			o := &w.outs[i]
+			j := o.job
+			if !updated[j.ID] {
+				continue // ended by someone else meanwhile
+			}
+			if o.interrupted {
+				events = append(events, Event{JobID: j.ID, At: o.startedAt, Status: JobPending, Attempt: j.Attempts,
+					Message: fmt.Sprintf("attempt %d ended without a result (its worker stopped); trying again", j.Attempts)})
+			}
+			attempt := 0
+			if o.claimed {
+				attempt = qj.Attempt
+				events = append(events, Event{JobID: j.ID, At: o.startedAt, Status: JobRunning, Attempt: qj.Attempt,
+					Message: fmt.Sprintf("attempt %d of %d", qj.Attempt, qj.MaxAttempts)})
+			}
+			msg := o.event
+			if msg == "" {
+				msg = o.message
+			}
+			events = append(events, Event{JobID: j.ID, At: o.endedAt, Status: o.status, Attempt: attempt, Message: msg})
+			if o.status == JobCompleted && j.Operation != string(connectors.OpImport) {
+				changes = append(changes, changeOf(j, &o.result, inst))
+			}
+		}
+	}
+	if len(events) > 0 {
+		if err := tx.CreateInBatches(&events, 500).Error; err != nil {
+			return err
+		}
+	}
+	if err := s.ids.ApplyTx(ctx, tx, changes...); err != nil {
+		return fmt.Errorf("requests: record the jobs' changes: %w", err)
+	}
+	counts, err := countJobsTx(tx, ids)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if inst := insts[id]; inst != nil {
+			if err := s.rollUpCountedTx(ctx, tx, inst, counts[id]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// lockInstancesTx locks runs as lockInstanceTx does, in the order of ids
+// (sorted), and returns those that exist.
+func lockInstancesTx(tx *gorm.DB, ids []string) (map[string]*Instance, error) {
+	if len(ids) == 1 {
+		inst, err := lockInstanceTx(tx, ids[0])
+		if errors.Is(err, ErrNotFound) {
+			return map[string]*Instance{}, nil
+		}
+		return map[string]*Instance{ids[0]: inst}, err
+	}
+	q := tx.Where("id IN ?", ids).Order("id")
+	if tx.Dialector.Name() == database.Postgres {
+		q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	}
+	var rows []Instance
+	if err := q.Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := make(map[string]*Instance, len(rows))
+	for i := range rows {
+		out[rows[i].ID] = &rows[i]
+	}
+	return out, nil
+}
+
+// countJobsTx counts the jobs of runs by status.
+func countJobsTx(tx *gorm.DB, ids []string) (map[string]map[string]int, error) {
+	var rows []struct {
+		InstanceID string
+		Status     string
+		N          int
+	}
+	if err := tx.Model(&Job{}).Select("instance_id, status, count(*) AS n").Where("instance_id IN ?", ids).
+		Group("instance_id, status").Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := make(map[string]map[string]int, len(ids))
+	for _, r := range rows {
+		if out[r.InstanceID] == nil {
+			out[r.InstanceID] = map[string]int{}
+		}
+		out[r.InstanceID][r.Status] = r.N
+	}
+	return out, nil
+}
+
+// updateOutcomesTx writes the outcomes' statuses in one statement per few
+// hundred and returns the jobs it changed. A claimed job is running and
+// nobody else changes it; a job not run is pending, unless an admin
+// canceled it meanwhile, and then it is left as it is.
+func updateOutcomesTx(tx *gorm.DB, outs []outcome) (map[string]bool, error) {
+	out := make(map[string]bool, len(outs))
+	pg := tx.Dialector.Name() == database.Postgres
+	for start := 0; start < len(outs); start += 500 {
+		chunk := outs[start:min(start+500, len(outs))]
+		var q strings.Builder
+		args := make([]any, 0, 5*len(chunk)+1)
+		q.WriteString("WITH v (id, status, message, updated_at, ended_at) AS (VALUES ")
+		for i, o := range chunk {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			if pg {
+				q.WriteString("(CAST(? AS uuid), ?, ?, CAST(? AS timestamptz), CAST(? AS timestamptz))")
+			} else {
+				q.WriteString("(?, ?, ?, ?, ?)")
+			}
+			var ended any
+			if o.status != JobPending {
+				ended = o.endedAt
+			}
+			args = append(args, o.job.ID, o.status, o.message, o.endedAt, ended)
+		}
+		q.WriteString(") UPDATE connector_jobs SET status = v.status, message = v.message, updated_at = v.updated_at, " +
+			"ended_at = COALESCE(v.ended_at, connector_jobs.ended_at) FROM v " +
+			"WHERE connector_jobs.id = v.id AND connector_jobs.status IN ? RETURNING connector_jobs.id")
+		args = append(args, []string{JobRunning, JobPending, JobScheduled})
+		var changed []string
+		if err := tx.Raw(q.String(), args...).Scan(&changed).Error; err != nil {
+			return nil, fmt.Errorf("requests: record job results: %w", err)
+		}
+		for _, id := range changed {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
