@@ -159,7 +159,8 @@ func benchGrants(b *testing.B, dialect string, sh shape) {
 // runs of sh, with the workers stopped; then it starts the workers and
 // times the 2,000 jobs until no run is busy.
 func runGrants(b *testing.B, dialect string, s *ldaptest.Slapd, sh shape, noopConnector bool) (float64, time.Duration) {
-	bundle := apptest.New(b, dialect, &apptest.Options{NoStart: true, ConnectorTypes: []connectors.Type{{
+	// The defaults of a process: 50 workers, connections sized by the CPUs.
+	bundle := apptest.New(b, dialect, &apptest.Options{NoStart: true, Args: []string{"--workers", "50", "--db-conns", "0"}, ConnectorTypes: []connectors.Type{{
 		Name: "noop", Label: "No-op", New: func(connectors.Config) (connectors.Connector, error) { return noop{}, nil }}}})
 	ctx := bundle.Ctx
 	rec, err := bundle.Connectors.Create(ctx, connectors.Input{Name: "Bench LDAP", Type: "ldap",
