@@ -52,8 +52,8 @@ type DB struct {
 
 	relaxedPool *pgxpool.Pool
 	// writer admits one write transaction at a time on SQLite (see
-	// beginWrite).
-	writer chan struct{}
+	// writeTx).
+	writer *turns
 }
 
 // Options tune Open. A nil *Options means defaults.
@@ -155,7 +155,7 @@ func openSQLite(path string, gcfg *gorm.Config) (*DB, error) {
 	if err := sqlDB.Ping(); err != nil {
 		return nil, fmt.Errorf("database: open %s: %w", path, err)
 	}
-	return &DB{Gorm: g, SQL: sqlDB, Dialect: SQLite, Relaxed: g, writer: make(chan struct{}, 1)}, nil
+	return &DB{Gorm: g, SQL: sqlDB, Dialect: SQLite, Relaxed: g, writer: &turns{}}, nil
 }
 
 // Close releases the connections.
@@ -174,10 +174,11 @@ func (db *DB) Close() error {
 // statements on the relaxed pool; on SQLite in a transaction that takes the
 // write lock when it begins, because there a lone statement that turns a
 // read into a write fails at once, instead of waiting, when another
-// connection wrote meanwhile.
+// connection wrote meanwhile. Such writes are short: on SQLite they go
+// before the transactions waiting for their turn.
 func (db *DB) WriteRelaxed(ctx context.Context, fn func(g *gorm.DB) error) error {
 	if db.Dialect == SQLite {
-		return db.writeTx(ctx, fn)
+		return db.writeTx(ctx, fn, true)
 	}
 	return fn(db.Relaxed.WithContext(ctx))
 }
@@ -188,14 +189,12 @@ func (db *DB) WriteRelaxed(ctx context.Context, fn func(g *gorm.DB) error) error
 // for the lock while holding a connection could leave none for the
 // transaction that has it and reads through another handle (until the busy
 // timeout fails them all). Taking turns here also hands the lock over at
-// once, where SQLite's busy handler would sleep.
-func (db *DB) writeTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	select {
-	case db.writer <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+// once, where SQLite's busy handler would sleep. A short write goes first.
+func (db *DB) writeTx(ctx context.Context, fn func(tx *gorm.DB) error, short bool) error {
+	if err := db.writer.take(ctx, short); err != nil {
+		return err
 	}
-	defer func() { <-db.writer }()
+	defer db.writer.give()
 	return db.Gorm.WithContext(ctx).Transaction(fn)
 }
 
@@ -263,7 +262,7 @@ func (db *DB) InTxAsync(ctx context.Context, fn func(tx *gorm.DB) error) error {
 
 func (db *DB) inTx(ctx context.Context, fn func(tx *gorm.DB) error, begin string) error {
 	if db.Dialect == SQLite {
-		return db.writeTx(ctx, fn)
+		return db.writeTx(ctx, fn, false)
 	}
 	// On PostgreSQL the queue needs the pgx transaction itself, and GORM needs a
 	// database/sql handle: both are given the same connection, on which a pgx
