@@ -290,7 +290,7 @@ type beneficiary struct {
 // setSize bounds the jobs of a set made of one entitlement's grants (or
 // revokes) to the members of a workgroup: several sets of one run run side
 // by side, and each goes to a connector that takes batches in one request.
-const setSize = 100
+const setSize = 250
 
 // expand turns a validated request into ordered job specs: per identity, the
 // account is created before the grants that need it; time-bound access adds

@@ -160,7 +160,7 @@ func (r *setRun) run(ctx context.Context, jobs []Job) error {
 }
 
 // maxBatch bounds how many grants or revokes of a set go in one request.
-const maxBatch = 100
+const maxBatch = 250
 
 // step runs the job at jobs[i], if it is still waiting and its predecessor
 // allows, and returns how many jobs it dealt with: on a connector that
