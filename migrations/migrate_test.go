@@ -109,3 +109,51 @@ func TestConcurrentStartsMigrateOnce(t *testing.T) {
 		}
 	}
 }
+
+// Down from 007 gives every message that shares its run's body a copy of
+// it, as 002 keeps them.
+func TestSharedBodiesDown(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		ctx := context.Background()
+		db := dbtest.Open(t, dialect)
+		const inst, first, second = "7b0e3c1a-0000-4000-8000-000000000001", "7b0e3c1a-0000-4000-8000-000000000002", "7b0e3c1a-0000-4000-8000-000000000003"
+		now := "2026-11-24T00:00:00Z"
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`INSERT INTO request_instances (id, request, type, beneficiary_type, beneficiary_id, beneficiary_name, connector_id, trigger, priority,
+				status, created_at, updated_at) VALUES ($1, '{}', 'lock_account', 'identity', $1, 'Alice', $1, 'manual', 'normal', 'completed', $2, $2)`, []any{inst, now}},
+			{`INSERT INTO notifications (id, instance_id, recipient_type, recipient, address, subject, message_id, status, created_at, queued_at, updated_at, body_id)
+				VALUES ($1, $2, 'identity', 'A', 'a@example.test', 's', 'm1', 'sent', $3, $3, $3, NULL),
+				       ($4, $2, 'identity', 'B', 'b@example.test', 's', 'm2', 'sent', $3, $3, $3, $1)`, []any{first, inst, now, second}},
+			{`INSERT INTO notification_bodies (notification_id, body_text, body_html) VALUES ($1, 'text', '<p>html</p>')`, []any{first}},
+		} {
+			if _, err := db.SQL.ExecContext(ctx, q.sql, q.args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all, err := migrations.List(dialect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps := 0
+		for _, m := range all {
+			if m.Version >= 7 {
+				steps++
+			}
+		}
+		if ran, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil || len(ran) != steps || ran[steps-1] != 7 {
+			t.Fatalf("down: %v %v", ran, err)
+		}
+		var n int
+		if err := db.SQL.QueryRowContext(ctx, `SELECT count(*) FROM notification_bodies WHERE notification_id IN ($1, $2) AND body_text = 'text'`, first, second).Scan(&n); err != nil || n != 2 {
+			t.Errorf("%d bodies after down (%v), want 2", n, err)
+		}
+		if _, err := migrations.Up(ctx, db.SQL, dialect); err != nil {
+			t.Fatalf("up again: %v", err)
+		}
+	})
+}

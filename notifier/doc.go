@@ -3,10 +3,11 @@
 //
 // When an instance reaches a final status (completed, failed, canceled), the
 // transaction that ends it also writes one Notification per recipient, with
-// its rendered subject and bodies and a Message-ID, and the queue job that
-// delivers them (kind "notification", one job per run's recipients, on the
-// queue "notifications"). A message exists if and only if the run's end
-// committed: an SMTP outage delays mail, never loses it.
+// its rendered subject and a Message-ID, the rendered bodies once for all
+// of them, and the queue jobs that deliver them (kind "notification", on
+// the queue "notifications": one job per run's recipients, or for a large
+// run one per SMTP connection). A message exists if and only if the run's
+// end committed: an SMTP outage delays mail, never loses it.
 //
 // Delivery is at least once, and in practice once. A queued message
 // belongs to one job: the job written with it, or the job that queued it
@@ -29,9 +30,11 @@
 //
 // Messages go over a few SMTP connections per process that stay open
 // between deliveries (go-mail), and are dialed again when the server closed
-// them. A job reads its messages while the connections send those of the
-// jobs before it; the messages of one run share one rendered body, read
-// once per job.
+// them; a connection that has just delivered a message sends the next one
+// without checking itself with a NOOP first. A job reads its first messages
+// while the connections send those of the jobs before it, and the rest
+// while it sends those; the messages of one run share one stored body,
+// read once per job.
 //
 // Without an SMTP server (the embedded default) messages are held in the
 // outbox and can be read; a process that starts with a server configured

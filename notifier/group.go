@@ -28,8 +28,8 @@ type groupCall[T, R any] struct {
 	done chan struct{}
 }
 
-// do queues arg and waits for its batch's result.
-func (g *group[T, R]) do(arg T) (R, error) {
+// add queues arg; its call's done is closed when its batch has run.
+func (g *group[T, R]) add(arg T) *groupCall[T, R] {
 	c := &groupCall[T, R]{arg: arg, at: time.Now(), done: make(chan struct{})}
 	g.mu.Lock()
 	g.pending = append(g.pending, c)
@@ -38,6 +38,11 @@ func (g *group[T, R]) do(arg T) (R, error) {
 		go g.drain()
 	}
 	g.mu.Unlock()
+	return c
+}
+
+// wait returns the call's result once its batch has run.
+func (c *groupCall[T, R]) wait() (R, error) {
 	<-c.done
 	return c.res, c.err
 }

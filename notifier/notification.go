@@ -38,6 +38,9 @@ const (
 	RecipientBeneficiary = "beneficiary"
 )
 
+// unsent is the condition of the index on status (notifications_unsent).
+const unsent = "status <> '" + StatusSent + "'"
+
 // heldReason is the last error of a message held because no SMTP server is configured.
 const heldReason = "not sent: no SMTP configured"
 
@@ -58,8 +61,11 @@ type Notification struct {
 	Subject       string `json:"subject"`
 	// BodyText and BodyHTML are the rendered parts, kept in
 	// notification_bodies; Get fills them, List does not.
-	BodyText      string     `gorm:"-" json:"body_text,omitempty"`
-	BodyHTML      string     `gorm:"-" json:"body_html,omitempty"`
+	BodyText string `gorm:"-" json:"body_text,omitempty"`
+	BodyHTML string `gorm:"-" json:"body_html,omitempty"`
+	// BodyID names the message whose body row this one shares (the first
+	// message of its run); nil means a body row of its own. EnqueueTx sets it.
+	BodyID        *string    `json:"-"`
 	MessageID     string     `json:"message_id"`
 	Status        string     `json:"status"`
 	Attempts      int        `json:"attempts"`
@@ -71,49 +77,60 @@ type Notification struct {
 	LastAttemptAt *time.Time `json:"last_attempt_at"`
 	SentAt        *time.Time `json:"sent_at"`
 	UpdatedAt     time.Time  `json:"updated_at"`
+
+	body *body // the row BodyText and BodyHTML were read from
 }
 
 // TableName is the outbox table.
 func (Notification) TableName() string { return "notifications" }
 
 // body is the rendered parts of a message, apart from its row, whose
-// status changes with every attempt.
+// status changes with every attempt. The messages of a run share one.
 type body struct {
 	NotificationID string `gorm:"primaryKey"`
 	BodyText       string
 	BodyHTML       string `gorm:"column:body_html"`
+	// text and html are the parts as go-mail writes them, made once for
+	// the messages that share them.
+	text, html []byte
 }
 
 func (body) TableName() string { return "notification_bodies" }
 
-// withBodies fills the bodies of messages; shared says they were written
-// with one body, which is then read once.
-func withBodies(db *gorm.DB, msgs []*Notification, shared bool) error {
-	if len(msgs) == 0 {
-		return nil
+// bodyKey is the notification_bodies row that holds a message's body.
+func (n *Notification) bodyKey() string {
+	if n.BodyID != nil {
+		return *n.BodyID
 	}
-	ids := make([]string, len(msgs))
-	for i, n := range msgs {
-		ids[i] = n.ID
+	return n.ID
+}
+
+// withBodies fills the bodies of messages, reading each body row once.
+// bodies, if not nil, are rows read before, and get those read now.
+func withBodies(db *gorm.DB, msgs []*Notification, bodies map[string]*body) error {
+	if bodies == nil {
+		bodies = map[string]*body{}
 	}
-	if shared {
-		ids = ids[:1]
+	var keys []string
+	for _, n := range msgs {
+		if k := n.bodyKey(); bodies[k] == nil && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
 	}
-	var bodies []body
-	if err := db.Where("notification_id IN ?", ids).Find(&bodies).Error; err != nil {
-		return fmt.Errorf("notifier: bodies: %w", err)
-	}
-	byID := make(map[string]*body, len(bodies))
-	for i := range bodies {
-		byID[bodies[i].NotificationID] = &bodies[i]
+	if len(keys) > 0 {
+		var rows []body
+		if err := db.Where("notification_id IN ?", keys).Find(&rows).Error; err != nil {
+			return fmt.Errorf("notifier: bodies: %w", err)
+		}
+		for i := range rows {
+			b := &rows[i]
+			b.text, b.html = []byte(b.BodyText), []byte(b.BodyHTML)
+			bodies[b.NotificationID] = b
+		}
 	}
 	for _, n := range msgs {
-		b := byID[n.ID]
-		if shared {
-			b = byID[ids[0]]
-		}
-		if b != nil {
-			n.BodyText, n.BodyHTML = b.BodyText, b.BodyHTML
+		if b := bodies[n.bodyKey()]; b != nil {
+			n.BodyText, n.BodyHTML, n.body = b.BodyText, b.BodyHTML, b
 		}
 	}
 	return nil
@@ -133,13 +150,19 @@ func (s *Service) List(ctx context.Context, o ListOpts) ([]Notification, int64, 
 	q := s.db.Gorm.WithContext(ctx).Model(&Notification{})
 	switch o.Status {
 	case "":
-	case StatusQueued:
-		q = q.Where("status IN ?", []string{StatusQueued, StatusSending})
+	case StatusSent:
+		q = q.Where("status = ?", StatusSent)
 	default:
-		if !slices.Contains(Statuses, o.Status) && o.Status != StatusSending {
+		statuses := []string{o.Status}
+		switch {
+		case o.Status == StatusQueued:
+			statuses = append(statuses, StatusSending)
+		case !slices.Contains(Statuses, o.Status) && o.Status != StatusSending:
 			return nil, 0, fmt.Errorf("notifier: unknown status %q; use one of %s", o.Status, strings.Join(Statuses, ", "))
 		}
-		q = q.Where("status = ?", o.Status)
+		// Only messages not yet sent are indexed by status: SQLite uses
+		// that index when the query states its condition.
+		q = q.Where("status IN ? AND "+unsent, statuses)
 	}
 	if o.InstanceID != "" {
 		q = q.Where("instance_id = ?", o.InstanceID)
@@ -165,7 +188,7 @@ func (s *Service) Get(ctx context.Context, id string) (*Notification, error) {
 	if err != nil {
 		return nil, err
 	}
-	return n, withBodies(db, []*Notification{n}, false)
+	return n, withBodies(db, []*Notification{n}, nil)
 }
 
 func (s *Service) get(db *gorm.DB, id string) (*Notification, error) {
@@ -240,16 +263,15 @@ func (s *Service) ReleaseHeld(ctx context.Context) (int, error) {
 		// RETURNING gives the rows this transaction moved, so processes
 		// starting together queue each message once.
 		if err := tx.Raw(`UPDATE notifications SET status = ?, queued_at = ?, next_attempt_at = NULL, last_error = '', updated_at = ?
-			WHERE status = ? RETURNING id`, StatusQueued, now, now, StatusHeld).Scan(&ids).Error; err != nil {
+			WHERE status = ? AND `+unsent+` RETURNING id`, StatusQueued, now, now, StatusHeld).Scan(&ids).Error; err != nil {
 			return fmt.Errorf("notifier: release held messages: %w", err)
 		}
-		jobs, err := s.queue.InsertTx(ctx, tx, deliveryJobs(ids))
+		jobs, err := s.queue.InsertTx(ctx, tx, s.deliveryJobs(ids))
 		if err != nil {
 			return err
 		}
 		// Each message is its new job's, whichever job held it.
-		for i, start := 0, 0; start < len(ids); i, start = i+1, start+maxPerJob {
-			part := ids[start:min(start+maxPerJob, len(ids))]
+		for i, part := range s.jobParts(ids) {
 			if err := tx.Model(&Notification{}).Where("id IN ?", part).Update("claimed_by", jobs[i]).Error; err != nil {
 				return fmt.Errorf("notifier: release held messages: %w", err)
 			}

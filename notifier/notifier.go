@@ -44,6 +44,7 @@ type Service struct {
 	from     string
 	msgHost  string
 	smtpName string
+	conns    int // MaxConns
 	// sent records deliveries of concurrent jobs in shared statements.
 	sent *group[string, struct{}]
 }
@@ -72,7 +73,7 @@ func New(db *database.DB, opts *Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{db: db, log: o.Logger, render: r, retry: newBackoff(o.RetryFor), smtpName: o.SMTPName, msgHost: hostOf(o.BaseURL)}
+	s := &Service{db: db, log: o.Logger, render: r, retry: newBackoff(o.RetryFor), smtpName: o.SMTPName, msgHost: hostOf(o.BaseURL), conns: o.MaxConns}
 	s.sent = &group[string, struct{}]{max: 500, linger: sentLinger, run: s.sentBatch}
 	if o.SMTP != nil {
 		from, err := mail.ParseAddress(o.SMTP.From)

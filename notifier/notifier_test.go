@@ -314,6 +314,40 @@ func TestOutageQueuesThenDeliversOnce(t *testing.T) {
 	})
 }
 
+// A connection the server closed, while it was idle in the pool or between
+// two messages of a run, is dialed again: the message goes out on the new
+// one, without a failed attempt, and once.
+func TestClosedConnectionsAreDialedAgain(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		srv := smtptest.Start(t, nil)
+		f := setup(t, dialect, &apptest.Options{Args: append(srv.Args(), "--smtp-retry-for", "1m")})
+		task := f.task(t, "Reconnect", requests.UnlockAccount, f.carol.ID, "requester", "beneficiary")
+		first := f.run(t, task)
+		f.outbox(t, first.ID, 3, 10*time.Second, status(notifier.StatusSent))
+		srv.Wait(t, 3, 10*time.Second)
+
+		// Idle in the pool: the check before the next message finds it closed.
+		srv.HangUp()
+		idle := f.run(t, task)
+		// Between two messages: the server hangs up at the second one.
+		srv.HangUpAfter(7)
+		between := f.run(t, task)
+		for _, inst := range []*requests.Instance{idle, between} {
+			for _, n := range f.outbox(t, inst.ID, 3, 10*time.Second, status(notifier.StatusSent)) {
+				if n.Attempts != 1 || n.LastError != "" {
+					t.Errorf("%s: %d attempts, last error %q; want one attempt", n.Address, n.Attempts, n.LastError)
+				}
+			}
+		}
+		time.Sleep(300 * time.Millisecond) // a duplicate would arrive now
+		if got := srv.ByMessageID(); len(got) != 9 || srv.Accepted() != 9 {
+			t.Fatalf("%d messages, %d distinct Message-IDs; want 9", srv.Accepted(), len(got))
+		}
+	})
+}
+
 // A 4xx reply is retried with backoff until the server takes the message;
 // a 5xx reply fails it at once with the server's words.
 func TestTemporaryAndPermanentReplies(t *testing.T) {

@@ -72,23 +72,32 @@ func (s *Service) newNotification(instanceID string, r recipient, c *Content) No
 
 // EnqueueTx writes outbox rows in tx, skipping those whose (instance,
 // address) is already there, and inserts the delivery jobs of the queued
-// ones. It returns how many rows it wrote.
+// ones. It returns how many rows it wrote. A row with the same run and
+// parts as the row before it shares that row's body (EnqueueTx sets
+// BodyID), so a run's email is stored once, whatever its recipients.
 func (s *Service) EnqueueTx(ctx context.Context, tx *gorm.DB, rows []Notification) (int, error) {
 	const batch = 200
-	var queued []*Notification
+	for i := range rows {
+		rows[i].BodyID = nil
+		if i > 0 && sameBody(&rows[i-1], &rows[i]) {
+			owner := &rows[i-1].ID
+			if rows[i-1].BodyID != nil {
+				owner = rows[i-1].BodyID
+			}
+			rows[i].BodyID = owner
+		}
+	}
+	var queued []string
 	written := 0
+	owners := map[string]bool{} // rows written here that hold a body row
 	for start := 0; start < len(rows); start += batch {
 		part := rows[start:min(start+batch, len(rows))]
 		res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "instance_id"}, {Name: "address"}}, DoNothing: true}).Create(&part)
 		if res.Error != nil {
 			return written, fmt.Errorf("notifier: write notifications: %w", res.Error)
 		}
-		inserted := make(map[string]bool, len(part))
-		if int(res.RowsAffected) == len(part) {
-			for _, n := range part {
-				inserted[n.ID] = true
-			}
-		} else {
+		var inserted map[string]bool // nil: every row of part
+		if int(res.RowsAffected) != len(part) {
 			// Some were there already: the new ids that exist are ours.
 			ids := make([]string, len(part))
 			for i, n := range part {
@@ -98,20 +107,36 @@ func (s *Service) EnqueueTx(ctx context.Context, tx *gorm.DB, rows []Notificatio
 			if err := tx.Model(&Notification{}).Where("id IN ?", ids).Pluck("id", &found).Error; err != nil {
 				return written, fmt.Errorf("notifier: write notifications: %w", err)
 			}
+			inserted = make(map[string]bool, len(found))
 			for _, id := range found {
 				inserted[id] = true
 			}
 		}
-		bodies := make([]body, 0, len(part))
+		var bodies []body
+		var orphans []string
 		for i := range part {
 			n := &part[i]
-			if !inserted[n.ID] {
+			if inserted != nil && !inserted[n.ID] {
 				continue
 			}
 			written++
-			bodies = append(bodies, body{NotificationID: n.ID, BodyText: n.BodyText, BodyHTML: n.BodyHTML})
+			if n.BodyID != nil && !owners[*n.BodyID] {
+				// The run's first message was there already, with its
+				// body: this one gets a body row of its own.
+				n.BodyID = nil
+				orphans = append(orphans, n.ID)
+			}
+			if n.BodyID == nil {
+				owners[n.ID] = true
+				bodies = append(bodies, body{NotificationID: n.ID, BodyText: n.BodyText, BodyHTML: n.BodyHTML})
+			}
 			if n.Status == StatusQueued {
-				queued = append(queued, n)
+				queued = append(queued, n.ID)
+			}
+		}
+		if len(orphans) > 0 {
+			if err := tx.Model(&Notification{}).Where("id IN ?", orphans).Update("body_id", nil).Error; err != nil {
+				return written, fmt.Errorf("notifier: write notifications: %w", err)
 			}
 		}
 		if len(bodies) > 0 {
@@ -124,29 +149,18 @@ func (s *Service) EnqueueTx(ctx context.Context, tx *gorm.DB, rows []Notificatio
 		if s.queue == nil {
 			return written, errors.New("notifier: no queue configured")
 		}
-		if _, err := s.queue.InsertTx(ctx, tx, writtenJobs(queued)); err != nil {
+		if _, err := s.queue.InsertTx(ctx, tx, s.deliveryJobs(queued)); err != nil {
 			return written, err
 		}
 	}
 	return written, nil
 }
 
-// writtenJobs are the queue entries of messages just written: one per
-// maxPerJob, so that one job sends a run's messages over one connection,
-// each saying whether its messages share one body.
-func writtenJobs(msgs []*Notification) []river.InsertManyParams {
-	var out []river.InsertManyParams
-	for start := 0; start < len(msgs); start += maxPerJob {
-		part := msgs[start:min(start+maxPerJob, len(msgs))]
-		ids := make([]string, len(part))
-		shared := true
-		for i, n := range part {
-			ids[i] = n.ID
-			shared = shared && n.BodyText == part[0].BodyText && n.BodyHTML == part[0].BodyHTML
-		}
-		out = append(out, deliveryParams(DeliveryArgs{NotificationIDs: ids, SharedBody: shared}))
-	}
-	return out
+// sameBody reports whether two rows are of one run and have the same
+// parts. The rows of a run come from one rendering and hold the same
+// strings, which compare without reading them.
+func sameBody(a, b *Notification) bool {
+	return a.InstanceID == b.InstanceID && a.BodyText == b.BodyText && a.BodyHTML == b.BodyHTML
 }
 
 // Queue is the River queue of deliveries. It is apart from connector
@@ -160,12 +174,30 @@ const Queue = "notifications"
 // caps a queue of fewer than 100 workers at a few hundred jobs a second.
 const QueueWorkers = 100
 
-// deliveryJobs are the queue entries of held messages released together:
-// one per maxPerJob, as for messages just written.
-func deliveryJobs(ids []string) []river.InsertManyParams {
-	var out []river.InsertManyParams
-	for start := 0; start < len(ids); start += maxPerJob {
-		out = append(out, deliveryParams(DeliveryArgs{NotificationIDs: ids[start:min(start+maxPerJob, len(ids))]}))
+// deliveryJobs are the queue entries of messages written or released
+// together, one per part of jobParts.
+func (s *Service) deliveryJobs(ids []string) []river.InsertManyParams {
+	parts := s.jobParts(ids)
+	out := make([]river.InsertManyParams, len(parts))
+	for i, part := range parts {
+		out[i] = deliveryParams(DeliveryArgs{NotificationIDs: part})
+	}
+	return out
+}
+
+// jobParts splits messages written or released together into delivery
+// jobs of even sizes. A job sends its messages over one connection, and
+// costs more than a message: the messages go in one job per connection
+// when they are enough to share (firstRead each), and in more jobs only
+// when one would have more than maxPerJob.
+func (s *Service) jobParts(ids []string) [][]string {
+	if len(ids) == 0 {
+		return nil
+	}
+	n := max((len(ids)+maxPerJob-1)/maxPerJob, min(s.conns, len(ids)/firstRead), 1)
+	out := make([][]string, 0, n)
+	for i := range n {
+		out = append(out, ids[i*len(ids)/n:(i+1)*len(ids)/n])
 	}
 	return out
 }

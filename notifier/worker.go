@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -14,22 +16,20 @@ import (
 
 // DeliveryArgs is the queue entry that delivers outbox messages: those
 // written together (one run's recipients, or held messages released
-// together), at most maxPerJob. The rows are the source of truth; the
-// entry only says which rows to send.
+// together), or a share of them (see jobParts). The rows are the source of
+// truth; the entry only says which rows to send.
 type DeliveryArgs struct {
 	NotificationIDs []string `json:"notification_ids"`
-	// SharedBody says the messages were written, in the transaction that
-	// wrote this entry, with one rendered body (a run's email to each of
-	// its recipients): the worker reads it once instead of once per
-	// message. Bodies never change once written.
-	SharedBody bool `json:"shared_body,omitempty"`
 }
 
 // Kind is the queue's name for deliveries.
 func (DeliveryArgs) Kind() string { return "notification" }
 
-// maxPerJob bounds the messages of one delivery job.
-const maxPerJob = 50
+// maxPerJob bounds the messages of one delivery job: with the default four
+// connections, a run of a thousand recipients has one job per connection.
+// A job reads its messages a part at a time (readParts), so its size does
+// not delay its first message.
+const maxPerJob = 250
 
 // Worker delivers outbox messages. It is safe to run twice for one job: a
 // message that was sent or failed is left alone, and one that belongs to
@@ -65,7 +65,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 			"job", job.ID, "messages", len(ids))
 	}
 	for pass := 0; ; pass++ {
-		settled, err := s.deliver(ctx, job.ID, ids, job.Args.SharedBody)
+		settled, err := s.deliver(ctx, job.ID, ids)
 		if err != nil || settled {
 			return err
 		}
@@ -83,66 +83,114 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 // deliver sends the due messages of a job. It reports whether every
 // message of the job was settled by this pass (sent, or failed for good),
 // so that none can be waiting for a later attempt.
-func (s *Service) deliver(ctx context.Context, jobID int64, ids []string, sharedBody bool) (settled bool, err error) {
+func (s *Service) deliver(ctx context.Context, jobID int64, ids []string) (settled bool, err error) {
 	// Read the messages while the connections send those of the jobs
 	// before this one, so that a connection never waits for a read; one
-	// job per connection reads ahead, so few reads run at once.
+	// job per connection reads ahead, so few reads run at once. The job
+	// reads a few messages first and the rest while it sends them.
+	if len(ids) == 0 {
+		return true, nil
+	}
 	l, err := s.mailer.queue(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer l.release()
-	msgs, err := s.due(jobID, ids, sharedBody)
-	if err != nil || len(msgs) == 0 {
-		return false, err
-	}
-	if err := l.start(ctx); err != nil {
-		return false, err
-	}
-	settled = len(msgs) == len(ids)
+	parts := readParts(ids)
+	bodies := map[string]*body{}
+	next := s.dueAsync(jobID, parts[0], bodies)
+	settled = true
 	var (
-		pending []<-chan error
+		pending []*groupCall[string, struct{}]
 		broken  error // the connection failed: the rest of this pass would too
 	)
-	for _, n := range msgs {
-		if ctx.Err() != nil {
-			// The rest stay queued, still this job's.
-			return false, errors.Join(ctx.Err(), wait(pending))
+	for i, part := range parts {
+		r := <-next
+		if r.err != nil {
+			return false, errors.Join(r.err, wait(pending))
 		}
-		if n.Status == StatusSending {
-			s.log.Warn("notification: the previous attempt ended without a result; sending again with the same Message-ID",
-				"notification", n.ID, "message_id", n.MessageID, "address", n.Address)
+		if i+1 < len(parts) {
+			next = s.dueAsync(jobID, parts[i+1], bodies)
 		}
-		sendErr := broken
-		if sendErr == nil {
-			sendErr = l.send(ctx, s.message(n))
-			if sendErr != nil && !replied(sendErr) {
-				broken = sendErr
+		settled = settled && len(r.msgs) == len(part)
+		if len(r.msgs) > 0 {
+			if err := l.start(ctx); err != nil {
+				return false, errors.Join(err, wait(pending))
 			}
 		}
-		if sendErr == nil {
-			// Recorded with the sends of other jobs in one statement; the
-			// next message goes out meanwhile, and the job waits for every
-			// record before it ends.
-			done := make(chan error, 1)
-			go func(id string) { _, err := s.sent.do(id); done <- err }(n.ID)
-			pending = append(pending, done)
-			continue
+		for _, n := range r.msgs {
+			if ctx.Err() != nil {
+				// The rest stay queued, still this job's.
+				return false, errors.Join(ctx.Err(), wait(pending))
+			}
+			if n.Status == StatusSending {
+				s.log.Warn("notification: the previous attempt ended without a result; sending again with the same Message-ID",
+					"notification", n.ID, "message_id", n.MessageID, "address", n.Address)
+			}
+			sendErr := broken
+			if sendErr == nil {
+				sendErr = l.send(ctx, s.message(n))
+				if sendErr != nil && !replied(sendErr) {
+					broken = sendErr
+				}
+			}
+			if sendErr == nil {
+				// Recorded with the sends of other jobs in one statement; the
+				// next message goes out meanwhile, and the job waits for every
+				// record before it ends.
+				pending = append(pending, s.sent.add(n.ID))
+				continue
+			}
+			again, err := s.failed(jobID, n, sendErr)
+			if err != nil {
+				return false, errors.Join(err, wait(pending))
+			}
+			settled = settled && !again
 		}
-		again, err := s.failed(jobID, n, sendErr)
-		if err != nil {
-			return false, errors.Join(err, wait(pending))
-		}
-		settled = settled && !again
 	}
 	l.release() // the connection serves other jobs while the records commit
 	return settled, wait(pending)
 }
 
-func wait(pending []<-chan error) error {
+// firstRead is how many messages a job reads before it sends: the next
+// reads double, up to the rest of the job.
+const firstRead = 25
+
+// readParts splits a job's messages into the parts it reads one after the
+// other.
+func readParts(ids []string) [][]string {
+	var out [][]string
+	for size := firstRead; len(ids) > 0; size *= 2 {
+		n := min(size, len(ids))
+		out = append(out, ids[:n])
+		ids = ids[n:]
+	}
+	return out
+}
+
+type dueResult struct {
+	msgs []*Notification
+	err  error
+}
+
+// dueAsync reads the due messages of part in the background. bodies are
+// those read so far, for this read to add to: the reads of a job run one
+// after the other.
+func (s *Service) dueAsync(jobID int64, part []string, bodies map[string]*body) <-chan dueResult {
+	c := make(chan dueResult, 1)
+	go func() {
+		msgs, err := s.due(jobID, part, bodies)
+		c <- dueResult{msgs, err}
+	}()
+	return c
+}
+
+func wait(pending []*groupCall[string, struct{}]) error {
 	var errs []error
 	for _, c := range pending {
-		errs = append(errs, <-c)
+		if _, err := c.wait(); err != nil && !slices.Contains(errs, err) {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -175,13 +223,13 @@ func (s *Service) failed(jobID int64, n *Notification, sendErr error) (again boo
 const ownedByJob = `((status = '` + StatusQueued + `' AND (claimed_by IS NULL OR claimed_by = @job)) OR (status = '` + StatusSending + `' AND claimed_by = @job))`
 
 // sendColumns are what sending a message and recording its outcome read.
-const sendColumns = "id, recipient, address, subject, message_id, status, attempts, created_at, queued_at"
+const sendColumns = "id, recipient, address, subject, body_id, message_id, status, attempts, created_at, queued_at"
 
 // due reads the messages of a job that are due, in the job's order, with
 // this attempt counted in Attempts. Nothing is written: a message belongs
 // to one job, so no other sends it meanwhile, and a crash before its
 // record leaves it queued for the job's next run.
-func (s *Service) due(jobID int64, ids []string, sharedBody bool) ([]*Notification, error) {
+func (s *Service) due(jobID int64, ids []string, bodies map[string]*body) ([]*Notification, error) {
 	var rows []Notification
 	err := s.retryDB(func(db *gorm.DB) error {
 		rows = rows[:0]
@@ -203,7 +251,7 @@ func (s *Service) due(jobID int64, ids []string, sharedBody bool) ([]*Notificati
 			delete(byID, id)
 		}
 	}
-	if err := s.retryDB(func(db *gorm.DB) error { return withBodies(db, out, sharedBody) }); err != nil {
+	if err := s.retryDB(func(db *gorm.DB) error { return withBodies(db, out, bodies) }); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -302,9 +350,21 @@ func (s *Service) message(n *Notification) *mail.Msg {
 	m.SetDateWithValue(n.CreatedAt)
 	m.SetGenHeader(mail.Header("Auto-Submitted"), "auto-generated")
 	m.SetGenHeader(mail.HeaderXAutoResponseSuppress, "All")
-	m.SetBodyString(mail.TypeTextPlain, n.BodyText)
-	m.AddAlternativeString(mail.TypeTextHTML, n.BodyHTML)
+	if n.body == nil {
+		n.body = &body{text: []byte(n.BodyText), html: []byte(n.BodyHTML)}
+	}
+	m.SetBodyWriter(mail.TypeTextPlain, writeBytes(n.body.text))
+	m.AddAlternativeWriter(mail.TypeTextHTML, writeBytes(n.body.html))
 	return m
+}
+
+// writeBytes writes a part that messages share; go-mail's SetBodyString
+// would copy it for each message.
+func writeBytes(b []byte) func(io.Writer) (int64, error) {
+	return func(w io.Writer) (int64, error) {
+		n, err := w.Write(b)
+		return int64(n), err
+	}
 }
 
 // replied reports whether a send error is the server's answer to the

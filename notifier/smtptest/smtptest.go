@@ -2,7 +2,8 @@
 // the test process: STARTTLS with a self-signed certificate made for the
 // test, AUTH PLAIN only after STARTTLS, and every message kept (or only
 // counted) for the test to inspect. It can be stopped and started again on
-// the same port, and told to refuse messages with a given reply.
+// the same port, told to refuse messages with a given reply, and made to
+// close connections.
 package smtptest
 
 import (
@@ -78,6 +79,7 @@ type Server struct {
 	datas    map[string]int
 	reply    func(m *Message, attempt int) *smtp.SMTPError
 	conns    map[*smtp.Conn]bool
+	hangUpAt int // see HangUpAfter
 }
 
 // Start starts a server, stopped when the test ends.
@@ -181,6 +183,25 @@ func (s *Server) SetReply(fn func(m *Message, attempt int) *smtp.SMTPError) {
 	s.reply = fn
 }
 
+// HangUpAfter makes the server close a connection, without a reply, at
+// the first MAIL FROM once n messages were accepted in all: a server that
+// drops a connection between two messages. It happens once.
+func (s *Server) HangUpAfter(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hangUpAt = n
+}
+
+// HangUp closes every open connection and goes on listening, as a server
+// does with connections that stayed idle too long.
+func (s *Server) HangUp() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		_ = c.Close()
+	}
+}
+
 // Messages returns the messages accepted so far.
 func (s *Server) Messages() []Message {
 	s.mu.Lock()
@@ -276,11 +297,12 @@ func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	b.s.mu.Lock()
 	b.s.conns[c] = true
 	b.s.mu.Unlock()
-	return &session{s: b.s}, nil
+	return &session{s: b.s, c: c}, nil
 }
 
 type session struct {
 	s      *Server
+	c      *smtp.Conn
 	authed bool
 	from   string
 	to     []string
@@ -309,6 +331,17 @@ func (se *session) Auth(mech string) (sasl.Server, error) {
 func (se *session) Mail(from string, _ *smtp.MailOptions) error {
 	if se.s.Username != "" && !se.authed {
 		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
+	}
+	s := se.s
+	s.mu.Lock()
+	hangUp := s.hangUpAt > 0 && s.accepted >= s.hangUpAt
+	if hangUp {
+		s.hangUpAt = 0
+	}
+	s.mu.Unlock()
+	if hangUp {
+		_ = se.c.Close()
+		return errors.New("smtptest: hung up")
 	}
 	se.from = from
 	return nil
