@@ -14,7 +14,8 @@ import (
 )
 
 // JobArgs is the queue entry of a job set: the jobs of one beneficiary in
-// one run (or its revocations), run in order by one worker. The jobs' rows
+// one run (or its revocations), or a workgroup's grants (or revokes) of
+// one entitlement, run in order by one worker. The jobs' rows
 // are the source of truth: the entry's jobs are those whose queue_job_id is
 // the entry's id.
 type JobArgs struct {
