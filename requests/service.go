@@ -149,14 +149,13 @@ type StartOpts struct {
 
 // resolved is a request checked against the database.
 type resolved struct {
-	req         Request
-	connector   *connectors.Record
-	conn        connectors.Connector
-	benName     string
-	people      []beneficiary
-	ents        []entitlementRef
-	expiresAt   *time.Time
-	durationSet bool
+	req       Request
+	connector *connectors.Record
+	conn      connectors.Connector
+	benName   string
+	people    []beneficiary
+	ents      []entitlementRef
+	expiresAt *time.Time
 }
 
 // Validate checks a request and returns every problem by field, or nil. A
