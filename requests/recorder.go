@@ -65,14 +65,23 @@ func (rc *recorder) record(ctx context.Context, r *setRun, outs []outcome) error
 	w := &pendingWrite{r: r, outs: outs, done: make(chan error, 1), turn: make(chan struct{}, 1)}
 	rc.mu.Lock()
 	rc.line = append(rc.line, w)
-	mine := rc.writing < writers
-	if mine {
+	writer := rc.writing < writers
+	if writer {
 		rc.writing++
 	}
 	rc.mu.Unlock()
-	if !mine {
+	if !writer {
 		select {
 		case err := <-w.done:
+			// Written by another set's transaction. A turn handed to this
+			// set before that (it was in line) is passed on.
+			rc.mu.Lock()
+			handed := w.handed
+			rc.mu.Unlock()
+			if handed {
+				<-w.turn
+				rc.handOn()
+			}
 			return err
 		case <-w.turn:
 		}
@@ -86,28 +95,30 @@ func (rc *recorder) record(ctx context.Context, r *setRun, outs []outcome) error
 		}
 		batch := slices.Clone(rc.line[:n])
 		rc.line = rc.line[n:]
+		rc.mu.Unlock()
 		if n == 0 {
-			// Another transaction took this set's outcomes.
-			rc.writing--
-			rc.mu.Unlock()
+			break // another transaction took this set's outcomes
+		}
+		rc.commit(ctx, batch)
+		if slices.Contains(batch, w) {
 			break
 		}
-		rc.mu.Unlock()
-		rc.commit(ctx, batch)
-		if !slices.Contains(batch, w) {
-			continue
-		}
-		rc.mu.Lock()
-		if i := slices.IndexFunc(rc.line, func(p *pendingWrite) bool { return !p.handed }); i >= 0 {
-			rc.line[i].handed = true
-			rc.line[i].turn <- struct{}{}
-		} else {
-			rc.writing--
-		}
-		rc.mu.Unlock()
-		break
 	}
+	rc.handOn()
 	return <-w.done
+}
+
+// handOn gives a writer's turn to the first set in line that has none, or
+// ends it when there is none.
+func (rc *recorder) handOn() {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if i := slices.IndexFunc(rc.line, func(p *pendingWrite) bool { return !p.handed }); i >= 0 {
+		rc.line[i].handed = true
+		rc.line[i].turn <- struct{}{}
+		return
+	}
+	rc.writing--
 }
 
 // commit writes batch in one transaction. When it fails, each set is

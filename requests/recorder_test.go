@@ -3,6 +3,7 @@ package requests
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,7 +26,7 @@ func TestRecorderWritesTogether(t *testing.T) {
 		if len(batch) > 1 {
 			shared.Add(1)
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
 		for _, w := range batch {
 			if w.r == bad {
 				return errors.New("bad set")
@@ -46,7 +47,14 @@ func TestRecorderWritesTogether(t *testing.T) {
 				if withBad && i%50 == 7 {
 					r = bad
 				}
-				errs[i] = rc.record(context.Background(), r, make([]outcome, 1+i%3))
+				// Sets end at different times, and several times each, as
+				// a set whose operation is slow writes what came before it.
+				time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
+				for range 1 + i%2 {
+					if err := rc.record(context.Background(), r, make([]outcome, 1+i%3)); err != nil {
+						errs[i] = err
+					}
+				}
 			}()
 		}
 		done := make(chan struct{})

@@ -303,15 +303,15 @@ func expand(r *Request, people []beneficiary, ents []entitlementRef, expiresAt *
 	var out []jobSpec
 	byEntitlement := (r.Type == AddEntitlements || r.Type == RemoveEntitlements) && len(people) > max(len(ents), 1)
 	chunks := (len(people) + setSize - 1) / setSize
+	entIndex := make(map[string]int, len(ents))
+	for k := range ents {
+		entIndex[ents[k].ID] = k
+	}
 	setOf := func(i int, e *entitlementRef) int {
 		if !byEntitlement || e == nil {
 			return 2 * i
 		}
-		k := 0
-		for ents[k].ID != e.ID {
-			k++
-		}
-		return 2 * (len(people) + k*chunks + i/setSize)
+		return 2 * (len(people) + entIndex[e.ID]*chunks + i/setSize)
 	}
 	for i, p := range people {
 		add := func(op connectors.Operation, e *entitlementRef, dependsOn int) int {

@@ -2,7 +2,6 @@ package ldap
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	ldapv3 "github.com/go-ldap/ldap/v3"
@@ -131,11 +130,7 @@ func (d *Directory) changeGroup(c *ldapv3.Conn, changes []memberChange, grant bo
 	switch {
 	case err == nil:
 		for _, ch := range changes {
-			if grant {
-				rs[ch.i] = connectors.Result{Changed: true, Message: ch.m.Account.Username + " added to " + groupName(e)}
-			} else {
-				rs[ch.i] = connectors.Result{Changed: true, Message: ch.m.Account.Username + " removed from " + groupName(e)}
-			}
+			rs[ch.i] = changed(ch.m.Account, e, grant)
 		}
 		return nil
 	case isConnectionError(err):
@@ -193,14 +188,8 @@ func (d *Directory) findUsers(c *ldapv3.Conn, accounts []connectors.Account) (dn
 	attr := d.cfg.Attributes.Username
 	for start := 0; start < len(names); start += lookupBatch {
 		chunk := names[start:min(start+lookupBatch, len(names))]
-		var f strings.Builder
-		f.WriteString("(&" + d.cfg.UserFilter + "(|")
-		for _, n := range chunk {
-			f.WriteString("(" + attr + "=" + ldapv3.EscapeFilter(n) + ")")
-		}
-		f.WriteString("))")
 		res, err := c.Search(ldapv3.NewSearchRequest(d.cfg.UserBaseDN, ldapv3.ScopeWholeSubtree, ldapv3.NeverDerefAliases, 0, 0, false,
-			f.String(), []string{attr}, nil))
+			d.userFilter(chunk...), []string{attr}, nil))
 		if err != nil {
 			if isConnectionError(err) {
 				return nil, nil, err
@@ -226,7 +215,7 @@ func (d *Directory) findUsers(c *ldapv3.Conn, accounts []connectors.Account) (dn
 				case 1:
 					dns[i] = found[k][0]
 				default:
-					errs[i] = connectors.Permanent(fmt.Errorf("more than one account is called %s under %s", n, d.cfg.UserBaseDN))
+					errs[i] = d.ambiguous(n)
 				}
 			}
 		}

@@ -138,8 +138,27 @@ func (d *Directory) userAttrs() []string {
 	return []string{"pwdAccountLockedTime"}
 }
 
-func (d *Directory) userFilter(username string) string {
-	return "(&" + d.cfg.UserFilter + "(" + d.cfg.Attributes.Username + "=" + ldapv3.EscapeFilter(username) + "))"
+// userFilter finds the accounts called by one of usernames, each escaped
+// into the filter.
+func (d *Directory) userFilter(usernames ...string) string {
+	var b strings.Builder
+	b.WriteString("(&" + d.cfg.UserFilter)
+	if len(usernames) > 1 {
+		b.WriteString("(|")
+	}
+	for _, n := range usernames {
+		b.WriteString("(" + d.cfg.Attributes.Username + "=" + ldapv3.EscapeFilter(n) + ")")
+	}
+	if len(usernames) > 1 {
+		b.WriteString(")")
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// ambiguous is the error of a username that more than one account has.
+func (d *Directory) ambiguous(username string) error {
+	return connectors.Permanent(fmt.Errorf("more than one account is called %s under %s", username, d.cfg.UserBaseDN))
 }
 
 // findUser looks the account up by username (escaped into the filter), or
@@ -162,7 +181,7 @@ func (d *Directory) findUser(c *ldapv3.Conn, a connectors.Account) (*user, error
 	}
 	if err != nil {
 		if resultCode(err) == ldapv3.LDAPResultSizeLimitExceeded {
-			return nil, connectors.Permanent(fmt.Errorf("more than one account is called %s under %s", a.Username, d.cfg.UserBaseDN))
+			return nil, d.ambiguous(a.Username)
 		}
 		return nil, err
 	}
@@ -171,7 +190,7 @@ func (d *Directory) findUser(c *ldapv3.Conn, a connectors.Account) (*user, error
 		return nil, nil
 	case 1:
 	default:
-		return nil, connectors.Permanent(fmt.Errorf("more than one account is called %s under %s", a.Username, d.cfg.UserBaseDN))
+		return nil, d.ambiguous(a.Username)
 	}
 	e := res.Entries[0]
 	u := &user{DN: e.DN, Locked: e.GetEqualFoldAttributeValue("pwdAccountLockedTime"), LockoutTime: e.GetEqualFoldAttributeValue("lockoutTime")}
@@ -464,7 +483,15 @@ func (d *Directory) addMember(c *ldapv3.Conn, a connectors.Account, e connectors
 	if err != nil {
 		return connectors.Result{}, err
 	}
-	return connectors.Result{Changed: true, Message: a.Username + " added to " + groupName(e)}, nil
+	return changed(a, e, true), nil
+}
+
+// changed is the result of a membership added (or removed).
+func changed(a connectors.Account, e connectors.Entitlement, added bool) connectors.Result {
+	if added {
+		return connectors.Result{Changed: true, Message: a.Username + " added to " + groupName(e)}
+	}
+	return connectors.Result{Changed: true, Message: a.Username + " removed from " + groupName(e)}
 }
 
 func noGroup(e connectors.Entitlement, err error) error {
@@ -518,7 +545,7 @@ func (d *Directory) removeMember(c *ldapv3.Conn, a connectors.Account, e connect
 	if err != nil {
 		return connectors.Result{}, err
 	}
-	return connectors.Result{Changed: true, Message: a.Username + " removed from " + groupName(e)}, nil
+	return changed(a, e, false), nil
 }
 
 // isMember reports whether memberDN is a direct member of the group.
