@@ -266,12 +266,13 @@ func (s *Service) ReleaseHeld(ctx context.Context) (int, error) {
 			WHERE status = ? AND `+unsent+` RETURNING id`, StatusQueued, now, now, StatusHeld).Scan(&ids).Error; err != nil {
 			return fmt.Errorf("notifier: release held messages: %w", err)
 		}
-		jobs, err := s.queue.InsertTx(ctx, tx, s.deliveryJobs(ids))
+		parts := s.jobParts(ids)
+		jobs, err := s.queue.InsertTx(ctx, tx, deliveryJobs(parts))
 		if err != nil {
 			return err
 		}
 		// Each message is its new job's, whichever job held it.
-		for i, part := range s.jobParts(ids) {
+		for i, part := range parts {
 			if err := tx.Model(&Notification{}).Where("id IN ?", part).Update("claimed_by", jobs[i]).Error; err != nil {
 				return fmt.Errorf("notifier: release held messages: %w", err)
 			}

@@ -149,7 +149,7 @@ func (s *Service) EnqueueTx(ctx context.Context, tx *gorm.DB, rows []Notificatio
 		if s.queue == nil {
 			return written, errors.New("notifier: no queue configured")
 		}
-		if _, err := s.queue.InsertTx(ctx, tx, s.deliveryJobs(queued)); err != nil {
+		if _, err := s.queue.InsertTx(ctx, tx, deliveryJobs(s.jobParts(queued))); err != nil {
 			return written, err
 		}
 	}
@@ -175,9 +175,8 @@ const Queue = "notifications"
 const QueueWorkers = 100
 
 // deliveryJobs are the queue entries of messages written or released
-// together, one per part of jobParts.
-func (s *Service) deliveryJobs(ids []string) []river.InsertManyParams {
-	parts := s.jobParts(ids)
+// together, one per part (see jobParts).
+func deliveryJobs(parts [][]string) []river.InsertManyParams {
 	out := make([]river.InsertManyParams, len(parts))
 	for i, part := range parts {
 		out[i] = deliveryParams(DeliveryArgs{NotificationIDs: part})
