@@ -89,7 +89,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	// statements arrive at once.
 	conns := DBConns(cfg)
 	relaxed := max(conns/4, 2)
-	db, err := database.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath(), &database.Options{Logger: log,
+	db, err := database.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath(), &database.Options{
 		MaxConns: int32(conns - relaxed), RelaxedConns: int32(relaxed)})
 	if err != nil {
 		if cfg.Embedded() {
@@ -106,7 +106,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Connectors = connectors.NewStore(db.Gorm, registry, sealer)
 	a.Identities = identities.New(db.Gorm, a.Connectors)
 	a.Importer = identities.NewImporter(a.Identities)
-	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, Logger: log,
+	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, Logger: log,
 		ImportFunc: a.Importer.RunJob})
 	// The settled hooks run in order in the transaction that settles a
 	// run: the task's (which locks the task's row, so that concurrent runs

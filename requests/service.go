@@ -48,6 +48,13 @@ type Options struct {
 	MaxAttempts int
 	// JobTimeout bounds one connector operation (none if zero).
 	JobTimeout time.Duration
+	// RescueAfter is how long the queue lets a set's entry run before it
+	// takes the entry as abandoned (its worker died) and runs it again. An
+	// attempt of a set stops starting operations in time to end before it,
+	// and the set goes on at once in a new attempt, so that a set of any
+	// size whose worker died is taken over this long after (see
+	// Worker.Timeout). Zero leaves attempts unbounded but for JobTimeout.
+	RescueAfter time.Duration
 	// DependencyWait is how long a job set waits before it looks again when
 	// one of its jobs waits for a job of another set that has not finished
 	// (default 5s). Within a set, order alone keeps dependencies.
@@ -82,6 +89,7 @@ func New(db *database.DB, ids *identities.Service, store *connectors.Store, opts
 			o.MaxAttempts = opts.MaxAttempts
 		}
 		o.JobTimeout = opts.JobTimeout
+		o.RescueAfter = opts.RescueAfter
 		if opts.DependencyWait > 0 {
 			o.DependencyWait = opts.DependencyWait
 		}
@@ -173,7 +181,7 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 	v := r.checkShape()
 	out := &resolved{req: r}
 	if r.ConnectorID != "" {
-		rec, err := s.connectors.Get(ctx, r.ConnectorID)
+		rec, err := s.connectors.GetTx(ctx, tx, r.ConnectorID)
 		switch {
 		case errors.Is(err, connectors.ErrNotFound):
 			v.add("connector_id", "no connector with id %s", r.ConnectorID)
@@ -199,7 +207,7 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 	}
 	switch r.BeneficiaryType {
 	case BeneficiaryIdentity:
-		id, err := s.ids.GetIdentity(ctx, r.BeneficiaryID)
+		id, err := s.ids.GetIdentityTx(ctx, tx, r.BeneficiaryID)
 		switch {
 		case errors.Is(err, identities.ErrNotFound):
 			v.add("beneficiary_id", "no identity with id %s", r.BeneficiaryID)
@@ -212,7 +220,7 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 			out.people = []beneficiary{{IdentityID: id.ID, Username: id.Username}}
 		}
 	case BeneficiaryWorkgroup:
-		wg, err := s.ids.GetWorkgroup(ctx, r.BeneficiaryID)
+		wg, err := s.ids.GetWorkgroupTx(ctx, tx, r.BeneficiaryID)
 		switch {
 		case errors.Is(err, identities.ErrNotFound):
 			v.add("beneficiary_id", "no workgroup with id %s", r.BeneficiaryID)
@@ -234,7 +242,7 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 	}
 	for i, eid := range r.Entitlements {
 		field := fmt.Sprintf("entitlements[%d]", i)
-		e, err := s.ids.GetEntitlement(ctx, eid)
+		e, err := s.ids.GetEntitlementTx(ctx, tx, eid)
 		switch {
 		case errors.Is(err, identities.ErrNotFound):
 			v.add(field, "no entitlement with id %s", eid)
@@ -257,11 +265,18 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 		out.expiresAt = &at
 	}
 	// Accounts that exist under another name are addressed by that name.
-	for i, p := range out.people {
-		if p.IdentityID == "" {
-			continue
+	var idents []string
+	for _, p := range out.people {
+		if p.IdentityID != "" {
+			idents = append(idents, p.IdentityID)
 		}
-		if a, err := s.ids.AccountOf(ctx, tx, r.ConnectorID, p.IdentityID); err == nil {
+	}
+	accounts, err := s.ids.AccountsOfTx(ctx, tx, r.ConnectorID, idents)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range out.people {
+		if a := accounts[p.IdentityID]; a != nil && p.IdentityID != "" {
 			out.people[i].Username = a.Username
 		}
 	}

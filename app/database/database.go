@@ -9,11 +9,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -51,6 +51,9 @@ type DB struct {
 	Relaxed *gorm.DB
 
 	relaxedPool *pgxpool.Pool
+	// guard, when the transaction check is on, knows which goroutines
+	// hold a transaction open (see ErrOutsideTx).
+	guard *txGuard
 	// writer admits one write transaction at a time on SQLite (see
 	// writeTx).
 	writer *turns
@@ -62,7 +65,10 @@ type Options struct {
 	MaxConns int32
 	// RelaxedConns bounds the pool of Relaxed on PostgreSQL (default 8).
 	RelaxedConns int32
-	Logger       *slog.Logger
+	// CheckTx makes a statement fail with ErrOutsideTx when it goes through
+	// the pool while its goroutine holds a transaction open. It is on in
+	// test binaries whatever is set here.
+	CheckTx bool
 }
 
 // Open connects to the database at databaseURL, or to the embedded SQLite
@@ -77,6 +83,36 @@ func Open(ctx context.Context, databaseURL, sqlitePath string, opts *Options) (*
 		SkipDefaultTransaction: true,
 		TranslateError:         true,
 	}
+	db, err := open(ctx, databaseURL, sqlitePath, gcfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.CheckTx || testing.Testing() {
+		if err := db.checkTx(); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// checkTx turns the transaction check on (see ErrOutsideTx).
+func (db *DB) checkTx() error {
+	db.guard = newTxGuard()
+	for _, g := range []*gorm.DB{db.Gorm, db.Relaxed} {
+		if err := db.guard.install(g); err != nil {
+			return err
+		}
+		if g == db.Relaxed && db.Relaxed == db.Gorm {
+			break
+		}
+	}
+	pool := guardedPool{DB: db.SQL, g: db.guard}
+	db.Gorm.ConnPool, db.Gorm.Statement.ConnPool = pool, pool
+	return nil
+}
+
+func open(ctx context.Context, databaseURL, sqlitePath string, gcfg *gorm.Config, opts *Options) (*DB, error) {
 	if databaseURL == "" {
 		return openSQLite(sqlitePath, gcfg)
 	}
@@ -198,6 +234,9 @@ func (db *DB) writeTx(ctx context.Context, fn func(tx *gorm.DB) error, short boo
 	return db.Gorm.WithContext(ctx).Transaction(fn)
 }
 
+// GetDBConn gives GORM the pool behind the checked one (gorm.DB.DB).
+func (p guardedPool) GetDBConn() (*sql.DB, error) { return p.DB, nil }
+
 // migrateLockKey is the PostgreSQL advisory lock held while migrating.
 const migrateLockKey = 0x70726f76 // "prov"
 
@@ -267,6 +306,11 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *gorm.DB) error, begin string
 	// On PostgreSQL the queue needs the pgx transaction itself, and GORM needs a
 	// database/sql handle: both are given the same connection, on which a pgx
 	// transaction is open.
+	leave, err := db.guard.enter()
+	if err != nil {
+		return err
+	}
+	defer leave()
 	conn, err := db.SQL.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("database: %w", err)
@@ -333,8 +377,11 @@ func pgxTx(tx *gorm.DB) (pgx.Tx, error) {
 
 // sqlTx returns the database/sql transaction behind a GORM transaction on SQLite.
 func sqlTx(tx *gorm.DB) (*sql.Tx, error) {
-	if t, ok := tx.Statement.ConnPool.(*sql.Tx); ok {
+	switch t := tx.Statement.ConnPool.(type) {
+	case *sql.Tx:
 		return t, nil
+	case *guardedTx:
+		return t.Tx, nil
 	}
 	return nil, errors.New("database: not inside DB.InTx")
 }
