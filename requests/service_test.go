@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/app/apptest"
@@ -380,6 +381,9 @@ func (f *flaky) do(ctx context.Context, a connectors.Account) (connectors.Result
 		f.failures[a.Username] = left - 1
 	}
 	f.mu.Unlock()
+	if strings.HasPrefix(a.Username, "paced") {
+		time.Sleep(40 * time.Millisecond)
+	}
 	if a.Username == "blocked" {
 		select {
 		case <-f.release:
@@ -776,6 +780,60 @@ func TestWorkgroupAccessRunsPerEntitlement(t *testing.T) {
 		b.DB.Gorm.Table("directory_members").Where("connector_id = ?", dir.ID).Count(&members)
 		if members != 0 {
 			t.Errorf("directory still has %d memberships", members)
+		}
+	})
+}
+
+// A set longer than the rescue delay runs in attempts that each end before
+// it, going on at once without spending attempts: the queue's bound on an
+// attempt is the rescue delay whatever the size of the set, so a set whose
+// worker died is taken over that long after, not after its whole length.
+func TestLongSetRunsInSlicesWithinTheRescueDelay(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		f := newFlaky()
+		b, rec, ents := flakyBundle(t, dialect, f, "--job-timeout", "200ms", "--rescue-after", "1s")
+		var members []*identities.Identity
+		for i := range 40 {
+			members = append(members, b.Identity(t, fmt.Sprintf("paced%02d", i)))
+		}
+		wg := b.Workgroup(t, "Paced", members...)
+		run := b.Submit(t, requests.Request{Type: requests.AddEntitlements, BeneficiaryType: "workgroup", BeneficiaryID: wg.ID,
+			ConnectorID: rec.ID, Entitlements: []string{ents["G"].ID}})
+		var sets []int64
+		for _, j := range run.Jobs {
+			if len(sets) == 0 || sets[len(sets)-1] != *j.QueueJobID {
+				sets = append(sets, *j.QueueJobID)
+			}
+		}
+		if len(sets) != 1 {
+			t.Fatalf("%d sets, want one set of the workgroup's 40 grants", len(sets))
+		}
+		w := requests.NewWorker(b.Requests)
+		if got := w.Timeout(&river.Job[requests.JobArgs]{Args: requests.JobArgs{Jobs: 40}}); got != time.Second {
+			t.Errorf("an attempt of a set of 40 is bounded by %s, want the rescue delay (1s)", got)
+		}
+		done := b.Wait(t, run.ID, 30*time.Second, func(i *requests.Instance) bool { return !requests.Busy(i.Status) })
+		if done.Status != requests.InstanceCompleted {
+			t.Fatalf("run %s: %s", done.Status, apptest.Describe(done))
+		}
+		var entry struct {
+			Attempt  int
+			Metadata string
+		}
+		if err := b.DB.Gorm.Raw("SELECT attempt, CAST(metadata AS TEXT) AS metadata FROM river_job WHERE id = ?", sets[0]).Scan(&entry).Error; err != nil {
+			t.Fatal(err)
+		}
+		if entry.Attempt != 1 || !strings.Contains(entry.Metadata, "snoozes") {
+			t.Errorf("queue entry: attempt %d, metadata %s; want attempt 1 and the set gone on after snoozes", entry.Attempt, entry.Metadata)
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, j := range done.Jobs {
+			if f.calls[j.Username] != 1 {
+				t.Errorf("%s: %d operations, want 1", j.Username, f.calls[j.Username])
+			}
 		}
 	})
 }
