@@ -22,19 +22,30 @@ import (
 
 // Identity is a person known to the portal.
 type Identity struct {
-	ID          string    `gorm:"primaryKey" json:"id"`
-	Username    string    `json:"username"`
-	DisplayName string    `json:"display_name"`
-	Email       string    `json:"email"`
-	Source      string    `json:"source"`
-	ExternalID  string    `json:"external_id,omitempty"`
-	Status      string    `json:"status"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	ID          string `gorm:"primaryKey" json:"id"`
+	Username    string `json:"username"`
+	DisplayName string `json:"display_name"`
+	Email       string `json:"email"`
+	// Source is where the identity comes from, as shown: "local", or the
+	// name of the connector whose import made it (SourceConnectorID).
+	Source string `json:"source"`
+	// SourceConnectorID is the connector whose import made the identity;
+	// nil for local identities. Imports find their identities by it, so a
+	// renamed connector keeps them.
+	SourceConnectorID *string   `json:"source_connector_id,omitempty"`
+	ExternalID        string    `json:"external_id,omitempty"`
+	Status            string    `json:"status"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
 }
 
 // TableName is the table of identities.
 func (Identity) TableName() string { return "identities" }
+
+// importedBy reports whether the import of connector connectorID made the identity.
+func (i *Identity) importedBy(connectorID string) bool {
+	return i.SourceConnectorID != nil && *i.SourceConnectorID == connectorID
+}
 
 // Workgroup is a named set of identities.
 type Workgroup struct {
