@@ -114,7 +114,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	// for the shortest time.
 	a.Notifier, err = notifier.New(db, &notifier.Options{
 		SMTP: cfg.SMTP, SMTPName: cfg.RedactedSMTP(), RetryFor: cfg.SMTPRetryFor, BaseURL: cfg.BaseURL,
-		Logger: log.With("component", "notifier"),
+		AttemptBound: cfg.RescueAfter, Logger: log.With("component", "notifier"),
 	})
 	if err != nil {
 		db.Close()
@@ -137,7 +137,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		workers := river.NewWorkers()
 		river.AddWorker(workers, requests.NewWorker(a.Requests))
 		river.AddWorker(workers, notifier.NewWorker(a.Notifier))
+		river.AddWorker(workers, requests.NewSweepWorker(a.Requests, sweepAfter))
+		river.AddWorker(workers, notifier.NewSweepWorker(a.Notifier, sweepAfter))
 		qopts.Workers = workers
+		// The sweeps run on the queue's leader, one process of many.
+		qopts.Periodic = []*river.PeriodicJob{
+			river.NewPeriodicJob(river.PeriodicInterval(sweepEvery), func() (river.JobArgs, *river.InsertOpts) {
+				return requests.SweepArgs{}, &river.InsertOpts{MaxAttempts: 1}
+			}, nil),
+			river.NewPeriodicJob(river.PeriodicInterval(sweepEvery), func() (river.JobArgs, *river.InsertOpts) {
+				return notifier.SweepArgs{}, &river.InsertOpts{MaxAttempts: 1}
+			}, nil),
+		}
 		qopts.MaxWorkers = cfg.Workers
 		qopts.Queues = map[string]int{notifier.Queue: notifier.QueueWorkers}
 		qopts.JobTimeout = cfg.JobTimeout
@@ -167,6 +178,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	})
 	return a, nil
 }
+
+// The sweeps look for work that no worker owns (see requests.Service.Sweep
+// and notifier.Service.Sweep) every sweepEvery, and take for abandoned
+// what nothing changed for sweepAfter.
+const (
+	sweepEvery = time.Minute
+	sweepAfter = 2 * time.Minute
+)
 
 // Start starts the workers and the scheduler.
 func (a *App) Start(ctx context.Context) error {

@@ -837,3 +837,71 @@ func TestLongSetRunsInSlicesWithinTheRescueDelay(t *testing.T) {
 		}
 	})
 }
+
+// The sweep gives a set whose queue entry will not run again (discarded
+// after its attempts, here) a new entry, with a history entry, and rolls
+// up a run whose last roll-up was lost; the run then completes.
+func TestSweepHandsBackAbandonedWork(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		b := apptest.New(t, dialect, &apptest.Options{NoStart: true})
+		rec, ents := b.Directory(t, "Swept", "G")
+		alice, bob := b.Identity(t, "alice"), b.Identity(t, "bob")
+		run := b.Submit(t, requests.Request{Type: requests.CreateAccount, BeneficiaryType: "identity", BeneficiaryID: alice.ID,
+			ConnectorID: rec.ID, Entitlements: []string{ents["G"].ID}})
+		done := b.Submit(t, requests.Request{Type: requests.CreateAccount, BeneficiaryType: "identity", BeneficiaryID: bob.ID,
+			ConnectorID: rec.ID})
+		old := time.Now().UTC().Add(-time.Hour)
+		entry := *run.Jobs[0].QueueJobID
+		g := b.DB.Gorm
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{"UPDATE river_job SET state = 'discarded', finalized_at = ? WHERE id = ?", []any{old, entry}},
+			{"UPDATE connector_jobs SET updated_at = ? WHERE instance_id = ?", []any{old, run.ID}},
+			// Bob's run: its job ended, its roll-up was lost.
+			{"UPDATE connector_jobs SET status = 'completed', ended_at = ?, updated_at = ? WHERE instance_id = ?", []any{old, old, done.ID}},
+			{"UPDATE request_instances SET status = 'running', updated_at = ? WHERE id = ?", []any{old, done.ID}},
+		} {
+			if err := g.Exec(q.sql, q.args...).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Work changed a moment ago is not taken.
+		if res, err := b.Requests.Sweep(b.Ctx, 2*time.Hour); err != nil || res != (requests.SweepResult{}) {
+			t.Fatalf("sweep of recent work: %+v, %v", res, err)
+		}
+		res, err := b.Requests.Sweep(b.Ctx, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res != (requests.SweepResult{Sets: 1, Jobs: 2, Runs: 1}) {
+			t.Errorf("sweep: %+v, want one set of two jobs and one run", res)
+		}
+		if again, err := b.Requests.Sweep(b.Ctx, time.Minute); err != nil || again != (requests.SweepResult{}) {
+			t.Errorf("second sweep: %+v, %v; want nothing left", again, err)
+		}
+		got, err := b.Requests.GetInstance(b.Ctx, run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range got.Jobs {
+			last := j.Events[len(j.Events)-1]
+			if *j.QueueJobID == entry || !strings.Contains(last.Message, "handed back to the queue") || !strings.Contains(last.Message, "discarded") {
+				t.Errorf("job #%d: entry %d, last history %q", j.Seq, *j.QueueJobID, last.Message)
+			}
+		}
+		if inst, _ := b.Requests.GetInstance(b.Ctx, done.ID); inst.Status != requests.InstanceCompleted {
+			t.Errorf("run with every job ended: %s", inst.Status)
+		}
+		if err := b.App.Start(b.Ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.App.Shutdown() })
+		if end := b.WaitSettled(t, run.ID); end.Status != requests.InstanceCompleted {
+			t.Errorf("run after the sweep: %s", apptest.Describe(end))
+		}
+	})
+}
