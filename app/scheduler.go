@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -21,14 +22,17 @@ type Scheduler struct {
 	tasks *tasks.Service
 	log   *slog.Logger
 	sync  time.Duration
+	now   func() time.Time
 
-	mu    sync.Mutex
-	cron  gocron.Scheduler
-	jobs  map[string]scheduled // by task id
-	kick  chan struct{}
-	done  chan struct{}
-	ctx   context.Context
-	fired func(taskID string, instanceID string)
+	mu      sync.Mutex
+	cron    gocron.Scheduler
+	jobs    map[string]scheduled // by task id
+	kick    chan struct{}
+	ctx     context.Context // ends with Start's context or at Stop
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the re-read loop has ended
+	stopped chan struct{} // closed when Stop has shut gocron down
+	stopErr error
 }
 
 type scheduled struct {
@@ -36,21 +40,42 @@ type scheduled struct {
 	job uuid.UUID
 }
 
-// NewScheduler returns a scheduler that re-reads schedules every syncEvery.
-func NewScheduler(t *tasks.Service, log *slog.Logger, syncEvery time.Duration) *Scheduler {
-	return &Scheduler{tasks: t, log: log, sync: syncEvery, jobs: map[string]scheduled{}, kick: make(chan struct{}, 1)}
+// SchedulerOpts adjust NewScheduler. A nil *SchedulerOpts means defaults.
+type SchedulerOpts struct {
+	// NowFunc is the clock fires read (default time.Now).
+	NowFunc func() time.Time
 }
 
-// Start loads the schedules and starts firing them.
+// NewScheduler returns a scheduler that re-reads schedules every syncEvery.
+func NewScheduler(t *tasks.Service, log *slog.Logger, syncEvery time.Duration, opts *SchedulerOpts) *Scheduler {
+	s := &Scheduler{tasks: t, log: log, sync: syncEvery, now: time.Now, jobs: map[string]scheduled{}, kick: make(chan struct{}, 1)}
+	if opts != nil && opts.NowFunc != nil {
+		s.now = opts.NowFunc
+	}
+	return s
+}
+
+// Start loads the schedules and starts firing them, until ctx ends or Stop.
+// A scheduler starts once: later calls do nothing.
 func (s *Scheduler) Start(ctx context.Context) error {
-	c, err := gocron.NewScheduler(gocron.WithLocation(time.UTC))
+	s.mu.Lock()
+	if s.cron != nil {
+		s.mu.Unlock()
+		return nil
+	}
+	// A fire still running at Stop has its context canceled and ends at
+	// once; the timeout only bounds a fire that ignores it.
+	c, err := gocron.NewScheduler(gocron.WithLocation(time.UTC), gocron.WithStopTimeout(5*time.Second))
 	if err != nil {
-		return err
+		s.mu.Unlock()
+		return fmt.Errorf("scheduler: %w", err)
 	}
 	s.cron = c
-	s.ctx = ctx
+	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.done = make(chan struct{})
-	if err := s.reload(ctx); err != nil {
+	ctx = s.ctx
+	s.mu.Unlock()
+	if err := s.reload(ctx); err != nil && ctx.Err() == nil {
 		s.log.Error("load schedules", "err", err)
 	}
 	c.Start()
@@ -58,13 +83,42 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops firing.
-func (s *Scheduler) Stop() {
-	if s.cron == nil {
-		return
+// Stop stops firing and waits, until ctx ends, for the fires under way.
+// It returns at once when the scheduler never started or already stopped.
+func (s *Scheduler) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	c := s.cron
+	first := c != nil && s.stopped == nil
+	if first {
+		s.stopped = make(chan struct{})
+		s.cancel()
 	}
-	_ = s.cron.Shutdown()
-	<-s.done
+	done, stopped := s.done, s.stopped
+	s.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	if first {
+		go func() {
+			<-done
+			err := c.Shutdown()
+			s.mu.Lock()
+			s.stopErr = err
+			s.mu.Unlock()
+			close(stopped)
+		}()
+	}
+	select {
+	case <-stopped:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.stopErr != nil {
+			return fmt.Errorf("scheduler: stop: %w", s.stopErr)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("scheduler: stop: %w", ctx.Err())
+	}
 }
 
 // Changed asks for the schedules to be re-read now.
@@ -103,6 +157,9 @@ func (s *Scheduler) reload(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stopped != nil {
+		return nil
+	}
 	want := map[string]string{}
 	for _, t := range list {
 		want[t.ID] = t.Timezone + " " + t.Cron
@@ -157,11 +214,12 @@ func (s *Scheduler) fire(taskID, name string) {
 func (s *Scheduler) NextRun(taskID string) (time.Time, bool) {
 	s.mu.Lock()
 	sj, ok := s.jobs[taskID]
+	c := s.cron
 	s.mu.Unlock()
-	if !ok || s.cron == nil {
+	if !ok || c == nil {
 		return time.Time{}, false
 	}
-	for _, j := range s.cron.Jobs() {
+	for _, j := range c.Jobs() {
 		if j.ID() == sj.job {
 			next, err := j.NextRun()
 			return next, err == nil && !next.IsZero()

@@ -22,6 +22,7 @@ type Queue struct {
 	cancelTx func(ctx context.Context, tx *gorm.DB, id int64) error
 	start    func(ctx context.Context) error
 	stop     func(ctx context.Context) error
+	cancel   func(ctx context.Context) error
 	stopped  func() <-chan struct{}
 }
 
@@ -107,6 +108,7 @@ func newQueue[TTx any](driver riverdriver.Driver[TTx], txOf func(*gorm.DB) (TTx,
 		},
 		start:   client.Start,
 		stop:    client.Stop,
+		cancel:  client.StopAndCancel,
 		stopped: client.Stopped,
 	}, nil
 }
@@ -150,3 +152,7 @@ func (q *Queue) Start(ctx context.Context) error { return q.start(ctx) }
 
 // Stop stops fetching jobs and waits for running ones to finish, until ctx ends.
 func (q *Queue) Stop(ctx context.Context) error { return q.stop(ctx) }
+
+// StopAndCancel is Stop that also cancels the contexts of the running jobs,
+// and waits, until ctx ends, for them to return.
+func (q *Queue) StopAndCancel(ctx context.Context) error { return q.cancel(ctx) }
