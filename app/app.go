@@ -157,7 +157,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	}
 	a.Requests.SetQueue(a.Queue)
 	a.Notifier.SetQueue(a.Queue)
-	a.Scheduler = NewScheduler(a.Tasks, log.With("component", "scheduler"), cfg.ScheduleSync, nil)
+	a.Scheduler = NewScheduler(a.Tasks, log.With("component", "scheduler"), cfg.ScheduleSync)
 	a.Tasks.ScheduleChangedFunc = a.Scheduler.Changed
 	portal, err := web.New(web.Deps{
 		Log: log, DB: db.Gorm, Access: a.Access, Identities: a.Identities, Connectors: a.Connectors,

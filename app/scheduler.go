@@ -10,6 +10,7 @@ import (
 	"github.com/go-co-op/gocron/v2"
 	"github.com/google/uuid"
 
+	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )
 
@@ -22,7 +23,6 @@ type Scheduler struct {
 	tasks *tasks.Service
 	log   *slog.Logger
 	sync  time.Duration
-	now   func() time.Time
 
 	mu      sync.Mutex
 	cron    gocron.Scheduler
@@ -40,19 +40,9 @@ type scheduled struct {
 	job uuid.UUID
 }
 
-// SchedulerOpts adjust NewScheduler. A nil *SchedulerOpts means defaults.
-type SchedulerOpts struct {
-	// NowFunc is the clock fires read (default time.Now).
-	NowFunc func() time.Time
-}
-
 // NewScheduler returns a scheduler that re-reads schedules every syncEvery.
-func NewScheduler(t *tasks.Service, log *slog.Logger, syncEvery time.Duration, opts *SchedulerOpts) *Scheduler {
-	s := &Scheduler{tasks: t, log: log, sync: syncEvery, now: time.Now, jobs: map[string]scheduled{}, kick: make(chan struct{}, 1)}
-	if opts != nil && opts.NowFunc != nil {
-		s.now = opts.NowFunc
-	}
-	return s
+func NewScheduler(t *tasks.Service, log *slog.Logger, syncEvery time.Duration) *Scheduler {
+	return &Scheduler{tasks: t, log: log, sync: syncEvery, jobs: map[string]scheduled{}, kick: make(chan struct{}, 1)}
 }
 
 // Start loads the schedules and starts firing them, until ctx ends or Stop.
@@ -178,10 +168,10 @@ func (s *Scheduler) reload(ctx context.Context) error {
 			s.log.Warn("task has an invalid schedule", "task", t.Name, "err", err)
 			continue
 		}
-		id, name := t.ID, t.Name
+		id, name, expr, tz := t.ID, t.Name, t.Cron, t.Timezone
 		j, err := s.cron.NewJob(
-			gocron.CronJob("CRON_TZ="+t.Timezone+" "+t.Cron, false),
-			gocron.NewTask(func() { s.fire(id, name) }),
+			gocron.CronJob("CRON_TZ="+tz+" "+expr, false),
+			gocron.NewTask(func() { _, _ = s.fire(id, name, expr, tz, time.Now()) }),
 			gocron.WithName(name),
 		)
 		if err != nil {
@@ -193,9 +183,23 @@ func (s *Scheduler) reload(ctx context.Context) error {
 	return nil
 }
 
-// fire claims this minute's tick of a task and starts its run.
-func (s *Scheduler) fire(taskID, name string) {
-	tick := time.Now().UTC().Round(time.Minute)
+// earlyFire is how early a fire may come and still claim the tick it was
+// scheduled for: gocron fires on time or late, but the wall clock may be
+// stepped back a little under it.
+const earlyFire = time.Second
+
+// fire claims the tick of a task's schedule (expr in time zone tz) that a
+// fire at the time at belongs to, and starts its run. The tick is the
+// schedule's latest activation at or before at: a fire that comes late
+// claims its own tick, never a later one, so each process claims the same
+// tick for it, and the next fire's tick is still free.
+func (s *Scheduler) fire(taskID, name, expr, tz string, at time.Time) (*requests.Instance, error) {
+	tick, err := tasks.PrevRun(expr, tz, at.Add(earlyFire))
+	if err != nil {
+		s.log.Error("scheduled run failed to start", "task", name, "at", at, "err", err)
+		return nil, err
+	}
+	tick = tick.UTC()
 	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
 	defer cancel()
 	inst, err := s.tasks.TriggerTick(ctx, taskID, tick)
@@ -205,8 +209,9 @@ func (s *Scheduler) fire(taskID, name string) {
 	case inst == nil:
 		s.log.Debug("tick already fired by another process", "task", name, "tick", tick)
 	default:
-		s.log.Info("scheduled run started", "task", name, "tick", tick, "instance", inst.ID)
+		s.log.Info("scheduled run started", "task", name, "tick", tick, "late", at.Sub(tick).Round(time.Millisecond), "instance", inst.ID)
 	}
+	return inst, err
 }
 
 // NextRun returns when this process will next fire a task's schedule, and

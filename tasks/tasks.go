@@ -178,6 +178,37 @@ func NextRuns(expr, tz string, from time.Time, n int) ([]time.Time, error) {
 	return out, nil
 }
 
+// prevLookback bounds how far back PrevRun looks: past the longest gap
+// between two activations of a 5-field schedule (29 February, with the
+// leap years a century skips).
+const prevLookback = 9 * 366 * 24 * time.Hour
+
+// PrevRun returns the latest time at or before at that a schedule fires,
+// in its time zone.
+func PrevRun(expr, tz string, at time.Time) (time.Time, error) {
+	sched, loc, err := ParseSchedule(expr, tz)
+	if err != nil {
+		return time.Time{}, err
+	}
+	at = at.In(loc)
+	// Look back twice as far each time until an activation is in the
+	// window, then walk forward to the last one in it.
+	for back := time.Minute; back <= 2*prevLookback; back *= 2 {
+		t := sched.Next(at.Add(-back))
+		if t.IsZero() {
+			break
+		}
+		if t.After(at) {
+			continue
+		}
+		for next := sched.Next(t); !next.IsZero() && !next.After(at); next = sched.Next(next) {
+			t = next
+		}
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("cron: %q does not fire before %s", expr, at.Format(time.RFC3339))
+}
+
 func (s *Service) validate(ctx context.Context, t *Task, in Input) error {
 	v := &requests.ValidationError{}
 	if in.Name != nil {

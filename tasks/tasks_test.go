@@ -52,6 +52,38 @@ func TestParseSchedule(t *testing.T) {
 	}
 }
 
+func TestPrevRun(t *testing.T) {
+	t.Parallel()
+	utc := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, c := range []struct {
+		expr, tz, at, want string
+	}{
+		{"* * * * *", "UTC", "2026-05-04T10:00:40Z", "2026-05-04T10:00:00Z"},
+		{"* * * * *", "UTC", "2026-05-04T10:00:00Z", "2026-05-04T10:00:00Z"},
+		{"*/15 * * * *", "UTC", "2026-05-04T10:14:59.9Z", "2026-05-04T10:00:00Z"},
+		{"0 22 * * *", "UTC", "2026-05-04T10:00:00Z", "2026-05-03T22:00:00Z"},
+		// 01:30 Paris is 23:30 UTC the day before in summer.
+		{"30 1 * * *", "Europe/Paris", "2026-06-01T23:31:10Z", "2026-06-01T23:30:00Z"},
+		{"* * * * 1", "UTC", "2026-05-06T12:00:00Z", "2026-05-04T23:59:00Z"}, // a Wednesday; Monday's last minute
+		{"0 0 29 2 *", "UTC", "2027-01-01T00:00:00Z", "2024-02-29T00:00:00Z"},
+	} {
+		got, err := tasks.PrevRun(c.expr, c.tz, utc(c.at))
+		if err != nil {
+			t.Errorf("%q %s at %s: %v", c.expr, c.tz, c.at, err)
+			continue
+		}
+		if !got.Equal(utc(c.want)) {
+			t.Errorf("%q %s at %s = %s, want %s", c.expr, c.tz, c.at, got.UTC().Format(time.RFC3339), c.want)
+		}
+	}
+}
+
 func TestTaskLifecycle(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, dialect string) {
