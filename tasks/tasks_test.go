@@ -2,9 +2,12 @@ package tasks_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/app/database/dbtest"
@@ -303,5 +306,70 @@ func TestTaskSettlesAfterConcurrentRunsAndReconciles(t *testing.T) {
 			t.Errorf("Reconcile with a run under way: status %s", got.Status)
 		}
 		b.WaitSettled(t, run.ID)
+	})
+}
+
+// Admins who change different fields of a task at the same moment each
+// keep their change: an edit writes only the fields it changes, onto the
+// task as it is under its lock.
+func TestConcurrentEditsOfDifferentFieldsAllStay(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		b := apptest.New(t, dialect, &apptest.Options{NoStart: true})
+		dir, _ := b.Directory(t, "Dir")
+		alice := b.Identity(t, "alice")
+		task, err := b.Tasks.Create(b.Ctx, tasks.Input{Name: str("Lock Alice"), Description: str("before"),
+			Request: &requests.Request{Type: requests.LockAccount, BeneficiaryType: "identity", BeneficiaryID: alice.ID,
+				ConnectorID: dir.ID, Justification: "x"}}, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A slow transaction holds the task's row while the edits read the
+		// task and wait for it, so that each has read it before any writes.
+		held, release, holderDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		go func() {
+			holderDone <- b.DB.InTx(b.Ctx, func(tx *gorm.DB) error {
+				if err := tx.Exec("UPDATE tasks SET updated_at = ? WHERE id = ?", time.Now().UTC(), task.ID).Error; err != nil {
+					return err
+				}
+				close(held)
+				<-release
+				return nil
+			})
+		}()
+		<-held
+		edits := []tasks.Input{
+			{Name: str("Lock Alice nightly")},
+			{Description: str("after")},
+			{Cron: str("0 6 * * *"), Timezone: str("Europe/Paris")},
+			{Notify: &tasks.Notify{When: "failure", Recipients: []string{tasks.NotifyRequester}, Enabled: true}},
+		}
+		errs := make(chan error, len(edits))
+		for i, in := range edits {
+			go func() {
+				_, err := b.Tasks.Update(b.Ctx, task.ID, in, fmt.Sprintf("admin%d", i))
+				errs <- err
+			}()
+		}
+		time.Sleep(300 * time.Millisecond)
+		close(release)
+		if err := <-holderDone; err != nil {
+			t.Fatal(err)
+		}
+		for range edits {
+			if err := <-errs; err != nil {
+				t.Errorf("edit: %v", err)
+			}
+		}
+		got, err := b.Tasks.Get(b.Ctx, task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Name != "Lock Alice nightly" || got.Description != "after" || got.Cron != "0 6 * * *" || got.Timezone != "Europe/Paris" ||
+			!got.ScheduleEnabled || got.Notify.When != "failure" || !got.Notify.Enabled || strings.Join(got.Notify.Recipients, ",") != "requester" {
+			t.Errorf("after four edits: name %q, description %q, schedule %q %q on=%v, notify %+v",
+				got.Name, got.Description, got.Cron, got.Timezone, got.ScheduleEnabled, got.Notify)
+		}
 	})
 }
