@@ -666,19 +666,36 @@ func (s *Service) Scheduled(ctx context.Context) ([]Task, error) {
 
 // Trigger starts a run of a task now.
 func (s *Service) Trigger(ctx context.Context, id, trigger, actor string) (*requests.Instance, error) {
+	return s.TriggerWithKey(ctx, id, trigger, actor, nil)
+}
+
+// TriggerWithKey is Trigger with an idempotency key (nil for none): a key
+// that started a run already gives that run, and the task is not triggered
+// again.
+func (s *Service) TriggerWithKey(ctx context.Context, id, trigger, actor string, key *requests.IdempotencyKey) (*requests.Instance, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, ErrNotFound
 	}
 	var inst *requests.Instance
+	var prior string
+	runID := uuid.NewString()
 	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
 		var err error
-		inst, err = s.triggerTx(ctx, tx, id, trigger, actor)
+		if key != nil {
+			if prior, err = s.reqs.ClaimKeyTx(ctx, tx, key, runID); err != nil || prior != "" {
+				return err
+			}
+		}
+		inst, err = s.triggerTx(ctx, tx, id, trigger, actor, runID)
 		return err
 	})
+	if err == nil && prior != "" {
+		return s.reqs.GetInstance(ctx, prior)
+	}
 	return inst, err
 }
 
-func (s *Service) triggerTx(ctx context.Context, tx *gorm.DB, id, trigger, actor string) (*requests.Instance, error) {
+func (s *Service) triggerTx(ctx context.Context, tx *gorm.DB, id, trigger, actor, runID string) (*requests.Instance, error) {
 	// Lock the task row first: runs ending concurrently wait for this one.
 	res := tx.Model(&Task{}).Where("id = ?", id).Update("updated_at", time.Now().UTC())
 	if res.Error != nil {
@@ -697,7 +714,7 @@ func (s *Service) triggerTx(ctx context.Context, tx *gorm.DB, id, trigger, actor
 	if t.Status == StatusDisabled {
 		return nil, fmt.Errorf("%w: task %s is disabled", ErrConflict, t.Name)
 	}
-	inst, err := s.reqs.StartTx(ctx, tx, t.Request, requests.StartOpts{Trigger: trigger, Actor: actor, TaskID: t.ID, TaskName: t.Name})
+	inst, err := s.reqs.StartTx(ctx, tx, t.Request, requests.StartOpts{Trigger: trigger, Actor: actor, TaskID: t.ID, TaskName: t.Name, ID: runID})
 	if err != nil {
 		var ve *requests.ValidationError
 		if errors.As(err, &ve) {
@@ -730,7 +747,7 @@ func (s *Service) TriggerTick(ctx context.Context, id string, tick time.Time) (*
 			return nil
 		}
 		var err error
-		inst, err = s.triggerTx(ctx, tx, id, requests.TriggerSchedule, "scheduler")
+		inst, err = s.triggerTx(ctx, tx, id, requests.TriggerSchedule, "scheduler", uuid.NewString())
 		return err
 	})
 	return inst, err
