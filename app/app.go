@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -49,7 +50,13 @@ type App struct {
 	Notifier   *notifier.Service
 	Scheduler  *Scheduler
 	HTTP       *fiber.App
+
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
+
+// ShutdownTimeout bounds Shutdown.
+const ShutdownTimeout = 15 * time.Second
 
 // Options adjust New for tests and tools. A nil *Options means defaults.
 type Options struct {
@@ -228,25 +235,59 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 }
 
 // Shutdown stops taking work, lets running jobs finish for a while, and
-// closes the database. Jobs cut short are taken over after a restart.
+// closes the database. It returns within ShutdownTimeout whatever the app's
+// state: started or not, with Start's context ended or not; a second call
+// returns the first one's result. Jobs cut short are taken over after a
+// restart.
 func (a *App) Shutdown() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	a.shutdownOnce.Do(func() { a.shutdownErr = a.shutdown(ShutdownTimeout) })
+	return a.shutdownErr
+}
+
+func (a *App) shutdown(bound time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	var errs []error
 	if err := a.HTTP.ShutdownWithContext(ctx); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("app: stop http: %w", err))
 	}
-	a.Scheduler.Stop()
-	if err := a.Queue.Stop(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		errs = append(errs, err)
+	if err := a.Scheduler.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("app: %w", err))
+	}
+	// Running jobs get most of the time left to finish; then their
+	// contexts are canceled, and the rest is theirs to return.
+	left := time.Until(deadline(ctx))
+	graceful, stopGraceful := context.WithTimeout(ctx, left*3/4)
+	err := a.Queue.Stop(graceful)
+	stopGraceful()
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = a.Queue.StopAndCancel(ctx)
+	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		errs = append(errs, fmt.Errorf("app: stop queue: %w", err))
 	}
 	if err := a.Notifier.Close(ctx); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("app: stop notifier: %w", err))
 	}
-	if err := a.DB.Close(); err != nil {
-		errs = append(errs, err)
+	// Closing the database waits for the connections in use, which a job
+	// that ignores its context may keep: Shutdown does not wait for them
+	// past its bound.
+	closed := make(chan error, 1)
+	go func() { closed <- a.DB.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			errs = append(errs, fmt.Errorf("app: close database: %w", err))
+		}
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("app: close database: connections still in use after %s", bound))
 	}
 	return errors.Join(errs...)
+}
+
+func deadline(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
 }
 
 // secretKey returns the configured key, or for the embedded database the

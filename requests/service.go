@@ -153,6 +153,10 @@ type StartOpts struct {
 	Actor    string
 	TaskID   string
 	TaskName string
+	// ID, if set, is the new run's id (a UUID).
+	ID string
+	// Key, if set, makes Submit idempotent: see IdempotencyKey.
+	Key *IdempotencyKey
 }
 
 // resolved is a request checked against the database.
@@ -307,14 +311,27 @@ func (s *Service) BeneficiaryName(ctx context.Context, kind, id string) (string,
 	return p.DisplayName, nil
 }
 
-// Submit validates r and starts it as a new instance with its jobs.
+// Submit validates r and starts it as a new instance with its jobs. With
+// opts.Key, a key that started a run already gives that run.
 func (s *Service) Submit(ctx context.Context, r Request, opts StartOpts) (*Instance, error) {
 	var inst *Instance
+	var prior string
+	if opts.Key != nil && opts.ID == "" {
+		opts.ID = uuid.NewString()
+	}
 	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
 		var err error
+		if opts.Key != nil {
+			if prior, err = s.ClaimKeyTx(ctx, tx, opts.Key, opts.ID); err != nil || prior != "" {
+				return err
+			}
+		}
 		inst, err = s.StartTx(ctx, tx, r, opts)
 		return err
 	})
+	if err == nil && prior != "" {
+		return s.GetInstance(ctx, prior)
+	}
 	return inst, err
 }
 
@@ -334,8 +351,12 @@ func (s *Service) StartTx(ctx context.Context, tx *gorm.DB, r Request, opts Star
 		return nil, err
 	}
 	now := time.Now().UTC()
+	id := opts.ID
+	if id == "" {
+		id = uuid.NewString()
+	}
 	inst := &Instance{
-		ID: uuid.NewString(), TaskName: opts.TaskName, Request: string(reqJSON), Type: r.Type,
+		ID: id, TaskName: opts.TaskName, Request: string(reqJSON), Type: r.Type,
 		BeneficiaryType: res.req.BeneficiaryType, BeneficiaryID: res.req.BeneficiaryID, BeneficiaryName: res.benName,
 		ConnectorID: r.ConnectorID, Trigger: opts.Trigger, TriggeredBy: opts.Actor, Priority: res.req.Priority,
 		Status: InstancePending, ExpiresAt: res.expiresAt, CreatedAt: now, UpdatedAt: now,

@@ -23,6 +23,7 @@ type Queue struct {
 	list     func(ctx context.Context, params *river.JobListParams) (*river.JobListResult, error)
 	start    func(ctx context.Context) error
 	stop     func(ctx context.Context) error
+	cancel   func(ctx context.Context) error
 	stopped  func() <-chan struct{}
 }
 
@@ -112,6 +113,7 @@ func newQueue[TTx any](driver riverdriver.Driver[TTx], txOf func(*gorm.DB) (TTx,
 		list:    client.JobList,
 		start:   client.Start,
 		stop:    client.Stop,
+		cancel:  client.StopAndCancel,
 		stopped: client.Stopped,
 	}, nil
 }
@@ -213,3 +215,7 @@ func (q *Queue) Start(ctx context.Context) error { return q.start(ctx) }
 
 // Stop stops fetching jobs and waits for running ones to finish, until ctx ends.
 func (q *Queue) Stop(ctx context.Context) error { return q.stop(ctx) }
+
+// StopAndCancel is Stop that also cancels the contexts of the running jobs,
+// and waits, until ctx ends, for them to return.
+func (q *Queue) StopAndCancel(ctx context.Context) error { return q.cancel(ctx) }
