@@ -124,12 +124,23 @@ func caller() string {
 	}
 }
 
+// txPool is a connection pool GORM can begin transactions on: a *sql.DB,
+// or SQLite's splitPool.
+type txPool interface {
+	gorm.ConnPool
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
 // guardedPool is the connection pool GORM sees when the check is on: the
 // transactions it begins are known to the guard until they end.
 type guardedPool struct {
-	*sql.DB
-	g *txGuard
+	txPool
+	sql *sql.DB
+	g   *txGuard
 }
+
+// GetDBConn gives GORM the handle behind the checked pool (gorm.DB.DB).
+func (p guardedPool) GetDBConn() (*sql.DB, error) { return p.sql, nil }
 
 // BeginTx begins a transaction that the guard knows of.
 func (p guardedPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
@@ -137,7 +148,7 @@ func (p guardedPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.Con
 	if err != nil {
 		return nil, err
 	}
-	tx, err := p.DB.BeginTx(ctx, opts)
+	tx, err := p.txPool.BeginTx(ctx, opts)
 	if err != nil {
 		leave()
 		return nil, err
