@@ -96,7 +96,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	// statements arrive at once.
 	conns := DBConns(cfg)
 	relaxed := max(conns/4, 2)
-	db, err := database.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath(), &database.Options{
+	db, err := database.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath(), &database.Options{Logger: log.With("component", "database"),
 		MaxConns: int32(conns - relaxed), RelaxedConns: int32(relaxed)})
 	if err != nil {
 		if cfg.Embedded() {

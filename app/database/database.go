@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -70,10 +71,13 @@ type Options struct {
 	MaxConns int32
 	// RelaxedConns bounds the pool of Relaxed on PostgreSQL (default 8).
 	RelaxedConns int32
-	// CheckTx makes a statement fail with ErrOutsideTx when it goes through
-	// the pool while its goroutine holds a transaction open. It is on in
-	// test binaries whatever is set here.
-	CheckTx bool
+	// StrictTx makes every statement fail with ErrOutsideTx when it goes
+	// through the pool while its goroutine holds a transaction open; by
+	// default only writes and second transactions fail, and reads are
+	// logged (see txGuard). It is on in test binaries whatever is set here.
+	StrictTx bool
+	// Logger receives the transaction check's reports (default none).
+	Logger *slog.Logger
 }
 
 // Open connects to the database at databaseURL, or to the embedded SQLite
@@ -92,18 +96,20 @@ func Open(ctx context.Context, databaseURL, sqlitePath string, opts *Options) (*
 	if err != nil {
 		return nil, err
 	}
-	if opts.CheckTx || testing.Testing() {
-		if err := db.checkTx(); err != nil {
-			_ = db.Close()
-			return nil, err
-		}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := db.checkTx(opts.StrictTx || testing.Testing(), log); err != nil {
+		_ = db.Close()
+		return nil, err
 	}
 	return db, nil
 }
 
 // checkTx turns the transaction check on (see ErrOutsideTx).
-func (db *DB) checkTx() error {
-	db.guard = newTxGuard()
+func (db *DB) checkTx(strict bool, log *slog.Logger) error {
+	db.guard = newTxGuard(strict, log)
 	for _, g := range []*gorm.DB{db.Gorm, db.Relaxed} {
 		if err := db.guard.install(g); err != nil {
 			return err
@@ -263,6 +269,10 @@ func (db *DB) WriteRelaxed(ctx context.Context, fn func(g *gorm.DB) error) error
 // job's claim) goes first, so that a job does not wait to start behind the
 // results of others, and the longer ones go in the order they came.
 func (db *DB) writeTx(ctx context.Context, fn func(tx *gorm.DB) error, short bool) error {
+	if db.guard.holding() {
+		// Its turn would wait for the one this goroutine holds.
+		return fmt.Errorf("%w: a second transaction was begun", ErrOutsideTx)
+	}
 	if err := db.writer.take(ctx, short); err != nil {
 		return err
 	}

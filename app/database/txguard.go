@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -24,18 +25,28 @@ import (
 // happens before it begins).
 var ErrOutsideTx = errors.New("database: statement sent through the pool while this goroutine holds a transaction open")
 
-// txGuard knows which goroutines hold a transaction open. It is on in test
-// binaries, where it turns a latent self-deadlock into a failing statement.
+// txGuard knows which goroutines hold a transaction open, and turns a
+// statement that would wait for a second connection of its own pool into
+// an error instead of a latent self-deadlock. Strict (in test binaries),
+// every such statement fails; otherwise a write or a second transaction
+// fails (on SQLite's one writer connection it would wait for ever) and a
+// read is let through and logged, once per place in the code.
 type txGuard struct {
-	mu   sync.Mutex
-	open map[uint64]int
+	strict bool
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	open   map[uint64]int
+	logged map[string]bool
 }
 
-func newTxGuard() *txGuard { return &txGuard{open: map[uint64]int{}} }
+func newTxGuard(strict bool, log *slog.Logger) *txGuard {
+	return &txGuard{strict: strict, log: log, open: map[uint64]int{}, logged: map[string]bool{}}
+}
 
 // goroutineID reads the running goroutine's number from its stack header
-// ("goroutine 123 [running]:"). It costs a microsecond, so the guard is for
-// tests only.
+// ("goroutine 123 [running]:"). It costs about a microsecond, little beside
+// a statement's round trip.
 func goroutineID() uint64 {
 	var buf [64]byte
 	b := buf[:runtime.Stack(buf[:], false)]
@@ -84,23 +95,42 @@ func (g *txGuard) holding() bool {
 // install checks every statement of db: one that does not go through a
 // transaction fails while its goroutine holds one.
 func (g *txGuard) install(db *gorm.DB) error {
-	check := func(tx *gorm.DB) {
-		switch tx.Statement.ConnPool.(type) {
-		case *pgTxConn, *guardedTx, *sql.Tx:
-			return
-		}
-		if g.holding() {
-			_ = tx.AddError(fmt.Errorf("%w: %s (table %s)", ErrOutsideTx, caller(), tx.Statement.Table))
+	// check is the callback of statements that write (write) or that may
+	// (nil write: read the SQL, which Raw has built already).
+	check := func(write *bool) func(tx *gorm.DB) {
+		return func(tx *gorm.DB) {
+			switch tx.Statement.ConnPool.(type) {
+			case *pgTxConn, *guardedTx, *sql.Tx:
+				return
+			}
+			if !g.holding() {
+				return
+			}
+			writes := write == nil && !readsOnly(tx.Statement.SQL.String()) || write != nil && *write
+			where := caller()
+			if g.strict || writes {
+				_ = tx.AddError(fmt.Errorf("%w: %s (table %s)", ErrOutsideTx, where, tx.Statement.Table))
+				return
+			}
+			g.mu.Lock()
+			first := !g.logged[where]
+			g.logged[where] = true
+			g.mu.Unlock()
+			if first {
+				g.log.Error("a read went through the pool while its goroutine held a transaction open; under load this waits for a connection its own transaction keeps",
+					"caller", where, "table", tx.Statement.Table)
+			}
 		}
 	}
+	yes, no := true, false
 	cb := db.Callback()
 	for _, err := range []error{
-		cb.Query().Before("gorm:query").Register("provisor:txguard", check),
-		cb.Create().Before("gorm:create").Register("provisor:txguard", check),
-		cb.Update().Before("gorm:update").Register("provisor:txguard", check),
-		cb.Delete().Before("gorm:delete").Register("provisor:txguard", check),
-		cb.Row().Before("gorm:row").Register("provisor:txguard", check),
-		cb.Raw().Before("gorm:raw").Register("provisor:txguard", check),
+		cb.Query().Before("gorm:query").Register("provisor:txguard", check(&no)),
+		cb.Create().Before("gorm:create").Register("provisor:txguard", check(&yes)),
+		cb.Update().Before("gorm:update").Register("provisor:txguard", check(&yes)),
+		cb.Delete().Before("gorm:delete").Register("provisor:txguard", check(&yes)),
+		cb.Row().Before("gorm:row").Register("provisor:txguard", check(nil)),
+		cb.Raw().Before("gorm:raw").Register("provisor:txguard", check(nil)),
 	} {
 		if err != nil {
 			return fmt.Errorf("database: transaction check: %w", err)
