@@ -191,6 +191,18 @@ func (s *server) updateConnector(c *fiber.Ctx) error {
 }
 
 func (s *server) checkConnector(c *fiber.Ctx) error {
+	if len(c.Body()) > 0 {
+		// Unsaved settings: tested, not recorded as the connector's health.
+		var in connectors.Input
+		if err := decode(c, &in); err != nil {
+			return err
+		}
+		h, err := s.Connectors.CheckInput(c.UserContext(), param(c, "id"), in)
+		if err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"ok": h.OK, "message": h.Message, "latency_ms": h.Latency.Milliseconds()})
+	}
 	r, conn, err := s.Connectors.OpenByID(c.UserContext(), param(c, "id"))
 	if err != nil {
 		return err
