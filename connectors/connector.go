@@ -215,6 +215,28 @@ type Type struct {
 	// ValidateSettings checks settings and secrets before they are saved and
 	// returns one message per field in error.
 	ValidateSettings func(settings json.RawMessage, secrets map[string]string) map[string]string
+	// SecretBound, when set, names the settings the stored secrets are
+	// bound to (see SecretBinding).
+	SecretBound *SecretBinding
+}
+
+// SecretBinding names the settings that decide where a connector's secrets
+// are sent and how the server receiving them is recognised: its address,
+// its TLS settings, the account the secrets belong to. A stored secret was
+// entered for those values; whoever may change settings must not be able
+// to point the connector at a server of their own and have the stored
+// secret sent there. So a change of one of these settings is accepted only
+// with every stored secret entered again.
+type SecretBinding struct {
+	// Settings are the settings' JSON names, such as "urls".
+	Settings []string
+	// Labels name the secrets as people read them, such as "the bind
+	// password" for "bind_password"; a secret without a label is named by
+	// its key.
+	Labels map[string]string
+	// Reason says in a few words what a change of Settings means, such as
+	// "the connector's server or bind DN changed".
+	Reason string
 }
 
 // Registry holds the connector types a process knows.

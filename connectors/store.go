@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -155,16 +157,8 @@ func (s *Store) Update(ctx context.Context, id string, in Input) (*Record, error
 		return nil, FieldErrors{"type": "the type of a connector cannot change"}
 	}
 	in.Type = r.Type
-	old, err := s.sealer.Open(r.Secrets)
-	if err != nil {
+	if err := s.keepSecrets(r, &in); err != nil {
 		return nil, err
-	}
-	for k, v := range in.Secrets {
-		old[k] = v
-	}
-	in.Secrets = old
-	if problems := s.validate(&in, false); len(problems) > 0 {
-		return nil, problems
 	}
 	sealed, err := s.sealer.Seal(in.Secrets)
 	if err != nil {
@@ -189,6 +183,123 @@ func (s *Store) Update(ctx context.Context, id string, in Input) (*Record, error
 		s.SavedFunc(ctx, r)
 	}
 	return r, err
+}
+
+// keepSecrets completes in, a change of r, with the stored secrets it does
+// not give, and validates it. When in changes a setting the secrets are
+// bound to (Type.SecretBound), every stored secret must be given again: the
+// answer names each one left out, so a stored secret never goes to a server
+// other than the one it was entered for.
+func (s *Store) keepSecrets(r *Record, in *Input) error {
+	stored, err := s.sealer.Open(r.Secrets)
+	if err != nil {
+		return err
+	}
+	var missing FieldErrors
+	if t, ok := s.registry.Lookup(r.Type); ok && t.SecretBound != nil && len(stored) > 0 {
+		if changed := t.SecretBound.Changed(json.RawMessage(r.Settings), in.Settings); len(changed) > 0 {
+			missing = FieldErrors{}
+			for k := range stored {
+				if in.Secrets[k] != "" {
+					continue
+				}
+				label := t.SecretBound.Labels[k]
+				if label == "" {
+					label = k
+				}
+				reason := t.SecretBound.Reason
+				if reason == "" {
+					reason = "the settings it is sent with changed"
+				}
+				missing["secrets."+k] = fmt.Sprintf("enter %s again: %s (%s)", label, reason, strings.Join(changed, ", "))
+			}
+		}
+	}
+	merged := make(map[string]string, len(stored)+len(in.Secrets))
+	maps.Copy(merged, stored)
+	maps.Copy(merged, in.Secrets)
+	in.Secrets = merged
+	problems := s.validate(in, false)
+	maps.Copy(problems, missing)
+	if len(problems) > 0 {
+		return problems
+	}
+	return nil
+}
+
+// Changed returns the names of the bound settings whose values differ
+// between the settings old and new (JSON objects), in the order of
+// b.Settings. A setting left out and one set to its zero value (false, "",
+// 0, [], {}, null) are the same. Settings that are not a JSON object are
+// left to the type's validation, and nothing is reported for them.
+func (b *SecretBinding) Changed(old, new json.RawMessage) []string {
+	var before, after map[string]any
+	_ = json.Unmarshal(old, &before) // stored settings were valid when saved
+	if len(new) > 0 {
+		if err := json.Unmarshal(new, &after); err != nil {
+			return nil
+		}
+	}
+	var out []string
+	for _, name := range b.Settings {
+		x, y := before[name], after[name]
+		if isZero(x) && isZero(y) {
+			continue
+		}
+		if !reflect.DeepEqual(x, y) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func isZero(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case bool:
+		return !v
+	case string:
+		return v == ""
+	case float64:
+		return v == 0
+	case []any:
+		return len(v) == 0
+	case map[string]any:
+		return len(v) == 0
+	}
+	return false
+}
+
+// CheckInput tests the connection a connector would have with the changes
+// of in, without saving them or recording the connector's health. The
+// stored secrets are completed as Update completes them: they are used with
+// a changed server only when given again.
+func (s *Store) CheckInput(ctx context.Context, id string, in Input) (Health, error) {
+	r, err := s.Get(ctx, id)
+	if err != nil {
+		return Health{}, err
+	}
+	if in.Type != "" && in.Type != r.Type {
+		return Health{}, FieldErrors{"type": "the type of a connector cannot change"}
+	}
+	in.Type = r.Type
+	if in.Name == "" {
+		in.Name = r.Name
+	}
+	if in.Settings == nil {
+		in.Settings = json.RawMessage(r.Settings)
+	}
+	if err := s.keepSecrets(r, &in); err != nil {
+		return Health{}, err
+	}
+	t, _ := s.registry.Lookup(r.Type)
+	conn, err := t.New(Config{ID: r.ID, Name: in.Name, Settings: in.Settings, Secrets: in.Secrets})
+	if err != nil {
+		return Health{Message: err.Error()}, nil
+	}
+	defer closeConnector(conn)
+	return conn.Check(ctx), nil
 }
 
 // Get returns one connector.

@@ -5,6 +5,7 @@
 package tasks
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -440,6 +441,15 @@ func (t *Task) fillNotify() error {
 // checked together, and the task's status are applied to the task's row
 // as it is under its lock.
 func (s *Service) Update(ctx context.Context, id string, in Input, actor string) (*Task, error) {
+	return s.UpdateChecked(ctx, id, in, actor, nil)
+}
+
+// UpdateChecked is Update that first calls allow, when it is not nil, with
+// the task as it is under its lock: an error from allow stops the change
+// and is returned as it is. It lets a caller decide on the stored task
+// itself, such as whether a change touches a schedule (TouchesSchedule),
+// without another change slipping in between.
+func (s *Service) UpdateChecked(ctx context.Context, id string, in Input, actor string, allow func(cur *Task) error) (*Task, error) {
 	t, err := s.Get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -481,6 +491,14 @@ func (s *Service) Update(ctx context.Context, id string, in Input, actor string)
 		if err != nil {
 			return err
 		}
+		if allow != nil {
+			if err := cur.decode(); err != nil {
+				return err
+			}
+			if err := allow(cur); err != nil {
+				return &allowError{err}
+			}
+		}
 		if in.Cron != nil || in.Timezone != nil || in.ScheduleEnabled != nil {
 			sv := &requests.ValidationError{}
 			if checkSchedule(cur, in, sv); len(sv.Fields) > 0 {
@@ -508,7 +526,10 @@ func (s *Service) Update(ctx context.Context, id string, in Input, actor string)
 	})
 	if err != nil {
 		var ve *requests.ValidationError
+		var ae *allowError
 		switch {
+		case errors.As(err, &ae):
+			return nil, ae.err
 		case errors.As(err, &ve), errors.Is(err, ErrNotFound):
 			return nil, err
 		case database.IsUniqueViolation(err):
@@ -518,6 +539,51 @@ func (s *Service) Update(ctx context.Context, id string, in Input, actor string)
 	}
 	s.scheduleChanged(id)
 	return s.Get(ctx, id)
+}
+
+// allowError carries the refusal of UpdateChecked's allow out of the
+// transaction unchanged.
+type allowError struct{ err error }
+
+func (e *allowError) Error() string { return e.err.Error() }
+
+// TouchesSchedule reports whether in, applied to cur (nil for a new task),
+// gives the task a schedule, changes or switches its schedule, enables a
+// disabled task whose schedule is on, or changes the request of a task that
+// has a schedule. A schedule triggers its task: each of these decides what
+// runs without anyone pressing Trigger, so the portal leaves them to admins
+// and the API to clients that may trigger.
+func TouchesSchedule(cur *Task, in Input) bool {
+	if cur == nil {
+		return (in.Cron != nil && strings.TrimSpace(*in.Cron) != "") || (in.ScheduleEnabled != nil && *in.ScheduleEnabled)
+	}
+	if in.Cron != nil && strings.TrimSpace(*in.Cron) != cur.Cron {
+		return true
+	}
+	if in.Timezone != nil {
+		tz := strings.TrimSpace(*in.Timezone)
+		if tz == "" {
+			tz = "UTC"
+		}
+		if tz != cur.Timezone {
+			return true
+		}
+	}
+	if in.ScheduleEnabled != nil && *in.ScheduleEnabled != cur.ScheduleEnabled {
+		return true
+	}
+	if cur.Cron == "" {
+		return false
+	}
+	if in.Enabled != nil && *in.Enabled && cur.Status == StatusDisabled && cur.ScheduleEnabled {
+		return true
+	}
+	if in.Request != nil {
+		given, err1 := json.Marshal(in.Request)
+		stored, err2 := json.Marshal(cur.Request)
+		return err1 != nil || err2 != nil || !bytes.Equal(given, stored)
+	}
+	return false
 }
 
 // lockTaskTx reads a task's row and locks it until tx ends: on PostgreSQL

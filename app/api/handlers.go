@@ -10,6 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/identities"
@@ -191,6 +192,18 @@ func (s *server) updateConnector(c *fiber.Ctx) error {
 }
 
 func (s *server) checkConnector(c *fiber.Ctx) error {
+	if len(c.Body()) > 0 {
+		// Unsaved settings: tested, not recorded as the connector's health.
+		var in connectors.Input
+		if err := decode(c, &in); err != nil {
+			return err
+		}
+		h, err := s.Connectors.CheckInput(c.UserContext(), param(c, "id"), in)
+		if err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"ok": h.OK, "message": h.Message, "latency_ms": h.Latency.Milliseconds()})
+	}
 	r, conn, err := s.Connectors.OpenByID(c.UserContext(), param(c, "id"))
 	if err != nil {
 		return err
@@ -361,6 +374,11 @@ func (s *server) createTask(c *fiber.Ctx) error {
 	if err := decode(c, &in); err != nil {
 		return err
 	}
+	if tasks.TouchesSchedule(nil, in) {
+		if err := needsTrigger(c); err != nil {
+			return err
+		}
+	}
 	t, err := s.Tasks.Create(c.UserContext(), in, principal(c).Name)
 	if err != nil {
 		return err
@@ -382,11 +400,39 @@ func (s *server) updateTask(c *fiber.Ctx) error {
 	if err := decode(c, &in); err != nil {
 		return err
 	}
-	t, err := s.Tasks.Update(c.UserContext(), param(c, "id"), in, principal(c).Name)
+	id := param(c, "id")
+	// Checked on the task as read, to refuse before validating, and again
+	// under the task's lock, where no other change can come in between.
+	allow := func(cur *tasks.Task) error {
+		if tasks.TouchesSchedule(cur, in) {
+			return needsTrigger(c)
+		}
+		return nil
+	}
+	cur, err := s.Tasks.Get(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	if err := allow(cur); err != nil {
+		return err
+	}
+	t, err := s.Tasks.UpdateChecked(c.UserContext(), id, in, principal(c).Name, allow)
 	if err != nil {
 		return err
 	}
 	return c.JSON(t)
+}
+
+// needsTrigger refuses a change of a task that touches its schedule
+// (tasks.TouchesSchedule) unless the caller also holds the trigger scope:
+// a schedule triggers the task, so the tasks scope alone must not start
+// runs through one.
+func needsTrigger(c *fiber.Ctx) error {
+	if p := principal(c); p != nil && p.Has(access.ScopeTrigger) {
+		return nil
+	}
+	return problem(403, "this call needs the trigger scope as well as tasks: a schedule triggers its task, so setting, changing or "+
+		"switching on a schedule, and changing the request of a scheduled task, are for clients that may trigger it")
 }
 
 func (s *server) deleteTask(c *fiber.Ctx) error {

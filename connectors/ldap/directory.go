@@ -38,7 +38,17 @@ func (f flavor) connectorType() connectors.Type {
 			_, problems := f.parse(settings, secrets)
 			return problems
 		},
+		SecretBound: &secretBinding,
 	}
+}
+
+// secretBinding binds the bind password to the servers, to how their
+// certificates are checked and to the account it is the password of (the
+// settings tagged secret:"bound").
+var secretBinding = connectors.SecretBinding{
+	Settings: boundSettings,
+	Labels:   map[string]string{SecretBindPassword: "the bind password"},
+	Reason:   "the connector's server or bind DN changed",
 }
 
 // Open builds the directory connector of type typeName ("ldap" or "ad").

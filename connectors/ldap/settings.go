@@ -16,24 +16,26 @@ import (
 )
 
 // Settings are a directory connector's settings as stored (JSON). Secrets
-// are apart: the bind password is the secret "bind_password".
+// are apart: the bind password is the secret "bind_password". The settings
+// tagged secret:"bound" decide where the password is sent (see
+// connectors.SecretBinding): changing one needs the password again.
 type Settings struct {
 	// URLs are tried in order: ldap://host:389 or ldaps://host:636.
-	URLs []string `json:"urls"`
+	URLs []string `json:"urls" secret:"bound"`
 	// StartTLS upgrades ldap:// connections to TLS before the bind.
-	StartTLS bool `json:"start_tls,omitempty"`
+	StartTLS bool `json:"start_tls,omitempty" secret:"bound"`
 	// CACert is the PEM certificate (or bundle) that signs the servers'
 	// certificates; empty trusts the system's roots.
-	CACert string `json:"ca_cert,omitempty"`
+	CACert string `json:"ca_cert,omitempty" secret:"bound"`
 	// InsecureSkipVerify accepts any server certificate. For tests only:
 	// every connection check warns about it.
-	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
+	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty" secret:"bound"`
 	// TLSServerName is the name the certificate must carry, when it is not
 	// the host of the URL.
-	TLSServerName string `json:"tls_server_name,omitempty"`
+	TLSServerName string `json:"tls_server_name,omitempty" secret:"bound"`
 
 	// BindDN is the service account; empty binds anonymously.
-	BindDN string `json:"bind_dn,omitempty"`
+	BindDN string `json:"bind_dn,omitempty" secret:"bound"`
 
 	UserBaseDN  string `json:"user_base_dn"`
 	UserFilter  string `json:"user_filter,omitempty"`
@@ -157,6 +159,19 @@ var knownSettings = func() map[string]bool {
 		m[name] = true
 	}
 	return m
+}()
+
+// boundSettings are the JSON names of the settings tagged secret:"bound".
+var boundSettings = func() []string {
+	var out []string
+	t := reflect.TypeOf(Settings{})
+	for i := range t.NumField() {
+		if t.Field(i).Tag.Get("secret") == "bound" {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			out = append(out, name)
+		}
+	}
+	return out
 }()
 
 // parse reads and checks settings and secrets. Problems are keyed by field

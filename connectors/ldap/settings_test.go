@@ -202,3 +202,15 @@ func TestClassify(t *testing.T) {
 		t.Error("nil error classified")
 	}
 }
+
+// The settings that decide where the bind password is sent are the ones
+// tagged secret:"bound".
+func TestSecretBoundSettings(t *testing.T) {
+	t.Parallel()
+	want := "urls start_tls ca_cert insecure_skip_verify tls_server_name bind_dn"
+	for _, typ := range []connectors.Type{Type(), ADType()} {
+		if typ.SecretBound == nil || strings.Join(typ.SecretBound.Settings, " ") != want || typ.SecretBound.Labels[SecretBindPassword] == "" {
+			t.Errorf("%s: secret-bound settings %+v, want %s", typ.Name, typ.SecretBound, want)
+		}
+	}
+}
