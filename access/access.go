@@ -46,10 +46,14 @@ const (
 	ScopeJobs = "jobs"
 	// ScopeDirectory creates identities, workgroups, connectors and entitlements.
 	ScopeDirectory = "directory"
+	// ScopeAdmin lists, disables and resets portal users and lists and
+	// revokes API clients: what an admin does on the Users and API clients
+	// page. No other scope reads them.
+	ScopeAdmin = "admin"
 )
 
 // AllScopes lists every scope.
-var AllScopes = []string{ScopeRead, ScopeRequests, ScopeTasks, ScopeTrigger, ScopeJobs, ScopeDirectory}
+var AllScopes = []string{ScopeRead, ScopeRequests, ScopeTasks, ScopeTrigger, ScopeJobs, ScopeDirectory, ScopeAdmin}
 
 // ErrInvalidCredentials is returned for a wrong client id, secret, username
 // or password, without saying which.
@@ -67,6 +71,9 @@ type User struct {
 	Disabled     bool      `json:"disabled"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+	// LastSignInAt is nil for a user who never signed in (or did so only
+	// before the time was kept and left no audit entry).
+	LastSignInAt *time.Time `json:"last_sign_in_at"`
 }
 
 // TableName is the users table.
@@ -82,6 +89,9 @@ type Client struct {
 	CreatedBy  string     `json:"created_by"`
 	CreatedAt  time.Time  `json:"created_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
+	// LastUsedAt is when the client last got or used a token, to the
+	// minute; nil if never.
+	LastUsedAt *time.Time `json:"last_used_at"`
 }
 
 // TableName is the API clients table.
@@ -199,10 +209,12 @@ func (s *Service) CreateUser(ctx context.Context, in UserInput, actor string) (*
 	return u, nil
 }
 
-// Authenticate checks a username and password.
+// Authenticate checks a username and password. A disabled user with the
+// right password gets ErrAccountDisabled: only who knows the password
+// learns that the account exists and is disabled.
 func (s *Service) Authenticate(ctx context.Context, username, password string) (*User, error) {
 	var u User
-	err := s.db.WithContext(ctx).Where("username = ? AND NOT disabled", username).Take(&u).Error
+	err := s.db.WithContext(ctx).Where("username = ?", username).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		// Spend the same time as a real check so timing does not reveal names.
 		_ = bcrypt.CompareHashAndPassword([]byte("$2a$10$7EqJtq98hPqEX7fNZaFWoOhi5BWX4Z3/ZSX5.PXxG6VoZQ3fu4zjW"), []byte(password))
@@ -213,6 +225,9 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 	}
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
 		return nil, ErrInvalidCredentials
+	}
+	if u.Disabled {
+		return nil, ErrAccountDisabled
 	}
 	return &u, nil
 }
@@ -291,6 +306,7 @@ func (s *Service) IssueToken(ctx context.Context, clientID, secret string, reque
 		ExpiresAt: now.Add(s.tokenTTL), CreatedAt: now}).Error; err != nil {
 		return "", nil, err
 	}
+	s.touchClient(ctx, c.ID, c.LastUsedAt, now)
 	// Expired tokens are of no use; drop them now and then.
 	s.db.WithContext(ctx).Where("expires_at < ?", now.Add(-time.Hour)).Delete(&token{})
 	return tok, scopes, nil
@@ -299,13 +315,15 @@ func (s *Service) IssueToken(ctx context.Context, clientID, secret string, reque
 // Principal returns who holds a bearer token.
 func (s *Service) Principal(ctx context.Context, bearer string) (*Principal, error) {
 	var row struct {
-		Scopes string
-		ID     string
-		Name   string
+		Scopes     string
+		ID         string
+		Name       string
+		LastUsedAt *time.Time
 	}
-	err := s.db.WithContext(ctx).Table("api_tokens t").Select("t.scopes, c.id, c.name").
+	now := time.Now().UTC()
+	err := s.db.WithContext(ctx).Table("api_tokens t").Select("t.scopes, c.id, c.name, c.last_used_at").
 		Joins("JOIN api_clients c ON c.id = t.client_id").
-		Where("t.token_hash = ? AND t.expires_at > ? AND c.revoked_at IS NULL", hash(bearer), time.Now().UTC()).
+		Where("t.token_hash = ? AND t.expires_at > ? AND c.revoked_at IS NULL", hash(bearer), now).
 		Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrInvalidCredentials
@@ -313,6 +331,7 @@ func (s *Service) Principal(ctx context.Context, bearer string) (*Principal, err
 	if err != nil {
 		return nil, err
 	}
+	s.touchClient(ctx, row.ID, row.LastUsedAt, now)
 	return &Principal{ID: row.ID, Name: "api:" + row.Name, Scopes: strings.Fields(row.Scopes)}, nil
 }
 

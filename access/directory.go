@@ -47,12 +47,13 @@ func (s *Service) directorySignIn(ctx context.Context, username, password string
 	if s.DirectoryFunc == nil {
 		return nil, ErrInvalidCredentials
 	}
-	// existing returns the user of a name, and refuses local and disabled users.
+	// existing returns the user of a name, and refuses local users. A
+	// disabled user is refused once the directory accepted the password.
 	existing := func(name string) (User, error) {
 		var u User
 		err := s.db.WithContext(ctx).Where("username = ?", name).Take(&u).Error
 		switch {
-		case err == nil && (!u.IsDirectoryUser() || u.Disabled):
+		case err == nil && !u.IsDirectoryUser():
 			return u, ErrInvalidCredentials
 		case errors.Is(err, gorm.ErrRecordNotFound):
 			return User{}, nil
@@ -70,6 +71,9 @@ func (s *Service) directorySignIn(ctx context.Context, username, password string
 	u, err := existing(d.Username)
 	if err != nil {
 		return nil, err
+	}
+	if u.Disabled {
+		return nil, ErrAccountDisabled
 	}
 	role := RoleRequester
 	if d.IsAdmin {

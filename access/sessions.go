@@ -96,6 +96,12 @@ func (s *Service) SignIn(ctx context.Context, username, password, remoteAddr str
 		_ = audit.RecordTx(s.db.WithContext(ctx), username, "user.sign_in_failed", "user", "", map[string]any{"address": remoteAddr})
 		return nil, "", err
 	}
+	if errors.Is(err, ErrAccountDisabled) {
+		// The password was right: the attempt is not held against the name.
+		s.releaseAttempt(ctx, held, now)
+		_ = audit.RecordTx(s.db.WithContext(ctx), username, "user.sign_in_refused", "user", "", map[string]any{"address": remoteAddr, "reason": "disabled"})
+		return nil, "", err
+	}
 	if err != nil {
 		// The password was not judged (a directory did not answer, the
 		// database failed): the attempt is not held against the name.
@@ -113,6 +119,9 @@ func (s *Service) SignIn(ctx context.Context, username, password, remoteAddr str
 			return err
 		}
 		if err := tx.Create(sess).Error; err != nil {
+			return err
+		}
+		if err := tx.Model(&User{}).Where("id = ?", u.ID).Update("last_sign_in_at", now).Error; err != nil {
 			return err
 		}
 		return audit.RecordTx(tx, u.Username, "user.sign_in", "user", u.ID, map[string]any{"address": remoteAddr})

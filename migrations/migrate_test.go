@@ -2,6 +2,7 @@ package migrations_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -206,6 +207,60 @@ func TestIdentitySourceUp(t *testing.T) {
 			}
 			if (got == nil) != (w == "") || (got != nil && *got != w) {
 				t.Errorf("identity %s: source_connector_id %v, want %q", id, got, w)
+			}
+		}
+	})
+}
+
+// Up to 010 takes each user's last sign-in from the audit trail, and
+// leaves users who never signed in without one.
+func TestAccessActivityUp(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		ctx := context.Background()
+		db := dbtest.Open(t, dialect)
+		all, err := migrations.List(dialect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps := 0
+		for _, m := range all {
+			if m.Version >= 10 {
+				steps++
+			}
+		}
+		if ran, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil || len(ran) != steps || ran[steps-1] != 10 {
+			t.Fatalf("down: %v %v", ran, err)
+		}
+		const signedIn, never = "a0c1d0e2-0000-4000-8000-000000000001", "a0c1d0e2-0000-4000-8000-000000000002"
+		now := "2026-11-24T00:00:00Z"
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`INSERT INTO users (id, username, password_hash, role, created_at, updated_at) VALUES
+				($1, 'rita', 'x', 'requester', $3, $3), ($2, 'nina', 'x', 'requester', $3, $3)`, []any{signedIn, never, now}},
+			{`INSERT INTO audit_events (at, actor, action, target_type, target_id, details) VALUES
+				('2026-11-20T08:00:00Z', 'rita', 'user.sign_in', 'user', $1, '{}'),
+				('2026-11-22T09:30:00Z', 'rita', 'user.sign_in', 'user', $1, '{}'),
+				('2026-11-23T10:00:00Z', 'nina', 'user.sign_in_failed', 'user', $2, '{}')`, []any{signedIn, never}},
+		} {
+			if _, err := db.SQL.ExecContext(ctx, q.sql, q.args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := migrations.Up(ctx, db.SQL, dialect); err != nil {
+			t.Fatalf("up: %v", err)
+		}
+		for id, want := range map[string]string{signedIn: "2026-11-22", never: ""} {
+			var got *string
+			q := `SELECT CAST(last_sign_in_at AS text) FROM users WHERE id = $1`
+			if err := db.SQL.QueryRowContext(ctx, q, id).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if (got == nil) != (want == "") || (got != nil && !strings.HasPrefix(*got, want)) {
+				t.Errorf("user %s: last_sign_in_at %v, want %q", id, got, want)
 			}
 		}
 	})

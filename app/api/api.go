@@ -127,6 +127,15 @@ func (s *server) Routes(r fiber.Router) {
 	r.Get("/notifications", read, s.listNotifications)
 	r.Get("/notifications/:id", read, s.getNotification)
 	r.Post("/notifications/:id/resend", jobs, s.resendNotification)
+
+	adm := scope(access.ScopeAdmin)
+	r.Get("/api-clients", adm, s.listAPIClients)
+	r.Post("/api-clients/:id/revoke", adm, s.revokeAPIClient)
+	r.Get("/users", adm, s.listUsers)
+	r.Post("/users/:id/disable", adm, s.disableUser)
+	r.Post("/users/:id/enable", adm, s.enableUser)
+	r.Post("/users/:id/reset-password", adm, s.resetPassword)
+	r.Post("/users/:id/role", adm, s.setUserRole)
 	r.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 }
 
@@ -201,9 +210,10 @@ func (s *server) errorHandler(c *fiber.Ctx, err error) error {
 		pe = problem(422, "the input has problems; see errors", fieldsOf(ie)...)
 	case errors.As(err, &ce):
 		pe = problem(422, "the input has problems; see errors", fieldsOf(ce)...)
-	case errors.Is(err, requests.ErrNotFound), errors.Is(err, tasks.ErrNotFound), errors.Is(err, identities.ErrNotFound), errors.Is(err, connectors.ErrNotFound):
+	case errors.Is(err, requests.ErrNotFound), errors.Is(err, tasks.ErrNotFound), errors.Is(err, identities.ErrNotFound), errors.Is(err, connectors.ErrNotFound),
+		errors.Is(err, access.ErrNotFound):
 		pe = problem(404, err.Error())
-	case errors.Is(err, requests.ErrConflict), errors.Is(err, identities.ErrConflict):
+	case errors.Is(err, requests.ErrConflict), errors.Is(err, identities.ErrConflict), errors.Is(err, access.ErrConflict):
 		pe = problem(409, strings.TrimPrefix(err.Error(), "conflict: "))
 	case errors.As(err, &fe):
 		pe = problem(fe.Code, fe.Message)

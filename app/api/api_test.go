@@ -268,7 +268,7 @@ func TestScriptScenario(t *testing.T) {
 		var inst requests.Instance
 		h.json("POST", "/api/v1/requests", tok, fmt.Sprintf(`{"type":"create_account","beneficiary_type":"workgroup","beneficiary_id":%q,
 			"connector_id":%q,"entitlements":[%q],"justification":"new team","priority":"high"}`, wg.ID, conn.ID, vpn.ID), 201, &inst)
-		if inst.Trigger != "api" || len(inst.Jobs) != 4 || inst.TriggeredBy != "api:client read+requests+tasks+trigger+jobs+directory" {
+		if inst.Trigger != "api" || len(inst.Jobs) != 4 || inst.TriggeredBy != "api:client "+strings.Join(access.AllScopes, "+") {
 			t.Errorf("submitted: %+v", inst)
 		}
 		h.json("POST", "/api/v1/requests", tok, `{"type":"add_entitlements","justification":""}`, 422, &p)

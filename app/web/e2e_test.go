@@ -220,4 +220,31 @@ func TestEndToEndInChromium(t *testing.T) {
 	if err := chromedp.Run(ctx, chromedp.Location(&loc)); err == nil && !strings.Contains(loc, "/jobs") {
 		t.Errorf("location %s", loc)
 	}
+
+	// Users and API clients: reset the requester's password in place; the
+	// row shows the new one once. (The confirmation is accepted.)
+	rita, err := w.Access.UserByUsername(w.Ctx, "rita")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.Access.CreateClient(w.Ctx, "Nightly jobs", []string{"read", "trigger"}, "cli"); err != nil {
+		t.Fatal(err)
+	}
+	ritaRow := `#user-` + rita.ID
+	var shown string
+	err = chromedp.Run(ctx,
+		chromedp.Click(`a[href="/users"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(ritaRow, chromedp.ByQuery),
+		chromedp.Evaluate(`window.confirm = function () { return true; }`, nil),
+		chromedp.Click(ritaRow+` form[action$="/reset-password"] button`, chromedp.ByQuery),
+		chromedp.WaitVisible(ritaRow+` .secret code`, chromedp.ByQuery),
+		chromedp.Text(ritaRow+` .secret code`, &shown, chromedp.ByQuery),
+		shot(t, "09-users-and-clients"),
+	)
+	if err != nil {
+		t.Fatalf("users page: %v", err)
+	}
+	if _, err := w.Access.Authenticate(w.Ctx, "rita", strings.TrimSpace(shown)); err != nil {
+		t.Errorf("the password shown after the reset does not sign in: %v", err)
+	}
 }

@@ -175,6 +175,12 @@ func (s *Server) Routes(app *fiber.App) {
 	app.Get("/outbox/:id", admin, s.outboxMessage)
 	app.Get("/outbox/:id/html", admin, s.outboxHTML)
 	app.Post("/outbox/:id/resend", admin, s.outboxResend)
+
+	app.Get("/users", admin, s.usersPage)
+	app.Post("/users/:id/disable", admin, s.userDisable)
+	app.Post("/users/:id/enable", admin, s.userEnable)
+	app.Post("/users/:id/reset-password", admin, s.userResetPassword)
+	app.Post("/api-clients/:id/revoke", admin, s.clientRevoke)
 }
 
 // page is what every full page renders with.
@@ -241,9 +247,10 @@ func (s *Server) HandleError(c *fiber.Ctx, err error) error {
 	switch {
 	case errors.As(err, &fe):
 		status, msg = fe.Code, fe.Message
-	case errors.Is(err, requests.ErrNotFound), errors.Is(err, tasks.ErrNotFound), errors.Is(err, identities.ErrNotFound), errors.Is(err, connectors.ErrNotFound):
+	case errors.Is(err, requests.ErrNotFound), errors.Is(err, tasks.ErrNotFound), errors.Is(err, identities.ErrNotFound), errors.Is(err, connectors.ErrNotFound),
+		errors.Is(err, access.ErrNotFound):
 		status, msg = http.StatusNotFound, "There is nothing here: it may have been deleted, or the link is wrong."
-	case errors.Is(err, requests.ErrConflict):
+	case errors.Is(err, requests.ErrConflict), errors.Is(err, access.ErrConflict):
 		status, msg = http.StatusConflict, strings.TrimPrefix(err.Error(), "conflict: ")
 	case errors.As(err, &ve):
 		status, msg = http.StatusUnprocessableEntity, ve.Error()

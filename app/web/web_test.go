@@ -158,6 +158,11 @@ func TestRouteAccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rita, err := w.Access.UserByUsername(w.Ctx, "rita")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ritaID := rita.ID
 	id := w.inst.ID
 	tid := w.task.ID
 	job := w.inst.Jobs[0].ID
@@ -201,6 +206,10 @@ func TestRouteAccess(t *testing.T) {
 		{"GET", "/audit", want{303, 403, 200}},
 		{"GET", "/outbox", want{303, 403, 200}},
 		{"GET", "/imports", want{303, 403, 200}},
+		{"GET", "/users", want{303, 403, 200}},
+		// rita is enabled already: refused with a flash, nothing changes.
+		{"POST", "/users/" + ritaID + "/enable", want{401, 403, 303}},
+		{"POST", "/api-clients/00000000-0000-0000-0000-000000000000/revoke", want{401, 403, 404}},
 		{"GET", "/static/app.css", want{200, 200, 200}},
 		{"GET", "/no-such-page", want{303, 404, 404}},
 	}

@@ -4,7 +4,9 @@
 //	provisor serve         start the portal, the API, the workers and the scheduler
 //	provisor migrate       apply (or reverse) database migrations
 //	provisor user create   make a portal user and print a generated password once
+//	provisor user list|disable|enable|set-role|reset-password   manage portal users
 //	provisor api-client create   make an API client and print its secret once
+//	provisor api-client list|revoke   list API clients, revoke one and its tokens
 //	provisor invoke-task   trigger a task through the API, as an external scheduler does
 //	provisor bench         measure throughput and latency; bench portal times the busiest pages
 package main
@@ -20,6 +22,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/provisor/provisor/access"
@@ -38,7 +41,12 @@ Usage:
   provisor serve [flags]                 start the server (see provisor serve -h)
   provisor migrate [up|down|status] [flags]
   provisor user create --username U --email E [--admin] [flags]
+  provisor user list [flags]
+  provisor user disable|enable|reset-password --username U [flags]
+  provisor user set-role --username U --role admin|requester [flags]
   provisor api-client create --name N --scopes S [flags]
+  provisor api-client list [flags]
+  provisor api-client revoke --client-id ID [flags]
   provisor invoke-task --task NAME|ID --api-url URL --api-client-id ID --api-secret SECRET [--wait] [--timeout D]
   provisor bench [flags]                 job throughput and latency (PostgreSQL and SQLite)
   provisor bench portal [flags]          Connector Jobs page and tasks grid on 1,000,000 seeded jobs
@@ -194,13 +202,27 @@ func toolApp(ctx context.Context, cfg *config.Config, stderr io.Writer) (*app.Ap
 	return app.New(ctx, cfg, logger("warn", stderr), &app.Options{NoWorkers: true})
 }
 
+const userUsage = "usage: provisor user create|list|disable|enable|set-role|reset-password [flags]"
+
 func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: provisor user create --username U --email E [--admin]")
+	if len(args) == 0 {
+		return errors.New(userUsage)
 	}
+	switch args[0] {
+	case "create":
+		return userCreate(ctx, args[1:], stdout, stderr)
+	case "list":
+		return userList(ctx, args[1:], stdout, stderr)
+	case "disable", "enable", "reset-password", "set-role":
+		return userChange(ctx, args[0], args[1:], stdout, stderr)
+	}
+	return errors.New(userUsage)
+}
+
+func userCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var username, email, name string
 	var admin bool
-	cfg, err := loadTool("provisor user create", args[1:], stderr, func(fs *flag.FlagSet) {
+	cfg, err := loadTool("provisor user create", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&username, "username", "", "sign-in name (required)")
 		fs.StringVar(&email, "email", "", "email address (required)")
 		fs.StringVar(&name, "name", "", "display name")
@@ -230,12 +252,124 @@ func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-func apiClientCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: provisor api-client create --name N --scopes S")
+// when shows a time that may be unknown.
+func when(t *time.Time) string {
+	if t == nil {
+		return "-"
 	}
+	return t.UTC().Format("2006-01-02 15:04Z")
+}
+
+func userList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := loadTool("provisor user list", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	a, err := toolApp(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.DB.Close()
+	users, err := a.Access.ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "USERNAME\tROLE\tSTATUS\tSIGN-IN\tLAST SIGN-IN\tID")
+	for _, u := range users {
+		status, signIn := "enabled", "local"
+		if u.Disabled {
+			status = "disabled"
+		}
+		if u.IsDirectoryUser() {
+			signIn = "directory"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.Role, status, signIn, when(u.LastSignInAt), u.ID)
+	}
+	return w.Flush()
+}
+
+// userChange disables, enables, re-roles or resets the password of the
+// user named by --username (or its id).
+func userChange(ctx context.Context, action string, args []string, stdout, stderr io.Writer) error {
+	var username, role string
+	cfg, err := loadTool("provisor user "+action, args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&username, "username", "", "the user's sign-in name or id (required)")
+		if action == "set-role" {
+			fs.StringVar(&role, "role", "", "admin or requester (required)")
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if username == "" {
+		return errors.New("--username is required")
+	}
+	if action == "set-role" && role != access.RoleAdmin && role != access.RoleRequester {
+		return errors.New("--role must be admin or requester")
+	}
+	a, err := toolApp(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.DB.Close()
+	u, err := a.Access.FindUser(ctx, username)
+	if err != nil {
+		return err
+	}
+	switch action {
+	case "disable", "enable":
+		if _, err := a.Access.SetDisabled(ctx, u.ID, action == "disable", "cli"); err != nil {
+			return cliError(err)
+		}
+		if action == "disable" {
+			fmt.Fprintf(stdout, "User %s disabled: their sessions have ended and sign-in is refused.\n", u.Username)
+		} else {
+			fmt.Fprintf(stdout, "User %s enabled.\n", u.Username)
+		}
+	case "set-role":
+		if _, err := a.Access.SetRole(ctx, u.ID, role, "cli"); err != nil {
+			return cliError(err)
+		}
+		fmt.Fprintf(stdout, "User %s now has the role %s.\n", u.Username, role)
+	case "reset-password":
+		_, password, err := a.Access.ResetPassword(ctx, u.ID, "cli")
+		if err != nil {
+			return cliError(err)
+		}
+		fmt.Fprintf(stdout, "Password of %s reset; their sessions have ended.\nPassword (shown once): %s\n", u.Username, password)
+	}
+	return nil
+}
+
+// cliError drops the "conflict: " a refusal starts with: the message says why.
+func cliError(err error) error {
+	if errors.Is(err, access.ErrConflict) {
+		return errors.New(strings.TrimPrefix(err.Error(), access.ErrConflict.Error()+": "))
+	}
+	return err
+}
+
+const apiClientUsage = "usage: provisor api-client create|list|revoke [flags]"
+
+func apiClientCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(apiClientUsage)
+	}
+	switch args[0] {
+	case "create":
+		return apiClientCreate(ctx, args[1:], stdout, stderr)
+	case "list":
+		return apiClientList(ctx, args[1:], stdout, stderr)
+	case "revoke":
+		return apiClientRevoke(ctx, args[1:], stdout, stderr)
+	}
+	return errors.New(apiClientUsage)
+}
+
+func apiClientCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var name, scopes string
-	cfg, err := loadTool("provisor api-client create", args[1:], stderr, func(fs *flag.FlagSet) {
+	cfg, err := loadTool("provisor api-client create", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&name, "name", "", "what the client is for (required)")
 		fs.StringVar(&scopes, "scopes", "", "comma-separated: "+strings.Join(access.AllScopes, ", ")+", or all (required)")
 	})
@@ -259,6 +393,53 @@ func apiClientCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	fmt.Fprintf(stdout, "API client %q created with scopes: %s\nClient id: %s\nSecret (shown once): %s\n", c.Name, c.Scopes, c.ClientID, secret)
+	return nil
+}
+
+func apiClientList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := loadTool("provisor api-client list", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	a, err := toolApp(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.DB.Close()
+	clients, err := a.Access.ListClients(ctx)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tCLIENT ID\tSCOPES\tCREATED\tLAST USED\tREVOKED")
+	for _, c := range clients {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.ClientID, strings.ReplaceAll(c.Scopes, " ", ","),
+			when(&c.CreatedAt), when(c.LastUsedAt), when(c.RevokedAt))
+	}
+	return w.Flush()
+}
+
+func apiClientRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var clientID string
+	cfg, err := loadTool("provisor api-client revoke", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&clientID, "client-id", "", "the client id (pc_...) that api-client create printed (required)")
+	})
+	if err != nil {
+		return err
+	}
+	if clientID == "" {
+		return errors.New("--client-id is required")
+	}
+	a, err := toolApp(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.DB.Close()
+	c, err := a.Access.RevokeClient(ctx, clientID, "cli")
+	if err != nil {
+		return cliError(err)
+	}
+	fmt.Fprintf(stdout, "API client %q (%s) revoked: its tokens no longer work and it gets no new ones.\n", c.Name, c.ClientID)
 	return nil
 }
 
