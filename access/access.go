@@ -140,6 +140,8 @@ func hash(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// usernamePattern is what a portal username may be. It has no colon, which
+// every internal actor has (audit.IsInternal), so no user can pass for one.
 var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
 // UserInput creates a user.

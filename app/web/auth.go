@@ -181,6 +181,9 @@ func (s *Server) loginSubmit(c *fiber.Ctx) error {
 	case errors.Is(err, access.ErrInvalidCredentials):
 		d.Error = "Wrong username or password."
 		return s.renderLogin(c, fiber.StatusUnauthorized, d)
+	case errors.Is(err, access.ErrUnusableUsername):
+		d.Error = "Your directory username cannot be used to sign in to Provisor (only letters, digits and . _ @ -). Ask an administrator."
+		return s.renderLogin(c, fiber.StatusForbidden, d)
 	case errors.Is(err, access.ErrDirectoryUnavailable):
 		d.Error = "The directory that checks your password cannot be reached right now. Try again in a few minutes."
 		return s.renderLogin(c, fiber.StatusServiceUnavailable, d)

@@ -28,6 +28,7 @@ import (
 	"github.com/provisor/provisor/app/bench"
 	"github.com/provisor/provisor/app/config"
 	"github.com/provisor/provisor/app/database"
+	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/migrations"
 	"github.com/provisor/provisor/requests"
 )
@@ -222,7 +223,7 @@ func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		role = access.RoleAdmin
 	}
 	password := access.GeneratePassword()
-	u, err := a.Access.CreateUser(ctx, access.UserInput{Username: username, Email: email, DisplayName: name, Password: password, Role: role}, "cli")
+	u, err := a.Access.CreateUser(ctx, access.UserInput{Username: username, Email: email, DisplayName: name, Password: password, Role: role}, audit.ActorCLI)
 	if err != nil {
 		return err
 	}
@@ -254,7 +255,7 @@ func apiClientCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer a.DB.Close()
-	c, secret, err := a.Access.CreateClient(ctx, name, list, "cli")
+	c, secret, err := a.Access.CreateClient(ctx, name, list, audit.ActorCLI)
 	if err != nil {
 		return err
 	}
