@@ -34,7 +34,8 @@ const (
 
 // Scopes an API client can hold.
 const (
-	// ScopeRead reads everything the API lists.
+	// ScopeRead reads everything the API lists, but people (identities and
+	// workgroup members), which ScopeDirectory reads.
 	ScopeRead = "read"
 	// ScopeRequests submits requests.
 	ScopeRequests = "requests"
@@ -44,7 +45,8 @@ const (
 	ScopeTrigger = "trigger"
 	// ScopeJobs cancels, retries and force-ends runs.
 	ScopeJobs = "jobs"
-	// ScopeDirectory creates identities, workgroups, connectors and entitlements.
+	// ScopeDirectory reads identities and workgroup members, and creates
+	// identities, workgroups, connectors and entitlements.
 	ScopeDirectory = "directory"
 )
 

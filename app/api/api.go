@@ -85,12 +85,14 @@ func (s *server) Routes(r fiber.Router) {
 	read, req, tsk, trig, jobs, dir := scope(access.ScopeRead), scope(access.ScopeRequests), scope(access.ScopeTasks),
 		scope(access.ScopeTrigger), scope(access.ScopeJobs), scope(access.ScopeDirectory)
 
-	r.Get("/identities", read, s.listIdentities)
+	// People's names, usernames and emails are the directory's: read with
+	// its scope, not with read, which every script gets.
+	r.Get("/identities", dir, s.listIdentities)
 	r.Post("/identities", dir, s.createIdentity)
-	r.Get("/identities/:id", read, s.getIdentity)
+	r.Get("/identities/:id", dir, s.getIdentity)
 	r.Get("/workgroups", read, s.listWorkgroups)
 	r.Post("/workgroups", dir, s.createWorkgroup)
-	r.Get("/workgroups/:id", read, s.getWorkgroup)
+	r.Get("/workgroups/:id", dir, s.getWorkgroup)
 	r.Post("/workgroups/:id/members", dir, s.addMembers)
 	r.Get("/connectors", read, s.listConnectors)
 	r.Post("/connectors", dir, s.createConnector)

@@ -149,8 +149,8 @@ func TestEveryRouteChecksTokenAndScope(t *testing.T) {
 	routes := []struct {
 		method, path, scope string
 	}{
-		{"GET", "/api/v1/identities", "read"}, {"POST", "/api/v1/identities", "directory"}, {"GET", "/api/v1/identities/" + id, "read"},
-		{"GET", "/api/v1/workgroups", "read"}, {"POST", "/api/v1/workgroups", "directory"}, {"GET", "/api/v1/workgroups/" + id, "read"},
+		{"GET", "/api/v1/identities", "directory"}, {"POST", "/api/v1/identities", "directory"}, {"GET", "/api/v1/identities/" + id, "directory"},
+		{"GET", "/api/v1/workgroups", "read"}, {"POST", "/api/v1/workgroups", "directory"}, {"GET", "/api/v1/workgroups/" + id, "directory"},
 		{"POST", "/api/v1/workgroups/" + id + "/members", "directory"},
 		{"GET", "/api/v1/connectors", "read"}, {"POST", "/api/v1/connectors", "directory"}, {"GET", "/api/v1/connectors/" + id, "read"},
 		{"PATCH", "/api/v1/connectors/" + id, "directory"}, {"POST", "/api/v1/connectors/" + id + "/check", "directory"},

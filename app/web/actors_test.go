@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/app/database/dbtest"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
+	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )
@@ -134,4 +136,58 @@ func taskNamed(t *testing.T, b *apptest.Bundle, q string) []tasks.Task {
 		t.Fatal(err)
 	}
 	return list
+}
+
+// A requester's identity lookups (the recipient picker and the wizard's
+// search) find only their own identity, never the directory's names and
+// emails; an admin's find everyone.
+func TestRequesterLookupsFindOnlyThemselves(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		b := apptest.New(t, dialect, &apptest.Options{NoStart: true})
+		pw := access.GeneratePassword()
+		for u, role := range map[string]string{"rita": access.RoleRequester, "admin": access.RoleAdmin} {
+			if _, err := b.Access.CreateUser(b.Ctx, access.UserInput{Username: u, Password: pw, Role: role}, "t"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rita, bob, ritz := b.Identity(t, "rita"), b.Identity(t, "bob"), b.Identity(t, "ritz")
+		req, adm := newBrowser(t, b), newBrowser(t, b)
+		req.login("rita", pw)
+		adm.login("admin", pw)
+		draft := req.post("/requests/new", url.Values{"type": {"create_account"}})
+		wizard := draft.header.Get("Location")
+		if !strings.HasSuffix(wizard, "/beneficiary") {
+			t.Fatalf("wizard: %d %s", draft.status, wizard)
+		}
+		for _, c := range []struct {
+			who        string
+			br         *browser
+			path       string
+			want, hide []*identities.Identity
+		}{
+			{"requester", req, "/lookup/identities?q=", []*identities.Identity{rita}, []*identities.Identity{bob, ritz}},
+			{"requester", req, "/lookup/identities?q=rit", []*identities.Identity{rita}, []*identities.Identity{bob, ritz}},
+			{"requester", req, "/lookup/identities?q=example.test", []*identities.Identity{rita}, []*identities.Identity{bob, ritz}},
+			{"requester", req, wizard + "?q=", []*identities.Identity{rita}, []*identities.Identity{bob, ritz}},
+			{"admin", adm, "/lookup/identities?q=", []*identities.Identity{rita, bob, ritz}, nil},
+			{"admin", adm, "/lookup/identities?q=rit", []*identities.Identity{rita, ritz}, []*identities.Identity{bob}},
+		} {
+			r := c.br.do("GET", c.path, nil, "HX-Request", "true", "HX-Target", "results")
+			if r.status != 200 {
+				t.Fatalf("%s %s: %d", c.who, c.path, r.status)
+			}
+			for _, id := range c.want {
+				if !strings.Contains(r.body, id.ID) {
+					t.Errorf("%s %s misses %s", c.who, c.path, id.Username)
+				}
+			}
+			for _, id := range c.hide {
+				if strings.Contains(r.body, id.ID) || strings.Contains(r.body, id.Email) {
+					t.Errorf("%s %s shows %s", c.who, c.path, id.Username)
+				}
+			}
+		}
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/provisor/provisor/access"
+	"github.com/provisor/provisor/identities"
 )
 
 const (
@@ -36,6 +37,19 @@ func user(c *fiber.Ctx) *access.User {
 func isAdmin(c *fiber.Ctx) bool {
 	u := user(c)
 	return u != nil && u.Role == access.RoleAdmin
+}
+
+// requester is who identity lookups are for: nil for an admin, who sees
+// every identity.
+func requester(c *fiber.Ctx) *identities.Requester {
+	u := user(c)
+	if u == nil {
+		return &identities.Requester{} // nobody's
+	}
+	if u.Role == access.RoleAdmin {
+		return nil
+	}
+	return &identities.Requester{Username: u.Username, IdentityID: u.IdentityID}
 }
 
 // secureHeaders forbid framing, sniffing and scripts from elsewhere.
