@@ -34,7 +34,7 @@ const (
 
 // Scopes an API client can hold.
 const (
-	// ScopeRead reads everything the API lists.
+	// ScopeRead reads everything the API lists, but users and API clients.
 	ScopeRead = "read"
 	// ScopeRequests submits requests.
 	ScopeRequests = "requests"
@@ -150,6 +150,8 @@ func hash(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// usernamePattern is what a portal username may be. It has no colon, which
+// every internal actor has (audit.IsInternal), so no user can pass for one.
 var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
 // UserInput creates a user.

@@ -72,9 +72,9 @@ func TestUsersAndTokens(t *testing.T) {
 	})
 }
 
-// TestSignInSlowDownUnderParallelAttempts sends many wrong passwords for one
-// name at once, each from its own address: every attempt is counted, and
-// only the free ones reach the password check.
+// TestSignInSlowDownUnderParallelAttempts sends many wrong passwords at
+// once, for one name from one address, and for many names from one address:
+// every attempt is counted, and only the free ones reach the password check.
 func TestSignInSlowDownUnderParallelAttempts(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, dialect string) {
@@ -86,44 +86,119 @@ func TestSignInSlowDownUnderParallelAttempts(t *testing.T) {
 		if _, err := s.CreateUser(ctx, access.UserInput{Username: "rita", Password: pw, Role: access.RoleRequester}, "cli"); err != nil {
 			t.Fatal(err)
 		}
-		const attempts, free = 40, 5 // README: after five failed sign-ins each further try waits
-		errs := make([]error, attempts)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range attempts {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				_, _, errs[i] = s.SignIn(ctx, "Rita", fmt.Sprintf("wrong-%d", i), fmt.Sprintf("192.0.2.%d", i+1))
-			}()
-		}
-		close(start)
-		wg.Wait()
-		checked := 0
-		for i, err := range errs {
+		const attempts = 40
+		for _, c := range []struct {
+			name string
+			user func(i int) string
+			addr string
+			// README: five failed sign-ins for a name from an address, twenty
+			// from an address.
+			free int
+			key  string
+		}{
+			{"one name", func(i int) string { return "Rita" }, "192.0.2.1", 5, "addr:192.0.2.1 user:rita"},
+			{"many names", func(i int) string { return fmt.Sprintf("user%d", i) }, "192.0.2.2", 20, "addr:192.0.2.2"},
+		} {
+			errs := make([]error, attempts)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range attempts {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					_, _, errs[i] = s.SignIn(ctx, c.user(i), fmt.Sprintf("wrong-%d", i), c.addr)
+				}()
+			}
+			close(start)
+			wg.Wait()
+			checked := 0
+			for i, err := range errs {
+				var slow *access.ErrSlowDown
+				switch {
+				case errors.Is(err, access.ErrInvalidCredentials):
+					checked++
+				case errors.As(err, &slow) && slow.Wait > 0:
+				default:
+					t.Errorf("%s: attempt %d: %v", c.name, i, err)
+				}
+			}
+			if checked > c.free {
+				t.Errorf("%s: %d attempts reached the password check, want at most %d", c.name, checked, c.free)
+			}
+			var failures int
+			if err := db.Gorm.Table("login_failures").Where("key = ?", c.key).Select("failures").Scan(&failures).Error; err != nil {
+				t.Fatal(err)
+			}
+			if failures != attempts {
+				t.Errorf("%s: %d failures counted for %s, want %d", c.name, failures, c.key, attempts)
+			}
 			var slow *access.ErrSlowDown
-			switch {
-			case errors.Is(err, access.ErrInvalidCredentials):
-				checked++
-			case errors.As(err, &slow) && slow.Wait > 0:
-			default:
-				t.Errorf("attempt %d: %v", i, err)
+			if _, _, err := s.SignIn(ctx, "rita", pw, c.addr); !errors.As(err, &slow) {
+				t.Errorf("%s: right password during the wait: %v", c.name, err)
 			}
 		}
-		if checked > free {
-			t.Errorf("%d attempts reached the password check, want at most %d", checked, free)
+	})
+}
+
+// TestSignInFailuresElsewhereDoNotLockOut: wrong passwords for admin from
+// one address do not keep admin out at another; an address that tries many
+// names is slowed down, whatever the names; a success does not clear the
+// address's count.
+func TestSignInFailuresElsewhereDoNotLockOut(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db := dbtest.Open(t, dialect)
+		s := access.New(db.Gorm)
+		ctx := t.Context()
+		pw, mallory := access.GeneratePassword(), access.GeneratePassword()
+		for u, p := range map[string]string{"admin": pw, "mallory": mallory} {
+			if _, err := s.CreateUser(ctx, access.UserInput{Username: u, Password: p, Role: access.RoleRequester}, "cli"); err != nil {
+				t.Fatal(err)
+			}
 		}
-		var failures int
-		if err := db.Gorm.Table("login_failures").Where("key = ?", "user:rita").Select("failures").Scan(&failures).Error; err != nil {
-			t.Fatal(err)
-		}
-		if failures != attempts {
-			t.Errorf("%d failures counted for the name, want %d", failures, attempts)
+		const a, b = "203.0.113.7", "198.51.100.20"
+		for i := range 12 {
+			if _, _, err := s.SignIn(ctx, "admin", "guess", a); err == nil {
+				t.Fatalf("attempt %d signed in", i)
+			}
 		}
 		var slow *access.ErrSlowDown
-		if _, _, err := s.SignIn(ctx, "rita", pw, "198.51.100.1"); !errors.As(err, &slow) {
-			t.Errorf("right password during the wait: %v", err)
+		if _, _, err := s.SignIn(ctx, "admin", pw, a); !errors.As(err, &slow) {
+			t.Errorf("admin at the guessing address: %v, want a wait", err)
+		}
+		if _, _, err := s.SignIn(ctx, "admin", pw, b); err != nil {
+			t.Errorf("admin at their own address: %v", err)
+		}
+		// Fewer than five tries per name, twenty in all: the address waits.
+		c := "203.0.113.8"
+		if _, _, err := s.SignIn(ctx, "mallory", mallory, c); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			if _, _, err := s.SignIn(ctx, fmt.Sprintf("name%d", i/4), "guess", c); errors.As(err, &slow) {
+				t.Fatalf("attempt %d waits already: %v", i, err)
+			}
+			if i == 10 {
+				// Signing in to one's own account keeps the count.
+				if _, _, err := s.SignIn(ctx, "mallory", mallory, c); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if _, _, err := s.SignIn(ctx, "admin", pw, c); !errors.As(err, &slow) {
+			t.Errorf("admin from the address that tried many names: %v, want a wait", err)
+		}
+		// An IPv6 host has its /64: other addresses in it are the same party.
+		for i := range 25 {
+			s.SignIn(ctx, fmt.Sprintf("v6name%d", i/4), "guess", fmt.Sprintf("2001:db8:1:2::%x", i+1))
+		}
+		if _, _, err := s.SignIn(ctx, "admin", pw, "2001:db8:1:2:ffff::1"); !errors.As(err, &slow) {
+			t.Errorf("admin from the same /64: %v, want a wait", err)
+		}
+		if _, _, err := s.SignIn(ctx, "admin", pw, "2001:db8:1:3::1"); err != nil {
+			t.Errorf("admin from another /64: %v", err)
 		}
 	})
 }

@@ -33,6 +33,10 @@ type DirectorySignInFunc func(ctx context.Context, username, password string) (*
 // check a password did not answer.
 var ErrDirectoryUnavailable = errors.New("the directory cannot be reached")
 
+// ErrUnusableUsername is returned when a directory accepts a password for
+// a name that cannot be a portal username (see usernamePattern).
+var ErrUnusableUsername = errors.New("this directory username cannot be used in the portal")
+
 // directoryHashPrefix marks the users a directory signs in: their password
 // hash is no bcrypt hash, so a local password never matches.
 const directoryHashPrefix = "!directory:"
@@ -67,7 +71,12 @@ func (s *Service) directorySignIn(ctx context.Context, username, password string
 	if err != nil {
 		return nil, err
 	}
-	// The directory's spelling of the name is the one kept.
+	// The directory's spelling of the name is the one kept. It must be a
+	// name a local user could have: one with a colon could pass for an
+	// internal actor (see audit.IsInternal) and own what that actor made.
+	if !usernamePattern.MatchString(d.Username) {
+		return nil, fmt.Errorf("%w: %q from %s", ErrUnusableUsername, d.Username, d.Source)
+	}
 	u, err := existing(d.Username)
 	if err != nil {
 		return nil, err

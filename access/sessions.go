@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -46,17 +47,58 @@ const (
 	SessionIdle = 2 * time.Hour
 )
 
-// Slow-down after failed sign-ins: after freeFailures failures for one
-// name (or one address), the next attempt waits firstLockout, and each
-// further failure doubles the wait, up to maxLockout. A success clears the
-// count.
+// Slow-down after failed sign-ins. Failures are counted per name and
+// address together, and per address alone, never per name alone: someone
+// who types wrong passwords for a name elsewhere cannot lock its owner out
+// of their own address. After the free failures of a key, the next attempt
+// waits firstLockout, and each further failure doubles the wait, up to
+// maxLockout. A success clears the count of its name at its address and
+// gives its own attempt back to the address; the other failures of the
+// address are only forgotten with time, so that signing in to one's own
+// account now and then does not reopen guessing at other names.
 const (
-	freeFailures = 5
-	firstLockout = 30 * time.Second
-	maxLockout   = 15 * time.Minute
+	// freePairFailures are allowed for one name from one address.
+	freePairFailures = 5
+	// freeAddrFailures are allowed from one address across every name (an
+	// office behind one address mistypes a few times a day).
+	freeAddrFailures = 20
+	firstLockout     = 30 * time.Second
+	maxLockout       = 15 * time.Minute
 	// failureMemory forgets failures older than this.
 	failureMemory = time.Hour
 )
+
+// attemptKey is a counter of failed sign-ins and its free failures.
+type attemptKey struct {
+	key  string
+	free int
+}
+
+// attemptKeys are the counters of a sign-in of username from remoteAddr:
+// the address alone, and the name from that address.
+func attemptKeys(username, remoteAddr string) []attemptKey {
+	addr := "addr:" + addressBlock(remoteAddr)
+	return []attemptKey{
+		{key: addr, free: freeAddrFailures},
+		// The address has no space, so the name cannot forge another pair.
+		{key: addr + " user:" + strings.ToLower(username), free: freePairFailures},
+	}
+}
+
+// addressBlock is the unit one party controls: an IPv4 address, or the /64
+// of an IPv6 one (a single host is commonly given a whole /64).
+func addressBlock(remoteAddr string) string {
+	a, err := netip.ParseAddr(remoteAddr)
+	if err != nil {
+		return remoteAddr
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}
 
 // ErrSlowDown is returned by SignIn while a name or an address must wait.
 type ErrSlowDown struct{ Wait time.Duration }
@@ -65,24 +107,25 @@ func (e *ErrSlowDown) Error() string {
 	return fmt.Sprintf("too many failed sign-ins: try again in %s", e.Wait.Round(time.Second))
 }
 
-func lockoutAfter(failures int) time.Duration {
-	if failures < freeFailures {
+func lockoutAfter(failures, free int) time.Duration {
+	if failures < free {
 		return 0
 	}
-	d := firstLockout << min(failures-freeFailures, 10)
+	d := firstLockout << min(failures-free, 10)
 	return min(d, maxLockout)
 }
 
 // SignIn checks a username and password, with the slow-down after failed
-// attempts for that name and for the caller's address, and on success
-// opens a session. It returns the session and the cookie token.
+// attempts for that name from the caller's address and for the address,
+// and on success opens a session. It returns the session and the cookie
+// token.
 //
 // The attempt is counted before the password is checked (see
 // reserveAttempt): parallel attempts for one name cannot all pass the
 // slow-down before any of their failures is written.
 func (s *Service) SignIn(ctx context.Context, username, password, remoteAddr string) (*Session, string, error) {
 	username = strings.TrimSpace(username)
-	keys := []string{"user:" + strings.ToLower(username), "addr:" + remoteAddr}
+	keys := attemptKeys(username, remoteAddr)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	held, err := s.reserveAttempt(ctx, keys, now)
 	if err != nil {
@@ -112,7 +155,15 @@ func (s *Service) SignIn(ctx context.Context, username, password, remoteAddr str
 	sess := &Session{TokenHash: hash(token), UserID: u.ID, CSRFToken: randomString(24), CreatedAt: now,
 		ExpiresAt: now.Add(SessionLifetime), LastSeenAt: now, User: u}
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Where("key IN ?", keys).Delete(&loginFailure{}).Error; err != nil {
+		// Only the name's count at this address: the address's own count
+		// keeps what it saw of other names.
+		if err := tx.Where("key = ?", keys[1].key).Delete(&loginFailure{}).Error; err != nil {
+			return err
+		}
+		// The attempt itself is given back to the address: successes are
+		// no failures.
+		if err := tx.Model(&loginFailure{}).Where("key = ? AND failures > 0", keys[0].key).
+			Update("failures", gorm.Expr("failures - 1")).Error; err != nil {
 			return err
 		}
 		if err := tx.Where("expires_at < ?", now).Delete(&Session{}).Error; err != nil {
@@ -138,12 +189,13 @@ func (s *Service) SignIn(ctx context.Context, username, password, remoteAddr str
 // row), so that the next attempt sees it whatever this one's outcome. It
 // refuses with *ErrSlowDown when a key must wait; a refused attempt is
 // counted too, so each try during a wait makes the next wait longer. A
-// success clears the count; an attempt whose password could not be judged
+// success clears the count of its name and address; an attempt whose password could not be judged
 // is given back by releaseAttempt. It returns the rows as they were before
 // the attempt.
-func (s *Service) reserveAttempt(ctx context.Context, keys []string, now time.Time) ([]loginFailure, error) {
-	keys = slices.Sorted(slices.Values(keys))
-	keys = slices.Compact(keys)
+func (s *Service) reserveAttempt(ctx context.Context, keys []attemptKey, now time.Time) ([]loginFailure, error) {
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, func(a, b attemptKey) int { return strings.Compare(a.key, b.key) })
+	keys = slices.CompactFunc(keys, func(a, b attemptKey) bool { return a.key == b.key })
 	var before []loginFailure
 	var wait time.Duration
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -151,18 +203,18 @@ func (s *Service) reserveAttempt(ctx context.Context, keys []string, now time.Ti
 		wait = 0
 		for _, k := range keys {
 			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).
-				Create(&loginFailure{Key: k, Failures: 0, LastFailedAt: now}).Error; err != nil {
+				Create(&loginFailure{Key: k.key, Failures: 0, LastFailedAt: now}).Error; err != nil {
 				return err
 			}
 			var f loginFailure
 			if err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
-				Where("key = ?", k).Take(&f).Error; err != nil {
+				Where("key = ?", k.key).Take(&f).Error; err != nil {
 				return err
 			}
 			if now.Sub(f.LastFailedAt) > failureMemory {
 				f.Failures = 0
 			}
-			if until := f.LastFailedAt.Add(lockoutAfter(f.Failures)); now.Before(until) {
+			if until := f.LastFailedAt.Add(lockoutAfter(f.Failures, k.free)); now.Before(until) {
 				wait = max(wait, until.Sub(now))
 			}
 			before = append(before, f)

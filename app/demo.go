@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/provisor/provisor/access"
+	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
@@ -35,7 +36,7 @@ func (a *App) LoadDemo(ctx context.Context) (*DemoCredentials, error) {
 	if err != nil || n > 0 {
 		return nil, err
 	}
-	const actor = "demo"
+	const actor = audit.ActorDemo
 	people := []identities.IdentityInput{
 		{Username: "alice", DisplayName: "Alice Martin", Email: "alice@example.test"},
 		{Username: "bob", DisplayName: "Bob Durand", Email: "bob@example.test"},

@@ -185,6 +185,19 @@ type ListOpts struct {
 	Query  string
 	Limit  int
 	Offset int
+	// For, if set, keeps the identities this requester may ask for
+	// (ListIdentities only). Admins list with it nil.
+	For *Requester
+}
+
+// Requester is a portal user who is not an admin, as ListIdentities finds
+// the identities they may ask for. For now that is their own identity: the
+// one their user is linked to, or else the one of their username. Provisor
+// knows no workgroup owners nor managers yet; the request policies will
+// widen it.
+type Requester struct {
+	Username   string
+	IdentityID *string
 }
 
 func (o ListOpts) limit() int {
@@ -199,9 +212,17 @@ func likePattern(q string) string {
 	return "%" + strings.ToLower(r.Replace(strings.TrimSpace(q))) + "%"
 }
 
-// ListIdentities returns identities by username, and the total matching.
+// ListIdentities returns identities by username, and the total matching;
+// with opts.For, only those the requester may ask for.
 func (s *Service) ListIdentities(ctx context.Context, opts ListOpts) ([]Identity, int64, error) {
 	q := s.db.WithContext(ctx).Model(&Identity{}).Where("status <> 'deleted'")
+	if r := opts.For; r != nil {
+		if r.IdentityID != nil {
+			q = q.Where("id = ?", *r.IdentityID)
+		} else {
+			q = q.Where("username = ?", r.Username)
+		}
+	}
 	if opts.Query != "" {
 		p := likePattern(opts.Query)
 		q = q.Where(`lower(username) LIKE ? ESCAPE '\' OR lower(display_name) LIKE ? ESCAPE '\' OR lower(email) LIKE ? ESCAPE '\'`, p, p, p)

@@ -265,3 +265,86 @@ func TestAccessActivityUp(t *testing.T) {
 		}
 	})
 }
+
+// Up to 012 moves the rows of internal actors to forms no username can
+// take, leaves a real user's rows alone, and disables users whose name has
+// a colon; down gives the old names back.
+func TestInternalActorsUp(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		ctx := context.Background()
+		db := dbtest.Open(t, dialect)
+		all, err := migrations.List(dialect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps := 0
+		for _, m := range all {
+			if m.Version >= 12 {
+				steps++
+			}
+		}
+		if ran, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil || len(ran) != steps || ran[steps-1] != 12 {
+			t.Fatalf("down: %v %v", ran, err)
+		}
+		const conn, importTask, userTask, scheduled, manual = "12a0c0de-0000-4000-8000-000000000001", "12a0c0de-0000-4000-8000-000000000002",
+			"12a0c0de-0000-4000-8000-000000000003", "12a0c0de-0000-4000-8000-000000000004", "12a0c0de-0000-4000-8000-000000000005"
+		const sysUser, colonUser = "12a0c0de-0000-4000-8000-000000000006", "12a0c0de-0000-4000-8000-000000000007"
+		now := "2026-11-24T00:00:00Z"
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`INSERT INTO connectors (id, name, type, created_at, updated_at) VALUES ($1, 'Corp', 'ldap', $2, $2)`, []any{conn, now}},
+			// A directory person called system signed in, and one whose name has a colon.
+			{`INSERT INTO users (id, username, email, display_name, password_hash, role, created_at, updated_at) VALUES
+				($1, 'system', '', 'System', '!directory:Corp', 'requester', $3, $3), ($2, 'api:Demo', '', 'X', '!directory:Corp', 'requester', $3, $3)`,
+				[]any{sysUser, colonUser, now}},
+			{`INSERT INTO tasks (id, name, request, type, beneficiary_type, beneficiary_id, beneficiary_name, connector_id, status, created_by, created_at, updated_at)
+				VALUES ($1, 'Data Import (full) — Corp', '{}', 'data_import', 'connector', $3, 'Corp', $3, 'idle', 'system', $4, $4),
+				       ($2, 'Mine', '{}', 'lock_account', 'identity', $3, 'Alice', $3, 'idle', 'system', $4, $4)`,
+				[]any{importTask, userTask, conn, now}},
+			{`INSERT INTO request_instances (id, request, type, beneficiary_type, beneficiary_id, beneficiary_name, connector_id, trigger, triggered_by, priority,
+				status, created_at, updated_at) VALUES ($1, '{}', 'lock_account', 'identity', $3, 'Alice', $3, 'schedule', 'scheduler', 'normal', 'completed', $4, $4),
+				($2, '{}', 'lock_account', 'identity', $3, 'Alice', $3, 'manual', 'system', 'normal', 'completed', $4, $4)`,
+				[]any{scheduled, manual, conn, now}},
+		} {
+			if _, err := db.SQL.ExecContext(ctx, q.sql, q.args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check := func(when, query, id, want string) {
+			t.Helper()
+			var got string
+			if err := db.SQL.QueryRowContext(ctx, query, id).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("%s: %s of %s = %q, want %q", when, query, id, got, want)
+			}
+		}
+		const taskBy, runBy = `SELECT created_by FROM tasks WHERE id = $1`, `SELECT triggered_by FROM request_instances WHERE id = $1`
+		if _, err := migrations.Up(ctx, db.SQL, dialect); err != nil {
+			t.Fatalf("up: %v", err)
+		}
+		check("up", taskBy, importTask, "system:provisor")
+		check("up", taskBy, userTask, "system") // the user system's own task
+		check("up", runBy, scheduled, "system:scheduler")
+		check("up", runBy, manual, "system")
+		for id, want := range map[string]bool{sysUser: false, colonUser: true} {
+			var disabled bool
+			if err := db.SQL.QueryRowContext(ctx, `SELECT disabled FROM users WHERE id = $1`, id).Scan(&disabled); err != nil {
+				t.Fatal(err)
+			}
+			if disabled != want {
+				t.Errorf("user %s disabled %v, want %v", id, disabled, want)
+			}
+		}
+		if _, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil {
+			t.Fatalf("down again: %v", err)
+		}
+		check("down", taskBy, importTask, "system")
+		check("down", runBy, scheduled, "scheduler")
+	})
+}

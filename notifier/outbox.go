@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/provisor/provisor/access"
+	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
@@ -309,10 +310,12 @@ func requesterTx(tx *gorm.DB, by string) (*recipient, string, error) {
 	switch {
 	case by == "":
 		return nil, "the run does not say who started it", nil
-	case by == "scheduler":
+	case by == audit.ActorScheduler:
 		return nil, "started by the scheduler, which has no mailbox", nil
 	case strings.HasPrefix(by, "api:"):
 		return nil, "started by an API client, which has no mailbox", nil
+	case audit.IsInternal(by):
+		return nil, "started by " + by + ", which has no mailbox", nil
 	}
 	var u access.User
 	err := tx.Where("username = ? AND NOT disabled", by).Take(&u).Error

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/requests"
 )
@@ -50,7 +51,7 @@ func (s *Service) EnsureImportTasks(ctx context.Context, rec *connectors.Record)
 			Justification: "Data import of " + rec.Name}
 		var t *Task
 		for i := 2; ; i++ {
-			t, err = s.Create(ctx, Input{Name: &name, Description: &desc, Request: r, Cron: &cron, Timezone: &tz, ScheduleEnabled: &on}, "system")
+			t, err = s.Create(ctx, Input{Name: &name, Description: &desc, Request: r, Cron: &cron, Timezone: &tz, ScheduleEnabled: &on}, audit.ActorSystem)
 			var ve *requests.ValidationError
 			if errors.As(err, &ve) && len(ve.Fields) == 1 && ve.Fields[0].Field == "name" && i < 10 {
 				name = fmt.Sprintf("%s (%d)", base, i)

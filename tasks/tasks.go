@@ -813,7 +813,7 @@ func (s *Service) TriggerTick(ctx context.Context, id string, tick time.Time) (*
 			return nil
 		}
 		var err error
-		inst, err = s.triggerTx(ctx, tx, id, requests.TriggerSchedule, "scheduler", uuid.NewString())
+		inst, err = s.triggerTx(ctx, tx, id, requests.TriggerSchedule, audit.ActorScheduler, uuid.NewString())
 		return err
 	})
 	return inst, err

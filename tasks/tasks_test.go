@@ -11,6 +11,7 @@ import (
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )
@@ -220,7 +221,7 @@ func TestTriggerTickFiresOnce(t *testing.T) {
 			}
 			if r.inst != nil {
 				started++
-				if r.inst.Trigger != requests.TriggerSchedule || r.inst.TriggeredBy != "scheduler" {
+				if r.inst.Trigger != requests.TriggerSchedule || r.inst.TriggeredBy != audit.ActorScheduler {
 					t.Errorf("instance = %+v", r.inst)
 				}
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/provisor/provisor/app"
+	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/builtin"
 	"github.com/provisor/provisor/identities"
@@ -403,7 +404,7 @@ func instanceRows(w *seedWorld, plans []instPlan, counters bool) pgx.CopyFromSou
 		}
 		by := "admin"
 		if p.trigger == requests.TriggerSchedule {
-			by = "scheduler"
+			by = audit.ActorScheduler
 		} else if p.trigger == requests.TriggerSubmission {
 			by = w.people[(int(p.seed)&0xffff)%len(w.people)].Username
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/provisor/provisor/access"
+	"github.com/provisor/provisor/identities"
 )
 
 const (
@@ -36,6 +37,19 @@ func user(c *fiber.Ctx) *access.User {
 func isAdmin(c *fiber.Ctx) bool {
 	u := user(c)
 	return u != nil && u.Role == access.RoleAdmin
+}
+
+// requester is who identity lookups are for: nil for an admin, who sees
+// every identity.
+func requester(c *fiber.Ctx) *identities.Requester {
+	u := user(c)
+	if u == nil {
+		return &identities.Requester{} // nobody's
+	}
+	if u.Role == access.RoleAdmin {
+		return nil
+	}
+	return &identities.Requester{Username: u.Username, IdentityID: u.IdentityID}
 }
 
 // secureHeaders forbid framing, sniffing and scripts from elsewhere.
@@ -183,6 +197,8 @@ func (s *Server) loginSubmit(c *fiber.Ctx) error {
 		return s.renderLogin(c, fiber.StatusUnauthorized, d)
 	case errors.Is(err, access.ErrAccountDisabled):
 		d.Error = "This account is disabled. Ask an admin to enable it."
+	case errors.Is(err, access.ErrUnusableUsername):
+		d.Error = "Your directory username cannot be used to sign in to Provisor (only letters, digits and . _ @ -). Ask an administrator."
 		return s.renderLogin(c, fiber.StatusForbidden, d)
 	case errors.Is(err, access.ErrDirectoryUnavailable):
 		d.Error = "The directory that checks your password cannot be reached right now. Try again in a few minutes."

@@ -109,11 +109,12 @@ func TestEndToEndInChromium(t *testing.T) {
 		chromedp.WaitVisible(`button[value="create_account"]`, chromedp.ByQuery),
 		shot(t, "01-wizard-types"),
 		chromedp.Click(`button[value="create_account"]`, chromedp.ByQuery),
-		// Beneficiary: search as you type, pick alice.
+		// Beneficiary: search as you type, pick herself (a requester finds
+		// only whom she may ask for).
 		chromedp.WaitVisible(`#q`, chromedp.ByQuery),
-		chromedp.SendKeys(`#q`, "ali", chromedp.ByQuery),
-		chromedp.WaitVisible(`input[name=beneficiary_id][value="`+w.alice+`"]`, chromedp.ByQuery),
-		chromedp.Click(`input[name=beneficiary_id][value="`+w.alice+`"]`, chromedp.ByQuery),
+		chromedp.SendKeys(`#q`, "rit", chromedp.ByQuery),
+		chromedp.WaitVisible(`input[name=beneficiary_id][value="`+w.rita+`"]`, chromedp.ByQuery),
+		chromedp.Click(`input[name=beneficiary_id][value="`+w.rita+`"]`, chromedp.ByQuery),
 		chromedp.Click(`button[value=next].primary`, chromedp.ByQuery),
 		// Connector.
 		chromedp.WaitVisible(`input[name=connector_id]`, chromedp.ByQuery),
@@ -146,7 +147,7 @@ func TestEndToEndInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatalf("requester: %v", err)
 	}
-	for _, want := range []string{"alice", "Corp Directory", "VPN", "Joins the VPN pilot", "High"} {
+	for _, want := range []string{"rita", "Corp Directory", "VPN", "Joins the VPN pilot", "High"} {
 		if !strings.Contains(review, want) {
 			t.Errorf("review lacks %q", want)
 		}

@@ -311,9 +311,10 @@ func (s *Server) schedulePreview(c *fiber.Ctx) error {
 	return s.fragment(c, "task", "preview", preview(query(c, "cron"), query(c, "timezone")))
 }
 
-// lookupIdentities answers the search of a recipient picker.
+// lookupIdentities answers the search of a recipient picker: a requester
+// finds only the identities they may ask for, not the whole directory.
 func (s *Server) lookupIdentities(c *fiber.Ctx) error {
-	list, _, err := s.Identities.ListIdentities(c.UserContext(), identities.ListOpts{Query: query(c, "q"), Limit: 20})
+	list, _, err := s.Identities.ListIdentities(c.UserContext(), identities.ListOpts{Query: query(c, "q"), Limit: 20, For: requester(c)})
 	if err != nil {
 		return err
 	}

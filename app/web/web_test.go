@@ -104,7 +104,7 @@ func (br *browser) login(username, password string) response {
 type world struct {
 	*apptest.Bundle
 	adminPW, requesterPW string
-	dir, alice           string
+	dir, alice, rita     string
 	vpn                  string
 	task                 *tasks.Task
 	inst                 *requests.Instance
@@ -121,7 +121,7 @@ func setup(t *testing.T) *world {
 	}
 	dir, ents := b.Directory(t, "Corp Directory", "VPN", "Wiki")
 	alice := b.Identity(t, "alice")
-	w.dir, w.alice, w.vpn = dir.ID, alice.ID, ents["VPN"].ID
+	w.dir, w.alice, w.rita, w.vpn = dir.ID, alice.ID, b.Identity(t, "rita").ID, ents["VPN"].ID
 	name := "Alice VPN"
 	task, err := b.Tasks.Create(b.Ctx, tasks.Input{Name: &name, Request: &requests.Request{Type: requests.CreateAccount,
 		BeneficiaryType: "identity", BeneficiaryID: alice.ID, ConnectorID: dir.ID, Entitlements: []string{w.vpn}, Justification: "x"}}, "rita")
@@ -325,9 +325,13 @@ func TestWizard(t *testing.T) {
 	if r := br.post(base+"beneficiary", url.Values{"action": {"next"}, "beneficiary_type": {"identity"}}); r.status != 422 || !strings.Contains(r.body, "field-error") {
 		t.Errorf("empty beneficiary: %d", r.status)
 	}
-	// Search as you type returns only the results.
-	if r := br.do("GET", base+"beneficiary?q=ali", nil, "HX-Request", "true", "HX-Target", "results"); r.status != 200 || !strings.Contains(r.body, w.alice) || strings.Contains(r.body, "<html") {
+	// Search as you type returns only the results, and only what the
+	// requester may ask for: themselves.
+	if r := br.do("GET", base+"beneficiary?q=rit", nil, "HX-Request", "true", "HX-Target", "results"); r.status != 200 || !strings.Contains(r.body, w.rita) || strings.Contains(r.body, "<html") {
 		t.Errorf("search fragment: %d %s", r.status, r.body)
+	}
+	if r := br.do("GET", base+"beneficiary?q=ali", nil, "HX-Request", "true", "HX-Target", "results"); r.status != 200 || strings.Contains(r.body, w.alice) {
+		t.Errorf("a requester's search finds another identity: %d %s", r.status, r.body)
 	}
 	steps := []url.Values{
 		{"beneficiary_type": {"identity"}, "beneficiary_id": {w.alice}},

@@ -135,7 +135,7 @@ func (s *Server) showStep(c *fiber.Ctx, status int, d *requests.Draft, i int, er
 		if d.BeneficiaryType == requests.BeneficiaryWorkgroup {
 			wd.Workgroups, _, err = s.Identities.ListWorkgroups(ctx, identities.ListOpts{Query: wd.Q, Limit: 20})
 		} else {
-			wd.Identities, _, err = s.Identities.ListIdentities(ctx, identities.ListOpts{Query: wd.Q, Limit: 20})
+			wd.Identities, _, err = s.Identities.ListIdentities(ctx, identities.ListOpts{Query: wd.Q, Limit: 20, For: requester(c)})
 		}
 		if err != nil {
 			return err

@@ -31,6 +31,7 @@ import (
 	"github.com/provisor/provisor/app/bench"
 	"github.com/provisor/provisor/app/config"
 	"github.com/provisor/provisor/app/database"
+	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/migrations"
 	"github.com/provisor/provisor/requests"
 )
@@ -244,7 +245,7 @@ func userCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		role = access.RoleAdmin
 	}
 	password := access.GeneratePassword()
-	u, err := a.Access.CreateUser(ctx, access.UserInput{Username: username, Email: email, DisplayName: name, Password: password, Role: role}, "cli")
+	u, err := a.Access.CreateUser(ctx, access.UserInput{Username: username, Email: email, DisplayName: name, Password: password, Role: role}, audit.ActorCLI)
 	if err != nil {
 		return err
 	}
@@ -388,7 +389,7 @@ func apiClientCreate(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer a.DB.Close()
-	c, secret, err := a.Access.CreateClient(ctx, name, list, "cli")
+	c, secret, err := a.Access.CreateClient(ctx, name, list, audit.ActorCLI)
 	if err != nil {
 		return err
 	}
