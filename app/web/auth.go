@@ -197,6 +197,7 @@ func (s *Server) loginSubmit(c *fiber.Ctx) error {
 		return s.renderLogin(c, fiber.StatusUnauthorized, d)
 	case errors.Is(err, access.ErrAccountDisabled):
 		d.Error = "This account is disabled. Ask an admin to enable it."
+		return s.renderLogin(c, fiber.StatusForbidden, d)
 	case errors.Is(err, access.ErrUnusableUsername):
 		d.Error = "Your directory username cannot be used to sign in to Provisor (only letters, digits and . _ @ -). Ask an administrator."
 		return s.renderLogin(c, fiber.StatusForbidden, d)
