@@ -73,7 +73,9 @@ func (s *Service) slice() time.Duration {
 	if rescue <= 0 {
 		return 0
 	}
-	margin := rescue / 10
+	// What the attempt keeps for writing its results: a tenth of the
+	// delay, and more of a short one (a quarter, up to 5 s).
+	margin := max(rescue/10, min(rescue/4, 5*time.Second))
 	if s.opts.JobTimeout <= 0 {
 		return rescue / 2
 	}
@@ -167,7 +169,10 @@ func (r *setRun) run(ctx context.Context, jobs []Job) error {
 	}
 	for i := 0; i < len(jobs); {
 		if err := ctx.Err(); err != nil {
-			r.fail(err)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				r.fail(err) // stopped
+			}
+			break
 		}
 		if r.dbErr != nil {
 			break
@@ -186,6 +191,11 @@ func (r *setRun) run(ctx context.Context, jobs []Job) error {
 	switch {
 	case r.dbErr != nil:
 		return r.dbErr
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		// The attempt's bound passed (a slow database made the slice run
+		// over): the set goes on at once, and the operation cut short runs
+		// again, which spends no attempt.
+		return river.JobSnooze(0)
 	case r.transient != nil:
 		return r.transient
 	case r.more:
