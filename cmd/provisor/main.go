@@ -196,15 +196,16 @@ func toolApp(ctx context.Context, cfg *config.Config, stderr io.Writer) (*app.Ap
 
 func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: provisor user create --username U --email E [--admin]")
+		return errors.New("usage: provisor user create --username U --email E [--admin | --role R]")
 	}
-	var username, email, name string
+	var username, email, name, role string
 	var admin bool
 	cfg, err := loadTool("provisor user create", args[1:], stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&username, "username", "", "sign-in name (required)")
 		fs.StringVar(&email, "email", "", "email address (required)")
 		fs.StringVar(&name, "name", "", "display name")
 		fs.BoolVar(&admin, "admin", false, "give the admin role (default requester)")
+		fs.StringVar(&role, "role", access.RoleRequester, "role: "+strings.Join(access.Roles, ", "))
 	})
 	if err != nil {
 		return err
@@ -217,7 +218,6 @@ func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer a.DB.Close()
-	role := access.RoleRequester
 	if admin {
 		role = access.RoleAdmin
 	}
@@ -232,12 +232,13 @@ func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 func apiClientCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: provisor api-client create --name N --scopes S")
+		return errors.New("usage: provisor api-client create --name N --scopes S [--user U]")
 	}
-	var name, scopes string
+	var name, scopes, forUser string
 	cfg, err := loadTool("provisor api-client create", args[1:], stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&name, "name", "", "what the client is for (required)")
 		fs.StringVar(&scopes, "scopes", "", "comma-separated: "+strings.Join(access.AllScopes, ", ")+", or all (required)")
+		fs.StringVar(&forUser, "user", "", "portal user the client acts for: its requests and tasks are checked as that user's (default: none, a service)")
 	})
 	if err != nil {
 		return err
@@ -254,7 +255,7 @@ func apiClientCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer a.DB.Close()
-	c, secret, err := a.Access.CreateClient(ctx, name, list, "cli")
+	c, secret, err := a.Access.CreateClientFor(ctx, name, list, forUser, "cli")
 	if err != nil {
 		return err
 	}
