@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/provisor/provisor/access"
+	"github.com/provisor/provisor/requests"
 )
 
 const (
@@ -36,6 +37,16 @@ func user(c *fiber.Ctx) *access.User {
 func isAdmin(c *fiber.Ctx) bool {
 	u := user(c)
 	return u != nil && u.Role == access.RoleAdmin
+}
+
+// requester is the signed-in user as the request policy sees them.
+func requester(c *fiber.Ctx) requests.Requester {
+	u := user(c)
+	r := requests.Requester{Username: u.Username, Admin: u.Role == access.RoleAdmin, Helpdesk: u.Role == access.RoleHelpdesk}
+	if u.IdentityID != nil {
+		r.IdentityID = *u.IdentityID
+	}
+	return r
 }
 
 // secureHeaders forbid framing, sniffing and scripts from elsewhere.

@@ -121,6 +121,10 @@ func setup(t *testing.T) *world {
 	}
 	dir, ents := b.Directory(t, "Corp Directory", "VPN", "Wiki")
 	alice := b.Identity(t, "alice")
+	// Rita asks for access for alice, who reports to her.
+	if _, err := b.Identities.SetManager(b.Ctx, alice.ID, b.Identity(t, "rita").ID, "t"); err != nil {
+		t.Fatal(err)
+	}
 	w.dir, w.alice, w.vpn = dir.ID, alice.ID, ents["VPN"].ID
 	name := "Alice VPN"
 	task, err := b.Tasks.Create(b.Ctx, tasks.Input{Name: &name, Request: &requests.Request{Type: requests.CreateAccount,
