@@ -29,8 +29,14 @@ import (
 // Roles.
 const (
 	RoleRequester = "requester"
-	RoleAdmin     = "admin"
+	// RoleHelpdesk may ask for access for anyone, within the policy of
+	// each entitlement; it has no admin pages.
+	RoleHelpdesk = "helpdesk"
+	RoleAdmin    = "admin"
 )
+
+// Roles lists the roles of portal users.
+var Roles = []string{RoleRequester, RoleHelpdesk, RoleAdmin}
 
 // Scopes an API client can hold.
 const (
@@ -92,6 +98,9 @@ type Client struct {
 	// LastUsedAt is when the client last got or used a token, to the
 	// minute; nil if never.
 	LastUsedAt *time.Time `json:"last_used_at"`
+	// UserID, if set, is the portal user the client acts for: its requests
+	// and tasks are checked as that user's.
+	UserID *string `json:"user_id"`
 }
 
 // TableName is the API clients table.
@@ -114,6 +123,9 @@ type Principal struct {
 	Name   string
 	Role   string
 	Scopes []string
+	// User is the portal user an API client acts for, or nil for a client
+	// that acts as a service of its own.
+	User *User
 }
 
 // Has reports whether the principal holds scope.
@@ -180,8 +192,8 @@ func (s *Service) CreateUser(ctx context.Context, in UserInput, actor string) (*
 	if len(in.Password) > 72 {
 		problems = append(problems, "password: at most 72 bytes")
 	}
-	if in.Role != RoleRequester && in.Role != RoleAdmin {
-		problems = append(problems, "role: requester or admin")
+	if !slices.Contains(Roles, in.Role) {
+		problems = append(problems, "role: requester, helpdesk or admin")
 	}
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "; "))
@@ -257,6 +269,20 @@ func ParseScopes(s string) ([]string, error) {
 // CreateClient stores a new API client and returns it with its secret,
 // which is not stored and cannot be shown again.
 func (s *Service) CreateClient(ctx context.Context, name string, scopes []string, actor string) (*Client, string, error) {
+	return s.CreateClientFor(ctx, name, scopes, "", actor)
+}
+
+// CreateClientFor is CreateClient for a client that acts for the portal
+// user named username (none when empty).
+func (s *Service) CreateClientFor(ctx context.Context, name string, scopes []string, username, actor string) (*Client, string, error) {
+	var forUser *User
+	if username != "" {
+		u, err := s.UserByUsername(ctx, username)
+		if err != nil {
+			return nil, "", fmt.Errorf("user: no portal user %s", username)
+		}
+		forUser = u
+	}
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 100 {
 		return nil, "", errors.New("name: required, at most 100 characters")
@@ -267,11 +293,16 @@ func (s *Service) CreateClient(ctx context.Context, name string, scopes []string
 	secret := randomString(32)
 	c := &Client{ID: uuid.NewString(), ClientID: "pc_" + randomString(12), Name: name, SecretHash: hash(secret),
 		Scopes: strings.Join(scopes, " "), CreatedBy: actor, CreatedAt: time.Now().UTC()}
+	details := map[string]any{"name": name, "scopes": c.Scopes}
+	if forUser != nil {
+		c.UserID = &forUser.ID
+		details["acts_for"] = forUser.Username
+	}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(c).Error; err != nil {
 			return err
 		}
-		return audit.RecordTx(tx, actor, "api_client.create", "api_client", c.ID, map[string]any{"name": name, "scopes": c.Scopes})
+		return audit.RecordTx(tx, actor, "api_client.create", "api_client", c.ID, details)
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("access: create client: %w", err)
@@ -321,9 +352,10 @@ func (s *Service) Principal(ctx context.Context, bearer string) (*Principal, err
 		ID         string
 		Name       string
 		LastUsedAt *time.Time
+		UserID     *string
 	}
 	now := time.Now().UTC()
-	err := s.db.WithContext(ctx).Table("api_tokens t").Select("t.scopes, c.id, c.name, c.last_used_at").
+	err := s.db.WithContext(ctx).Table("api_tokens t").Select("t.scopes, c.id, c.name, c.last_used_at, c.user_id").
 		Joins("JOIN api_clients c ON c.id = t.client_id").
 		Where("t.token_hash = ? AND t.expires_at > ? AND c.revoked_at IS NULL", hash(bearer), now).
 		Take(&row).Error
@@ -334,7 +366,19 @@ func (s *Service) Principal(ctx context.Context, bearer string) (*Principal, err
 		return nil, err
 	}
 	s.touchClient(ctx, row.ID, row.LastUsedAt, now)
-	return &Principal{ID: row.ID, Name: "api:" + row.Name, Scopes: strings.Fields(row.Scopes)}, nil
+	p := &Principal{ID: row.ID, Name: "api:" + row.Name, Scopes: strings.Fields(row.Scopes)}
+	if row.UserID != nil {
+		// A client acting for a user who was disabled acts for nobody.
+		u, err := s.GetUser(ctx, *row.UserID)
+		if errors.Is(err, ErrInvalidCredentials) || (err == nil && u.Disabled) {
+			return nil, ErrInvalidCredentials
+		}
+		if err != nil {
+			return nil, err
+		}
+		p.User, p.Role = u, u.Role
+	}
+	return p, nil
 }
 
 // CountUsers returns how many users exist.

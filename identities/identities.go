@@ -32,11 +32,14 @@ type Identity struct {
 	// SourceConnectorID is the connector whose import made the identity;
 	// nil for local identities. Imports find their identities by it, so a
 	// renamed connector keeps them.
-	SourceConnectorID *string   `json:"source_connector_id,omitempty"`
-	ExternalID        string    `json:"external_id,omitempty"`
-	Status            string    `json:"status"`
-	CreatedAt         time.Time `json:"created_at"`
-	UpdatedAt         time.Time `json:"updated_at"`
+	SourceConnectorID *string `json:"source_connector_id,omitempty"`
+	ExternalID        string  `json:"external_id,omitempty"`
+	// ManagerID is the identity's manager: a manager may ask for access
+	// for their direct reports.
+	ManagerID *string   `json:"manager_id"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // TableName is the table of identities.
@@ -49,11 +52,14 @@ func (i *Identity) importedBy(connectorID string) bool {
 
 // Workgroup is a named set of identities.
 type Workgroup struct {
-	ID          string    `gorm:"primaryKey" json:"id"`
-	Name        string    `json:"name"`
-	Description string    `json:"description"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	ID          string `gorm:"primaryKey" json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	// OwnerID is the identity that owns the workgroup: an owner may ask
+	// for access for its members.
+	OwnerID   *string   `json:"owner_id"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// MemberCount is filled by List.
 	MemberCount int `gorm:"->;-:migration" json:"member_count"`
 }
@@ -71,15 +77,16 @@ func (member) TableName() string { return "workgroup_members" }
 
 // Entitlement is a group or role on a connector.
 type Entitlement struct {
-	ID          string    `gorm:"primaryKey" json:"id"`
-	ConnectorID string    `json:"connector_id"`
-	ExternalID  string    `json:"external_id"`
-	Name        string    `json:"name"`
-	Kind        string    `json:"kind"`
-	Description string    `json:"description"`
-	Deleted     bool      `json:"deleted"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	ID          string `gorm:"primaryKey" json:"id"`
+	ConnectorID string `json:"connector_id"`
+	ExternalID  string `json:"external_id"`
+	Name        string `json:"name"`
+	Kind        string `json:"kind"`
+	Description string `json:"description"`
+	Deleted     bool   `json:"deleted"`
+	Policy
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // TableName is the table of entitlements.
@@ -143,6 +150,8 @@ type IdentityInput struct {
 	Username    string `json:"username"`
 	DisplayName string `json:"display_name"`
 	Email       string `json:"email"`
+	// ManagerID, if set, is the identity's manager.
+	ManagerID string `json:"manager_id,omitempty"`
 }
 
 // CreateIdentity validates and stores a local identity.
@@ -162,6 +171,11 @@ func (s *Service) CreateIdentity(ctx context.Context, in IdentityInput) (*Identi
 			problems["email"] = "not a valid email address"
 		}
 	}
+	if in.ManagerID != "" {
+		if _, err := s.GetIdentity(ctx, in.ManagerID); err != nil {
+			problems["manager_id"] = "no identity with id " + in.ManagerID
+		}
+	}
 	if len(problems) > 0 {
 		return nil, problems
 	}
@@ -171,6 +185,9 @@ func (s *Service) CreateIdentity(ctx context.Context, in IdentityInput) (*Identi
 	now := time.Now().UTC()
 	id := &Identity{ID: uuid.NewString(), Username: in.Username, DisplayName: in.DisplayName, Email: in.Email,
 		Source: "local", Status: "active", CreatedAt: now, UpdatedAt: now}
+	if in.ManagerID != "" {
+		id.ManagerID = &in.ManagerID
+	}
 	if err := s.db.WithContext(ctx).Create(id).Error; err != nil {
 		if database.IsUniqueViolation(err) {
 			return nil, FieldErrors{"username": "an identity called " + in.Username + " already exists"}
@@ -185,19 +202,9 @@ type ListOpts struct {
 	Query  string
 	Limit  int
 	Offset int
-	// For, if set, keeps the identities this requester may ask for
-	// (ListIdentities only). Admins list with it nil.
-	For *Requester
-}
-
-// Requester is a portal user who is not an admin, as ListIdentities finds
-// the identities they may ask for. For now that is their own identity: the
-// one their user is linked to, or else the one of their username. Provisor
-// knows no workgroup owners nor managers yet; the request policies will
-// widen it.
-type Requester struct {
-	Username   string
-	IdentityID *string
+	// Reach, if set, keeps the identities (or workgroups) a requester may
+	// ask for.
+	Reach *Reach
 }
 
 func (o ListOpts) limit() int {
@@ -215,14 +222,7 @@ func likePattern(q string) string {
 // ListIdentities returns identities by username, and the total matching;
 // with opts.For, only those the requester may ask for.
 func (s *Service) ListIdentities(ctx context.Context, opts ListOpts) ([]Identity, int64, error) {
-	q := s.db.WithContext(ctx).Model(&Identity{}).Where("status <> 'deleted'")
-	if r := opts.For; r != nil {
-		if r.IdentityID != nil {
-			q = q.Where("id = ?", *r.IdentityID)
-		} else {
-			q = q.Where("username = ?", r.Username)
-		}
-	}
+	q := reachIdentities(s.db.WithContext(ctx).Model(&Identity{}).Where("status <> 'deleted'"), opts.Reach)
 	if opts.Query != "" {
 		p := likePattern(opts.Query)
 		q = q.Where(`lower(username) LIKE ? ESCAPE '\' OR lower(display_name) LIKE ? ESCAPE '\' OR lower(email) LIKE ? ESCAPE '\'`, p, p, p)
@@ -256,6 +256,20 @@ func (s *Service) IdentityByUsername(ctx context.Context, username string) (*Ide
 	return &out, err
 }
 
+// IdentityByUsernameTx returns the active identity with that username,
+// read in tx.
+func (s *Service) IdentityByUsernameTx(ctx context.Context, tx *gorm.DB, username string) (*Identity, error) {
+	var out Identity
+	err := tx.WithContext(ctx).Where("username = ? AND status = 'active'", username).Take(&out).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 func get[T any](ctx context.Context, db *gorm.DB, id string) (*T, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, ErrNotFound
@@ -276,6 +290,8 @@ type WorkgroupInput struct {
 	Name        string   `json:"name"`
 	Description string   `json:"description"`
 	Members     []string `json:"members"`
+	// OwnerID, if set, is the identity that owns the workgroup.
+	OwnerID string `json:"owner_id,omitempty"`
 }
 
 // CreateWorkgroup validates and stores a workgroup with its members (identity ids).
@@ -300,11 +316,19 @@ func (s *Service) CreateWorkgroup(ctx context.Context, in WorkgroupInput) (*Work
 			problems[field] = "no identity with id " + m
 		}
 	}
+	if in.OwnerID != "" {
+		if _, err := s.GetIdentity(ctx, in.OwnerID); err != nil {
+			problems["owner_id"] = "no identity with id " + in.OwnerID
+		}
+	}
 	if len(problems) > 0 {
 		return nil, problems
 	}
 	now := time.Now().UTC()
 	wg := &Workgroup{ID: uuid.NewString(), Name: in.Name, Description: in.Description, CreatedAt: now, UpdatedAt: now}
+	if in.OwnerID != "" {
+		wg.OwnerID = &in.OwnerID
+	}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(wg).Error; err != nil {
 			return err
@@ -328,7 +352,7 @@ func (s *Service) CreateWorkgroup(ctx context.Context, in WorkgroupInput) (*Work
 
 // ListWorkgroups returns workgroups by name with their member counts.
 func (s *Service) ListWorkgroups(ctx context.Context, opts ListOpts) ([]Workgroup, int64, error) {
-	q := s.db.WithContext(ctx).Model(&Workgroup{})
+	q := reachWorkgroups(s.db.WithContext(ctx).Model(&Workgroup{}), opts.Reach)
 	if opts.Query != "" {
 		q = q.Where(`lower(name) LIKE ? ESCAPE '\'`, likePattern(opts.Query))
 	}
@@ -434,7 +458,7 @@ func (s *Service) CreateEntitlement(ctx context.Context, connectorID string, in 
 	}
 	now := time.Now().UTC()
 	e := &Entitlement{ID: uuid.NewString(), ConnectorID: rec.ID, ExternalID: in.ExternalID, Name: in.Name, Kind: in.Kind,
-		Description: in.Description, CreatedAt: now, UpdatedAt: now}
+		Description: in.Description, Policy: defaultPolicy(rec, in.ExternalID), CreatedAt: now, UpdatedAt: now}
 	if err := s.db.WithContext(ctx).Create(e).Error; err != nil {
 		if database.IsUniqueViolation(err) {
 			return nil, FieldErrors{"external_id": in.ExternalID + " already exists on " + rec.Name}

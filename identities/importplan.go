@@ -444,7 +444,7 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Reco
 				continue
 			}
 			e := Entitlement{ID: uuid.NewString(), ConnectorID: rec.ID, ExternalID: ch.ExternalID, Name: ch.Name, Kind: ch.Kind,
-				CreatedAt: now, UpdatedAt: now}
+				Policy: defaultPolicy(rec, ch.ExternalID), CreatedAt: now, UpdatedAt: now}
 			newEnts = append(newEnts, e)
 			st.entByExt[k] = &newEnts[len(newEnts)-1]
 		case ChangeDeleteEntitlement:
@@ -461,6 +461,9 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Reco
 		}
 	}
 	if err := tx.CreateInBatches(newEnts, 500).Error; err != nil {
+		return counts, err
+	}
+	if err := raiseAdminGroupTx(tx, rec, now); err != nil {
 		return counts, err
 	}
 	// Re-point the map at stored rows (the slice may have grown after the

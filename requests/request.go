@@ -8,11 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/identities"
 )
 
 // Type is what a request asks for.
@@ -167,25 +167,7 @@ func (e *ValidationError) orNil() error {
 const MaxDuration = 366 * 24 * time.Hour
 
 // ParseDuration reads "90m", "8h", "30d" or "2w".
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if n := len(s); n > 1 && (s[n-1] == 'd' || s[n-1] == 'w') {
-		v, err := strconv.Atoi(s[:n-1])
-		if err != nil {
-			return 0, fmt.Errorf("%q is not a duration such as 8h, 30d or 2w", s)
-		}
-		day := 24 * time.Hour
-		if s[n-1] == 'w' {
-			day *= 7
-		}
-		return time.Duration(v) * day, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration such as 8h, 30d or 2w", s)
-	}
-	return d, nil
-}
+func ParseDuration(s string) (time.Duration, error) { return identities.ParseDuration(s) }
 
 // checkShape validates what can be checked without the database and
 // normalizes the request (trims, defaults the priority).

@@ -157,6 +157,10 @@ type StartOpts struct {
 	ID string
 	// Key, if set, makes Submit idempotent: see IdempotencyKey.
 	Key *IdempotencyKey
+	// By, if set, is the requester whose request this is: the request is
+	// checked against the request policy for them first (see Authorize).
+	// Runs of a task leave it nil: its request was checked when it was saved.
+	By *Requester
 }
 
 // resolved is a request checked against the database.
@@ -341,6 +345,11 @@ func (s *Service) Submit(ctx context.Context, r Request, opts StartOpts) (*Insta
 func (s *Service) StartTx(ctx context.Context, tx *gorm.DB, r Request, opts StartOpts) (*Instance, error) {
 	if s.queue == nil {
 		return nil, errors.New("requests: no queue configured")
+	}
+	if opts.By != nil {
+		if err := s.AuthorizeTx(ctx, tx, *opts.By, &r); err != nil {
+			return nil, err
+		}
 	}
 	res, err := s.resolve(ctx, tx, r)
 	if err != nil {

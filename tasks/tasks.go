@@ -105,6 +105,10 @@ type Input struct {
 	ScheduleEnabled *bool             `json:"schedule_enabled"`
 	Enabled         *bool             `json:"enabled"`
 	Notify          *Notify           `json:"notify"`
+	// By, if set, is the requester who saves the task: a request given in
+	// Request is checked against the request policy for them. Triggers of
+	// the task, by hand or on schedule, are not checked again.
+	By *requests.Requester `json:"-"`
 }
 
 // Errors.
@@ -251,6 +255,10 @@ func (s *Service) checkBasics(ctx context.Context, t *Task, in Input, v *request
 			}
 			for _, f := range ve.Fields {
 				v.Fields = append(v.Fields, requests.FieldError{Field: "request." + f.Field, Message: f.Message})
+			}
+		} else if in.By != nil {
+			if err := s.reqs.Authorize(ctx, *in.By, &t.Request); err != nil {
+				return err
 			}
 		}
 	} else if t.RequestJSON == "" {

@@ -88,9 +88,11 @@ func (s *server) Routes(r fiber.Router) {
 	r.Get("/identities", read, s.listIdentities)
 	r.Post("/identities", dir, s.createIdentity)
 	r.Get("/identities/:id", read, s.getIdentity)
+	r.Patch("/identities/:id", dir, s.updateIdentity)
 	r.Get("/workgroups", read, s.listWorkgroups)
 	r.Post("/workgroups", dir, s.createWorkgroup)
 	r.Get("/workgroups/:id", read, s.getWorkgroup)
+	r.Patch("/workgroups/:id", dir, s.updateWorkgroup)
 	r.Post("/workgroups/:id/members", dir, s.addMembers)
 	r.Get("/connectors", read, s.listConnectors)
 	r.Post("/connectors", dir, s.createConnector)
@@ -99,6 +101,8 @@ func (s *server) Routes(r fiber.Router) {
 	r.Post("/connectors/:id/check", dir, s.checkConnector)
 	r.Get("/connectors/:id/entitlements", read, s.listEntitlements)
 	r.Post("/connectors/:id/entitlements", dir, s.createEntitlement)
+	r.Get("/entitlements/:id", read, s.getEntitlement)
+	r.Patch("/entitlements/:id", dir, s.updateEntitlement)
 
 	r.Post("/requests", req, s.submitRequest)
 	r.Get("/request-instances", read, s.listInstances)
@@ -153,6 +157,10 @@ type Problem struct {
 	Status int                   `json:"status"`
 	Detail string                `json:"detail,omitempty"`
 	Errors []requests.FieldError `json:"errors,omitempty"`
+	// Rule names the request policy's rule that refused a request (403),
+	// and Refusals every refusal with its field and rule.
+	Rule     string             `json:"rule,omitempty"`
+	Refusals []requests.Refusal `json:"refusals,omitempty"`
 }
 
 func problem(status int, detail string, fields ...requests.FieldError) *problemError {
@@ -199,11 +207,15 @@ func (s *server) errorHandler(c *fiber.Ctx, err error) error {
 	}
 	var pe *problemError
 	var ve *requests.ValidationError
+	var re *requests.PolicyError
 	var ie identities.FieldErrors
 	var ce connectors.FieldErrors
 	var fe *fiber.Error
 	switch {
 	case errors.As(err, &pe):
+	case errors.As(err, &re):
+		pe = problem(403, re.Error())
+		pe.p.Rule, pe.p.Refusals = re.Refusals[0].Rule, re.Refusals
 	case errors.As(err, &ve):
 		pe = problem(422, "the input has problems; see errors", ve.Fields...)
 	case errors.As(err, &ie):

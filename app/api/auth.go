@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/provisor/provisor/access"
+	"github.com/provisor/provisor/requests"
 )
 
 const principalKey = "principal"
@@ -117,6 +118,22 @@ func scope(name string) fiber.Handler {
 		}
 		return c.Next()
 	}
+}
+
+// requesterOf is the caller as the request policy sees it: a client that
+// acts for a portal user is that user; any other client with the requests
+// or tasks scope is a service an operator made, and may ask for what an
+// admin may.
+func requesterOf(p *access.Principal) requests.Requester {
+	if p.User == nil {
+		return requests.Requester{Admin: true}
+	}
+	u := p.User
+	r := requests.Requester{Username: u.Username, Admin: u.Role == access.RoleAdmin, Helpdesk: u.Role == access.RoleHelpdesk}
+	if u.IdentityID != nil {
+		r.IdentityID = *u.IdentityID
+	}
+	return r
 }
 
 func principal(c *fiber.Ctx) *access.Principal {

@@ -252,7 +252,8 @@ func (s *server) submitRequest(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	inst, err := s.Requests.Submit(c.UserContext(), in, requests.StartOpts{Trigger: requests.TriggerAPI, Actor: principal(c).Name, Key: key})
+	who := requesterOf(principal(c))
+	inst, err := s.Requests.Submit(c.UserContext(), in, requests.StartOpts{Trigger: requests.TriggerAPI, Actor: principal(c).Name, Key: key, By: &who})
 	if err != nil {
 		return err
 	}
@@ -379,6 +380,8 @@ func (s *server) createTask(c *fiber.Ctx) error {
 			return err
 		}
 	}
+	who := requesterOf(principal(c))
+	in.By = &who
 	t, err := s.Tasks.Create(c.UserContext(), in, principal(c).Name)
 	if err != nil {
 		return err
@@ -400,6 +403,8 @@ func (s *server) updateTask(c *fiber.Ctx) error {
 	if err := decode(c, &in); err != nil {
 		return err
 	}
+	who := requesterOf(principal(c))
+	in.By = &who
 	id := param(c, "id")
 	// Checked on the task as read, to refuse before validating, and again
 	// under the task's lock, where no other change can come in between.
@@ -522,4 +527,59 @@ func (s *server) listAudit(c *fiber.Ctx) error {
 
 func decodeJSON(s string, v any) error {
 	return jsonUnmarshal(strings.TrimSpace(s), v)
+}
+
+func (s *server) getEntitlement(c *fiber.Ctx) error {
+	e, err := s.Identities.GetEntitlement(c.UserContext(), param(c, "id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(e)
+}
+
+// updateEntitlement changes an entitlement's request policy.
+func (s *server) updateEntitlement(c *fiber.Ctx) error {
+	var in identities.PolicyInput
+	if err := decode(c, &in); err != nil {
+		return err
+	}
+	e, err := s.Identities.SetPolicy(c.UserContext(), param(c, "id"), in, principal(c).Name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(e)
+}
+
+// updateIdentity sets an identity's manager ("" for none).
+func (s *server) updateIdentity(c *fiber.Ctx) error {
+	var in struct {
+		ManagerID *string `json:"manager_id"`
+	}
+	if err := decode(c, &in); err != nil {
+		return err
+	}
+	if in.ManagerID == nil {
+		return problem(422, "nothing to change", requests.FieldError{Field: "manager_id", Message: "give an identity id, or \"\" for none"})
+	}
+	if _, err := s.Identities.SetManager(c.UserContext(), param(c, "id"), *in.ManagerID, principal(c).Name); err != nil {
+		return err
+	}
+	return s.getIdentity(c)
+}
+
+// updateWorkgroup sets a workgroup's owner ("" for none).
+func (s *server) updateWorkgroup(c *fiber.Ctx) error {
+	var in struct {
+		OwnerID *string `json:"owner_id"`
+	}
+	if err := decode(c, &in); err != nil {
+		return err
+	}
+	if in.OwnerID == nil {
+		return problem(422, "nothing to change", requests.FieldError{Field: "owner_id", Message: "give an identity id, or \"\" for none"})
+	}
+	if _, err := s.Identities.SetOwner(c.UserContext(), param(c, "id"), *in.OwnerID, principal(c).Name); err != nil {
+		return err
+	}
+	return s.getWorkgroup(c)
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/provisor/provisor/access"
-	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/requests"
 )
 
 const (
@@ -39,17 +39,14 @@ func isAdmin(c *fiber.Ctx) bool {
 	return u != nil && u.Role == access.RoleAdmin
 }
 
-// requester is who identity lookups are for: nil for an admin, who sees
-// every identity.
-func requester(c *fiber.Ctx) *identities.Requester {
+// requester is the signed-in user as the request policy sees them.
+func requester(c *fiber.Ctx) requests.Requester {
 	u := user(c)
-	if u == nil {
-		return &identities.Requester{} // nobody's
+	r := requests.Requester{Username: u.Username, Admin: u.Role == access.RoleAdmin, Helpdesk: u.Role == access.RoleHelpdesk}
+	if u.IdentityID != nil {
+		r.IdentityID = *u.IdentityID
 	}
-	if u.Role == access.RoleAdmin {
-		return nil
-	}
-	return &identities.Requester{Username: u.Username, IdentityID: u.IdentityID}
+	return r
 }
 
 // secureHeaders forbid framing, sniffing and scripts from elsewhere.

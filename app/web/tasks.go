@@ -314,7 +314,11 @@ func (s *Server) schedulePreview(c *fiber.Ctx) error {
 // lookupIdentities answers the search of a recipient picker: a requester
 // finds only the identities they may ask for, not the whole directory.
 func (s *Server) lookupIdentities(c *fiber.Ctx) error {
-	list, _, err := s.Identities.ListIdentities(c.UserContext(), identities.ListOpts{Query: query(c, "q"), Limit: 20, For: requester(c)})
+	reach, err := s.Requests.Reach(c.UserContext(), requester(c))
+	if err != nil {
+		return err
+	}
+	list, _, err := s.Identities.ListIdentities(c.UserContext(), identities.ListOpts{Query: query(c, "q"), Limit: 20, Reach: reach})
 	if err != nil {
 		return err
 	}

@@ -156,6 +156,8 @@ func (s *Server) Routes(app *fiber.App) {
 	app.Post("/connectors/:id", admin, s.connectorSave)
 	app.Post("/connectors/:id/check", admin, s.connectorCheck)
 	app.Post("/connectors/:id/entitlements", admin, s.connectorAddEntitlement)
+	app.Get("/entitlements/:id", admin, s.entitlementPage)
+	app.Post("/entitlements/:id", admin, s.entitlementSave)
 
 	app.Get("/identities", admin, s.identitiesPage)
 	app.Post("/identities", admin, s.identityCreate)
@@ -244,7 +246,10 @@ func (s *Server) HandleError(c *fiber.Ctx, err error) error {
 	status, msg := http.StatusInternalServerError, "Something went wrong on our side. The server log has the details."
 	var fe *fiber.Error
 	var ve *requests.ValidationError
+	var pe *requests.PolicyError
 	switch {
+	case errors.As(err, &pe):
+		status, msg = http.StatusForbidden, "Not allowed: "+pe.Error()+"."
 	case errors.As(err, &fe):
 		status, msg = fe.Code, fe.Message
 	case errors.Is(err, requests.ErrNotFound), errors.Is(err, tasks.ErrNotFound), errors.Is(err, identities.ErrNotFound), errors.Is(err, connectors.ErrNotFound),

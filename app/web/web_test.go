@@ -121,7 +121,12 @@ func setup(t *testing.T) *world {
 	}
 	dir, ents := b.Directory(t, "Corp Directory", "VPN", "Wiki")
 	alice := b.Identity(t, "alice")
-	w.dir, w.alice, w.rita, w.vpn = dir.ID, alice.ID, b.Identity(t, "rita").ID, ents["VPN"].ID
+	// Rita asks for access for alice, who reports to her.
+	rita := b.Identity(t, "rita").ID
+	if _, err := b.Identities.SetManager(b.Ctx, alice.ID, rita, "t"); err != nil {
+		t.Fatal(err)
+	}
+	w.dir, w.alice, w.rita, w.vpn = dir.ID, alice.ID, rita, ents["VPN"].ID
 	name := "Alice VPN"
 	task, err := b.Tasks.Create(b.Ctx, tasks.Input{Name: &name, Request: &requests.Request{Type: requests.CreateAccount,
 		BeneficiaryType: "identity", BeneficiaryID: alice.ID, ConnectorID: dir.ID, Entitlements: []string{w.vpn}, Justification: "x"}}, "rita")

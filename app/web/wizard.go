@@ -61,13 +61,26 @@ type wizardData struct {
 	// Connector step.
 	Connectors []connectors.Record
 	Connector  *connectors.Record
-	// Access step.
-	Entitlements []identities.Entitlement
+	// Access step: what may be chosen, and what is shown but not offered.
+	Entitlements []offer
 	Selected     []identities.Entitlement
 	Accounts     []accountLine
 	// Review step.
 	TimeBound bool
 	Admin     bool
+	// Refused says why the request policy refuses the request.
+	Refused []string
+	// Reach is false when the requester may ask only for the people and
+	// workgroups listed (themselves, reports, workgroups they own).
+	Anyone bool
+}
+
+// offer is an entitlement of the access step; Why, when set, says why it
+// is not offered.
+type offer struct {
+	identities.Entitlement
+	Why string
+	Max string
 }
 
 type accountLine struct {
@@ -131,11 +144,15 @@ func (s *Server) showStep(c *fiber.Ctx, status int, d *requests.Draft, i int, er
 	switch wd.Step {
 	case "beneficiary":
 		wd.Q = query(c, "q")
-		var err error
+		reach, err := s.Requests.Reach(ctx, requester(c))
+		if err != nil {
+			return err
+		}
+		wd.Anyone = reach == nil
 		if d.BeneficiaryType == requests.BeneficiaryWorkgroup {
-			wd.Workgroups, _, err = s.Identities.ListWorkgroups(ctx, identities.ListOpts{Query: wd.Q, Limit: 20})
+			wd.Workgroups, _, err = s.Identities.ListWorkgroups(ctx, identities.ListOpts{Query: wd.Q, Limit: 20, Reach: reach})
 		} else {
-			wd.Identities, _, err = s.Identities.ListIdentities(ctx, identities.ListOpts{Query: wd.Q, Limit: 20, For: requester(c)})
+			wd.Identities, _, err = s.Identities.ListIdentities(ctx, identities.ListOpts{Query: wd.Q, Limit: 20, Reach: reach})
 		}
 		if err != nil {
 			return err
@@ -162,13 +179,36 @@ func (s *Server) showStep(c *fiber.Ctx, status int, d *requests.Draft, i int, er
 			if err != nil {
 				return err
 			}
+			who := requester(c)
+			grants := d.Type != requests.RemoveEntitlements
 			for _, e := range list {
-				if !slices.Contains(d.Entitlements, e.ID) {
-					wd.Entitlements = append(wd.Entitlements, e)
+				if slices.Contains(d.Entitlements, e.ID) {
+					continue
 				}
+				o := offer{Entitlement: e}
+				if grants {
+					_, o.Why = requests.EntitlementRefusal(who, &e)
+					if m := e.Max(); m > 0 {
+						o.Max = requests.FormatDuration(m)
+					}
+				}
+				wd.Entitlements = append(wd.Entitlements, o)
 			}
 		}
 		wd.Accounts = s.accountLines(c, d)
+	}
+	if wd.Step == "review" {
+		// Shown before Submit is pressed, so nobody submits in vain.
+		refusals, ok := c.Locals("refused").([]requests.Refusal)
+		if !ok {
+			var err error
+			if refusals, err = s.Requests.Refusals(ctx, requester(c), d.Request); err != nil {
+				return err
+			}
+		}
+		for _, r := range refusals {
+			wd.Refused = append(wd.Refused, r.Message)
+		}
 	}
 	title := "New Request: " + d.Type.Label()
 	if isHTMX(c) && c.Method() == fiber.MethodGet && c.Get("HX-Target") != "" {
@@ -266,6 +306,11 @@ func (s *Server) wizardSave(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
+		if len(errs) == 0 {
+			if errs, err = s.refusedFields(c, d, wizardSteps[i].Fields); err != nil {
+				return err
+			}
+		}
 		if len(errs) > 0 {
 			return s.showStep(c, fiber.StatusUnprocessableEntity, d, i, errs)
 		}
@@ -282,7 +327,8 @@ func (s *Server) wizardSave(c *fiber.Ctx) error {
 	}
 	switch action {
 	case "submit":
-		inst, err := s.Requests.Submit(ctx, d.Request, requests.StartOpts{Trigger: requests.TriggerSubmission, Actor: user(c).Username, Key: key})
+		who := requester(c)
+		inst, err := s.Requests.Submit(ctx, d.Request, requests.StartOpts{Trigger: requests.TriggerSubmission, Actor: user(c).Username, Key: key, By: &who})
 		if err != nil {
 			return s.reviewError(c, d, i, err)
 		}
@@ -295,7 +341,8 @@ func (s *Server) wizardSave(c *fiber.Ctx) error {
 			name = defaultTaskName(d)
 		}
 		req := d.Request
-		t, err := s.Tasks.Create(ctx, tasks.Input{Name: &name, Description: &d.Description, Request: &req}, user(c).Username)
+		who := requester(c)
+		t, err := s.Tasks.Create(ctx, tasks.Input{Name: &name, Description: &d.Description, Request: &req, By: &who}, user(c).Username)
 		if err != nil {
 			return s.reviewError(c, d, i, err)
 		}
@@ -309,6 +356,10 @@ func (s *Server) wizardSave(c *fiber.Ctx) error {
 // reviewError shows a validation error of Submit or Create Task on the
 // review step; task fields are named task_name and description there.
 func (s *Server) reviewError(c *fiber.Ctx, d *requests.Draft, i int, err error) error {
+	var pe *requests.PolicyError
+	if errors.As(err, &pe) {
+		return s.showRefused(c, d, i, pe.Refusals)
+	}
 	var ve *requests.ValidationError
 	if !errors.As(err, &ve) {
 		return err
@@ -325,6 +376,29 @@ func (s *Server) reviewError(c *fiber.Ctx, d *requests.Draft, i int, err error) 
 		}
 	}
 	return s.showStep(c, fiber.StatusUnprocessableEntity, d, i, errs)
+}
+
+// refusedFields returns the request policy's refusals of the given fields
+// of a draft, by field.
+func (s *Server) refusedFields(c *fiber.Ctx, d *requests.Draft, fields []string) (map[string]string, error) {
+	refusals, err := s.Requests.Refusals(c.UserContext(), requester(c), d.Request)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, r := range refusals {
+		f, _, _ := strings.Cut(r.Field, "[")
+		if slices.Contains(fields, f) {
+			out[r.Field] = r.Message
+		}
+	}
+	return out, nil
+}
+
+// showRefused shows the review step with why the policy refuses the request.
+func (s *Server) showRefused(c *fiber.Ctx, d *requests.Draft, i int, refusals []requests.Refusal) error {
+	c.Locals("refused", refusals)
+	return s.showStep(c, fiber.StatusForbidden, d, i, nil)
 }
 
 func defaultTaskName(d *requests.Draft) string {

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -221,13 +222,14 @@ func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func userCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var username, email, name string
+	var username, email, name, role string
 	var admin bool
 	cfg, err := loadTool("provisor user create", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&username, "username", "", "sign-in name (required)")
 		fs.StringVar(&email, "email", "", "email address (required)")
 		fs.StringVar(&name, "name", "", "display name")
 		fs.BoolVar(&admin, "admin", false, "give the admin role (default requester)")
+		fs.StringVar(&role, "role", access.RoleRequester, "role: "+strings.Join(access.Roles, ", "))
 	})
 	if err != nil {
 		return err
@@ -240,7 +242,6 @@ func userCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer a.DB.Close()
-	role := access.RoleRequester
 	if admin {
 		role = access.RoleAdmin
 	}
@@ -297,7 +298,7 @@ func userChange(ctx context.Context, action string, args []string, stdout, stder
 	cfg, err := loadTool("provisor user "+action, args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&username, "username", "", "the user's sign-in name or id (required)")
 		if action == "set-role" {
-			fs.StringVar(&role, "role", "", "admin or requester (required)")
+			fs.StringVar(&role, "role", "", strings.Join(access.Roles, ", ")+" (required)")
 		}
 	})
 	if err != nil {
@@ -306,8 +307,8 @@ func userChange(ctx context.Context, action string, args []string, stdout, stder
 	if username == "" {
 		return errors.New("--username is required")
 	}
-	if action == "set-role" && role != access.RoleAdmin && role != access.RoleRequester {
-		return errors.New("--role must be admin or requester")
+	if action == "set-role" && !slices.Contains(access.Roles, role) {
+		return errors.New("--role must be one of " + strings.Join(access.Roles, ", "))
 	}
 	a, err := toolApp(ctx, cfg, stderr)
 	if err != nil {
@@ -369,10 +370,11 @@ func apiClientCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 func apiClientCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var name, scopes string
+	var name, scopes, forUser string
 	cfg, err := loadTool("provisor api-client create", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&name, "name", "", "what the client is for (required)")
 		fs.StringVar(&scopes, "scopes", "", "comma-separated: "+strings.Join(access.AllScopes, ", ")+", or all (required)")
+		fs.StringVar(&forUser, "user", "", "portal user the client acts for: its requests and tasks are checked as that user's (default: none, a service)")
 	})
 	if err != nil {
 		return err
@@ -389,7 +391,7 @@ func apiClientCreate(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer a.DB.Close()
-	c, secret, err := a.Access.CreateClient(ctx, name, list, audit.ActorCLI)
+	c, secret, err := a.Access.CreateClientFor(ctx, name, list, forUser, audit.ActorCLI)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,17 @@
+ALTER TABLE entitlements DROP COLUMN policy_updated_at;
+ALTER TABLE entitlements DROP COLUMN requestable;
+ALTER TABLE entitlements DROP COLUMN max_duration;
+ALTER TABLE entitlements DROP COLUMN approval;
+ALTER TABLE entitlements DROP COLUMN sensitivity;
+ALTER TABLE entitlements DROP COLUMN owner_workgroup_id;
+ALTER TABLE entitlements DROP COLUMN owner_identity_id;
+DROP INDEX IF EXISTS workgroups_owner;
+ALTER TABLE workgroups DROP COLUMN owner_id;
+DROP INDEX IF EXISTS identities_manager;
+ALTER TABLE identities DROP COLUMN manager_id;
+ALTER TABLE api_clients DROP COLUMN user_id;
+UPDATE users SET role = 'requester' WHERE role = 'helpdesk';
+ALTER TABLE users ADD COLUMN role_old text NOT NULL DEFAULT 'requester' CHECK (role_old IN ('requester', 'admin'));
+UPDATE users SET role_old = role;
+ALTER TABLE users DROP COLUMN role;
+ALTER TABLE users RENAME COLUMN role_old TO role;
