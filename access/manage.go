@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -200,18 +201,19 @@ func (s *Service) SetDisabled(ctx context.Context, id string, disabled bool, act
 	return u, nil
 }
 
-// SetRole makes a user an admin or a requester; the last enabled admin
-// cannot become a requester. A directory user's role follows the
-// directory's admin group at their next sign-in.
+// SetRole gives a user one of Roles; the last enabled admin cannot lose
+// the admin role. A directory user's role follows the directory's admin
+// group at their next sign-in.
 func (s *Service) SetRole(ctx context.Context, id, role, actor string) (*User, error) {
-	if role != RoleRequester && role != RoleAdmin {
-		return nil, errors.New("role: requester or admin")
+	if !slices.Contains(Roles, role) {
+		return nil, errors.New("role: one of " + strings.Join(Roles, ", "))
 	}
+	demote := role != RoleAdmin
 	var u *User
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var admins []string
 		var err error
-		if role == RoleRequester {
+		if demote {
 			if admins, err = lockAdminsTx(tx); err != nil {
 				return err
 			}
@@ -222,7 +224,7 @@ func (s *Service) SetRole(ctx context.Context, id, role, actor string) (*User, e
 		if u.Role == role {
 			return conflict("%s is %s already", u.Username, role)
 		}
-		if role == RoleRequester {
+		if demote {
 			if err := keepAnAdmin(admins, u, "demote"); err != nil {
 				return err
 			}

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/provisor/provisor/access"
@@ -53,8 +56,8 @@ func (s *server) setUserRole(c *fiber.Ctx) error {
 	if err := decode(c, &in); err != nil {
 		return err
 	}
-	if in.Role != access.RoleAdmin && in.Role != access.RoleRequester {
-		return problem(422, "invalid role", requests.FieldError{Field: "role", Message: "must be admin or requester"})
+	if !slices.Contains(access.Roles, in.Role) {
+		return problem(422, "invalid role", requests.FieldError{Field: "role", Message: "must be one of " + strings.Join(access.Roles, ", ")})
 	}
 	u, err := s.Access.SetRole(c.UserContext(), param(c, "id"), in.Role, principal(c).Name)
 	if err != nil {
