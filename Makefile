@@ -22,6 +22,8 @@ bench: build
 	./$(BIN) bench
 	# Portal speed: Connector Jobs page and tasks grid on 100,000 runs, 1,000,000 jobs, 10,000 tasks (BENCHMARKS.md).
 	./$(BIN) bench portal
+	# API burst: 1,000 submissions from 50 concurrent clients, answer times and errors (BENCHMARKS.md).
+	./$(BIN) bench burst
 	# Completion emails: the outbox against go-mail sending directly (BENCHMARKS.md).
 	$(GO) test -run XXX -bench Outbox -benchtime 3x ./notifier/
 	# LDAP connector: grants through Provisor against raw go-ldap, and a 10,000-user import (BENCHMARKS.md).
