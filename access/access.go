@@ -99,6 +99,8 @@ func (token) TableName() string { return "api_tokens" }
 
 // Principal is who is calling: a user or an API client.
 type Principal struct {
+	// ID is the API client's id, which stays when the client is renamed.
+	ID     string
 	Name   string
 	Role   string
 	Scopes []string
@@ -298,9 +300,10 @@ func (s *Service) IssueToken(ctx context.Context, clientID, secret string, reque
 func (s *Service) Principal(ctx context.Context, bearer string) (*Principal, error) {
 	var row struct {
 		Scopes string
+		ID     string
 		Name   string
 	}
-	err := s.db.WithContext(ctx).Table("api_tokens t").Select("t.scopes, c.name").
+	err := s.db.WithContext(ctx).Table("api_tokens t").Select("t.scopes, c.id, c.name").
 		Joins("JOIN api_clients c ON c.id = t.client_id").
 		Where("t.token_hash = ? AND t.expires_at > ? AND c.revoked_at IS NULL", hash(bearer), time.Now().UTC()).
 		Take(&row).Error
@@ -310,7 +313,7 @@ func (s *Service) Principal(ctx context.Context, bearer string) (*Principal, err
 	if err != nil {
 		return nil, err
 	}
-	return &Principal{Name: "api:" + row.Name, Scopes: strings.Fields(row.Scopes)}, nil
+	return &Principal{ID: row.ID, Name: "api:" + row.Name, Scopes: strings.Fields(row.Scopes)}, nil
 }
 
 // CountUsers returns how many users exist.

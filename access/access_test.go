@@ -1,8 +1,11 @@
 package access_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/provisor/provisor/access"
@@ -65,6 +68,81 @@ func TestUsersAndTokens(t *testing.T) {
 		}
 		if _, _, err := s.IssueToken(ctx, c.ClientID, "wrong", nil); !errors.Is(err, access.ErrInvalidCredentials) {
 			t.Errorf("wrong secret: %v", err)
+		}
+	})
+}
+
+// TestSignInSlowDownUnderParallelAttempts sends many wrong passwords for one
+// name at once, each from its own address: every attempt is counted, and
+// only the free ones reach the password check.
+func TestSignInSlowDownUnderParallelAttempts(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db := dbtest.Open(t, dialect)
+		s := access.New(db.Gorm)
+		ctx := t.Context()
+		pw := access.GeneratePassword()
+		if _, err := s.CreateUser(ctx, access.UserInput{Username: "rita", Password: pw, Role: access.RoleRequester}, "cli"); err != nil {
+			t.Fatal(err)
+		}
+		const attempts, free = 40, 5 // README: after five failed sign-ins each further try waits
+		errs := make([]error, attempts)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range attempts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, _, errs[i] = s.SignIn(ctx, "Rita", fmt.Sprintf("wrong-%d", i), fmt.Sprintf("192.0.2.%d", i+1))
+			}()
+		}
+		close(start)
+		wg.Wait()
+		checked := 0
+		for i, err := range errs {
+			var slow *access.ErrSlowDown
+			switch {
+			case errors.Is(err, access.ErrInvalidCredentials):
+				checked++
+			case errors.As(err, &slow) && slow.Wait > 0:
+			default:
+				t.Errorf("attempt %d: %v", i, err)
+			}
+		}
+		if checked > free {
+			t.Errorf("%d attempts reached the password check, want at most %d", checked, free)
+		}
+		var failures int
+		if err := db.Gorm.Table("login_failures").Where("key = ?", "user:rita").Select("failures").Scan(&failures).Error; err != nil {
+			t.Fatal(err)
+		}
+		if failures != attempts {
+			t.Errorf("%d failures counted for the name, want %d", failures, attempts)
+		}
+		var slow *access.ErrSlowDown
+		if _, _, err := s.SignIn(ctx, "rita", pw, "198.51.100.1"); !errors.As(err, &slow) {
+			t.Errorf("right password during the wait: %v", err)
+		}
+	})
+}
+
+// TestSignInUnjudgedAttemptsAreNotHeld: attempts whose password no
+// directory could check do not count towards the slow-down.
+func TestSignInUnjudgedAttemptsAreNotHeld(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db := dbtest.Open(t, dialect)
+		s := access.New(db.Gorm)
+		s.DirectoryFunc = func(context.Context, string, string) (*access.DirectoryIdentity, error) {
+			return nil, access.ErrDirectoryUnavailable
+		}
+		for i := range 8 {
+			if _, _, err := s.SignIn(t.Context(), "dora", "pw", "192.0.2.1"); !errors.Is(err, access.ErrDirectoryUnavailable) {
+				t.Fatalf("attempt %d: %v", i, err)
+			}
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,40 +76,30 @@ func lockoutAfter(failures int) time.Duration {
 // SignIn checks a username and password, with the slow-down after failed
 // attempts for that name and for the caller's address, and on success
 // opens a session. It returns the session and the cookie token.
+//
+// The attempt is counted before the password is checked (see
+// reserveAttempt): parallel attempts for one name cannot all pass the
+// slow-down before any of their failures is written.
 func (s *Service) SignIn(ctx context.Context, username, password, remoteAddr string) (*Session, string, error) {
 	username = strings.TrimSpace(username)
 	keys := []string{"user:" + strings.ToLower(username), "addr:" + remoteAddr}
-	now := time.Now().UTC()
-	for _, k := range keys {
-		var f loginFailure
-		err := s.db.WithContext(ctx).Where("key = ?", k).Take(&f).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		if now.Sub(f.LastFailedAt) > failureMemory {
-			continue
-		}
-		if until := f.LastFailedAt.Add(lockoutAfter(f.Failures)); now.Before(until) {
-			return nil, "", &ErrSlowDown{Wait: until.Sub(now)}
-		}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	held, err := s.reserveAttempt(ctx, keys, now)
+	if err != nil {
+		return nil, "", err
 	}
 	u, err := s.Authenticate(ctx, username, password)
 	if errors.Is(err, ErrInvalidCredentials) {
 		u, err = s.directorySignIn(ctx, username, password)
 	}
 	if errors.Is(err, ErrInvalidCredentials) {
-		for _, k := range keys {
-			if ferr := s.recordFailure(ctx, k, now); ferr != nil {
-				return nil, "", ferr
-			}
-		}
 		_ = audit.RecordTx(s.db.WithContext(ctx), username, "user.sign_in_failed", "user", "", map[string]any{"address": remoteAddr})
 		return nil, "", err
 	}
 	if err != nil {
+		// The password was not judged (a directory did not answer, the
+		// database failed): the attempt is not held against the name.
+		s.releaseAttempt(ctx, held, now)
 		return nil, "", err
 	}
 	token := randomString(32)
@@ -132,20 +123,73 @@ func (s *Service) SignIn(ctx context.Context, username, password, remoteAddr str
 	return sess, token, nil
 }
 
-func (s *Service) recordFailure(ctx context.Context, key string, now time.Time) error {
-	var f loginFailure
-	err := s.db.WithContext(ctx).Where("key = ?", key).Take(&f).Error
-	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
-		return err
+// reserveAttempt counts a sign-in attempt as a failure of each key before
+// its password is checked, in one transaction that holds the keys' rows
+// (taken in one order, so two attempts never wait for each other's second
+// row), so that the next attempt sees it whatever this one's outcome. It
+// refuses with *ErrSlowDown when a key must wait; a refused attempt is
+// counted too, so each try during a wait makes the next wait longer. A
+// success clears the count; an attempt whose password could not be judged
+// is given back by releaseAttempt. It returns the rows as they were before
+// the attempt.
+func (s *Service) reserveAttempt(ctx context.Context, keys []string, now time.Time) ([]loginFailure, error) {
+	keys = slices.Sorted(slices.Values(keys))
+	keys = slices.Compact(keys)
+	var before []loginFailure
+	var wait time.Duration
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		before = before[:0]
+		wait = 0
+		for _, k := range keys {
+			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).
+				Create(&loginFailure{Key: k, Failures: 0, LastFailedAt: now}).Error; err != nil {
+				return err
+			}
+			var f loginFailure
+			if err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
+				Where("key = ?", k).Take(&f).Error; err != nil {
+				return err
+			}
+			if now.Sub(f.LastFailedAt) > failureMemory {
+				f.Failures = 0
+			}
+			if until := f.LastFailedAt.Add(lockoutAfter(f.Failures)); now.Before(until) {
+				wait = max(wait, until.Sub(now))
+			}
+			before = append(before, f)
+		}
+		for _, f := range before {
+			last := now
+			if wait > 0 && f.Failures > 0 {
+				// A refused attempt leaves the time of the last checked
+				// failure, from which the (longer) wait is counted.
+				last = f.LastFailedAt
+			}
+			if err := tx.Model(&loginFailure{}).Where("key = ?", f.Key).
+				Updates(map[string]any{"failures": f.Failures + 1, "last_failed_at": last}).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("access: count sign-in attempt: %w", err)
 	}
-	n := 1
-	if err == nil && now.Sub(f.LastFailedAt) <= failureMemory {
-		n = f.Failures + 1
+	if wait > 0 {
+		return nil, &ErrSlowDown{Wait: wait}
 	}
-	return s.db.WithContext(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "key"}},
-		DoUpdates: clause.AssignmentColumns([]string{"failures", "last_failed_at"}),
-	}).Create(&loginFailure{Key: key, Failures: n, LastFailedAt: now}).Error
+	return before, nil
+}
+
+// releaseAttempt gives back an attempt reserveAttempt counted at now, for
+// the keys no other attempt counted since. It is best effort: failing, the
+// attempt stays counted.
+func (s *Service) releaseAttempt(ctx context.Context, before []loginFailure, now time.Time) {
+	for _, f := range before {
+		s.db.WithContext(ctx).Model(&loginFailure{}).
+			Where("key = ? AND failures = ? AND last_failed_at = ?", f.Key, f.Failures+1, now).
+			Updates(map[string]any{"failures": f.Failures, "last_failed_at": f.LastFailedAt})
+	}
 }
 
 // ErrNoSession is returned for a missing, expired or ended session.

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -49,7 +50,13 @@ type App struct {
 	Notifier   *notifier.Service
 	Scheduler  *Scheduler
 	HTTP       *fiber.App
+
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
+
+// ShutdownTimeout bounds Shutdown.
+const ShutdownTimeout = 15 * time.Second
 
 // Options adjust New for tests and tools. A nil *Options means defaults.
 type Options struct {
@@ -89,7 +96,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	// statements arrive at once.
 	conns := DBConns(cfg)
 	relaxed := max(conns/4, 2)
-	db, err := database.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath(), &database.Options{Logger: log,
+	db, err := database.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath(), &database.Options{
 		MaxConns: int32(conns - relaxed), RelaxedConns: int32(relaxed)})
 	if err != nil {
 		if cfg.Embedded() {
@@ -106,7 +113,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Connectors = connectors.NewStore(db.Gorm, registry, sealer)
 	a.Identities = identities.New(db.Gorm, a.Connectors)
 	a.Importer = identities.NewImporter(a.Identities)
-	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, Logger: log,
+	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, Logger: log,
 		ImportFunc: a.Importer.RunJob})
 	// The settled hooks run in order in the transaction that settles a
 	// run: the task's (which locks the task's row, so that concurrent runs
@@ -114,7 +121,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	// for the shortest time.
 	a.Notifier, err = notifier.New(db, &notifier.Options{
 		SMTP: cfg.SMTP, SMTPName: cfg.RedactedSMTP(), RetryFor: cfg.SMTPRetryFor, BaseURL: cfg.BaseURL,
-		Logger: log.With("component", "notifier"),
+		AttemptBound: cfg.RescueAfter, Logger: log.With("component", "notifier"),
 	})
 	if err != nil {
 		db.Close()
@@ -137,7 +144,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		workers := river.NewWorkers()
 		river.AddWorker(workers, requests.NewWorker(a.Requests))
 		river.AddWorker(workers, notifier.NewWorker(a.Notifier))
+		river.AddWorker(workers, requests.NewSweepWorker(a.Requests, sweepAfter))
+		river.AddWorker(workers, notifier.NewSweepWorker(a.Notifier, sweepAfter))
 		qopts.Workers = workers
+		// The sweeps run on the queue's leader, one process of many.
+		qopts.Periodic = []*river.PeriodicJob{
+			river.NewPeriodicJob(river.PeriodicInterval(sweepEvery), func() (river.JobArgs, *river.InsertOpts) {
+				return requests.SweepArgs{}, &river.InsertOpts{MaxAttempts: 1}
+			}, nil),
+			river.NewPeriodicJob(river.PeriodicInterval(sweepEvery), func() (river.JobArgs, *river.InsertOpts) {
+				return notifier.SweepArgs{}, &river.InsertOpts{MaxAttempts: 1}
+			}, nil),
+		}
 		qopts.MaxWorkers = cfg.Workers
 		qopts.Queues = map[string]int{notifier.Queue: notifier.QueueWorkers}
 		qopts.JobTimeout = cfg.JobTimeout
@@ -167,6 +185,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	})
 	return a, nil
 }
+
+// The sweeps look for work that no worker owns (see requests.Service.Sweep
+// and notifier.Service.Sweep) every sweepEvery, and take for abandoned
+// what nothing changed for sweepAfter.
+const (
+	sweepEvery = time.Minute
+	sweepAfter = 2 * time.Minute
+)
 
 // Start starts the workers and the scheduler.
 func (a *App) Start(ctx context.Context) error {
@@ -209,25 +235,59 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 }
 
 // Shutdown stops taking work, lets running jobs finish for a while, and
-// closes the database. Jobs cut short are taken over after a restart.
+// closes the database. It returns within ShutdownTimeout whatever the app's
+// state: started or not, with Start's context ended or not; a second call
+// returns the first one's result. Jobs cut short are taken over after a
+// restart.
 func (a *App) Shutdown() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	a.shutdownOnce.Do(func() { a.shutdownErr = a.shutdown(ShutdownTimeout) })
+	return a.shutdownErr
+}
+
+func (a *App) shutdown(bound time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	var errs []error
 	if err := a.HTTP.ShutdownWithContext(ctx); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("app: stop http: %w", err))
 	}
-	a.Scheduler.Stop()
-	if err := a.Queue.Stop(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		errs = append(errs, err)
+	if err := a.Scheduler.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("app: %w", err))
+	}
+	// Running jobs get most of the time left to finish; then their
+	// contexts are canceled, and the rest is theirs to return.
+	left := time.Until(deadline(ctx))
+	graceful, stopGraceful := context.WithTimeout(ctx, left*3/4)
+	err := a.Queue.Stop(graceful)
+	stopGraceful()
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = a.Queue.StopAndCancel(ctx)
+	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		errs = append(errs, fmt.Errorf("app: stop queue: %w", err))
 	}
 	if err := a.Notifier.Close(ctx); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("app: stop notifier: %w", err))
 	}
-	if err := a.DB.Close(); err != nil {
-		errs = append(errs, err)
+	// Closing the database waits for the connections in use, which a job
+	// that ignores its context may keep: Shutdown does not wait for them
+	// past its bound.
+	closed := make(chan error, 1)
+	go func() { closed <- a.DB.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			errs = append(errs, fmt.Errorf("app: close database: %w", err))
+		}
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("app: close database: connections still in use after %s", bound))
 	}
 	return errors.Join(errs...)
+}
+
+func deadline(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
 }
 
 // secretKey returns the configured key, or for the embedded database the

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +80,76 @@ func TestSchedulerFollowsScheduleChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitNextRun(t, b, task.ID, false)
+	})
+}
+
+// A fire that comes late claims the tick it was scheduled for: the
+// schedule's activation at or before the fire, not the nearest minute. Each
+// tick runs once however many processes fire it, however late.
+func TestLateFireClaimsItsOwnTick(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		b := apptest.New(t, dialect, nil)
+		dir, _ := b.Directory(t, "Dir")
+		alice := b.Identity(t, "alice")
+		s := func(v string) *string { return &v }
+		off := false
+		// The schedule is off, so that this process's own scheduler
+		// leaves it to the test's fires.
+		task, err := b.Tasks.Create(b.Ctx, tasks.Input{Name: s("Every minute"), Cron: s("* * * * *"), Timezone: s("Europe/Paris"),
+			ScheduleEnabled: &off, Request: &requests.Request{Type: requests.LockAccount, BeneficiaryType: "identity",
+				BeneficiaryID: alice.ID, ConnectorID: dir.ID, Justification: "x"}}, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ticks := func() []string {
+			var out []time.Time
+			if err := b.DB.Gorm.Table("schedule_ticks").Where("task_id = ?", task.ID).Order("tick_at").Pluck("tick_at", &out).Error; err != nil {
+				t.Fatal(err)
+			}
+			s := make([]string, len(out))
+			for i, v := range out {
+				s[i] = v.UTC().Format(time.RFC3339)
+			}
+			return s
+		}
+		paris, _ := time.LoadLocation("Europe/Paris")
+		ten := time.Date(2026, 5, 4, 10, 0, 0, 0, paris) // 08:00 UTC
+		fire := func(at time.Time) *requests.Instance {
+			t.Helper()
+			inst, err := b.Scheduler.Fire(task.ID, "* * * * *", "Europe/Paris", at)
+			if err != nil {
+				t.Fatalf("fire at %s: %v", at, err)
+			}
+			return inst
+		}
+
+		// This process fires 10:00 forty seconds late: it is 10:00's run.
+		if inst := fire(ten.Add(40 * time.Second)); inst == nil {
+			t.Fatal("late fire of 10:00 started no run")
+		}
+		if got := strings.Join(ticks(), ","); got != "2026-05-04T08:00:00Z" {
+			t.Fatalf("ticks after the late fire: %s, want 10:00 Paris (08:00 UTC)", got)
+		}
+		// Another process fired 10:00 on time (a little early, even): the
+		// tick is taken.
+		if inst := fire(ten.Add(-300 * time.Millisecond)); inst != nil {
+			t.Errorf("second fire of 10:00 started run %s", inst.ID)
+		}
+		// 10:01 fires on time and is not swallowed by the late 10:00.
+		if inst := fire(ten.Add(time.Minute + 20*time.Millisecond)); inst == nil {
+			t.Error("10:01 started no run")
+		}
+		if got := strings.Join(ticks(), ","); got != "2026-05-04T08:00:00Z,2026-05-04T08:01:00Z" {
+			t.Errorf("ticks: %s, want 10:00 and 10:01 Paris", got)
+		}
+		runs, total, err := b.Requests.ListInstances(b.Ctx, requests.InstanceFilter{TaskID: task.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total != 2 {
+			t.Errorf("%d runs, want 2 (one per tick): %+v", total, runs)
+		}
 	})
 }

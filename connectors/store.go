@@ -193,11 +193,16 @@ func (s *Store) Update(ctx context.Context, id string, in Input) (*Record, error
 
 // Get returns one connector.
 func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
+	return s.GetTx(ctx, s.db, id)
+}
+
+// GetTx is Get read in tx.
+func (s *Store) GetTx(ctx context.Context, tx *gorm.DB, id string) (*Record, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, ErrNotFound
 	}
 	var r Record
-	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&r).Error
+	err := tx.WithContext(ctx).Where("id = ?", id).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}

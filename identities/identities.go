@@ -22,19 +22,30 @@ import (
 
 // Identity is a person known to the portal.
 type Identity struct {
-	ID          string    `gorm:"primaryKey" json:"id"`
-	Username    string    `json:"username"`
-	DisplayName string    `json:"display_name"`
-	Email       string    `json:"email"`
-	Source      string    `json:"source"`
-	ExternalID  string    `json:"external_id,omitempty"`
-	Status      string    `json:"status"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	ID          string `gorm:"primaryKey" json:"id"`
+	Username    string `json:"username"`
+	DisplayName string `json:"display_name"`
+	Email       string `json:"email"`
+	// Source is where the identity comes from, as shown: "local", or the
+	// name of the connector whose import made it (SourceConnectorID).
+	Source string `json:"source"`
+	// SourceConnectorID is the connector whose import made the identity;
+	// nil for local identities. Imports find their identities by it, so a
+	// renamed connector keeps them.
+	SourceConnectorID *string   `json:"source_connector_id,omitempty"`
+	ExternalID        string    `json:"external_id,omitempty"`
+	Status            string    `json:"status"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
 }
 
 // TableName is the table of identities.
 func (Identity) TableName() string { return "identities" }
+
+// importedBy reports whether the import of connector connectorID made the identity.
+func (i *Identity) importedBy(connectorID string) bool {
+	return i.SourceConnectorID != nil && *i.SourceConnectorID == connectorID
+}
 
 // Workgroup is a named set of identities.
 type Workgroup struct {
@@ -209,6 +220,11 @@ func (s *Service) GetIdentity(ctx context.Context, id string) (*Identity, error)
 	return get[Identity](ctx, s.db, id)
 }
 
+// GetIdentityTx is GetIdentity read in tx.
+func (s *Service) GetIdentityTx(ctx context.Context, tx *gorm.DB, id string) (*Identity, error) {
+	return get[Identity](ctx, tx, id)
+}
+
 // IdentityByUsername returns the identity with that username.
 func (s *Service) IdentityByUsername(ctx context.Context, username string) (*Identity, error) {
 	var out Identity
@@ -308,6 +324,11 @@ func (s *Service) ListWorkgroups(ctx context.Context, opts ListOpts) ([]Workgrou
 // GetWorkgroup returns one workgroup.
 func (s *Service) GetWorkgroup(ctx context.Context, id string) (*Workgroup, error) {
 	return get[Workgroup](ctx, s.db, id)
+}
+
+// GetWorkgroupTx is GetWorkgroup read in tx.
+func (s *Service) GetWorkgroupTx(ctx context.Context, tx *gorm.DB, id string) (*Workgroup, error) {
+	return get[Workgroup](ctx, tx, id)
 }
 
 // Members returns a workgroup's members by username, read in tx (or the
@@ -422,6 +443,11 @@ func (s *Service) GetEntitlement(ctx context.Context, id string) (*Entitlement, 
 	return get[Entitlement](ctx, s.db, id)
 }
 
+// GetEntitlementTx is GetEntitlement read in tx.
+func (s *Service) GetEntitlementTx(ctx context.Context, tx *gorm.DB, id string) (*Entitlement, error) {
+	return get[Entitlement](ctx, tx, id)
+}
+
 // AccountOf returns the identity's account on a connector, or ErrNotFound.
 func (s *Service) AccountOf(ctx context.Context, tx *gorm.DB, connectorID, identityID string) (*Account, error) {
 	if tx == nil {
@@ -436,6 +462,25 @@ func (s *Service) AccountOf(ctx context.Context, tx *gorm.DB, connectorID, ident
 		return nil, err
 	}
 	return &a, nil
+}
+
+// AccountsOfTx returns the accounts that identities have on a connector,
+// by identity id, read in tx.
+func (s *Service) AccountsOfTx(ctx context.Context, tx *gorm.DB, connectorID string, identityIDs []string) (map[string]*Account, error) {
+	out := make(map[string]*Account, len(identityIDs))
+	for start := 0; start < len(identityIDs); start += 500 {
+		var rows []Account
+		if err := tx.WithContext(ctx).Where("connector_id = ? AND identity_id IN ?", connectorID,
+			identityIDs[start:min(start+500, len(identityIDs))]).Find(&rows).Error; err != nil {
+			return nil, err
+		}
+		for i := range rows {
+			if rows[i].IdentityID != nil {
+				out[*rows[i].IdentityID] = &rows[i]
+			}
+		}
+	}
+	return out, nil
 }
 
 // Accounts lists an identity's accounts.

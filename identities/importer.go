@@ -115,7 +115,8 @@ type PlannedChange struct {
 }
 
 // Importer runs directory imports into the portal's tables: identities
-// (source = the connector's name, external_id = the correlation value),
+// (source_connector_id = the connector, source = its name, external_id = the
+// correlation value),
 // accounts (external_id = the system's key, such as a DN), entitlements and
 // memberships. Objects gone from the system are marked deleted. An import
 // that would delete or lock more than the connector's threshold of accounts
@@ -185,7 +186,7 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 		if err != nil {
 			return err
 		}
-		changes, counts := plan(col, st, mode, rec.Name)
+		changes, counts := plan(col, st, mode, rec.ID)
 		imp.Counts = counts
 		// Any run makes older plans of the connector stale.
 		if err := tx.Model(&Import{}).Where("connector_id = ? AND status = ?", rec.ID, ImportAwaitingApproval).

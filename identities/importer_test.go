@@ -265,6 +265,54 @@ func TestImportCreatesCorrelatesAndFollowsChanges(t *testing.T) {
 	})
 }
 
+// TestImportAfterConnectorRename: the identities a connector's import made
+// stay its own when the connector is renamed: later imports update them and
+// link a returning account to its person, instead of making new ones.
+func TestImportAfterConnectorRename(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		b := setupImport(t, dialect)
+		d := b.dir
+		d.threshold = 100
+		d.users[userDN("alice")] = fakeUser{username: "alice", name: "Alice A", email: "alice@corp.test", corr: "E100"}
+		d.users[userDN("bob")] = fakeUser{username: "bob", name: "Bob B", corr: "E101"}
+		if imp := b.run(t, connectors.ImportFull); imp.Counts.IdentitiesCreated != 2 {
+			t.Fatalf("first import: %s", imp.Message)
+		}
+		first := b.accounts(t)
+		// Bob leaves; his identity stays.
+		delete(d.users, userDN("bob"))
+		if imp := b.run(t, connectors.ImportFull); imp.Counts.AccountsDeleted != 1 {
+			t.Fatalf("bob leaves: %s", imp.Message)
+		}
+
+		if _, err := b.Connectors.Update(b.Ctx, b.rec.ID, connectors.Input{Name: "Corp Directory"}); err != nil {
+			t.Fatal(err)
+		}
+		// Alice's name and address change; Bob comes back under another entry.
+		d.users[userDN("alice")] = fakeUser{username: "alice", name: "Alice Anders", email: "anders@corp.test", corr: "E100"}
+		d.users[userDN("robert")] = fakeUser{username: "robert", name: "Robert B", corr: "E101"}
+		imp := b.run(t, connectors.ImportFull)
+		if imp.Counts.IdentitiesCreated != 0 || imp.Counts.IdentitiesLinked != 1 || imp.Counts.AccountsCreated != 1 {
+			t.Errorf("import after the rename: %+v: %s", imp.Counts, imp.Message)
+		}
+		acc := b.accounts(t)
+		if acc["robert"].IdentityID == nil || *acc["robert"].IdentityID != *first["bob"].IdentityID {
+			t.Errorf("robert's account is linked to %v, want bob's identity %s", acc["robert"].IdentityID, *first["bob"].IdentityID)
+		}
+		alice, err := b.Identities.GetIdentity(b.Ctx, *acc["alice"].IdentityID)
+		if err != nil || alice.DisplayName != "Alice Anders" || alice.Email != "anders@corp.test" || alice.Source != "Corp Directory" ||
+			alice.SourceConnectorID == nil || *alice.SourceConnectorID != b.rec.ID {
+			t.Errorf("alice's identity after the rename: %+v %v", alice, err)
+		}
+		var n int64
+		if err := b.DB.Gorm.Model(&identities.Identity{}).Where("source <> 'local'").Count(&n).Error; err != nil || n != 2 {
+			t.Errorf("%d imported identities (%v), want 2", n, err)
+		}
+	})
+}
+
 func TestImportThresholdWaitsForApproval(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, dialect string) {

@@ -154,7 +154,7 @@ func accountStatus(a connectors.ImportedAccount) string {
 
 // plan compares what a run read with the portal's view and lists the
 // changes, in the order they apply: entitlements, accounts, memberships.
-func plan(col *collector, st *state, mode connectors.ImportMode, source string) ([]PlannedChange, ImportCounts) {
+func plan(col *collector, st *state, mode connectors.ImportMode, connectorID string) ([]PlannedChange, ImportCounts) {
 	var out []PlannedChange
 	var c ImportCounts
 	c.AccountsRead, c.GroupsRead = len(col.accounts), len(col.ents)
@@ -245,7 +245,7 @@ func plan(col *collector, st *state, mode connectors.ImportMode, source string) 
 		changed := old.Status != status || old.ExternalID != a.ExternalID || old.Username != a.Username
 		if old.IdentityID != nil {
 			// Identities this connector made follow its names and emails.
-			if id := st.ids[*old.IdentityID]; id != nil && id.Source == source && (id.DisplayName != nonEmpty(a.DisplayName, a.Username) || id.Email != a.Email) {
+			if id := st.ids[*old.IdentityID]; id != nil && id.importedBy(connectorID) && (id.DisplayName != nonEmpty(a.DisplayName, a.Username) || id.Email != a.Email) {
 				changed = true
 			}
 		}
@@ -469,7 +469,12 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Reco
 		st.entByExt[key(newEnts[i].ExternalID)] = &newEnts[i]
 	}
 
-	// Accounts and their identities.
+	// Accounts and their identities. The identities the connector made show
+	// its name, which may have changed since.
+	if err := tx.Model(&Identity{}).Where("source_connector_id = ? AND source <> ?", rec.ID, rec.Name).
+		Updates(map[string]any{"source": rec.Name, "updated_at": now}).Error; err != nil {
+		return counts, err
+	}
 	link, err := newLinker(tx, rec, st)
 	if err != nil {
 		return counts, err
@@ -620,7 +625,7 @@ func newLinker(tx *gorm.DB, rec *connectors.Record, st *state) (*linker, error) 
 	for i := range ids {
 		id := &ids[i]
 		l.all[id.ID] = id
-		if id.Source == rec.Name && id.ExternalID != "" {
+		if id.importedBy(rec.ID) && id.ExternalID != "" {
 			l.bySourceExt[key(id.ExternalID)] = id.ID
 		}
 		l.byUsername[key(id.Username)] = id.ID
@@ -677,7 +682,7 @@ func (l *linker) identityFor(ch PlannedChange) (string, *Identity) {
 	}
 	now := time.Now().UTC()
 	id := &Identity{ID: uuid.NewString(), Username: username, DisplayName: nonEmpty(ch.DisplayName, ch.Username), Email: ch.Email,
-		Source: l.rec.Name, ExternalID: corr, Status: "active", CreatedAt: now, UpdatedAt: now}
+		Source: l.rec.Name, SourceConnectorID: &l.rec.ID, ExternalID: corr, Status: "active", CreatedAt: now, UpdatedAt: now}
 	l.taken[key(username)] = true
 	l.bySourceExt[k] = id.ID
 	l.linked[id.ID] = true
@@ -689,7 +694,7 @@ func (l *linker) identityFor(ch PlannedChange) (string, *Identity) {
 // when the identity came from a directory (local ones are left alone).
 func (l *linker) refresh(identityID string, ch PlannedChange, now time.Time) error {
 	id := l.all[identityID]
-	if id == nil || id.Source != l.rec.Name {
+	if id == nil || !id.importedBy(l.rec.ID) {
 		return nil
 	}
 	name := nonEmpty(ch.DisplayName, ch.Username)

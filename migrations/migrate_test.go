@@ -157,3 +157,56 @@ func TestSharedBodiesDown(t *testing.T) {
 		}
 	})
 }
+
+// Up to 009 gives the identities a connector imported that connector's id,
+// found by its name, and leaves local ones without.
+func TestIdentitySourceUp(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		ctx := context.Background()
+		db := dbtest.Open(t, dialect)
+		all, err := migrations.List(dialect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps := 0
+		for _, m := range all {
+			if m.Version >= 9 {
+				steps++
+			}
+		}
+		if ran, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil || len(ran) != steps || ran[steps-1] != 9 {
+			t.Fatalf("down: %v %v", ran, err)
+		}
+		const conn, imported, local, gone = "9c1d0e2f-0000-4000-8000-000000000001", "9c1d0e2f-0000-4000-8000-000000000002",
+			"9c1d0e2f-0000-4000-8000-000000000003", "9c1d0e2f-0000-4000-8000-000000000004"
+		now := "2026-11-24T00:00:00Z"
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`INSERT INTO connectors (id, name, type, created_at, updated_at) VALUES ($1, 'Corp', 'ldap', $2, $2)`, []any{conn, now}},
+			{`INSERT INTO identities (id, username, source, external_id, created_at, updated_at) VALUES
+				($1, 'alice', 'Corp', 'E100', $4, $4), ($2, 'bob', 'local', '', $4, $4), ($3, 'carol', 'Old', 'E102', $4, $4)`,
+				[]any{imported, local, gone, now}},
+		} {
+			if _, err := db.SQL.ExecContext(ctx, q.sql, q.args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := migrations.Up(ctx, db.SQL, dialect); err != nil {
+			t.Fatalf("up: %v", err)
+		}
+		want := map[string]string{imported: conn, local: "", gone: ""}
+		for id, w := range want {
+			var got *string
+			if err := db.SQL.QueryRowContext(ctx, `SELECT source_connector_id FROM identities WHERE id = $1`, id).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if (got == nil) != (w == "") || (got != nil && *got != w) {
+				t.Errorf("identity %s: source_connector_id %v, want %q", id, got, w)
+			}
+		}
+	})
+}

@@ -72,14 +72,14 @@ func TestClaimAndCrashRecovery(t *testing.T) {
 		set(ids[2], map[string]any{"claimed_by": 7, "status": StatusSending, "attempts": 1})
 
 		// Another job (the one that failed them, say) does not touch them.
-		if settled, err := s.deliver(ctx, 8, ids); err != nil || settled || srv.Accepted() != 0 {
+		if settled, err := s.deliver(ctx, 8, ids, time.Now().Add(time.Minute)); err != nil || settled || srv.Accepted() != 0 {
 			t.Fatalf("job 8 delivered: %v, settled %v, %d messages", err, settled, srv.Accepted())
 		}
 		if next, err := s.nextAttempt(ctx, 8, ids); err != nil || next != nil {
 			t.Fatalf("job 8 waits for %v (%v)", next, err)
 		}
 		// Job 7 sends the three, once.
-		if settled, err := s.deliver(ctx, 7, ids); err != nil || !settled {
+		if settled, err := s.deliver(ctx, 7, ids, time.Now().Add(time.Minute)); err != nil || !settled {
 			t.Fatalf("job 7: %v, settled %v", err, settled)
 		}
 		if srv.Accepted() != 3 {
@@ -94,7 +94,7 @@ func TestClaimAndCrashRecovery(t *testing.T) {
 
 		// A crash between sending and recording: the row still says queued.
 		set(ids[0], map[string]any{"status": StatusQueued})
-		if _, err := s.deliver(ctx, 7, ids); err != nil {
+		if _, err := s.deliver(ctx, 7, ids, time.Now().Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		n, _ := s.Get(ctx, ids[0])

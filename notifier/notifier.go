@@ -27,6 +27,11 @@ type Options struct {
 	BaseURL string
 	// MaxConns bounds the SMTP connections this process keeps open (default 4).
 	MaxConns int
+	// AttemptBound bounds one attempt of a delivery job (default 5m, the
+	// queue's rescue delay): a job stops sending in time and goes on in a
+	// new attempt, so a job whose process died is taken over that long
+	// after, and a job never runs into its bound mid-message.
+	AttemptBound time.Duration
 	// Templates replace views.Email(), for tests.
 	Templates fs.FS
 	Logger    *slog.Logger
@@ -45,6 +50,7 @@ type Service struct {
 	msgHost  string
 	smtpName string
 	conns    int // MaxConns
+	bound    time.Duration
 	// sent records deliveries of concurrent jobs in shared statements.
 	sent *group[string, struct{}]
 }
@@ -62,6 +68,7 @@ func New(db *database.DB, opts *Options) (*Service, error) {
 		if opts.MaxConns > 0 {
 			o.MaxConns = opts.MaxConns
 		}
+		o.AttemptBound = opts.AttemptBound
 		if opts.BaseURL != "" {
 			o.BaseURL = opts.BaseURL
 		}
@@ -73,7 +80,11 @@ func New(db *database.DB, opts *Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{db: db, log: o.Logger, render: r, retry: newBackoff(o.RetryFor), smtpName: o.SMTPName, msgHost: hostOf(o.BaseURL), conns: o.MaxConns}
+	s := &Service{db: db, log: o.Logger, render: r, retry: newBackoff(o.RetryFor), smtpName: o.SMTPName, msgHost: hostOf(o.BaseURL), conns: o.MaxConns,
+		bound: o.AttemptBound}
+	if s.bound <= 0 {
+		s.bound = 5 * time.Minute
+	}
 	s.sent = &group[string, struct{}]{max: 500, linger: sentLinger, run: s.sentBatch}
 	if o.SMTP != nil {
 		from, err := mail.ParseAddress(o.SMTP.From)

@@ -42,6 +42,20 @@ type Worker struct {
 // NewWorker returns the worker of s's deliveries.
 func NewWorker(s *Service) *Worker { return &Worker{s: s} }
 
+// Timeout bounds one attempt of a delivery job by the service's attempt
+// bound, not the connector jobs' timeout: the job stops taking messages
+// halfway through it (see errTimeUp) and goes on in a new attempt.
+func (w *Worker) Timeout(*river.Job[DeliveryArgs]) time.Duration { return w.s.bound }
+
+// errTimeUp ends an attempt whose time for sending is over: the job goes
+// on at once in a new attempt, which spends none of its attempts, with
+// the messages it has not sent still its own.
+var errTimeUp = errors.New("notifier: the attempt's time is up")
+
+// snoozeAfterWait is how long a job waits before it asks again for a
+// connection it could not get within its attempt.
+const snoozeAfterWait = time.Second
+
 // Work delivers the job's messages that are due, over one pooled SMTP
 // connection, and snoozes until the next retry of those that are not.
 //
@@ -64,8 +78,15 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		s.log.Warn("notification: a previous run of this delivery did not finish; messages still queued go out again with the same Message-ID",
 			"job", job.ID, "messages", len(ids))
 	}
+	until := time.Now().Add(s.bound / 2)
 	for pass := 0; ; pass++ {
-		settled, err := s.deliver(ctx, job.ID, ids)
+		settled, err := s.deliver(ctx, job.ID, ids, until)
+		if errors.Is(err, errTimeUp) {
+			return river.JobSnooze(0)
+		}
+		if errors.Is(err, errNoConnection) {
+			return river.JobSnooze(snoozeAfterWait)
+		}
 		if err != nil || settled {
 			return err
 		}
@@ -83,7 +104,10 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 // deliver sends the due messages of a job. It reports whether every
 // message of the job was settled by this pass (sent, or failed for good),
 // so that none can be waiting for a later attempt.
-func (s *Service) deliver(ctx context.Context, jobID int64, ids []string) (settled bool, err error) {
+//
+// It stops sending at until (errTimeUp), and waits for a connection until
+// then at most (errNoConnection).
+func (s *Service) deliver(ctx context.Context, jobID int64, ids []string, until time.Time) (settled bool, err error) {
 	// Read the messages while the connections send those of the jobs
 	// before this one, so that a connection never waits for a read; one
 	// job per connection reads ahead, so few reads run at once. The job
@@ -91,9 +115,11 @@ func (s *Service) deliver(ctx context.Context, jobID int64, ids []string) (settl
 	if len(ids) == 0 {
 		return true, nil
 	}
-	l, err := s.mailer.queue(ctx)
+	waitCtx, cancel := context.WithDeadline(ctx, until)
+	defer cancel()
+	l, err := s.mailer.queue(waitCtx)
 	if err != nil {
-		return false, err
+		return false, waited(ctx, err)
 	}
 	defer l.release()
 	parts := readParts(ids)
@@ -114,14 +140,17 @@ func (s *Service) deliver(ctx context.Context, jobID int64, ids []string) (settl
 		}
 		settled = settled && len(r.msgs) == len(part)
 		if len(r.msgs) > 0 {
-			if err := l.start(ctx); err != nil {
-				return false, errors.Join(err, wait(pending))
+			if err := l.start(waitCtx); err != nil {
+				return false, errors.Join(waited(ctx, err), wait(pending))
 			}
 		}
 		for _, n := range r.msgs {
 			if ctx.Err() != nil {
 				// The rest stay queued, still this job's.
 				return false, errors.Join(ctx.Err(), wait(pending))
+			}
+			if time.Now().After(until) {
+				return false, errors.Join(errTimeUp, wait(pending))
 			}
 			if n.Status == StatusSending {
 				s.log.Warn("notification: the previous attempt ended without a result; sending again with the same Message-ID",
@@ -150,6 +179,19 @@ func (s *Service) deliver(ctx context.Context, jobID int64, ids []string) (settl
 	}
 	l.release() // the connection serves other jobs while the records commit
 	return settled, wait(pending)
+}
+
+// errNoConnection ends an attempt that got no SMTP connection in time:
+// the job asks again after snoozeAfterWait, spending no attempt.
+var errNoConnection = errors.New("notifier: no SMTP connection free within the attempt")
+
+// waited says why a wait for a connection ended: the job's own end, or
+// the attempt's time.
+func waited(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	return errNoConnection
 }
 
 // firstRead is how many messages a job reads before it sends: the next

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -23,9 +24,12 @@ import (
 // workgroup's, or many runs at once) costs a few transactions instead of
 // one each, all taking turns on the same instance's lock.
 //
-// Up to writers transactions write at a time; the set that starts one
-// writes what is in line, then hands its turn to a set that came in
-// meanwhile.
+// Up to writers goroutines of the recorder's own write what is in line,
+// one batch after the other, and end when the line is empty; a set that
+// ends starts one when fewer are writing. The line and the count of
+// writers change together under one lock, so the line is never left with
+// nobody to write it, and the sets only wait for their answer (or their
+// context).
 type recorder struct {
 	// write writes a batch in one transaction.
 	write func(ctx context.Context, batch []*pendingWrite) error
@@ -46,46 +50,45 @@ func newRecorder(s *Service) *recorder {
 // writers is how many transactions of a process record results at a time.
 const writers = 2
 
+// writeTimeout bounds one batch's transaction.
+const writeTimeout = time.Minute
+
 // pendingWrite is what one set has to write: its outcomes, or only its
 // run's roll-up while a job of it runs.
 type pendingWrite struct {
-	r      *setRun
-	outs   []outcome
-	done   chan error    // the answer, once written
-	turn   chan struct{} // the set's turn to write the line
-	handed bool          // the turn was handed to it
+	r    *setRun
+	outs []outcome
+	done chan error // the answer, once written
 }
 
 // maxLine bounds the outcomes written in one transaction.
 const maxLine = 1000
 
 // record writes outs (and the roll-up of r's run), in a transaction shared
-// with the sets that end meanwhile, and returns when it committed.
+// with the sets that end meanwhile, and returns when it committed, or when
+// ctx ends (the write may then still happen: a set's record is idempotent).
 func (rc *recorder) record(ctx context.Context, r *setRun, outs []outcome) error {
-	w := &pendingWrite{r: r, outs: outs, done: make(chan error, 1), turn: make(chan struct{}, 1)}
+	w := &pendingWrite{r: r, outs: slices.Clone(outs), done: make(chan error, 1)}
 	rc.mu.Lock()
 	rc.line = append(rc.line, w)
-	writer := rc.writing < writers
-	if writer {
+	start := rc.writing < writers
+	if start {
 		rc.writing++
 	}
 	rc.mu.Unlock()
-	if !writer {
-		select {
-		case err := <-w.done:
-			// Written by another set's transaction. A turn handed to this
-			// set before that (it was in line) is passed on.
-			rc.mu.Lock()
-			handed := w.handed
-			rc.mu.Unlock()
-			if handed {
-				<-w.turn
-				rc.handOn()
-			}
-			return err
-		case <-w.turn:
-		}
+	if start {
+		go rc.drain()
 	}
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// drain writes the line in batches until it is empty.
+func (rc *recorder) drain() {
 	for {
 		rc.mu.Lock()
 		n, size := 0, 0
@@ -93,32 +96,18 @@ func (rc *recorder) record(ctx context.Context, r *setRun, outs []outcome) error
 			size += len(rc.line[n].outs)
 			n++
 		}
-		batch := slices.Clone(rc.line[:n])
-		rc.line = rc.line[n:]
-		rc.mu.Unlock()
 		if n == 0 {
-			break // another transaction took this set's outcomes
+			rc.writing--
+			rc.mu.Unlock()
+			return
 		}
+		batch := slices.Clone(rc.line[:n])
+		rc.line = slices.Delete(rc.line, 0, n)
+		rc.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 		rc.commit(ctx, batch)
-		if slices.Contains(batch, w) {
-			break
-		}
+		cancel()
 	}
-	rc.handOn()
-	return <-w.done
-}
-
-// handOn gives a writer's turn to the first set in line that has none, or
-// ends it when there is none.
-func (rc *recorder) handOn() {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if i := slices.IndexFunc(rc.line, func(p *pendingWrite) bool { return !p.handed }); i >= 0 {
-		rc.line[i].handed = true
-		rc.line[i].turn <- struct{}{}
-		return
-	}
-	rc.writing--
 }
 
 // commit writes batch in one transaction. When it fails, each set is
@@ -177,7 +166,7 @@ func (s *Service) writeOutcomesTx(ctx context.Context, tx *gorm.DB, batch []*pen
 			}
 			if o.interrupted {
 				events = append(events, Event{JobID: j.ID, At: o.startedAt, Status: JobPending, Attempt: j.Attempts,
-					Message: fmt.Sprintf("attempt %d ended without a result (its worker stopped); trying again", j.Attempts)})
+					Message: fmt.Sprintf("attempt %d ended without a result (its worker stopped or died); taken over by attempt %d", j.Attempts, w.r.qj.Attempt)})
 			}
 			attempt := 0
 			if o.claimed {

@@ -82,7 +82,110 @@ func TestRecorderWritesTogether(t *testing.T) {
 	if most.Load() > writers {
 		t.Errorf("%d transactions wrote at once, want at most %d", most.Load(), writers)
 	}
-	if rc.writing != 0 || len(rc.line) != 0 {
-		t.Errorf("recorder left with %d writing and %d in line", rc.writing, len(rc.line))
+	waitIdle(t, rc)
+}
+
+// waitIdle waits until the recorder has no writer and nothing in line.
+func waitIdle(t *testing.T, rc *recorder) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rc.mu.Lock()
+		writing, line := rc.writing, len(rc.line)
+		rc.mu.Unlock()
+		if writing == 0 && line == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recorder left with %d writing and %d in line", writing, line)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Sets as large as a whole transaction, each written alone while others
+// line up behind it: no writer is lost, every set is answered, and the
+// recorder still writes at full strength afterwards.
+func TestRecorderKeepsItsWriters(t *testing.T) {
+	t.Parallel()
+	var running, most atomic.Int64
+	rc := &recorder{write: func(ctx context.Context, batch []*pendingWrite) error {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
+		return nil
+	}}
+	for round := range 20 {
+		var wg sync.WaitGroup
+		for i := range 40 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				size := 1
+				if i%2 == 0 {
+					size = maxLine
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := rc.record(ctx, &setRun{}, make([]outcome, size)); err != nil {
+					t.Errorf("round %d, set %d: %v", round, i, err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	waitIdle(t, rc)
+	// Both writers are there: two slow writes go on at once.
+	most.Store(0)
+	slow := &recorder{write: func(ctx context.Context, batch []*pendingWrite) error {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(20 * time.Millisecond)
+		return nil
+	}}
+	rc.write = slow.write
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := rc.record(context.Background(), &setRun{}, make([]outcome, maxLine)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if most.Load() != writers {
+		t.Errorf("%d transactions wrote at once after the storm, want %d", most.Load(), writers)
+	}
+}
+
+// A set whose context ends stops waiting; what it left in line is still
+// written, and the recorder goes on.
+func TestRecorderHonoursContext(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var wrote atomic.Int64
+	rc := &recorder{write: func(ctx context.Context, batch []*pendingWrite) error {
+		<-release
+		wrote.Add(int64(len(batch)))
+		return nil
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := rc.record(ctx, &setRun{}, make([]outcome, 1)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("record with an ended context = %v, want the context's error", err)
+	}
+	close(release)
+	if err := rc.record(context.Background(), &setRun{}, make([]outcome, 1)); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, rc)
+	if wrote.Load() != 2 {
+		t.Errorf("%d sets written, want 2", wrote.Load())
 	}
 }

@@ -48,6 +48,13 @@ type Options struct {
 	MaxAttempts int
 	// JobTimeout bounds one connector operation (none if zero).
 	JobTimeout time.Duration
+	// RescueAfter is how long the queue lets a set's entry run before it
+	// takes the entry as abandoned (its worker died) and runs it again. An
+	// attempt of a set stops starting operations in time to end before it,
+	// and the set goes on at once in a new attempt, so that a set of any
+	// size whose worker died is taken over this long after (see
+	// Worker.Timeout). Zero leaves attempts unbounded but for JobTimeout.
+	RescueAfter time.Duration
 	// DependencyWait is how long a job set waits before it looks again when
 	// one of its jobs waits for a job of another set that has not finished
 	// (default 5s). Within a set, order alone keeps dependencies.
@@ -82,6 +89,7 @@ func New(db *database.DB, ids *identities.Service, store *connectors.Store, opts
 			o.MaxAttempts = opts.MaxAttempts
 		}
 		o.JobTimeout = opts.JobTimeout
+		o.RescueAfter = opts.RescueAfter
 		if opts.DependencyWait > 0 {
 			o.DependencyWait = opts.DependencyWait
 		}
@@ -145,6 +153,10 @@ type StartOpts struct {
 	Actor    string
 	TaskID   string
 	TaskName string
+	// ID, if set, is the new run's id (a UUID).
+	ID string
+	// Key, if set, makes Submit idempotent: see IdempotencyKey.
+	Key *IdempotencyKey
 }
 
 // resolved is a request checked against the database.
@@ -173,7 +185,7 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 	v := r.checkShape()
 	out := &resolved{req: r}
 	if r.ConnectorID != "" {
-		rec, err := s.connectors.Get(ctx, r.ConnectorID)
+		rec, err := s.connectors.GetTx(ctx, tx, r.ConnectorID)
 		switch {
 		case errors.Is(err, connectors.ErrNotFound):
 			v.add("connector_id", "no connector with id %s", r.ConnectorID)
@@ -199,7 +211,7 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 	}
 	switch r.BeneficiaryType {
 	case BeneficiaryIdentity:
-		id, err := s.ids.GetIdentity(ctx, r.BeneficiaryID)
+		id, err := s.ids.GetIdentityTx(ctx, tx, r.BeneficiaryID)
 		switch {
 		case errors.Is(err, identities.ErrNotFound):
 			v.add("beneficiary_id", "no identity with id %s", r.BeneficiaryID)
@@ -212,7 +224,7 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 			out.people = []beneficiary{{IdentityID: id.ID, Username: id.Username}}
 		}
 	case BeneficiaryWorkgroup:
-		wg, err := s.ids.GetWorkgroup(ctx, r.BeneficiaryID)
+		wg, err := s.ids.GetWorkgroupTx(ctx, tx, r.BeneficiaryID)
 		switch {
 		case errors.Is(err, identities.ErrNotFound):
 			v.add("beneficiary_id", "no workgroup with id %s", r.BeneficiaryID)
@@ -234,7 +246,7 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 	}
 	for i, eid := range r.Entitlements {
 		field := fmt.Sprintf("entitlements[%d]", i)
-		e, err := s.ids.GetEntitlement(ctx, eid)
+		e, err := s.ids.GetEntitlementTx(ctx, tx, eid)
 		switch {
 		case errors.Is(err, identities.ErrNotFound):
 			v.add(field, "no entitlement with id %s", eid)
@@ -257,11 +269,18 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 		out.expiresAt = &at
 	}
 	// Accounts that exist under another name are addressed by that name.
-	for i, p := range out.people {
-		if p.IdentityID == "" {
-			continue
+	var idents []string
+	for _, p := range out.people {
+		if p.IdentityID != "" {
+			idents = append(idents, p.IdentityID)
 		}
-		if a, err := s.ids.AccountOf(ctx, tx, r.ConnectorID, p.IdentityID); err == nil {
+	}
+	accounts, err := s.ids.AccountsOfTx(ctx, tx, r.ConnectorID, idents)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range out.people {
+		if a := accounts[p.IdentityID]; a != nil && p.IdentityID != "" {
 			out.people[i].Username = a.Username
 		}
 	}
@@ -292,14 +311,27 @@ func (s *Service) BeneficiaryName(ctx context.Context, kind, id string) (string,
 	return p.DisplayName, nil
 }
 
-// Submit validates r and starts it as a new instance with its jobs.
+// Submit validates r and starts it as a new instance with its jobs. With
+// opts.Key, a key that started a run already gives that run.
 func (s *Service) Submit(ctx context.Context, r Request, opts StartOpts) (*Instance, error) {
 	var inst *Instance
+	var prior string
+	if opts.Key != nil && opts.ID == "" {
+		opts.ID = uuid.NewString()
+	}
 	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
 		var err error
+		if opts.Key != nil {
+			if prior, err = s.ClaimKeyTx(ctx, tx, opts.Key, opts.ID); err != nil || prior != "" {
+				return err
+			}
+		}
 		inst, err = s.StartTx(ctx, tx, r, opts)
 		return err
 	})
+	if err == nil && prior != "" {
+		return s.GetInstance(ctx, prior)
+	}
 	return inst, err
 }
 
@@ -319,8 +351,12 @@ func (s *Service) StartTx(ctx context.Context, tx *gorm.DB, r Request, opts Star
 		return nil, err
 	}
 	now := time.Now().UTC()
+	id := opts.ID
+	if id == "" {
+		id = uuid.NewString()
+	}
 	inst := &Instance{
-		ID: uuid.NewString(), TaskName: opts.TaskName, Request: string(reqJSON), Type: r.Type,
+		ID: id, TaskName: opts.TaskName, Request: string(reqJSON), Type: r.Type,
 		BeneficiaryType: res.req.BeneficiaryType, BeneficiaryID: res.req.BeneficiaryID, BeneficiaryName: res.benName,
 		ConnectorID: r.ConnectorID, Trigger: opts.Trigger, TriggeredBy: opts.Actor, Priority: res.req.Priority,
 		Status: InstancePending, ExpiresAt: res.expiresAt, CreatedAt: now, UpdatedAt: now,

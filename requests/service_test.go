@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/app/apptest"
@@ -380,6 +381,9 @@ func (f *flaky) do(ctx context.Context, a connectors.Account) (connectors.Result
 		f.failures[a.Username] = left - 1
 	}
 	f.mu.Unlock()
+	if strings.HasPrefix(a.Username, "paced") {
+		time.Sleep(40 * time.Millisecond)
+	}
 	if a.Username == "blocked" {
 		select {
 		case <-f.release:
@@ -776,6 +780,128 @@ func TestWorkgroupAccessRunsPerEntitlement(t *testing.T) {
 		b.DB.Gorm.Table("directory_members").Where("connector_id = ?", dir.ID).Count(&members)
 		if members != 0 {
 			t.Errorf("directory still has %d memberships", members)
+		}
+	})
+}
+
+// A set longer than the rescue delay runs in attempts that each end before
+// it, going on at once without spending attempts: the queue's bound on an
+// attempt is the rescue delay whatever the size of the set, so a set whose
+// worker died is taken over that long after, not after its whole length.
+func TestLongSetRunsInSlicesWithinTheRescueDelay(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		f := newFlaky()
+		b, rec, ents := flakyBundle(t, dialect, f, "--job-timeout", "200ms", "--rescue-after", "1s")
+		var members []*identities.Identity
+		for i := range 40 {
+			members = append(members, b.Identity(t, fmt.Sprintf("paced%02d", i)))
+		}
+		wg := b.Workgroup(t, "Paced", members...)
+		run := b.Submit(t, requests.Request{Type: requests.AddEntitlements, BeneficiaryType: "workgroup", BeneficiaryID: wg.ID,
+			ConnectorID: rec.ID, Entitlements: []string{ents["G"].ID}})
+		var sets []int64
+		for _, j := range run.Jobs {
+			if len(sets) == 0 || sets[len(sets)-1] != *j.QueueJobID {
+				sets = append(sets, *j.QueueJobID)
+			}
+		}
+		if len(sets) != 1 {
+			t.Fatalf("%d sets, want one set of the workgroup's 40 grants", len(sets))
+		}
+		w := requests.NewWorker(b.Requests)
+		if got := w.Timeout(&river.Job[requests.JobArgs]{Args: requests.JobArgs{Jobs: 40}}); got != time.Second {
+			t.Errorf("an attempt of a set of 40 is bounded by %s, want the rescue delay (1s)", got)
+		}
+		done := b.Wait(t, run.ID, 30*time.Second, func(i *requests.Instance) bool { return !requests.Busy(i.Status) })
+		if done.Status != requests.InstanceCompleted {
+			t.Fatalf("run %s: %s", done.Status, apptest.Describe(done))
+		}
+		var entry struct {
+			Attempt  int
+			Metadata string
+		}
+		if err := b.DB.Gorm.Raw("SELECT attempt, CAST(metadata AS TEXT) AS metadata FROM river_job WHERE id = ?", sets[0]).Scan(&entry).Error; err != nil {
+			t.Fatal(err)
+		}
+		if entry.Attempt != 1 || !strings.Contains(entry.Metadata, "snoozes") {
+			t.Errorf("queue entry: attempt %d, metadata %s; want attempt 1 and the set gone on after snoozes", entry.Attempt, entry.Metadata)
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, j := range done.Jobs {
+			if f.calls[j.Username] != 1 {
+				t.Errorf("%s: %d operations, want 1", j.Username, f.calls[j.Username])
+			}
+		}
+	})
+}
+
+// The sweep gives a set whose queue entry will not run again (discarded
+// after its attempts, here) a new entry, with a history entry, and rolls
+// up a run whose last roll-up was lost; the run then completes.
+func TestSweepHandsBackAbandonedWork(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		b := apptest.New(t, dialect, &apptest.Options{NoStart: true})
+		rec, ents := b.Directory(t, "Swept", "G")
+		alice, bob := b.Identity(t, "alice"), b.Identity(t, "bob")
+		run := b.Submit(t, requests.Request{Type: requests.CreateAccount, BeneficiaryType: "identity", BeneficiaryID: alice.ID,
+			ConnectorID: rec.ID, Entitlements: []string{ents["G"].ID}})
+		done := b.Submit(t, requests.Request{Type: requests.CreateAccount, BeneficiaryType: "identity", BeneficiaryID: bob.ID,
+			ConnectorID: rec.ID})
+		old := time.Now().UTC().Add(-time.Hour)
+		entry := *run.Jobs[0].QueueJobID
+		g := b.DB.Gorm
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{"UPDATE river_job SET state = 'discarded', finalized_at = ? WHERE id = ?", []any{old, entry}},
+			{"UPDATE connector_jobs SET updated_at = ? WHERE instance_id = ?", []any{old, run.ID}},
+			// Bob's run: its job ended, its roll-up was lost.
+			{"UPDATE connector_jobs SET status = 'completed', ended_at = ?, updated_at = ? WHERE instance_id = ?", []any{old, old, done.ID}},
+			{"UPDATE request_instances SET status = 'running', updated_at = ? WHERE id = ?", []any{old, done.ID}},
+		} {
+			if err := g.Exec(q.sql, q.args...).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Work changed a moment ago is not taken.
+		if res, err := b.Requests.Sweep(b.Ctx, 2*time.Hour); err != nil || res != (requests.SweepResult{}) {
+			t.Fatalf("sweep of recent work: %+v, %v", res, err)
+		}
+		res, err := b.Requests.Sweep(b.Ctx, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res != (requests.SweepResult{Sets: 1, Jobs: 2, Runs: 1}) {
+			t.Errorf("sweep: %+v, want one set of two jobs and one run", res)
+		}
+		if again, err := b.Requests.Sweep(b.Ctx, time.Minute); err != nil || again != (requests.SweepResult{}) {
+			t.Errorf("second sweep: %+v, %v; want nothing left", again, err)
+		}
+		got, err := b.Requests.GetInstance(b.Ctx, run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range got.Jobs {
+			last := j.Events[len(j.Events)-1]
+			if *j.QueueJobID == entry || !strings.Contains(last.Message, "handed back to the queue") || !strings.Contains(last.Message, "discarded") {
+				t.Errorf("job #%d: entry %d, last history %q", j.Seq, *j.QueueJobID, last.Message)
+			}
+		}
+		if inst, _ := b.Requests.GetInstance(b.Ctx, done.ID); inst.Status != requests.InstanceCompleted {
+			t.Errorf("run with every job ended: %s", inst.Status)
+		}
+		if err := b.App.Start(b.Ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.App.Shutdown() })
+		if end := b.WaitSettled(t, run.ID); end.Status != requests.InstanceCompleted {
+			t.Errorf("run after the sweep: %s", apptest.Describe(end))
 		}
 	})
 }

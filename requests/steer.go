@@ -61,14 +61,22 @@ func (s *Service) steerTx(ctx context.Context, jobID, actor, action string, fn f
 	return out, err
 }
 
-// CancelJob cancels a pending job. Running jobs, finished jobs and scheduled
-// revocations cannot be canceled.
+// CancelJob cancels a pending job. Running jobs, finished jobs and
+// revocations cannot be canceled: a revocation ends time-bound access, so
+// it only ever completes or fails (and a failed one can be retried),
+// whether it waits for the expiry or Force End made it pending.
 func (s *Service) CancelJob(ctx context.Context, jobID, actor string) (*Job, error) {
 	return s.steerTx(ctx, jobID, actor, "job.cancel", func(tx *gorm.DB, j *Job) error {
+		switch {
+		case j.Revocation && j.Status == JobScheduled:
+			return conflict("job #%d is a scheduled revocation and cannot be canceled; use Force End to run it now", j.Seq)
+		case j.Revocation && !j.Terminal():
+			return conflict("job #%d ends time-bound access and cannot be canceled; it runs until it completes or fails", j.Seq)
+		}
 		switch j.Status {
 		case JobPending:
 		case JobScheduled:
-			return conflict("job #%d is a scheduled revocation and cannot be canceled; use Force End to run it now", j.Seq)
+			return conflict("job #%d is scheduled and cannot be canceled", j.Seq)
 		case JobRunning:
 			return conflict("job #%d is running; wait for it to end", j.Seq)
 		default:
@@ -103,7 +111,7 @@ func (s *Service) cancelTx(ctx context.Context, tx *gorm.DB, j *Job, actor strin
 // cancels them itself when it reaches them.)
 func cancelDependentsTx(tx *gorm.DB, j *Job) error {
 	var deps []Job
-	if err := tx.Where("depends_on = ? AND status = ?", j.ID, JobPending).Order("seq").Find(&deps).Error; err != nil {
+	if err := tx.Where("depends_on = ? AND status = ? AND NOT revocation", j.ID, JobPending).Order("seq").Find(&deps).Error; err != nil {
 		return err
 	}
 	now := time.Now().UTC()
@@ -153,8 +161,8 @@ func (s *Service) releaseEntryTx(ctx context.Context, tx *gorm.DB, queueID *int6
 	return s.queue.CancelTx(ctx, tx, *queueID)
 }
 
-// CancelInstance cancels every pending job of an instance. Scheduled
-// revocations stay; running jobs finish.
+// CancelInstance cancels every pending job of an instance. Revocations
+// stay, scheduled or pending (after Force End); running jobs finish.
 func (s *Service) CancelInstance(ctx context.Context, instanceID, actor string) (*Instance, error) {
 	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		inst, err := lockInstanceTx(tx, instanceID)
@@ -162,11 +170,11 @@ func (s *Service) CancelInstance(ctx context.Context, instanceID, actor string) 
 			return err
 		}
 		var pending []Job
-		if err := tx.Where("instance_id = ? AND status = ?", instanceID, JobPending).Order("seq").Find(&pending).Error; err != nil {
+		if err := tx.Where("instance_id = ? AND status = ? AND NOT revocation", instanceID, JobPending).Order("seq").Find(&pending).Error; err != nil {
 			return err
 		}
 		if len(pending) == 0 {
-			return conflict("no job of this run is pending")
+			return conflict("no job of this run is pending (revocations are never canceled)")
 		}
 		canceled := 0
 		for i := range pending {

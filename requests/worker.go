@@ -48,14 +48,36 @@ type Worker struct {
 // NewWorker returns the worker of s's jobs.
 func NewWorker(s *Service) *Worker { return &Worker{s: s} }
 
-// Timeout bounds one attempt of a set: each operation has the job timeout,
-// which the worker enforces itself; the queue's bound only catches a worker
-// that stopped answering.
+// Timeout bounds one attempt of a set. The queue takes over an entry whose
+// worker died only once both this and its rescue delay have passed, so an
+// attempt is bounded by the rescue delay, whatever the size of the set: it
+// stops starting operations in time (see slice) and the set goes on in a
+// new attempt at once. Each operation has the job timeout, which the worker
+// enforces itself.
 func (w *Worker) Timeout(qj *river.Job[JobArgs]) time.Duration {
+	if w.s.opts.RescueAfter > 0 {
+		return w.s.opts.RescueAfter
+	}
 	if w.s.opts.JobTimeout <= 0 {
 		return -1
 	}
 	return time.Duration(max(qj.Args.Jobs, 1)+1) * w.s.opts.JobTimeout
+}
+
+// slice is how long an attempt of a set may go on starting operations:
+// the last one it starts, with its job timeout, and the writing of the
+// results still end before the attempt's bound (Timeout). Zero means no
+// limit. An attempt always runs at least one operation.
+func (s *Service) slice() time.Duration {
+	rescue := s.opts.RescueAfter
+	if rescue <= 0 {
+		return 0
+	}
+	margin := rescue / 10
+	if s.opts.JobTimeout <= 0 {
+		return rescue / 2
+	}
+	return max(rescue-s.opts.JobTimeout-margin, time.Millisecond)
 }
 
 // Work runs one attempt of a job set: the jobs still waiting, in order. A
@@ -122,6 +144,8 @@ type setRun struct {
 	transient error // the first transient error: the set runs again
 	dbErr     error // the database failed: the set stops and runs again
 	waiting   bool  // a job waits for a job of another set
+	operated  bool  // an operation ran in this attempt
+	more      bool  // the attempt's time is up: the set goes on in a new one
 }
 
 // outcome is what happened to one job in this attempt, kept until written.
@@ -137,11 +161,21 @@ type outcome struct {
 }
 
 func (r *setRun) run(ctx context.Context, jobs []Job) error {
+	var until time.Time
+	if d := r.s.slice(); d > 0 {
+		until = time.Now().Add(d)
+	}
 	for i := 0; i < len(jobs); {
 		if err := ctx.Err(); err != nil {
 			r.fail(err)
 		}
 		if r.dbErr != nil {
+			break
+		}
+		if r.operated && !until.IsZero() && time.Now().After(until) && !allTerminal(jobs[i:]) {
+			// Its time is up: the rest goes on in a new attempt, before the
+			// queue would take this one for abandoned.
+			r.more = true
 			break
 		}
 		i += r.step(ctx, jobs, i)
@@ -154,10 +188,22 @@ func (r *setRun) run(ctx context.Context, jobs []Job) error {
 		return r.dbErr
 	case r.transient != nil:
 		return r.transient
+	case r.more:
+		return river.JobSnooze(0)
 	case r.waiting:
 		return river.JobSnooze(r.s.opts.DependencyWait)
 	}
 	return nil
+}
+
+// allTerminal reports whether every job has reached a final status.
+func allTerminal(jobs []Job) bool {
+	for i := range jobs {
+		if !jobs[i].Terminal() {
+			return false
+		}
+	}
+	return true
 }
 
 // maxBatch bounds how many grants or revokes of a set go in one request.
@@ -222,6 +268,7 @@ func (r *setRun) step(ctx context.Context, jobs []Job, i int) int {
 	if len(claimed) == 0 {
 		return n
 	}
+	r.operated = true
 	if len(claimed) == 1 && len(batch) == 1 {
 		result, err := r.operate(ctx, j)
 		r.conclude(j, startedAt, result, err)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 
@@ -178,8 +179,56 @@ func NextRuns(expr, tz string, from time.Time, n int) ([]time.Time, error) {
 	return out, nil
 }
 
+// prevLookback bounds how far back PrevRun looks: past the longest gap
+// between two activations of a 5-field schedule (29 February, with the
+// leap years a century skips).
+const prevLookback = 9 * 366 * 24 * time.Hour
+
+// PrevRun returns the latest time at or before at that a schedule fires,
+// in its time zone.
+func PrevRun(expr, tz string, at time.Time) (time.Time, error) {
+	sched, loc, err := ParseSchedule(expr, tz)
+	if err != nil {
+		return time.Time{}, err
+	}
+	at = at.In(loc)
+	// Look back twice as far each time until an activation is in the
+	// window, then walk forward to the last one in it.
+	for back := time.Minute; back <= 2*prevLookback; back *= 2 {
+		t := sched.Next(at.Add(-back))
+		if t.IsZero() {
+			break
+		}
+		if t.After(at) {
+			continue
+		}
+		for next := sched.Next(t); !next.IsZero() && !next.After(at); next = sched.Next(next) {
+			t = next
+		}
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("cron: %q does not fire before %s", expr, at.Format(time.RFC3339))
+}
+
+// validate applies in to a new task t and checks every field.
 func (s *Service) validate(ctx context.Context, t *Task, in Input) error {
 	v := &requests.ValidationError{}
+	if err := s.checkBasics(ctx, t, in, v); err != nil {
+		return err
+	}
+	checkSchedule(t, in, v)
+	if err := s.checkNotify(ctx, t, in, v); err != nil {
+		return err
+	}
+	if len(v.Fields) > 0 {
+		return v
+	}
+	return nil
+}
+
+// checkBasics applies and checks the name, the description and the
+// request of in, adding problems to v.
+func (s *Service) checkBasics(ctx context.Context, t *Task, in Input, v *requests.ValidationError) error {
 	if in.Name != nil {
 		t.Name = strings.TrimSpace(*in.Name)
 	}
@@ -206,6 +255,14 @@ func (s *Service) validate(ctx context.Context, t *Task, in Input) error {
 	} else if t.RequestJSON == "" {
 		v.Fields = append(v.Fields, requests.FieldError{Field: "request", Message: "required"})
 	}
+	return nil
+}
+
+// checkSchedule applies and checks the cron expression, the time zone and
+// the schedule's switch of in, adding problems to v. The three are checked
+// together, against t's current values of those not given: it reads
+// nothing, so it can run under the task's lock.
+func checkSchedule(t *Task, in Input, v *requests.ValidationError) {
 	hadCron := t.Cron != ""
 	if in.Cron != nil {
 		t.Cron = strings.TrimSpace(*in.Cron)
@@ -232,6 +289,11 @@ func (s *Service) validate(ctx context.Context, t *Task, in Input) error {
 		field, msg, _ := strings.Cut(err.Error(), ": ")
 		v.Fields = append(v.Fields, requests.FieldError{Field: field, Message: msg})
 	}
+}
+
+// checkNotify applies and checks the notification settings of in, adding
+// problems to v.
+func (s *Service) checkNotify(ctx context.Context, t *Task, in Input, v *requests.ValidationError) error {
 	if in.Notify != nil {
 		t.Notify = *in.Notify
 	}
@@ -249,9 +311,6 @@ func (s *Service) validate(ctx context.Context, t *Task, in Input) error {
 			return err
 		}
 		v.Fields = append(v.Fields, problems...)
-	}
-	if len(v.Fields) > 0 {
-		return v
 	}
 	return nil
 }
@@ -337,19 +396,19 @@ func (s *Service) Create(ctx context.Context, in Input, actor string) (*Task, er
 // fill encodes the request and notification settings and copies the
 // request's summary fields.
 func (s *Service) fill(ctx context.Context, t *Task) error {
+	if err := s.fillRequest(ctx, t); err != nil {
+		return err
+	}
+	return t.fillNotify()
+}
+
+// fillRequest encodes the request and copies its summary fields.
+func (s *Service) fillRequest(ctx context.Context, t *Task) error {
 	b, err := json.Marshal(t.Request)
 	if err != nil {
 		return err
 	}
 	t.RequestJSON = string(b)
-	if t.Notify.Recipients == nil {
-		t.Notify.Recipients = []string{}
-	}
-	n, err := json.Marshal(t.Notify)
-	if err != nil {
-		return err
-	}
-	t.NotifyJSON = string(n)
 	t.Type, t.BeneficiaryType, t.BeneficiaryID, t.ConnectorID = t.Request.Type, t.Request.BeneficiaryType, t.Request.BeneficiaryID, t.Request.ConnectorID
 	name, err := s.reqs.BeneficiaryName(ctx, t.Request.BeneficiaryType, t.Request.BeneficiaryID)
 	if err != nil {
@@ -359,45 +418,88 @@ func (s *Service) fill(ctx context.Context, t *Task) error {
 	return nil
 }
 
-// Update changes a task.
+// fillNotify encodes the notification settings.
+func (t *Task) fillNotify() error {
+	if t.Notify.Recipients == nil {
+		t.Notify.Recipients = []string{}
+	}
+	n, err := json.Marshal(t.Notify)
+	if err != nil {
+		return err
+	}
+	t.NotifyJSON = string(n)
+	return nil
+}
+
+// Update changes the fields of a task that in gives, and only those: two
+// changes of different fields made at once both stay.
+//
+// The fields that stand alone (name, description, request, notification
+// settings) are checked before the transaction, since checking them reads
+// other things (identities, connectors); the schedule's fields, which are
+// checked together, and the task's status are applied to the task's row
+// as it is under its lock.
 func (s *Service) Update(ctx context.Context, id string, in Input, actor string) (*Task, error) {
 	t, err := s.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.validate(ctx, t, in); err != nil {
+	v := &requests.ValidationError{}
+	if err := s.checkBasics(ctx, t, in, v); err != nil {
 		return nil, err
 	}
-	if err := s.fill(ctx, t); err != nil {
+	checkSchedule(t, in, v) // to report every problem at once; checked again under the lock
+	if err := s.checkNotify(ctx, t, in, v); err != nil {
 		return nil, err
 	}
-	updates := map[string]any{
-		"name": t.Name, "description": t.Description, "request": t.RequestJSON, "type": t.Type,
-		"beneficiary_type": t.BeneficiaryType, "beneficiary_id": t.BeneficiaryID, "beneficiary_name": t.BeneficiaryName,
-		"connector_id": t.ConnectorID, "cron": t.Cron, "timezone": t.Timezone, "schedule_enabled": t.ScheduleEnabled,
-		"notify": t.NotifyJSON, "updated_at": time.Now().UTC(),
+	if len(v.Fields) > 0 {
+		return nil, v
+	}
+	now := time.Now().UTC()
+	updates := map[string]any{"updated_at": now}
+	if in.Name != nil {
+		updates["name"] = t.Name
+	}
+	if in.Description != nil {
+		updates["description"] = t.Description
+	}
+	if in.Request != nil {
+		if err := s.fillRequest(ctx, t); err != nil {
+			return nil, fmt.Errorf("tasks: update %s: %w", id, err)
+		}
+		maps.Copy(updates, map[string]any{"request": t.RequestJSON, "type": t.Type, "beneficiary_type": t.BeneficiaryType,
+			"beneficiary_id": t.BeneficiaryID, "beneficiary_name": t.BeneficiaryName, "connector_id": t.ConnectorID})
+	}
+	if in.Notify != nil {
+		if err := t.fillNotify(); err != nil {
+			return nil, fmt.Errorf("tasks: update %s: %w", id, err)
+		}
+		updates["notify"] = t.NotifyJSON
 	}
 	err = s.db.InTx(ctx, func(tx *gorm.DB) error {
-		if in.Enabled != nil {
-			// Enabling or disabling is read under the task's row lock, so a
-			// run ending at the same moment cannot undo it.
-			if err := tx.Model(&Task{}).Where("id = ?", id).Update("updated_at", time.Now().UTC()).Error; err != nil {
+		cur, err := lockTaskTx(tx, id)
+		if err != nil {
+			return err
+		}
+		if in.Cron != nil || in.Timezone != nil || in.ScheduleEnabled != nil {
+			sv := &requests.ValidationError{}
+			if checkSchedule(cur, in, sv); len(sv.Fields) > 0 {
+				return sv
+			}
+			maps.Copy(updates, map[string]any{"cron": cur.Cron, "timezone": cur.Timezone, "schedule_enabled": cur.ScheduleEnabled})
+		}
+		// Enabling or disabling is decided under the task's lock, so a
+		// run ending at the same moment cannot undo it.
+		switch {
+		case in.Enabled == nil:
+		case !*in.Enabled:
+			updates["status"] = StatusDisabled
+		case cur.Status == StatusDisabled:
+			busy, err := s.busyTx(tx, id)
+			if err != nil {
 				return err
 			}
-			var cur Task
-			if err := tx.Where("id = ?", id).Take(&cur).Error; err != nil {
-				return err
-			}
-			switch {
-			case !*in.Enabled:
-				updates["status"] = StatusDisabled
-			case cur.Status == StatusDisabled:
-				busy, err := s.busyTx(tx, id)
-				if err != nil {
-					return err
-				}
-				updates["status"] = map[bool]string{true: StatusTriggered, false: StatusIdle}[busy]
-			}
+			updates["status"] = map[bool]string{true: StatusTriggered, false: StatusIdle}[busy]
 		}
 		if err := tx.Model(&Task{}).Where("id = ?", id).Updates(updates).Error; err != nil {
 			return err
@@ -405,13 +507,35 @@ func (s *Service) Update(ctx context.Context, id string, in Input, actor string)
 		return audit.RecordTx(tx, actor, "task.update", "task", id, map[string]any{"name": t.Name})
 	})
 	if err != nil {
-		if database.IsUniqueViolation(err) {
+		var ve *requests.ValidationError
+		switch {
+		case errors.As(err, &ve), errors.Is(err, ErrNotFound):
+			return nil, err
+		case database.IsUniqueViolation(err):
 			return nil, &requests.ValidationError{Fields: []requests.FieldError{{Field: "name", Message: "a task called " + t.Name + " already exists"}}}
 		}
 		return nil, fmt.Errorf("tasks: update %s: %w", id, err)
 	}
 	s.scheduleChanged(id)
 	return s.Get(ctx, id)
+}
+
+// lockTaskTx reads a task's row and locks it until tx ends: on PostgreSQL
+// with SELECT ... FOR UPDATE; on SQLite every transaction holds the write
+// lock from its BEGIN, so a plain read suffices.
+func lockTaskTx(tx *gorm.DB, id string) (*Task, error) {
+	q := tx.Where("id = ?", id)
+	if tx.Dialector.Name() == database.Postgres {
+		q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	}
+	var t Task
+	if err := q.Take(&t).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	return &t, nil
 }
 
 // Delete removes a task; its past runs stay, without the link.
@@ -542,19 +666,36 @@ func (s *Service) Scheduled(ctx context.Context) ([]Task, error) {
 
 // Trigger starts a run of a task now.
 func (s *Service) Trigger(ctx context.Context, id, trigger, actor string) (*requests.Instance, error) {
+	return s.TriggerWithKey(ctx, id, trigger, actor, nil)
+}
+
+// TriggerWithKey is Trigger with an idempotency key (nil for none): a key
+// that started a run already gives that run, and the task is not triggered
+// again.
+func (s *Service) TriggerWithKey(ctx context.Context, id, trigger, actor string, key *requests.IdempotencyKey) (*requests.Instance, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, ErrNotFound
 	}
 	var inst *requests.Instance
+	var prior string
+	runID := uuid.NewString()
 	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
 		var err error
-		inst, err = s.triggerTx(ctx, tx, id, trigger, actor)
+		if key != nil {
+			if prior, err = s.reqs.ClaimKeyTx(ctx, tx, key, runID); err != nil || prior != "" {
+				return err
+			}
+		}
+		inst, err = s.triggerTx(ctx, tx, id, trigger, actor, runID)
 		return err
 	})
+	if err == nil && prior != "" {
+		return s.reqs.GetInstance(ctx, prior)
+	}
 	return inst, err
 }
 
-func (s *Service) triggerTx(ctx context.Context, tx *gorm.DB, id, trigger, actor string) (*requests.Instance, error) {
+func (s *Service) triggerTx(ctx context.Context, tx *gorm.DB, id, trigger, actor, runID string) (*requests.Instance, error) {
 	// Lock the task row first: runs ending concurrently wait for this one.
 	res := tx.Model(&Task{}).Where("id = ?", id).Update("updated_at", time.Now().UTC())
 	if res.Error != nil {
@@ -573,7 +714,7 @@ func (s *Service) triggerTx(ctx context.Context, tx *gorm.DB, id, trigger, actor
 	if t.Status == StatusDisabled {
 		return nil, fmt.Errorf("%w: task %s is disabled", ErrConflict, t.Name)
 	}
-	inst, err := s.reqs.StartTx(ctx, tx, t.Request, requests.StartOpts{Trigger: trigger, Actor: actor, TaskID: t.ID, TaskName: t.Name})
+	inst, err := s.reqs.StartTx(ctx, tx, t.Request, requests.StartOpts{Trigger: trigger, Actor: actor, TaskID: t.ID, TaskName: t.Name, ID: runID})
 	if err != nil {
 		var ve *requests.ValidationError
 		if errors.As(err, &ve) {
@@ -606,7 +747,7 @@ func (s *Service) TriggerTick(ctx context.Context, id string, tick time.Time) (*
 			return nil
 		}
 		var err error
-		inst, err = s.triggerTx(ctx, tx, id, requests.TriggerSchedule, "scheduler")
+		inst, err = s.triggerTx(ctx, tx, id, requests.TriggerSchedule, "scheduler", uuid.NewString())
 		return err
 	})
 	return inst, err

@@ -2,9 +2,12 @@ package tasks_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/app/database/dbtest"
@@ -48,6 +51,38 @@ func TestParseSchedule(t *testing.T) {
 	for i, r := range runs {
 		if got := r.UTC().Format(time.RFC3339); got != want[i] {
 			t.Errorf("run %d = %s, want %s", i, got, want[i])
+		}
+	}
+}
+
+func TestPrevRun(t *testing.T) {
+	t.Parallel()
+	utc := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, c := range []struct {
+		expr, tz, at, want string
+	}{
+		{"* * * * *", "UTC", "2026-05-04T10:00:40Z", "2026-05-04T10:00:00Z"},
+		{"* * * * *", "UTC", "2026-05-04T10:00:00Z", "2026-05-04T10:00:00Z"},
+		{"*/15 * * * *", "UTC", "2026-05-04T10:14:59.9Z", "2026-05-04T10:00:00Z"},
+		{"0 22 * * *", "UTC", "2026-05-04T10:00:00Z", "2026-05-03T22:00:00Z"},
+		// 01:30 Paris is 23:30 UTC the day before in summer.
+		{"30 1 * * *", "Europe/Paris", "2026-06-01T23:31:10Z", "2026-06-01T23:30:00Z"},
+		{"* * * * 1", "UTC", "2026-05-06T12:00:00Z", "2026-05-04T23:59:00Z"}, // a Wednesday; Monday's last minute
+		{"0 0 29 2 *", "UTC", "2027-01-01T00:00:00Z", "2024-02-29T00:00:00Z"},
+	} {
+		got, err := tasks.PrevRun(c.expr, c.tz, utc(c.at))
+		if err != nil {
+			t.Errorf("%q %s at %s: %v", c.expr, c.tz, c.at, err)
+			continue
+		}
+		if !got.Equal(utc(c.want)) {
+			t.Errorf("%q %s at %s = %s, want %s", c.expr, c.tz, c.at, got.UTC().Format(time.RFC3339), c.want)
 		}
 	}
 }
@@ -271,5 +306,70 @@ func TestTaskSettlesAfterConcurrentRunsAndReconciles(t *testing.T) {
 			t.Errorf("Reconcile with a run under way: status %s", got.Status)
 		}
 		b.WaitSettled(t, run.ID)
+	})
+}
+
+// Admins who change different fields of a task at the same moment each
+// keep their change: an edit writes only the fields it changes, onto the
+// task as it is under its lock.
+func TestConcurrentEditsOfDifferentFieldsAllStay(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		b := apptest.New(t, dialect, &apptest.Options{NoStart: true})
+		dir, _ := b.Directory(t, "Dir")
+		alice := b.Identity(t, "alice")
+		task, err := b.Tasks.Create(b.Ctx, tasks.Input{Name: str("Lock Alice"), Description: str("before"),
+			Request: &requests.Request{Type: requests.LockAccount, BeneficiaryType: "identity", BeneficiaryID: alice.ID,
+				ConnectorID: dir.ID, Justification: "x"}}, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A slow transaction holds the task's row while the edits read the
+		// task and wait for it, so that each has read it before any writes.
+		held, release, holderDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		go func() {
+			holderDone <- b.DB.InTx(b.Ctx, func(tx *gorm.DB) error {
+				if err := tx.Exec("UPDATE tasks SET updated_at = ? WHERE id = ?", time.Now().UTC(), task.ID).Error; err != nil {
+					return err
+				}
+				close(held)
+				<-release
+				return nil
+			})
+		}()
+		<-held
+		edits := []tasks.Input{
+			{Name: str("Lock Alice nightly")},
+			{Description: str("after")},
+			{Cron: str("0 6 * * *"), Timezone: str("Europe/Paris")},
+			{Notify: &tasks.Notify{When: "failure", Recipients: []string{tasks.NotifyRequester}, Enabled: true}},
+		}
+		errs := make(chan error, len(edits))
+		for i, in := range edits {
+			go func() {
+				_, err := b.Tasks.Update(b.Ctx, task.ID, in, fmt.Sprintf("admin%d", i))
+				errs <- err
+			}()
+		}
+		time.Sleep(300 * time.Millisecond)
+		close(release)
+		if err := <-holderDone; err != nil {
+			t.Fatal(err)
+		}
+		for range edits {
+			if err := <-errs; err != nil {
+				t.Errorf("edit: %v", err)
+			}
+		}
+		got, err := b.Tasks.Get(b.Ctx, task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Name != "Lock Alice nightly" || got.Description != "after" || got.Cron != "0 6 * * *" || got.Timezone != "Europe/Paris" ||
+			!got.ScheduleEnabled || got.Notify.When != "failure" || !got.Notify.Enabled || strings.Join(got.Notify.Recipients, ",") != "requester" {
+			t.Errorf("after four edits: name %q, description %q, schedule %q %q on=%v, notify %+v",
+				got.Name, got.Description, got.Cron, got.Timezone, got.ScheduleEnabled, got.Notify)
+		}
 	})
 }

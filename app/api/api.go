@@ -6,7 +6,9 @@ package api
 
 import (
 	"bytes"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -275,6 +277,24 @@ func paging(c *fiber.Ctx) (limit, offset int, err error) {
 	}
 	offset, err = intQuery(c, "offset", 0, 1<<30)
 	return
+}
+
+// idempotencyKey reads the Idempotency-Key header of a request that starts
+// a run: nil when there is none. The key is the calling client's, and
+// stands for the method, the path and the body sent with it.
+func idempotencyKey(c *fiber.Ctx) (*requests.IdempotencyKey, error) {
+	v := strings.TrimSpace(c.Get(requests.KeyField))
+	if v == "" {
+		return nil, nil
+	}
+	if len(v) > 255 || strings.IndexFunc(v, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
+		return nil, problem(422, "invalid Idempotency-Key header", requests.FieldError{Field: requests.KeyField,
+			Message: "at most 255 printable ASCII characters without spaces, such as a UUID"})
+	}
+	sum := sha256.New()
+	sum.Write([]byte(c.Method() + " " + c.Path() + "\n"))
+	sum.Write(c.Body())
+	return &requests.IdempotencyKey{Actor: "api:" + principal(c).ID, Key: strings.Clone(v), Fingerprint: hex.EncodeToString(sum.Sum(nil))}, nil
 }
 
 // param returns a path parameter copied out of Fiber's reused buffers.

@@ -235,7 +235,11 @@ func (s *server) submitRequest(c *fiber.Ctx) error {
 	if err := decode(c, &in); err != nil {
 		return err
 	}
-	inst, err := s.Requests.Submit(c.UserContext(), in, requests.StartOpts{Trigger: requests.TriggerAPI, Actor: principal(c).Name})
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	inst, err := s.Requests.Submit(c.UserContext(), in, requests.StartOpts{Trigger: requests.TriggerAPI, Actor: principal(c).Name, Key: key})
 	if err != nil {
 		return err
 	}
@@ -409,7 +413,11 @@ func (s *server) triggerTask(c *fiber.Ctx) error {
 			return problem(422, "invalid source", requests.FieldError{Field: "source", Message: "must be api or cli"})
 		}
 	}
-	inst, err := s.Tasks.Trigger(c.UserContext(), param(c, "id"), trigger, principal(c).Name)
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	inst, err := s.Tasks.TriggerWithKey(c.UserContext(), param(c, "id"), trigger, principal(c).Name, key)
 	if err != nil {
 		return err
 	}

@@ -111,7 +111,7 @@ var Settings = []Setting{
 	{"workers", "PROVISOR_WORKERS", "50", "job sets (a beneficiary's connector jobs of one run, in order) run at once by this process (1-1000)", false},
 	{"db-conns", "PROVISOR_DB_CONNS", "0", "PostgreSQL connections this process opens at most (8-500); 0 sizes them by the CPUs, 8 + 4 per CPU", false},
 	{"job-timeout", "PROVISOR_JOB_TIMEOUT", "2m", "time limit of one attempt of a connector job (one connector operation)", false},
-	{"rescue-after", "PROVISOR_RESCUE_AFTER", "5m", "a job set (a beneficiary's jobs of one run) running longer than this is taken over by another process, as when its worker died (must exceed the job timeout)", false},
+	{"rescue-after", "PROVISOR_RESCUE_AFTER", "5m", "bound of one attempt of a job set or of an email delivery job; one whose worker died is taken over by another process this long after it started, plus at most 30 s (must exceed the job timeout)", false},
 	{"max-attempts", "PROVISOR_MAX_ATTEMPTS", "10", "attempts for a job whose errors are transient (1-100)", false},
 	{"schedule-sync", "PROVISOR_SCHEDULE_SYNC", "10s", "how often schedules are re-read from the database", false},
 	{"stuck-after", "PROVISOR_STUCK_AFTER", "15m", "jobs pending or running longer than this are flagged as possibly stuck", false},

@@ -9,11 +9,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -39,7 +39,9 @@ const (
 // DB is an open database: GORM for the portal's rows, and the raw handles the
 // job queue needs.
 type DB struct {
-	Gorm    *gorm.DB
+	Gorm *gorm.DB
+	// SQL is the handle of the job queue and the migrations; on SQLite it
+	// is the one writer connection (see openSQLite).
 	SQL     *sql.DB
 	Dialect string
 	// Pool is the pgx pool behind SQL on PostgreSQL; nil on SQLite.
@@ -51,6 +53,12 @@ type DB struct {
 	Relaxed *gorm.DB
 
 	relaxedPool *pgxpool.Pool
+	// readers are SQLite's read-only connections (see splitPool); nil on
+	// PostgreSQL.
+	readers *sql.DB
+	// guard, when the transaction check is on, knows which goroutines
+	// hold a transaction open (see ErrOutsideTx).
+	guard *txGuard
 	// writer admits one write transaction at a time on SQLite (see
 	// writeTx).
 	writer *turns
@@ -62,7 +70,10 @@ type Options struct {
 	MaxConns int32
 	// RelaxedConns bounds the pool of Relaxed on PostgreSQL (default 8).
 	RelaxedConns int32
-	Logger       *slog.Logger
+	// CheckTx makes a statement fail with ErrOutsideTx when it goes through
+	// the pool while its goroutine holds a transaction open. It is on in
+	// test binaries whatever is set here.
+	CheckTx bool
 }
 
 // Open connects to the database at databaseURL, or to the embedded SQLite
@@ -77,6 +88,42 @@ func Open(ctx context.Context, databaseURL, sqlitePath string, opts *Options) (*
 		SkipDefaultTransaction: true,
 		TranslateError:         true,
 	}
+	db, err := open(ctx, databaseURL, sqlitePath, gcfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.CheckTx || testing.Testing() {
+		if err := db.checkTx(); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// checkTx turns the transaction check on (see ErrOutsideTx).
+func (db *DB) checkTx() error {
+	db.guard = newTxGuard()
+	for _, g := range []*gorm.DB{db.Gorm, db.Relaxed} {
+		if err := db.guard.install(g); err != nil {
+			return err
+		}
+		if g == db.Relaxed && db.Relaxed == db.Gorm {
+			break
+		}
+	}
+	// Statement.ConnPool, not ConnPool: on PostgreSQL Gorm and Relaxed
+	// share one gorm.Config, whose ConnPool is the last one opened.
+	base, ok := db.Gorm.Statement.ConnPool.(txPool)
+	if !ok {
+		return fmt.Errorf("database: transaction check: unexpected connection pool %T", db.Gorm.Statement.ConnPool)
+	}
+	pool := guardedPool{txPool: base, sql: db.SQL, g: db.guard}
+	db.Gorm.ConnPool, db.Gorm.Statement.ConnPool = pool, pool
+	return nil
+}
+
+func open(ctx context.Context, databaseURL, sqlitePath string, gcfg *gorm.Config, opts *Options) (*DB, error) {
 	if databaseURL == "" {
 		return openSQLite(sqlitePath, gcfg)
 	}
@@ -125,42 +172,68 @@ func Open(ctx context.Context, databaseURL, sqlitePath string, opts *Options) (*
 	return &DB{Gorm: g, SQL: sqlDB, Dialect: Postgres, Pool: pool, Relaxed: relaxed, relaxedPool: rpool}, nil
 }
 
+// readConns is how many read-only connections SQLite's readers open.
+const readConns = 4
+
 func openSQLite(path string, gcfg *gorm.Config) (*DB, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("database: create %s: %w", dir, err)
 		}
 	}
+	// SQLite has one writer at a time. The writer is one connection, shared
+	// by the job queue, every write of the portal and every transaction:
+	// they queue up for it in this process instead of waiting for the
+	// file's lock (busy_timeout sleeps, and fails after ten seconds), and
+	// nothing is ever held by a transaction that waits for another one (the
+	// transaction check makes sure a transaction reads only through itself).
+	// Every transaction still takes the write lock when it begins
+	// (_txlock=immediate), for another process on the same file (a
+	// command-line tool). WAL lets the readers, a pool of read-only
+	// connections, work beside the writer.
+	writer, err := sql.Open("sqlite", sqliteDSN(path, true, "journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"))
+	if err != nil {
+		return nil, fmt.Errorf("database: open %s: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	if err := writer.Ping(); err != nil {
+		_ = writer.Close()
+		return nil, fmt.Errorf("database: open %s: %w", path, err)
+	}
+	readers, err := sql.Open("sqlite", sqliteDSN(path, false, "busy_timeout(10000)", "query_only(1)"))
+	if err != nil {
+		_ = writer.Close()
+		return nil, fmt.Errorf("database: open %s: %w", path, err)
+	}
+	readers.SetMaxOpenConns(readConns)
+	readers.SetMaxIdleConns(readConns)
+	g, err := gorm.Open(sqlite.Dialector{Conn: splitPool{writer: writer, readers: readers}}, gcfg)
+	if err != nil {
+		_ = writer.Close()
+		_ = readers.Close()
+		return nil, fmt.Errorf("database: open %s: %w", path, err)
+	}
+	return &DB{Gorm: g, SQL: writer, Dialect: SQLite, Relaxed: g, readers: readers, writer: &turns{}}, nil
+}
+
+func sqliteDSN(path string, immediate bool, pragmas ...string) string {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+	for _, p := range pragmas {
 		q.Add("_pragma", p)
 	}
-	q.Set("_txlock", "immediate")
-	dsn := "file:" + path + "?" + q.Encode()
-	sqlDB, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("database: open %s: %w", path, err)
+	if immediate {
+		q.Set("_txlock", "immediate")
 	}
-	// WAL lets readers work beside the one writer; every transaction takes
-	// the write lock when it begins (_txlock=immediate) and waits for it
-	// (busy_timeout), so two writers queue up instead of failing. Several
-	// connections are needed: a transaction may read through another
-	// handle while it is open.
-	sqlDB.SetMaxOpenConns(16)
-	sqlDB.SetMaxIdleConns(16)
-	g, err := gorm.Open(sqlite.Dialector{Conn: sqlDB}, gcfg)
-	if err != nil {
-		return nil, fmt.Errorf("database: open %s: %w", path, err)
-	}
-	if err := sqlDB.Ping(); err != nil {
-		return nil, fmt.Errorf("database: open %s: %w", path, err)
-	}
-	return &DB{Gorm: g, SQL: sqlDB, Dialect: SQLite, Relaxed: g, writer: &turns{}}, nil
+	return "file:" + path + "?" + q.Encode()
 }
 
 // Close releases the connections.
 func (db *DB) Close() error {
 	err := db.SQL.Close()
+	if db.readers != nil {
+		err = errors.Join(err, db.readers.Close())
+	}
 	if db.Pool != nil {
 		db.Pool.Close()
 	}
@@ -174,8 +247,8 @@ func (db *DB) Close() error {
 // statements on the relaxed pool; on SQLite in a transaction that takes the
 // write lock when it begins, because there a lone statement that turns a
 // read into a write fails at once, instead of waiting, when another
-// connection wrote meanwhile. Such writes are short: on SQLite they go
-// before the transactions waiting for their turn.
+// process wrote meanwhile. Such writes are short: on SQLite they go before
+// the transactions waiting for their turn.
 func (db *DB) WriteRelaxed(ctx context.Context, fn func(g *gorm.DB) error) error {
 	if db.Dialect == SQLite {
 		return db.writeTx(ctx, fn, true)
@@ -183,13 +256,12 @@ func (db *DB) WriteRelaxed(ctx context.Context, fn func(g *gorm.DB) error) error
 	return fn(db.Relaxed.WithContext(ctx))
 }
 
-// writeTx runs fn in a SQLite transaction that holds the database's write
-// lock from its start. The transactions of this process take turns before
-// they take a connection: SQLite has one writer, and a transaction waiting
-// for the lock while holding a connection could leave none for the
-// transaction that has it and reads through another handle (until the busy
-// timeout fails them all). Taking turns here also hands the lock over at
-// once, where SQLite's busy handler would sleep. A short write goes first.
+// writeTx runs fn in a SQLite transaction on the writer, which holds the
+// database's write lock from its start. The transactions of this process
+// take turns before they ask for the writer, because the connection pool
+// hands a freed connection to any one of those waiting: a short write (a
+// job's claim) goes first, so that a job does not wait to start behind the
+// results of others, and the longer ones go in the order they came.
 func (db *DB) writeTx(ctx context.Context, fn func(tx *gorm.DB) error, short bool) error {
 	if err := db.writer.take(ctx, short); err != nil {
 		return err
@@ -267,6 +339,11 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *gorm.DB) error, begin string
 	// On PostgreSQL the queue needs the pgx transaction itself, and GORM needs a
 	// database/sql handle: both are given the same connection, on which a pgx
 	// transaction is open.
+	leave, err := db.guard.enter()
+	if err != nil {
+		return err
+	}
+	defer leave()
 	conn, err := db.SQL.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("database: %w", err)
@@ -333,8 +410,11 @@ func pgxTx(tx *gorm.DB) (pgx.Tx, error) {
 
 // sqlTx returns the database/sql transaction behind a GORM transaction on SQLite.
 func sqlTx(tx *gorm.DB) (*sql.Tx, error) {
-	if t, ok := tx.Statement.ConnPool.(*sql.Tx); ok {
+	switch t := tx.Statement.ConnPool.(type) {
+	case *sql.Tx:
 		return t, nil
+	case *guardedTx:
+		return t.Tx, nil
 	}
 	return nil, errors.New("database: not inside DB.InTx")
 }

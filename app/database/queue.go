@@ -20,8 +20,10 @@ type Queue struct {
 	insertTx func(ctx context.Context, tx *gorm.DB, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
 	retryTx  func(ctx context.Context, tx *gorm.DB, id int64) error
 	cancelTx func(ctx context.Context, tx *gorm.DB, id int64) error
+	list     func(ctx context.Context, params *river.JobListParams) (*river.JobListResult, error)
 	start    func(ctx context.Context) error
 	stop     func(ctx context.Context) error
+	cancel   func(ctx context.Context) error
 	stopped  func() <-chan struct{}
 }
 
@@ -42,6 +44,8 @@ type QueueOptions struct {
 	// Queues are queues besides the default one, with how many of their
 	// jobs run at once.
 	Queues map[string]int
+	// Periodic are entries the queue's leader inserts on a schedule.
+	Periodic []*river.PeriodicJob
 }
 
 // NewQueue builds the queue client for db.
@@ -73,6 +77,7 @@ func newQueue[TTx any](driver riverdriver.Driver[TTx], txOf func(*gorm.DB) (TTx,
 			}
 			cfg.JobTimeout = opts.JobTimeout
 			cfg.RescueStuckJobsAfter = opts.RescueAfter
+			cfg.PeriodicJobs = opts.Periodic
 			cfg.FetchPollInterval = poll
 			cfg.FetchCooldown = min(poll, 10*time.Millisecond)
 		}
@@ -105,8 +110,10 @@ func newQueue[TTx any](driver riverdriver.Driver[TTx], txOf func(*gorm.DB) (TTx,
 			_, err = client.JobCancelTx(ctx, t, id)
 			return err
 		},
+		list:    client.JobList,
 		start:   client.Start,
 		stop:    client.Stop,
+		cancel:  client.StopAndCancel,
 		stopped: client.Stopped,
 	}, nil
 }
@@ -145,8 +152,70 @@ func (q *Queue) CancelTx(ctx context.Context, tx *gorm.DB, id int64) error {
 	return nil
 }
 
+// Entry is what a sweep needs of a queue entry.
+type Entry struct {
+	ID    int64
+	State string
+	// Args are the entry's arguments as JSON.
+	Args []byte
+}
+
+// Final reports whether the entry will not run again by itself
+// (completed, discarded or cancelled).
+func (e Entry) Final() bool {
+	switch rivertype.JobState(e.State) {
+	case rivertype.JobStateCompleted, rivertype.JobStateDiscarded, rivertype.JobStateCancelled:
+		return true
+	}
+	return false
+}
+
+// listPage is how many entries one read of the queue returns.
+const listPage = 1000
+
+// Entries returns the entries with the given ids that exist, by id.
+func (q *Queue) Entries(ctx context.Context, ids []int64) (map[int64]Entry, error) {
+	out := make(map[int64]Entry, len(ids))
+	for start := 0; start < len(ids); start += listPage {
+		part := ids[start:min(start+listPage, len(ids))]
+		res, err := q.list(ctx, river.NewJobListParams().IDs(part...).First(len(part)))
+		if err != nil {
+			return nil, fmt.Errorf("queue: list entries: %w", err)
+		}
+		for _, j := range res.Jobs {
+			out[j.ID] = Entry{ID: j.ID, State: string(j.State), Args: j.EncodedArgs}
+		}
+	}
+	return out, nil
+}
+
+// LiveEntries returns every entry of kind that has not finished: it is
+// available, scheduled, running, retryable or pending.
+func (q *Queue) LiveEntries(ctx context.Context, kind string) ([]Entry, error) {
+	var out []Entry
+	params := river.NewJobListParams().Kinds(kind).First(listPage).States(rivertype.JobStateAvailable, rivertype.JobStateScheduled,
+		rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStatePending)
+	for {
+		res, err := q.list(ctx, params)
+		if err != nil {
+			return nil, fmt.Errorf("queue: list %s entries: %w", kind, err)
+		}
+		for _, j := range res.Jobs {
+			out = append(out, Entry{ID: j.ID, State: string(j.State), Args: j.EncodedArgs})
+		}
+		if len(res.Jobs) < listPage || res.LastCursor == nil {
+			return out, nil
+		}
+		params = params.After(res.LastCursor)
+	}
+}
+
 // Start starts the workers.
 func (q *Queue) Start(ctx context.Context) error { return q.start(ctx) }
 
 // Stop stops fetching jobs and waits for running ones to finish, until ctx ends.
 func (q *Queue) Stop(ctx context.Context) error { return q.stop(ctx) }
+
+// StopAndCancel is Stop that also cancels the contexts of the running jobs,
+// and waits, until ctx ends, for them to return.
+func (q *Queue) StopAndCancel(ctx context.Context) error { return q.cancel(ctx) }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"crypto/rand"
 	"fmt"
 	"html/template"
 	"net/url"
@@ -13,6 +14,10 @@ import (
 )
 
 var funcs = template.FuncMap{
+	// newKey is a fresh idempotency key for a button that starts a run:
+	// the key is made when the button is rendered, so each click of it
+	// sends one, and a second click before the answer sends the same.
+	"newKey": func() string { return rand.Text() },
 	// iso formats a time for <time datetime>, which the browser shows in
 	// its own time zone.
 	"iso": func(v any) string {

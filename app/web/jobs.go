@@ -135,7 +135,7 @@ func (s *Server) showDialog(c *fiber.Ctx, id, message string) error {
 	now := time.Now()
 	for _, j := range inst.Jobs {
 		card := cardData{Job: j, TypeLabel: s.typeLabel(j.ConnectorType), Stuck: s.stuck(&j, now),
-			CanCancel: j.Status == requests.JobPending, CanRetry: j.Status == requests.JobFailed || j.Status == requests.JobCanceled}
+			CanCancel: j.Status == requests.JobPending && !j.Revocation, CanRetry: j.Status == requests.JobFailed || j.Status == requests.JobCanceled}
 		if j.Status == requests.JobScheduled {
 			d.CanForce = true
 		}

@@ -87,7 +87,7 @@ func (s *Server) taskTrigger(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	inst, err := s.Tasks.Trigger(c.UserContext(), t.ID, requests.TriggerManual, user(c).Username)
+	inst, err := s.Tasks.TriggerWithKey(c.UserContext(), t.ID, requests.TriggerManual, user(c).Username, idempotencyKey(c))
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ package web
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
@@ -235,6 +237,7 @@ func redirect(c *fiber.Ctx, to string) error {
 func (s *Server) HandleError(c *fiber.Ctx, err error) error {
 	status, msg := http.StatusInternalServerError, "Something went wrong on our side. The server log has the details."
 	var fe *fiber.Error
+	var ve *requests.ValidationError
 	switch {
 	case errors.As(err, &fe):
 		status, msg = fe.Code, fe.Message
@@ -242,6 +245,8 @@ func (s *Server) HandleError(c *fiber.Ctx, err error) error {
 		status, msg = http.StatusNotFound, "There is nothing here: it may have been deleted, or the link is wrong."
 	case errors.Is(err, requests.ErrConflict):
 		status, msg = http.StatusConflict, strings.TrimPrefix(err.Error(), "conflict: ")
+	case errors.As(err, &ve):
+		status, msg = http.StatusUnprocessableEntity, ve.Error()
 	default:
 		s.Log.Error("portal error", "method", c.Method(), "path", c.Path(), "err", err)
 	}
@@ -285,6 +290,22 @@ func formList(c *fiber.Ctx, name string) []string {
 		}
 	})
 	return out
+}
+
+// idempotencyKey reads the idempotency key a button that starts a run
+// sends (the Idempotency-Key header from htmx, or the idempotency_key field
+// of a form): nil when there is none or it is not one the portal makes.
+// The key is the user's and stands for the route it was sent to.
+func idempotencyKey(c *fiber.Ctx) *requests.IdempotencyKey {
+	v := c.Get(requests.KeyField)
+	if v == "" {
+		v = c.FormValue("idempotency_key")
+	}
+	if len(v) < 16 || len(v) > 64 || strings.IndexFunc(v, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(c.Method() + " " + c.Path()))
+	return &requests.IdempotencyKey{Actor: "user:" + user(c).ID, Key: strings.Clone(v), Fingerprint: hex.EncodeToString(sum[:])}
 }
 
 // safeNext keeps a post-login destination on this site.

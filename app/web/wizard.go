@@ -205,11 +205,22 @@ func (s *Server) accountLines(c *fiber.Ctx, d *requests.Draft) []accountLine {
 // wizardSave stores what a step's form holds and moves Back, Next, or
 // (on the last step) submits the request or creates a task.
 func (s *Server) wizardSave(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	key := idempotencyKey(c)
 	d, i, err := s.loadDraft(c)
+	if errors.Is(err, requests.ErrNotFound) && key != nil && form(c, "action") == "submit" {
+		// A second click on Submit can come after the first one's run
+		// started and took the draft away: it goes to that run.
+		if id, err := s.Requests.KeyedRun(ctx, key); err != nil || id != "" {
+			if err != nil {
+				return err
+			}
+			return redirect(c, "/requests/"+id)
+		}
+	}
 	if err != nil {
 		return err
 	}
-	ctx := c.UserContext()
 	step := wizardSteps[i].Name
 	switch step {
 	case "beneficiary":
@@ -271,7 +282,7 @@ func (s *Server) wizardSave(c *fiber.Ctx) error {
 	}
 	switch action {
 	case "submit":
-		inst, err := s.Requests.Submit(ctx, d.Request, requests.StartOpts{Trigger: requests.TriggerSubmission, Actor: user(c).Username})
+		inst, err := s.Requests.Submit(ctx, d.Request, requests.StartOpts{Trigger: requests.TriggerSubmission, Actor: user(c).Username, Key: key})
 		if err != nil {
 			return s.reviewError(c, d, i, err)
 		}

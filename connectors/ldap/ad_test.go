@@ -230,8 +230,15 @@ func TestADOperations(t *testing.T) {
 			t.Errorf("%s:\n got:\n%s\nwant:\n%s", c.what, got, c.want)
 		}
 	}
+	// AD drops a deleted account's links itself.
+	if _, err := d.Grant(ctx, barb, g); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := d.DeleteAccount(ctx, barb); err != nil {
 		t.Fatal(err)
+	}
+	if got := adMembers(t, admin, staff); len(got) != 0 {
+		t.Errorf("members after deleting ad.barb: %v", got)
 	}
 	// A password the domain refuses: permanent, with AD's message.
 	_, err := d.SetPassword(ctx, alice, "abc")

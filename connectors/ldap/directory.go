@@ -339,6 +339,15 @@ func (d *Directory) addRequest(a connectors.Account) (string, *ldapv3.AddRequest
 }
 
 // DeleteAccount deletes the account; a missing one is no error.
+//
+// On LDAP the account first leaves the groups under the group base that
+// list it (leaveGroups): a directory without a referential integrity
+// overlay keeps a deleted entry's DN in its groups, where an account made
+// later at that DN would inherit its memberships, and slapd's
+// memberof-refint cannot take the last member out of a groupOfNames. When
+// the account is the last member of a group whose object class needs one,
+// it is not deleted: the permanent error names the group. Active
+// Directory drops the links of a deleted object itself.
 func (d *Directory) DeleteAccount(ctx context.Context, a connectors.Account) (connectors.Result, error) {
 	var res connectors.Result
 	err := d.do(ctx, func(c *ldapv3.Conn) error {
@@ -348,20 +357,93 @@ func (d *Directory) DeleteAccount(ctx context.Context, a connectors.Account) (co
 		}
 		if u == nil {
 			res = connectors.Result{Message: "account " + a.Username + " does not exist"}
+			if a.ExternalID == "" || d.flavor.name == TypeAD {
+				return nil
+			}
+			// An entry deleted before may still be listed where nothing
+			// removed it.
+			left, stuck, err := d.leaveGroups(c, a.ExternalID)
+			if err != nil {
+				return err
+			}
+			if len(left) > 0 {
+				res.Changed, res.Message = true, res.Message+"; its DN was "+leftGroups(left)
+			}
+			if len(stuck) > 0 {
+				res.Message += "; its DN is still the last member of " + strings.Join(stuck, "; ") +
+					", whose object class needs one: give the group another member or delete it"
+			}
 			return nil
 		}
-		err = c.Del(ldapv3.NewDelRequest(u.DN, nil))
-		if resultCode(err) == ldapv3.LDAPResultNoSuchObject {
-			res = connectors.Result{Message: "account " + a.Username + " does not exist"}
-			return nil
-		}
-		if err != nil {
-			return err
+		var left, stuck []string
+		if d.flavor.name != TypeAD {
+			if left, stuck, err = d.leaveGroups(c, u.DN); err != nil {
+				return err
+			}
+			if len(stuck) > 0 {
+				msg := fmt.Sprintf("%s is the last member of %s, whose object class needs one: give the group another member "+
+					"or delete it, then retry; the account was not deleted", a.Username, strings.Join(stuck, "; "))
+				if len(left) > 0 {
+					msg += " (it was " + leftGroups(left) + ")"
+				}
+				return connectors.Permanent(errors.New(msg))
+			}
 		}
 		res = connectors.Result{Changed: true, Message: "account " + a.Username + " deleted (" + u.DN + ")"}
+		err = c.Del(ldapv3.NewDelRequest(u.DN, nil))
+		if resultCode(err) == ldapv3.LDAPResultNoSuchObject {
+			res = connectors.Result{Changed: len(left) > 0, Message: "account " + a.Username + " does not exist"}
+		} else if err != nil {
+			return err
+		}
+		if len(left) > 0 {
+			res.Message += "; " + leftGroups(left)
+		}
 		return nil
 	})
 	return res, classify("delete "+a.Username, err)
+}
+
+// leftGroups says which groups an account was removed from.
+func leftGroups(groups []string) string {
+	const shown = 10
+	msg := fmt.Sprintf("removed from %d group(s): %s", len(groups), strings.Join(groups[:min(len(groups), shown)], "; "))
+	if len(groups) > shown {
+		msg += fmt.Sprintf(" and %d more", len(groups)-shown)
+	}
+	return msg
+}
+
+// leaveGroups removes memberDN from every group under the group base that
+// lists it as member or uniqueMember (the DN escaped into the filter). It
+// returns the groups it left, and those that refused because memberDN is
+// their last member and their object class needs one. The error is the
+// directory's, for anything else.
+func (d *Directory) leaveGroups(c *ldapv3.Conn, memberDN string) (left, stuck []string, err error) {
+	esc := ldapv3.EscapeFilter(memberDN)
+	for _, attr := range []string{"member", "uniqueMember"} {
+		found, err := c.SearchWithPaging(ldapv3.NewSearchRequest(d.cfg.GroupBaseDN, ldapv3.ScopeWholeSubtree, ldapv3.NeverDerefAliases,
+			0, 0, false, "("+attr+"="+esc+")", []string{"1.1"}, nil), uint32(d.cfg.PageSize))
+		if err != nil {
+			return left, stuck, fmt.Errorf("find the groups of %s: %w", memberDN, err)
+		}
+		for _, g := range found.Entries {
+			req := ldapv3.NewModifyRequest(g.DN, nil)
+			req.Delete(attr, []string{memberDN})
+			err := c.Modify(req)
+			switch {
+			case err == nil:
+				left = append(left, g.DN)
+			case resultCode(err) == ldapv3.LDAPResultNoSuchAttribute, resultCode(err) == ldapv3.LDAPResultNoSuchObject:
+				// Gone meanwhile.
+			case resultCode(err) == ldapv3.LDAPResultObjectClassViolation:
+				stuck = append(stuck, g.DN)
+			default:
+				return left, stuck, fmt.Errorf("remove %s from %s: %w", memberDN, g.DN, err)
+			}
+		}
+	}
+	return left, stuck, nil
 }
 
 // userAccountControl flags.

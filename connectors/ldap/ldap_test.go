@@ -221,6 +221,139 @@ func bindAs(url, dn, pw string) error {
 
 // TestLDAPInjection tries values that would change a filter or a DN if they
 // were not escaped: each one names exactly one account, its own.
+// listedIn returns the groups under the groups folder that list dn as
+// member or uniqueMember.
+func listedIn(t testing.TB, c *ldapv3.Conn, dn string) []string {
+	t.Helper()
+	esc := ldapv3.EscapeFilter(dn)
+	res, err := c.Search(ldapv3.NewSearchRequest(ldaptest.GroupsDN, ldapv3.ScopeWholeSubtree, ldapv3.NeverDerefAliases, 0, 0, false,
+		"(|(member="+esc+")(uniqueMember="+esc+"))", []string{"1.1"}, nil))
+	if err != nil {
+		t.Fatalf("groups of %s: %v", dn, err)
+	}
+	var out []string
+	for _, e := range res.Entries {
+		out = append(out, e.DN)
+	}
+	return out
+}
+
+// TestLDAPDeleteLeavesGroups: a deleted account is listed by no group,
+// whether or not the directory keeps referential integrity itself (the
+// memberof overlay with memberof-refint), and the last member of a
+// groupOfNames is not deleted but said so.
+func TestLDAPDeleteLeavesGroups(t *testing.T) {
+	t.Parallel()
+	for _, memberOf := range []bool{true, false} {
+		t.Run(map[bool]string{true: "memberof", false: "no-overlay"}[memberOf], func(t *testing.T) {
+			t.Parallel()
+			s := ldaptest.StartSlapd(t, &ldaptest.SlapdOptions{NoMemberOf: !memberOf})
+			admin := s.Conn(t)
+			d := openSlapd(t, s, "")
+			ctx := context.Background()
+			create := func(name string) string {
+				t.Helper()
+				r, err := d.CreateAccount(ctx, connectors.Account{Username: name})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r.ExternalID
+			}
+			grant := func(name, group string) {
+				t.Helper()
+				if _, err := d.Grant(ctx, connectors.Account{Username: name}, connectors.Entitlement{ExternalID: group}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			addTo := func(group, attr, dn string) {
+				t.Helper()
+				m := ldapv3.NewModifyRequest(group, nil)
+				m.Add(attr, []string{dn})
+				if err := admin.Modify(m); err != nil {
+					t.Fatalf("add %s to %s: %v", dn, group, err)
+				}
+			}
+			staff, vpn := addGroup(t, admin, "staff"), addGroup(t, admin, "vpn")
+			auditors := "cn=auditors," + ldaptest.GroupsDN
+			req := ldapv3.NewAddRequest(auditors, nil)
+			req.Attribute("objectClass", []string{"groupOfUniqueNames"})
+			req.Attribute("cn", []string{"auditors"})
+			req.Attribute("uniqueMember", []string{ldaptest.AdminDN})
+			if err := admin.Add(req); err != nil {
+				t.Fatal(err)
+			}
+
+			zed, ann := create("zed"), create("ann")
+			grant("zed", staff)
+			grant("zed", vpn)
+			grant("ann", staff)
+			addTo(auditors, "uniqueMember", zed)
+			res, err := d.DeleteAccount(ctx, connectors.Account{Username: "zed"})
+			if err != nil || !res.Changed || !strings.Contains(res.Message, "removed from 3 group(s)") {
+				t.Errorf("delete zed: %+v %v", res, err)
+			}
+			if got := listedIn(t, admin, zed); len(got) != 0 {
+				t.Errorf("zed is still listed in %v", got)
+			}
+			if entry(t, admin, zed) != nil {
+				t.Error("zed is still there")
+			}
+			if got := listedIn(t, admin, ann); len(got) != 1 || !strings.EqualFold(got[0], staff) {
+				t.Errorf("ann is listed in %v, want staff", got)
+			}
+			if res, err := d.DeleteAccount(ctx, connectors.Account{Username: "zed", ExternalID: zed}); err != nil || res.Changed {
+				t.Errorf("delete zed again: %+v %v", res, err)
+			}
+
+			// The last member of a groupOfNames: the account stays, and the
+			// error says why; once the group has another member, a retry
+			// deletes it.
+			bob := create("bob")
+			grant("bob", staff)
+			solo := "cn=solo," + ldaptest.GroupsDN
+			req = ldapv3.NewAddRequest(solo, nil)
+			req.Attribute("objectClass", []string{"groupOfNames"})
+			req.Attribute("cn", []string{"solo"})
+			req.Attribute("member", []string{bob})
+			if err := admin.Add(req); err != nil {
+				t.Fatal(err)
+			}
+			_, err = d.DeleteAccount(ctx, connectors.Account{Username: "bob"})
+			if !connectors.IsPermanent(err) || !strings.Contains(err.Error(), "bob is the last member of "+solo) ||
+				!strings.Contains(err.Error(), "not deleted") {
+				t.Errorf("delete the last member: %v", err)
+			}
+			if entry(t, admin, bob) == nil {
+				t.Error("bob was deleted while solo still lists him")
+			}
+			if got := listedIn(t, admin, bob); len(got) != 1 || !strings.EqualFold(got[0], solo) {
+				t.Errorf("bob is listed in %v, want solo only", got)
+			}
+			addTo(solo, "member", ldaptest.AdminDN)
+			if res, err := d.DeleteAccount(ctx, connectors.Account{Username: "bob"}); err != nil || !res.Changed {
+				t.Errorf("retry: %+v %v", res, err)
+			}
+			if got := listedIn(t, admin, bob); len(got) != 0 || entry(t, admin, bob) != nil {
+				t.Errorf("bob after the retry: listed in %v", got)
+			}
+
+			// An entry deleted behind the connector's back stays listed
+			// without the overlay; deleting the account by its DN clears it.
+			cy := create("cy")
+			grant("cy", vpn)
+			if err := admin.Del(ldapv3.NewDelRequest(cy, nil)); err != nil {
+				t.Fatal(err)
+			}
+			if res, err := d.DeleteAccount(ctx, connectors.Account{Username: "cy", ExternalID: cy}); err != nil || res.Changed == memberOf {
+				t.Errorf("delete cy, gone already: %+v %v", res, err)
+			}
+			if got := listedIn(t, admin, cy); len(got) != 0 {
+				t.Errorf("cy is still listed in %v", got)
+			}
+		})
+	}
+}
+
 func TestLDAPInjection(t *testing.T) {
 	t.Parallel()
 	s := ldaptest.StartSlapd(t, nil)

@@ -50,6 +50,10 @@ type SlapdOptions struct {
 	// LDIF is loaded after the base entries (the suffix, ou=people,
 	// ou=groups, ou=policies and the default password policy).
 	LDIF string
+	// NoMemberOf leaves out the memberof overlay: no memberOf attributes,
+	// and nothing removes a deleted entry from the groups that list it, as
+	// in a directory without referential integrity.
+	NoMemberOf bool
 }
 
 const baseLDIF = `dn: dc=example,dc=test
@@ -122,7 +126,7 @@ func NewSlapd(dir string, opts *SlapdOptions) (*Slapd, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "db"), 0o700); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(s.conf, []byte(slapdConf(dir)), 0o600); err != nil {
+	if err := os.WriteFile(s.conf, []byte(slapdConf(dir, !opts.NoMemberOf)), 0o600); err != nil {
 		return nil, err
 	}
 	if out, err := exec.Command("/usr/sbin/slapadd", "-q", "-f", s.conf, "-l", filepath.Join(dir, "base.ldif")).CombinedOutput(); err != nil {
@@ -143,7 +147,11 @@ func NewSlapd(dir string, opts *SlapdOptions) (*Slapd, error) {
 	}
 }
 
-func slapdConf(dir string) string {
+func slapdConf(dir string, memberOf bool) string {
+	overlays := "overlay memberof\nmemberof-refint TRUE\n"
+	if !memberOf {
+		overlays = ""
+	}
 	return fmt.Sprintf(`include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/nis.schema
@@ -173,12 +181,10 @@ index member eq
 index uniqueMember eq
 index memberOf eq
 index entryCSN eq
-overlay memberof
-memberof-refint TRUE
-overlay ppolicy
+%[5]soverlay ppolicy
 ppolicy_default "cn=default,ou=policies,%[2]s"
 ppolicy_use_lockout
-`, dir, BaseDN, AdminDN, AdminPassword)
+`, dir, BaseDN, AdminDN, AdminPassword, overlays)
 }
 
 func freePort() int {
