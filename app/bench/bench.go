@@ -110,10 +110,14 @@ func appDefaults(cfg *config.Config, log *slog.Logger, progress func(string, ...
 
 // Main runs `provisor bench`: it parses args, measures every dialect asked
 // for, and prints a table and a markdown block for BENCHMARKS.md to stdout.
-// Progress goes to stderr. `provisor bench portal` runs PortalMain instead.
+// Progress goes to stderr. `provisor bench portal` runs PortalMain instead,
+// and `provisor bench burst` BurstMain.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "portal" {
 		return PortalMain(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "burst" {
+		return BurstMain(ctx, args[1:], stdout, stderr)
 	}
 	opts, err := parseArgs(args, config.Getenv, stderr)
 	if err != nil {

@@ -8,7 +8,8 @@
 //	provisor api-client create   make an API client and print its secret once
 //	provisor api-client list|revoke   list API clients, revoke one and its tokens
 //	provisor invoke-task   trigger a task through the API, as an external scheduler does
-//	provisor bench         measure throughput and latency; bench portal times the busiest pages
+//	provisor bench         measure throughput and latency; bench portal times the busiest pages,
+//	                       bench burst concurrent API submissions
 package main
 
 import (
@@ -52,6 +53,7 @@ Usage:
   provisor invoke-task --task NAME|ID --api-url URL --api-client-id ID --api-secret SECRET [--wait] [--timeout D]
   provisor bench [flags]                 job throughput and latency (PostgreSQL and SQLite)
   provisor bench portal [flags]          Connector Jobs page and tasks grid on 1,000,000 seeded jobs
+  provisor bench burst [flags]           1,000 API submissions from 50 concurrent clients (PostgreSQL and SQLite)
 
 Every server flag can also be set with its PROVISOR_* environment variable.
 `

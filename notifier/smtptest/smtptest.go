@@ -79,7 +79,8 @@ type Server struct {
 	datas    map[string]int
 	reply    func(m *Message, attempt int) *smtp.SMTPError
 	conns    map[*smtp.Conn]bool
-	hangUpAt int // see HangUpAfter
+	hangUpAt int           // see HangUpAfter
+	delay    time.Duration // see SetDelay
 }
 
 // Start starts a server, stopped when the test ends.
@@ -190,6 +191,16 @@ func (s *Server) HangUpAfter(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hangUpAt = n
+}
+
+// SetDelay makes the server wait d before it answers each MAIL FROM: a
+// slow server, so that deliveries are still under way a while after they
+// started. The wait comes before the message is sent, so a client that goes
+// away meanwhile has not had it accepted. 0 answers at once again.
+func (s *Server) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
 }
 
 // HangUp closes every open connection and goes on listening, as a server
@@ -338,7 +349,9 @@ func (se *session) Mail(from string, _ *smtp.MailOptions) error {
 	if hangUp {
 		s.hangUpAt = 0
 	}
+	delay := s.delay
 	s.mu.Unlock()
+	time.Sleep(delay)
 	if hangUp {
 		_ = se.c.Close()
 		return errors.New("smtptest: hung up")
