@@ -19,7 +19,8 @@ type Recorder struct {
 	ln   net.Listener
 	mu   sync.Mutex
 	got  bytes.Buffer
-	open sync.WaitGroup
+	open int        // connections not closed yet
+	idle *sync.Cond // signalled when open drops to zero
 }
 
 // StartRecorder starts a Recorder, closed when the test ends.
@@ -30,6 +31,7 @@ func StartRecorder(t testing.TB) *Recorder {
 		t.Fatalf("ldaptest: recorder: %v", err)
 	}
 	r := &Recorder{URL: "ldap://" + ln.Addr().String(), ln: ln}
+	r.idle = sync.NewCond(&r.mu)
 	go r.serve()
 	t.Cleanup(func() { _ = ln.Close() })
 	return r
@@ -41,9 +43,17 @@ func (r *Recorder) serve() {
 		if err != nil {
 			return
 		}
-		r.open.Add(1)
+		r.mu.Lock()
+		r.open++
+		r.mu.Unlock()
 		go func() {
-			defer r.open.Done()
+			defer func() {
+				r.mu.Lock()
+				if r.open--; r.open == 0 {
+					r.idle.Broadcast()
+				}
+				r.mu.Unlock()
+			}()
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 			buf := make([]byte, 4096)
@@ -63,8 +73,10 @@ func (r *Recorder) serve() {
 // Received returns everything sent so far, once the connections made until
 // now have been closed by their clients (or have timed out).
 func (r *Recorder) Received() []byte {
-	r.open.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for r.open > 0 {
+		r.idle.Wait()
+	}
 	return bytes.Clone(r.got.Bytes())
 }
