@@ -216,6 +216,11 @@ func allTerminal(jobs []Job) bool {
 	return true
 }
 
+// errAttemptEnded is why an operation was cut short by the end of its
+// set's attempt (the worker's stop, or the attempt's bound), not by its
+// own job timeout.
+var errAttemptEnded = errors.New("stopped before the connector answered")
+
 // maxBatch bounds how many grants or revokes of a set go in one request.
 const maxBatch = 250
 
@@ -358,6 +363,10 @@ func (r *setRun) conclude(j *Job, startedAt time.Time, result connectors.Result,
 		}
 	case connectors.IsPermanent(err):
 		o.status, o.message = JobFailed, err.Error()
+	case errors.Is(err, errAttemptEnded):
+		// The worker stopped or the attempt reached its bound: the job
+		// waits for the set's next attempt, whatever the attempts left.
+		o.status, o.message = JobPending, "waiting: "+err.Error()
 	case r.qj.Attempt >= r.qj.MaxAttempts:
 		o.status, o.message = JobFailed, fmt.Sprintf("gave up after %d attempts: %v", r.qj.Attempt, err)
 	default:
@@ -477,7 +486,7 @@ func within[T any](ctx context.Context, r *setRun, fn func(ctx context.Context) 
 	// or by the worker's stop.
 	timedOut := func(err error) error {
 		if ctx.Err() != nil {
-			return connectors.Transient(fmt.Errorf("stopped before the connector answered: %w", err))
+			return connectors.Transient(fmt.Errorf("%w: %w", errAttemptEnded, err))
 		}
 		return connectors.Transient(fmt.Errorf("no answer within %s: %w", r.s.opts.JobTimeout, err))
 	}
