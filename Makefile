@@ -20,7 +20,7 @@ test:
 ## test-race: the packages whose code runs concurrently, under the race detector (CI runs it after test)
 # Whole packages where workers, pools and transactions meet; of access and app/api only the
 # tests that send concurrent requests (the others are single-request scenarios, and bcrypt is slow under
-# -race). TestLongSetRunsInSlicesWithinTheRescueDelay is left out: with a 1 s rescue delay and a 200 ms
+# -race). TestLongSetRunsInSlicesWithinTheRescueDelay is left out: with a 2 s rescue delay and a 200 ms
 # job timeout it needs more speed than the race detector leaves on 2 cores.
 RACE_PKGS     := ./app/ ./app/database/ ./notifier/ ./requests/ ./tasks/ ./identities/ ./connectors/ ./connectors/builtin/
 RACE_FILTERED := ./access/ ./app/api/
