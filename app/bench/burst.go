@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"github.com/provisor/provisor/access"
@@ -502,11 +501,8 @@ func (rep *BurstReport) settings() string {
 		rep.Requests, rep.Clients, rep.Timeout, rep.Workers, conns)
 }
 
-// burstRow is one line of the figures, as text for each dialect.
-type burstRow struct {
-	label string
-	cell  func(r *BurstResult) string
-}
+// burstRow is one line of the figures of the burst bench.
+type burstRow = tableRow[*BurstResult]
 
 func burstRows() []burstRow {
 	return []burstRow{
@@ -572,64 +568,16 @@ func (rep *BurstReport) targets() []string {
 }
 
 // Print writes the table, the target and the markdown block.
-func (rep *BurstReport) Print(w io.Writer) {
-	fmt.Fprintf(w, "\nProvisor burst bench: %s", rep.settings())
-	if rep.Took > 0 {
-		fmt.Fprintf(w, " (took %s)", rep.Took.Round(time.Second))
-	}
-	fmt.Fprint(w, "\n\n")
-	rows := burstRows()
-	width := 0
-	for _, rw := range rows {
-		width = max(width, len(rw.label))
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', tabwriter.AlignRight)
-	head := []string{strings.Repeat(" ", width)}
-	for _, r := range rep.Results {
-		head = append(head, dialectName(r.Dialect))
-	}
-	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
-	for _, rw := range rows {
-		cells := []string{fmt.Sprintf("%-*s", width, rw.label)}
-		for _, r := range rep.Results {
-			cells = append(cells, rw.cell(r))
-		}
-		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
-	}
-	_ = tw.Flush()
-	if t := rep.targets(); len(t) > 0 {
-		fmt.Fprintln(w, "\nTarget (PostgreSQL):")
-		for _, line := range t {
-			fmt.Fprintln(w, "  "+line)
-		}
-	}
-	fmt.Fprintln(w, "\nMarkdown for BENCHMARKS.md:")
-	fmt.Fprintln(w)
-	rep.Markdown(w)
-}
+func (rep *BurstReport) Print(w io.Writer) { rep.table().print(w) }
 
 // Markdown writes the figures as a markdown table and the target as a list.
-func (rep *BurstReport) Markdown(w io.Writer) {
-	fmt.Fprintf(w, "Settings: %s.\n\n", rep.settings())
-	head, sep := "| |", "|---|"
+func (rep *BurstReport) Markdown(w io.Writer) { rep.table().markdown(w) }
+
+func (rep *BurstReport) table() table[*BurstResult] {
+	t := table[*BurstResult]{title: "Provisor burst bench", settings: rep.settings(), took: rep.Took, results: rep.Results,
+		rows: burstRows(), targetsTitle: "Target", targets: rep.targets()}
 	for _, r := range rep.Results {
-		head += " " + dialectName(r.Dialect) + " |"
-		sep += "---:|"
+		t.dialects = append(t.dialects, r.Dialect)
 	}
-	fmt.Fprintln(w, head)
-	fmt.Fprintln(w, sep)
-	for _, rw := range burstRows() {
-		line := "| " + rw.label + " |"
-		for _, r := range rep.Results {
-			line += " " + rw.cell(r) + " |"
-		}
-		fmt.Fprintln(w, line)
-	}
-	if t := rep.targets(); len(t) > 0 {
-		fmt.Fprintln(w, "\nTarget on PostgreSQL:")
-		fmt.Fprintln(w)
-		for _, line := range t {
-			fmt.Fprintln(w, "- "+line)
-		}
-	}
+	return t
 }

@@ -125,11 +125,8 @@ func passMiss(ok bool) string {
 	return "MISS"
 }
 
-// row is one line of the figures, as text for each dialect.
-type row struct {
-	label string
-	cell  func(r *Result) string
-}
+// row is one line of the figures of the job bench.
+type row = tableRow[*Result]
 
 func (rep *Report) rows() []row {
 	return []row{
@@ -171,65 +168,97 @@ func (rep *Report) settings() string {
 }
 
 // Print writes the table, the targets and the markdown block.
-func (rep *Report) Print(w io.Writer) {
-	fmt.Fprintf(w, "\nProvisor bench: %s", rep.settings())
-	if rep.Took > 0 {
-		fmt.Fprintf(w, " (took %s)", rep.Took.Round(time.Second))
+func (rep *Report) Print(w io.Writer) { rep.table().print(w) }
+
+// Markdown writes the figures as a markdown table and the targets as a list.
+func (rep *Report) Markdown(w io.Writer) { rep.table().markdown(w) }
+
+func (rep *Report) table() table[*Result] {
+	t := table[*Result]{title: "Provisor bench", settings: rep.settings(), took: rep.Took, results: rep.Results,
+		rows: rep.rows(), targetsTitle: "Targets", targets: rep.targets()}
+	for _, r := range rep.Results {
+		t.dialects = append(t.dialects, r.Dialect)
+	}
+	return t
+}
+
+// table is what a bench prints: its settings, a row of figures for each
+// measure with a column per dialect, and its targets.
+type table[R any] struct {
+	title, settings string
+	took            time.Duration
+	dialects        []string // of each result
+	results         []R
+	rows            []tableRow[R]
+	targetsTitle    string
+	targets         []string
+}
+
+// tableRow is one line of the figures, as text for each dialect.
+type tableRow[R any] struct {
+	label string
+	cell  func(r R) string
+}
+
+// print writes the table as aligned text, the targets and the markdown block.
+func (t table[R]) print(w io.Writer) {
+	fmt.Fprintf(w, "\n%s: %s", t.title, t.settings)
+	if t.took > 0 {
+		fmt.Fprintf(w, " (took %s)", t.took.Round(time.Second))
 	}
 	fmt.Fprint(w, "\n\n")
 	// Labels are padded to one width, so that right-aligning every column
 	// leaves them aligned on the left.
-	rows := rep.rows()
 	width := 0
-	for _, rw := range rows {
+	for _, rw := range t.rows {
 		width = max(width, len(rw.label))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', tabwriter.AlignRight)
 	head := []string{strings.Repeat(" ", width)}
-	for _, r := range rep.Results {
-		head = append(head, dialectName(r.Dialect))
+	for _, d := range t.dialects {
+		head = append(head, dialectName(d))
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
-	for _, rw := range rows {
+	for _, rw := range t.rows {
 		cells := []string{fmt.Sprintf("%-*s", width, rw.label)}
-		for _, r := range rep.Results {
+		for _, r := range t.results {
 			cells = append(cells, rw.cell(r))
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
 	}
 	_ = tw.Flush()
-	if t := rep.targets(); len(t) > 0 {
-		fmt.Fprintln(w, "\nTargets (PostgreSQL):")
-		for _, line := range t {
+	if len(t.targets) > 0 {
+		fmt.Fprintf(w, "\n%s (PostgreSQL):\n", t.targetsTitle)
+		for _, line := range t.targets {
 			fmt.Fprintln(w, "  "+line)
 		}
 	}
 	fmt.Fprintln(w, "\nMarkdown for BENCHMARKS.md:")
 	fmt.Fprintln(w)
-	rep.Markdown(w)
+	t.markdown(w)
 }
 
-// Markdown writes the figures as a markdown table and the targets as a list.
-func (rep *Report) Markdown(w io.Writer) {
-	fmt.Fprintf(w, "Settings: %s.\n\n", rep.settings())
+// markdown writes the figures as a markdown table and the targets as a list.
+func (t table[R]) markdown(w io.Writer) {
+	fmt.Fprintf(w, "Settings: %s.\n\n", t.settings)
 	head, sep := "| |", "|---|"
-	for _, r := range rep.Results {
-		head += " " + dialectName(r.Dialect) + " |"
+	for _, d := range t.dialects {
+		head += " " + dialectName(d) + " |"
 		sep += "---:|"
 	}
 	fmt.Fprintln(w, head)
 	fmt.Fprintln(w, sep)
-	for _, rw := range rep.rows() {
+	for _, rw := range t.rows {
 		line := "| " + rw.label + " |"
-		for _, r := range rep.Results {
+		for _, r := range t.results {
 			line += " " + rw.cell(r) + " |"
 		}
 		fmt.Fprintln(w, line)
 	}
-	if t := rep.targets(); len(t) > 0 {
-		fmt.Fprintln(w, "\nTargets on PostgreSQL:")
+	if len(t.targets) > 0 {
+		fmt.Fprintf(w, "\n%s on PostgreSQL:\n", t.targetsTitle)
 		fmt.Fprintln(w)
-		for _, line := range t {
+		for _, line := range t.targets {
 			fmt.Fprintln(w, "- "+line)
 		}
 	}
