@@ -254,12 +254,14 @@ func (s *crashSuite) run() {
 	s.crash("accounts: 40 jobs completed", func() bool { return s.completedInPhase() >= 40 && s.running("") > 0 })
 	s.waitSettled(s.runs, "the account creations")
 
-	// 2. Right after a burst: the workgroup's grant of a group (one set of
-	// every member) and single grants, killed while the big set runs.
-	s.submit(s.workgroup(requests.AddEntitlements, g[:1], ""))
+	// 2. Right after a burst: single grants and the workgroup's grant of a
+	// group (one set of every member), killed while the big set runs. The
+	// big set goes last: sent first, it could be done (one batch) before
+	// the singles were all sent.
 	for _, id := range s.solo {
 		s.submit(s.single(requests.AddEntitlements, id, g[:1], ""))
 	}
+	s.submit(s.workgroup(requests.AddEntitlements, g[:1], ""))
 	s.crash("right after a burst of grants", func() bool { return s.runningBigSets() > 0 })
 
 	// 3. Another big grant and single grants, killed once some completed.
