@@ -170,26 +170,12 @@ func BurstMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func parseBurstArgs(args []string, getenv func(string) string, stderr io.Writer) (*BurstOptions, error) {
-	for _, a := range args {
-		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if strings.HasPrefix(a, "-") && (name == "database" || name == "data-dir" || name == "secret-key") {
-			return nil, fmt.Errorf("bench burst: --%s not accepted: the bench makes its own databases (use --postgres to name the server)", name)
-		}
+	if err := refuseOwnedFlags("bench burst", args); err != nil {
+		return nil, err
 	}
 	o := BurstOptions{}
 	var dialects string
-	env := func(key string) string {
-		switch key {
-		case "PROVISOR_DATABASE_URL", "PROVISOR_DATA_DIR", "PROVISOR_SECRET_KEY":
-			return ""
-		case "PROVISOR_LOG_LEVEL":
-			if v := getenv(key); v != "" {
-				return v
-			}
-			return "warn"
-		}
-		return getenv(key)
-	}
+	env := ownedEnv(getenv)
 	cfg, err := config.Load("provisor bench burst", args, env, stderr, func(f *flag.FlagSet) {
 		f.StringVar(&o.PostgresURL, "postgres", DefaultPostgres, "PostgreSQL server on which a throwaway database provisor_bench_<random> is created and dropped")
 		f.StringVar(&dialects, "dialects", database.Postgres+","+database.SQLite, "comma-separated dialects to measure")

@@ -147,25 +147,11 @@ func PortalMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func parsePortalArgs(args []string, getenv func(string) string, stderr io.Writer) (*PortalOptions, error) {
-	for _, a := range args {
-		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if strings.HasPrefix(a, "-") && (name == "database" || name == "data-dir" || name == "secret-key") {
-			return nil, fmt.Errorf("bench portal: --%s not accepted: the bench makes its own database (use --postgres to name the server)", name)
-		}
+	if err := refuseOwnedFlags("bench portal", args); err != nil {
+		return nil, err
 	}
 	o := PortalOptions{}
-	env := func(key string) string {
-		switch key {
-		case "PROVISOR_DATABASE_URL", "PROVISOR_DATA_DIR", "PROVISOR_SECRET_KEY":
-			return ""
-		case "PROVISOR_LOG_LEVEL":
-			if v := getenv(key); v != "" {
-				return v
-			}
-			return "warn"
-		}
-		return getenv(key)
-	}
+	env := ownedEnv(getenv)
 	cfg, err := config.Load("provisor bench portal", args, env, stderr, func(f *flag.FlagSet) {
 		f.StringVar(&o.PostgresURL, "postgres", DefaultPostgres, "PostgreSQL server on which a throwaway database provisor_bench_<random> is created and dropped")
 		f.IntVar(&o.Instances, "instances", DefaultPortalInstances, "request instances to seed")
@@ -474,4 +460,33 @@ func (r *PortalReport) Print(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | |\n", t.Name, t.Samples, ms(t.P50), ms(t.P95), ms(t.Max))
 	}
 	fmt.Fprintf(w, "| every request | %d | %s | %s | %s | %s |\n", r.TasksAll.Samples, ms(r.TasksAll.P50), ms(r.TasksAll.P95), ms(r.TasksAll.Max), passMiss(r.TasksPass()))
+}
+
+// refuseOwnedFlags refuses the settings a bench owns: it makes its own
+// databases, data folder and secret key.
+func refuseOwnedFlags(cmd string, args []string) error {
+	for _, a := range args {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && (name == "database" || name == "data-dir" || name == "secret-key") {
+			return fmt.Errorf("%s: --%s not accepted: the bench makes its own database (use --postgres to name the server)", cmd, name)
+		}
+	}
+	return nil
+}
+
+// ownedEnv is getenv without the settings a bench owns, and with warnings
+// as the default log level.
+func ownedEnv(getenv func(string) string) func(string) string {
+	return func(key string) string {
+		switch key {
+		case "PROVISOR_DATABASE_URL", "PROVISOR_DATA_DIR", "PROVISOR_SECRET_KEY":
+			return ""
+		case "PROVISOR_LOG_LEVEL":
+			if v := getenv(key); v != "" {
+				return v
+			}
+			return "warn"
+		}
+		return getenv(key)
+	}
 }
