@@ -113,8 +113,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Connectors = connectors.NewStore(db.Gorm, registry, sealer)
 	a.Identities = identities.New(db.Gorm, a.Connectors)
 	a.Importer = identities.NewImporter(a.Identities)
+	a.Access = access.New(db.Gorm)
 	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, Logger: log,
-		ImportFunc: a.Importer.RunJob})
+		ImportFunc: a.Importer.RunJob, People: people{a.Access}, ApprovalExpiry: cfg.ApprovalExpiry})
 	// The settled hooks run in order in the transaction that settles a
 	// run: the task's (which locks the task's row, so that concurrent runs
 	// of one task agree on Triggered or Idle) goes last, to hold that lock
@@ -128,6 +129,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		return nil, err
 	}
 	a.Requests.OnSettled(a.Notifier.InstanceSettledTx)
+	a.Requests.OnApproval(a.Notifier.ApprovalTx)
 	a.Tasks = tasks.New(db, a.Requests)
 	// A directory connector, once saved, gets its Data Import tasks.
 	a.Connectors.SavedFunc = func(ctx context.Context, r *connectors.Record) {
@@ -135,7 +137,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 			log.Warn("data import tasks not created", "connector", r.Name, "err", err)
 		}
 	}
-	a.Access = access.New(db.Gorm)
 	a.Access.DirectoryFunc = directorySignIn(a.Connectors, log.With("component", "sign-in"))
 	a.Tasks.SetIdentities(a.Identities)
 

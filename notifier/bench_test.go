@@ -58,8 +58,9 @@ func BenchmarkOutbox(b *testing.B) {
 				now := time.Now().UTC()
 				for k := range rows {
 					id := uuid.NewString()
-					rows[k] = notifier.Notification{ID: id, InstanceID: inst.ID, RecipientType: notifier.RecipientIdentity,
-						Recipient: "User " + strconv.Itoa(k), Address: fmt.Sprintf("user%d-%d@example.test", i, k),
+					addr := fmt.Sprintf("user%d-%d@example.test", i, k)
+					rows[k] = notifier.Notification{ID: id, InstanceID: &inst.ID, OnceKey: inst.ID + " " + addr, RecipientType: notifier.RecipientIdentity,
+						Recipient: "User " + strconv.Itoa(k), Address: addr,
 						Subject: content.Subject, BodyText: content.BodyText, BodyHTML: content.BodyHTML, MessageID: id + "@example.test",
 						Status: notifier.StatusQueued, CreatedAt: now, QueuedAt: now, UpdatedAt: now}
 				}

@@ -36,6 +36,8 @@ const (
 	RecipientIdentity    = "identity"
 	RecipientRequester   = "requester"
 	RecipientBeneficiary = "beneficiary"
+	// RecipientApprover is asked to decide an approval.
+	RecipientApprover = "approver"
 )
 
 // unsent is the condition of the index on status (notifications_unsent).
@@ -54,7 +56,15 @@ var (
 // Notification is one email in the outbox: one recipient of one run.
 type Notification struct {
 	ID            string `gorm:"primaryKey" json:"id"`
-	InstanceID    string `json:"instance_id"`
+	// InstanceID is the run the message is about; nil for the approval
+	// emails of a task's request.
+	InstanceID *string `json:"instance_id"`
+	// ApprovalID is the approval an approval email is about.
+	ApprovalID *string `json:"approval_id,omitempty"`
+	// OnceKey makes writing the message idempotent: "<run> <address>" for
+	// a run's email, "ask <step> <address>" for a request to decide,
+	// "decision <approval> <address>" for a task approval's outcome.
+	OnceKey       string `json:"-"`
 	RecipientType string `json:"recipient_type"`
 	Recipient     string `json:"recipient"`
 	Address       string `json:"address"`
@@ -241,7 +251,7 @@ func (s *Service) Resend(ctx context.Context, id, actor string) (*Notification, 
 			return fmt.Errorf("%w: the message to %s changed meanwhile; try again", ErrConflict, n.Address)
 		}
 		return audit.RecordTx(tx, actor, "notification.resend", "notification", id, map[string]any{
-			"address": n.Address, "subject": n.Subject, "instance": n.InstanceID, "previous_status": n.Status,
+			"address": n.Address, "subject": n.Subject, "instance": n.InstanceID, "approval": n.ApprovalID, "previous_status": n.Status,
 		})
 	})
 	if err != nil {

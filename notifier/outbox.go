@@ -43,7 +43,16 @@ func (s *Service) InstanceSettledTx(ctx context.Context, tx *gorm.DB, inst *requ
 	if err := tx.Where("instance_id = ?", inst.ID).Order("seq").Find(&jobs).Error; err != nil {
 		return fmt.Errorf("notifier: jobs of %s: %w", inst.ID, err)
 	}
-	content, err := s.render.render(inst, jobs)
+	var a *requests.Approval
+	if inst.ApprovalID != nil {
+		if a, err = requests.ApprovalTx(ctx, tx, *inst.ApprovalID); err != nil && !errors.Is(err, requests.ErrNotFound) {
+			return err
+		}
+		if a != nil && inst.Status == requests.InstanceWithdrawn && strings.EqualFold(a.DecidedBy, a.RequestedBy) {
+			return nil // the requester withdrew it, and knows
+		}
+	}
+	content, err := s.render.render(inst, jobs, a)
 	if err != nil {
 		return err
 	}
@@ -55,13 +64,20 @@ func (s *Service) InstanceSettledTx(ctx context.Context, tx *gorm.DB, inst *requ
 	return err
 }
 
-// newNotification is a new outbox row: queued when an SMTP server is
-// configured, held otherwise. Its Message-ID is made here, once.
+// newNotification is a new outbox row about a run: queued when an SMTP
+// server is configured, held otherwise. Its Message-ID is made here, once.
 func (s *Service) newNotification(instanceID string, r recipient, c *Content) Notification {
+	n := s.newMessage(r, c, instanceID+" "+r.Address)
+	n.InstanceID = &instanceID
+	return n
+}
+
+// newMessage is a new outbox row for r with content c and once key key.
+func (s *Service) newMessage(r recipient, c *Content, key string) Notification {
 	now := time.Now().UTC()
 	id := uuid.NewString()
 	n := Notification{
-		ID: id, InstanceID: instanceID, RecipientType: r.Type, Recipient: r.Name, Address: r.Address,
+		ID: id, OnceKey: key, RecipientType: r.Type, Recipient: r.Name, Address: r.Address,
 		Subject: c.Subject, BodyText: c.Text, BodyHTML: c.HTML, MessageID: id + "@" + s.msgHost,
 		Status: StatusQueued, CreatedAt: now, QueuedAt: now, UpdatedAt: now,
 	}
@@ -71,8 +87,8 @@ func (s *Service) newNotification(instanceID string, r recipient, c *Content) No
 	return n
 }
 
-// EnqueueTx writes outbox rows in tx, skipping those whose (instance,
-// address) is already there, and inserts the delivery jobs of the queued
+// EnqueueTx writes outbox rows in tx, skipping those whose once key is
+// already there, and inserts the delivery jobs of the queued
 // ones. It returns how many rows it wrote. A row with the same run and
 // parts as the row before it shares that row's body (EnqueueTx sets
 // BodyID), so a run's email is stored once, whatever its recipients.
@@ -93,7 +109,7 @@ func (s *Service) EnqueueTx(ctx context.Context, tx *gorm.DB, rows []Notificatio
 	owners := map[string]bool{} // rows written here that hold a body row
 	for start := 0; start < len(rows); start += batch {
 		part := rows[start:min(start+batch, len(rows))]
-		res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "instance_id"}, {Name: "address"}}, DoNothing: true}).Create(&part)
+		res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "once_key"}}, DoNothing: true}).Create(&part)
 		if res.Error != nil {
 			return written, fmt.Errorf("notifier: write notifications: %w", res.Error)
 		}
@@ -161,7 +177,7 @@ func (s *Service) EnqueueTx(ctx context.Context, tx *gorm.DB, rows []Notificatio
 // parts. The rows of a run come from one rendering and hold the same
 // strings, which compare without reading them.
 func sameBody(a, b *Notification) bool {
-	return a.InstanceID == b.InstanceID && a.BodyText == b.BodyText && a.BodyHTML == b.BodyHTML
+	return a.InstanceID != nil && b.InstanceID != nil && *a.InstanceID == *b.InstanceID && a.BodyText == b.BodyText && a.BodyHTML == b.BodyHTML
 }
 
 // Queue is the River queue of deliveries. It is apart from connector

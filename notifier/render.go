@@ -40,7 +40,10 @@ type emailData struct {
 	Duration        string
 	Result          string
 	Summary         string
-	Jobs            []jobRow
+	// Approval says who approved the run (or its task's request), or how
+	// its approval ended; "" when it needed none.
+	Approval string
+	Jobs     []jobRow
 	Link            string
 }
 
@@ -57,7 +60,10 @@ type renderer struct {
 	subject *texttemplate.Template
 	text    *texttemplate.Template
 	html    *htmltemplate.Template
-	baseURL string
+	// approvalText and approvalHTML are the parts of approval emails.
+	approvalText *texttemplate.Template
+	approvalHTML *htmltemplate.Template
+	baseURL      string
 }
 
 func newRenderer(files fs.FS, baseURL string) (*renderer, error) {
@@ -77,11 +83,21 @@ func newRenderer(files fs.FS, baseURL string) (*renderer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notifier: email templates: %w", err)
 	}
-	return &renderer{subject: subject, text: text, html: html, baseURL: strings.TrimRight(baseURL, "/")}, nil
+	approvalText, err := texttemplate.New("approval.txt.tmpl").Funcs(texttemplate.FuncMap{"line": cell}).ParseFS(files, "approval.txt.tmpl")
+	if err != nil {
+		return nil, fmt.Errorf("notifier: email templates: %w", err)
+	}
+	approvalHTML, err := htmltemplate.New("approval.html.tmpl").ParseFS(files, "approval.html.tmpl")
+	if err != nil {
+		return nil, fmt.Errorf("notifier: email templates: %w", err)
+	}
+	return &renderer{subject: subject, text: text, html: html, approvalText: approvalText, approvalHTML: approvalHTML,
+		baseURL: strings.TrimRight(baseURL, "/")}, nil
 }
 
-// render makes the email of an ended instance and its jobs.
-func (r *renderer) render(inst *requests.Instance, jobs []requests.Job) (*Content, error) {
+// render makes the email of an ended instance, its jobs and the approval
+// it went ahead under or ended with (nil if none).
+func (r *renderer) render(inst *requests.Instance, jobs []requests.Job, a *requests.Approval) (*Content, error) {
 	d := emailData{
 		Title: inst.TaskName, TaskName: inst.TaskName, Type: inst.Type.Label(),
 		Beneficiary: inst.BeneficiaryName, BeneficiaryType: inst.BeneficiaryType, InstanceID: inst.ID,
@@ -119,6 +135,13 @@ func (r *renderer) render(inst *requests.Instance, jobs []requests.Job) (*Conten
 	if len(jobs) == 0 {
 		d.Summary = "The run had no jobs."
 	}
+	if a != nil {
+		d.Approval = approvalLine(a)
+		if requests.Unapproved(inst.Status) {
+			d.Summary = "The request " + map[string]string{requests.InstanceDenied: "was denied", requests.InstanceWithdrawn: "was withdrawn",
+				requests.InstanceExpired: "expired without a decision"}[inst.Status] + ": nothing was provisioned."
+		}
+	}
 
 	var b bytes.Buffer
 	if err := r.subject.Execute(&b, d); err != nil {
@@ -137,6 +160,35 @@ func (r *renderer) render(inst *requests.Instance, jobs []requests.Job) (*Conten
 	}
 	c.HTML = b.String()
 	return c, nil
+}
+
+// approvalLine says who approved a, or how it ended otherwise.
+func approvalLine(a *requests.Approval) string {
+	var line string
+	switch a.Status {
+	case requests.ApprovalApproved:
+		line = "approved by " + a.Approvers()
+		if a.TaskName != "" && a.InstanceID == nil {
+			line += " (the request of task " + a.TaskName + ", " + formatTime(*a.DecidedAt) + ")"
+		}
+		return line
+	case requests.ApprovalDenied:
+		for _, st := range a.Steps {
+			if st.Status == requests.StepDenied {
+				line = "denied by " + st.DecidedByName + " (" + st.Role() + ")"
+			}
+		}
+	case requests.ApprovalWithdrawn:
+		line = "withdrawn by " + a.DecidedBy
+	case requests.ApprovalExpired:
+		line = "expired: no decision by " + formatTime(a.ExpiresAt)
+	default:
+		return "awaiting approval"
+	}
+	if a.Comment != "" {
+		line += `: "` + a.Comment + `"`
+	}
+	return line
 }
 
 // jobTable lays the jobs out as aligned columns for a terminal; the

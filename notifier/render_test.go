@@ -50,7 +50,7 @@ func TestRenderEscapesAndSummarizes(t *testing.T) {
 		{Seq: 1, Kind: "Directory.AddToGroup", ConnectorName: "Corp Dir", Status: requests.JobCompleted, Message: "added"},
 		{Seq: 2, Kind: "Directory.AddToGroup", ConnectorName: "Corp Dir", Status: requests.JobFailed, Message: hostile + "\nno such group"},
 	}
-	c, err := r.render(inst, jobs)
+	c, err := r.render(inst, jobs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

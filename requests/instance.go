@@ -18,25 +18,41 @@ const (
 var JobStatuses = []string{JobPending, JobRunning, JobCompleted, JobFailed, JobCanceled, JobScheduled}
 
 // Instance statuses. Pending and running are busy; the others are settled.
-// Active means every job ran and revocations wait for the expiry.
+// Active means every job ran and revocations wait for the expiry. A run
+// awaiting approval has no jobs yet; it ends denied, withdrawn or expired
+// when its approval does, and goes on as pending when it is approved.
 const (
-	InstancePending   = "pending"
-	InstanceRunning   = "running"
-	InstanceActive    = "active"
-	InstanceCompleted = "completed"
-	InstanceFailed    = "failed"
-	InstanceCanceled  = "canceled"
+	InstancePending          = "pending"
+	InstanceRunning          = "running"
+	InstanceActive           = "active"
+	InstanceCompleted        = "completed"
+	InstanceFailed           = "failed"
+	InstanceCanceled         = "canceled"
+	InstanceAwaitingApproval = "awaiting_approval"
+	InstanceDenied           = "denied"
+	InstanceWithdrawn        = "withdrawn"
+	InstanceExpired          = "expired"
 )
 
 // InstanceStatuses lists the instance statuses in the order a filter offers them.
-var InstanceStatuses = []string{InstancePending, InstanceRunning, InstanceActive, InstanceCompleted, InstanceFailed, InstanceCanceled}
+var InstanceStatuses = []string{InstanceAwaitingApproval, InstancePending, InstanceRunning, InstanceActive, InstanceCompleted,
+	InstanceFailed, InstanceCanceled, InstanceDenied, InstanceWithdrawn, InstanceExpired}
 
 // Busy reports whether an instance status means work is under way.
 func Busy(status string) bool { return status == InstancePending || status == InstanceRunning }
 
 // Final reports whether an instance status will not change by itself.
 func Final(status string) bool {
-	return status == InstanceCompleted || status == InstanceFailed || status == InstanceCanceled
+	switch status {
+	case InstanceCompleted, InstanceFailed, InstanceCanceled, InstanceDenied, InstanceWithdrawn, InstanceExpired:
+		return true
+	}
+	return false
+}
+
+// Unapproved reports whether a run ended because its approval did not come through.
+func Unapproved(status string) bool {
+	return status == InstanceDenied || status == InstanceWithdrawn || status == InstanceExpired
 }
 
 // Triggers: how an instance was started.
@@ -69,6 +85,9 @@ type Instance struct {
 	CreatedAt       time.Time  `json:"created_at"`
 	UpdatedAt       time.Time  `json:"updated_at"`
 	EndedAt         *time.Time `json:"ended_at,omitempty"`
+	// ApprovalID is the approval the run waits for or went ahead under
+	// (its own, or its task's).
+	ApprovalID *string `json:"approval_id,omitempty"`
 	// Jobs by status, kept by the roll-up with every status change: the
 	// Connector Jobs page filters and counts runs by them.
 	JobsPending   int `json:"-"`

@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/identities"
 )
 
@@ -30,8 +31,6 @@ const (
 	RuleBeneficiary = "beneficiary"
 	// RuleNotRequestable: only admins grant the entitlement.
 	RuleNotRequestable = "not_requestable"
-	// RuleNeedsApproval: a grant of the entitlement needs an approval.
-	RuleNeedsApproval = "needs_approval"
 	// RuleMaxDuration: the grant would last longer than the entitlement allows.
 	RuleMaxDuration = "max_duration"
 	// RuleAdminOnly: only admins make requests of that type.
@@ -69,7 +68,56 @@ func (e *PolicyError) Unwrap() error { return ErrRefused }
 // is time-bound and that names no duration is given the longest one the
 // entitlement allows, in r.
 func (s *Service) Authorize(ctx context.Context, who Requester, r *Request) error {
-	return s.AuthorizeTx(ctx, s.db.Gorm.WithContext(ctx), who, r)
+	err := s.AuthorizeTx(ctx, s.db.Gorm.WithContext(ctx), who, r)
+	s.auditRefusal(ctx, who.actor(), *r, err)
+	return err
+}
+
+// auditRefusal records in the audit trail that the policy refused r, when
+// err says so: who tried to ask for what, and which rules refused it.
+func (s *Service) auditRefusal(ctx context.Context, actor string, r Request, err error) {
+	var pe *PolicyError
+	if !errors.As(err, &pe) {
+		return
+	}
+	rules := make([]string, len(pe.Refusals))
+	for i, f := range pe.Refusals {
+		rules[i] = f.Rule + ": " + f.Message
+	}
+	details := map[string]any{"type": r.Type, "beneficiary_type": r.BeneficiaryType, "beneficiary_id": r.BeneficiaryID,
+		"connector_id": r.ConnectorID, "entitlements": r.Entitlements, "refusals": rules}
+	if err := s.db.InTx(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
+		return audit.RecordTx(tx, actor, "request.refused", "request", "", details)
+	}); err != nil {
+		s.opts.Logger.Warn("refused request not audited", "actor", actor, "err", err)
+	}
+}
+
+// ApprovalPlan returns the steps r would need for who, without writing
+// anything: what the review step shows before Submit. r may not resolve;
+// then it returns none.
+func (s *Service) ApprovalPlan(ctx context.Context, who Requester, r Request) ([]ApprovalStep, error) {
+	db := s.db.Gorm.WithContext(ctx)
+	res, err := s.resolve(ctx, db, r)
+	var ve *ValidationError
+	if errors.As(err, &ve) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	stages, err := s.planTx(ctx, db, who, res)
+	if err != nil {
+		return nil, err
+	}
+	var out []ApprovalStep
+	for i, st := range stages {
+		for _, p := range st {
+			out = append(out, ApprovalStep{Seq: len(out) + 1, Stage: i + 1, Kind: p.kind, ApproverName: p.name,
+				Entitlements: strings.Join(p.ents, ", "), Reason: p.reason})
+		}
+	}
+	return out, nil
 }
 
 // AuthorizeTx is Authorize read in tx.
@@ -121,9 +169,9 @@ func (s *Service) Reach(ctx context.Context, who Requester) (*identities.Reach, 
 
 // EntitlementRefusal says why who may not ask for a grant of e, or returns
 // nil when they may. Short is what a list shows next to an entitlement it
-// does not offer, such as "privileged: needs approval".
+// does not offer, such as "privileged: not requestable".
 func EntitlementRefusal(who Requester, e *identities.Entitlement) (r *Refusal, short string) {
-	if who.Admin {
+	if who.Admin || e.Requestable {
 		return nil, ""
 	}
 	what := "entitlement " + e.Name + " is "
@@ -132,16 +180,22 @@ func EntitlementRefusal(who Requester, e *identities.Entitlement) (r *Refusal, s
 		what += "privileged and "
 		label = "privileged: "
 	}
-	if !e.Requestable {
-		return &Refusal{Rule: RuleNotRequestable, Message: what + "not requestable: only an admin can grant it"}, label + "not requestable"
+	return &Refusal{Rule: RuleNotRequestable, Message: what + "not requestable: only an admin can grant it"}, label + "not requestable"
+}
+
+// ApprovalNote says whose approval a grant of e needs when who asks for
+// it ("needs the approval of its owner, then an admin"), or "" when it
+// needs none.
+func ApprovalNote(who Requester, e *identities.Entitlement) string {
+	if who.Admin {
+		return ""
 	}
-	if e.Approval != identities.ApprovalNone && e.Approval != "" {
-		by := map[string]string{identities.ApprovalOwner: "its owner", identities.ApprovalAdmin: "an admin",
-			identities.ApprovalOwnerThenAdmin: "its owner, then an admin"}[e.Approval]
-		return &Refusal{Rule: RuleNeedsApproval, Message: what + "needs the approval of " + by +
-			", which cannot be asked for yet: ask an admin to grant it"}, label + "needs approval"
+	by := map[string]string{identities.ApprovalOwner: "its owner", identities.ApprovalAdmin: "an admin",
+		identities.ApprovalOwnerThenAdmin: "its owner, then an admin"}[e.Approval]
+	if by == "" {
+		return ""
 	}
-	return nil, ""
+	return "needs the approval of " + by
 }
 
 // checkPolicy returns the refusals of r for who, and gives a time-bound

@@ -62,6 +62,11 @@ type Options struct {
 	Logger         *slog.Logger
 	// ImportFunc runs the jobs of data_import requests.
 	ImportFunc ImportFunc
+	// People finds who may decide approvals (the portal's users).
+	People People
+	// ApprovalExpiry is how long a request waits for its approvals before
+	// it expires (default DefaultApprovalExpiry).
+	ApprovalExpiry time.Duration
 }
 
 // Service starts and steers request instances.
@@ -73,6 +78,7 @@ type Service struct {
 	opts       Options
 	settled    []SettledFunc
 	after      []AfterSettledFunc
+	onApproval []ApprovalFunc
 
 	openMu sync.Mutex
 	open   map[string]openConnector // by connector id, see openConnector
@@ -97,6 +103,8 @@ func New(db *database.DB, ids *identities.Service, store *connectors.Store, opts
 			o.Logger = opts.Logger
 		}
 		o.ImportFunc = opts.ImportFunc
+		o.People = opts.People
+		o.ApprovalExpiry = opts.ApprovalExpiry
 	}
 	s := &Service{db: db, ids: ids, connectors: store, opts: o}
 	s.recorder = newRecorder(s)
@@ -155,6 +163,9 @@ type StartOpts struct {
 	TaskName string
 	// ID, if set, is the new run's id (a UUID).
 	ID string
+	// ApprovalID, if set, is the approval the run goes ahead under: its
+	// task's.
+	ApprovalID string
 	// Key, if set, makes Submit idempotent: see IdempotencyKey.
 	Key *IdempotencyKey
 	// By, if set, is the requester whose request this is: the request is
@@ -336,12 +347,17 @@ func (s *Service) Submit(ctx context.Context, r Request, opts StartOpts) (*Insta
 	if err == nil && prior != "" {
 		return s.GetInstance(ctx, prior)
 	}
+	if opts.By != nil {
+		s.auditRefusal(ctx, opts.Actor, r, err)
+	}
 	return inst, err
 }
 
 // StartTx validates r and, in tx, writes a request instance, its connector
 // jobs with their first history entries, and their queue entries: all of
-// them commit together or not at all.
+// them commit together or not at all. A request of opts.By that needs an
+// approval is written as a run Awaiting approval, without jobs, with its
+// approval; its jobs are written when the approval comes through.
 func (s *Service) StartTx(ctx context.Context, tx *gorm.DB, r Request, opts StartOpts) (*Instance, error) {
 	if s.queue == nil {
 		return nil, errors.New("requests: no queue configured")
@@ -354,6 +370,12 @@ func (s *Service) StartTx(ctx context.Context, tx *gorm.DB, r Request, opts Star
 	res, err := s.resolve(ctx, tx, r)
 	if err != nil {
 		return nil, err
+	}
+	var stages [][]planned
+	if opts.By != nil {
+		if stages, err = s.planTx(ctx, tx, *opts.By, res); err != nil {
+			return nil, err
+		}
 	}
 	reqJSON, err := json.Marshal(res.req)
 	if err != nil {
@@ -373,6 +395,48 @@ func (s *Service) StartTx(ctx context.Context, tx *gorm.DB, r Request, opts Star
 	if opts.TaskID != "" {
 		inst.TaskID = &opts.TaskID
 	}
+	if opts.ApprovalID != "" {
+		inst.ApprovalID = &opts.ApprovalID
+	}
+	if len(stages) > 0 {
+		inst.Status, inst.ExpiresAt = InstanceAwaitingApproval, nil
+		if err := tx.Create(inst).Error; err != nil {
+			return nil, fmt.Errorf("requests: create instance: %w", err)
+		}
+		a, err := s.openTx(ctx, tx, *opts.By, res, stages, ApprovalFor{InstanceID: inst.ID})
+		if err != nil {
+			return nil, err
+		}
+		inst.ApprovalID = &a.ID
+		if err := tx.Model(&Instance{}).Where("id = ?", inst.ID).Update("approval_id", a.ID).Error; err != nil {
+			return nil, err
+		}
+		if err := audit.RecordTx(tx, opts.Actor, "request.start", "request_instance", inst.ID, map[string]any{
+			"trigger": opts.Trigger, "type": r.Type, "beneficiary": res.benName, "awaiting_approval": a.ID,
+		}); err != nil {
+			return nil, err
+		}
+		return inst, nil
+	}
+	jobs, events, sets := s.buildJobs(inst, res, now)
+	if err := tx.Create(inst).Error; err != nil {
+		return nil, fmt.Errorf("requests: create instance: %w", err)
+	}
+	if err := s.writeJobsTx(ctx, tx, jobs, events, sets, now); err != nil {
+		return nil, err
+	}
+	if err := audit.RecordTx(tx, opts.Actor, "request.start", "request_instance", inst.ID, map[string]any{
+		"trigger": opts.Trigger, "type": r.Type, "beneficiary": res.benName, "task": opts.TaskName, "jobs": len(jobs),
+	}); err != nil {
+		return nil, err
+	}
+	inst.Jobs = jobs
+	return inst, nil
+}
+
+// buildJobs expands res into inst's jobs, their first history entries and
+// the index of each job's set (see setsOf), and counts them on inst.
+func (s *Service) buildJobs(inst *Instance, res *resolved, now time.Time) ([]Job, []Event, []int) {
 	specs := expand(&res.req, res.people, res.ents, res.expiresAt)
 	inst.JobsTotal = len(specs)
 	for _, sp := range specs {
@@ -381,9 +445,6 @@ func (s *Service) StartTx(ctx context.Context, tx *gorm.DB, r Request, opts Star
 		} else {
 			inst.JobsPending++
 		}
-	}
-	if err := tx.Create(inst).Error; err != nil {
-		return nil, fmt.Errorf("requests: create instance: %w", err)
 	}
 	jobs := make([]Job, len(specs))
 	for i, sp := range specs {
@@ -411,28 +472,60 @@ func (s *Service) StartTx(ctx context.Context, tx *gorm.DB, r Request, opts Star
 		}
 		jobs[i] = j
 	}
-	if err := s.enqueueSetsTx(ctx, tx, jobs, setsOf(specs), now); err != nil {
-		return nil, err
-	}
 	events := make([]Event, len(jobs))
 	for i := range jobs {
 		events[i] = Event{JobID: jobs[i].ID, At: now, Status: jobs[i].Status, Message: initialMessage(&jobs[i], jobs)}
 	}
+	return jobs, events, setsOf(specs)
+}
+
+// writeJobsTx queues jobs by their sets and writes them with their first
+// history entries.
+func (s *Service) writeJobsTx(ctx context.Context, tx *gorm.DB, jobs []Job, events []Event, sets []int, now time.Time) error {
+	if err := s.enqueueSetsTx(ctx, tx, jobs, sets, now); err != nil {
+		return err
+	}
 	if len(jobs) > 0 {
 		if err := tx.CreateInBatches(jobs, 100).Error; err != nil {
-			return nil, fmt.Errorf("requests: create jobs: %w", err)
+			return fmt.Errorf("requests: create jobs: %w", err)
 		}
 		if err := tx.CreateInBatches(events, 100).Error; err != nil {
-			return nil, fmt.Errorf("requests: create job history: %w", err)
+			return fmt.Errorf("requests: create job history: %w", err)
 		}
 	}
-	if err := audit.RecordTx(tx, opts.Actor, "request.start", "request_instance", inst.ID, map[string]any{
-		"trigger": opts.Trigger, "type": r.Type, "beneficiary": res.benName, "task": opts.TaskName, "jobs": len(jobs),
-	}); err != nil {
-		return nil, err
+	return nil
+}
+
+// expandTx writes and queues the jobs of inst, a run that waited for its
+// approval, as res resolves it now, and moves the run to Pending; why is
+// its jobs' first history entry's addition ("approved by ...").
+func (s *Service) expandTx(ctx context.Context, tx *gorm.DB, inst *Instance, res *resolved, why string) error {
+	now := time.Now().UTC()
+	inst.JobsPending, inst.JobsScheduled = 0, 0
+	jobs, events, sets := s.buildJobs(inst, res, now)
+	for i := range events {
+		events[i].Message = why + "; " + events[i].Message
 	}
-	inst.Jobs = jobs
-	return inst, nil
+	if err := s.writeJobsTx(ctx, tx, jobs, events, sets, now); err != nil {
+		return err
+	}
+	prev := inst.Status
+	inst.Status, inst.ExpiresAt, inst.UpdatedAt = InstancePending, res.expiresAt, now
+	if len(jobs) == 0 {
+		inst.Status = InstanceCompleted
+		inst.EndedAt = &now
+	}
+	if err := tx.Model(&Instance{}).Where("id = ?", inst.ID).Updates(map[string]any{
+		"status": inst.Status, "expires_at": inst.ExpiresAt, "updated_at": now, "ended_at": inst.EndedAt,
+		"jobs_total": inst.JobsTotal, "jobs_pending": inst.JobsPending, "jobs_scheduled": inst.JobsScheduled,
+	}).Error; err != nil {
+		return err
+	}
+	if err := audit.RecordTx(tx, audit.ActorSystem, "request.expand", "request_instance", inst.ID, map[string]any{
+		"jobs": len(jobs), "why": why}); err != nil {
+		return err
+	}
+	return s.settledTx(ctx, tx, inst, prev)
 }
 
 func initialMessage(j *Job, all []Job) string {
@@ -618,6 +711,14 @@ func (s *Service) rollUpCountedTx(ctx context.Context, tx *gorm.DB, inst *Instan
 		return err
 	}
 	inst.Status, inst.JobsDone, inst.JobsTotal, inst.UpdatedAt = status, done, total, now
+	return s.settledTx(ctx, tx, inst, prev)
+}
+
+// settledTx runs the settled hooks of inst, whose status changed from
+// prev, when it moved between busy and settled, and keeps it for the
+// AfterSettled hooks.
+func (s *Service) settledTx(ctx context.Context, tx *gorm.DB, inst *Instance, prev string) error {
+	status := inst.Status
 	if Busy(prev) != Busy(status) || (Final(status) && !Final(prev)) {
 		for _, fn := range s.settled {
 			if err := fn(ctx, tx, inst, prev); err != nil {

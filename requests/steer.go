@@ -169,6 +169,17 @@ func (s *Service) CancelInstance(ctx context.Context, instanceID, actor string) 
 		if err != nil {
 			return err
 		}
+		if inst.Status == InstanceAwaitingApproval && inst.ApprovalID != nil {
+			// Nothing is queued yet: cancelling withdraws the request.
+			a, err := getApproval(tx, *inst.ApprovalID, true)
+			if err != nil {
+				return err
+			}
+			if err := audit.RecordTx(tx, actor, "request.cancel", "request_instance", instanceID, map[string]any{"awaiting_approval": a.ID}); err != nil {
+				return err
+			}
+			return s.withdrawTx(ctx, tx, a, actor, "canceled on the Connector Jobs page")
+		}
 		var pending []Job
 		if err := tx.Where("instance_id = ? AND status = ? AND NOT revocation", instanceID, JobPending).Order("seq").Find(&pending).Error; err != nil {
 			return err

@@ -33,6 +33,9 @@ func NewSweepWorker(s *Service, after time.Duration) *SweepWorker {
 
 // Work sweeps once.
 func (w *SweepWorker) Work(ctx context.Context, _ *river.Job[SweepArgs]) error {
+	if _, err := w.s.ExpireApprovals(ctx, time.Now().UTC()); err != nil {
+		return err
+	}
 	_, err := w.s.Sweep(ctx, w.After)
 	return err
 }

@@ -54,10 +54,15 @@ type Task struct {
 	LastResult      string           `json:"last_result"`
 	LastRunAt       *time.Time       `json:"last_run_at"`
 	LastInstanceID  *string          `json:"last_instance_id"`
-	CreatedBy       string           `json:"created_by"`
-	CreatedAt       time.Time        `json:"created_at"`
-	UpdatedAt       time.Time        `json:"updated_at"`
-	NextRuns        []time.Time      `gorm:"-" json:"next_runs,omitempty"`
+	// ApprovalID is the approval that covers the task's request, or that
+	// it waits for; nil when its request needs none (an admin's, or one
+	// whose entitlements need no approval). Runs start only under an
+	// approved one.
+	ApprovalID *string     `json:"approval_id"`
+	CreatedBy  string      `json:"created_by"`
+	CreatedAt  time.Time   `json:"created_at"`
+	UpdatedAt  time.Time   `json:"updated_at"`
+	NextRuns   []time.Time `gorm:"-" json:"next_runs,omitempty"`
 }
 
 // TableName is the table of tasks.
@@ -390,7 +395,13 @@ func (s *Service) Create(ctx context.Context, in Input, actor string) (*Task, er
 		if err := tx.Create(t).Error; err != nil {
 			return err
 		}
-		return audit.RecordTx(tx, actor, "task.create", "task", t.ID, map[string]any{"name": t.Name})
+		if err := audit.RecordTx(tx, actor, "task.create", "task", t.ID, map[string]any{"name": t.Name}); err != nil {
+			return err
+		}
+		if in.By == nil {
+			return nil
+		}
+		return s.approvalTx(ctx, tx, nil, t, *in.By, actor)
 	})
 	if err != nil {
 		if database.IsUniqueViolation(err) {
@@ -530,7 +541,13 @@ func (s *Service) UpdateChecked(ctx context.Context, id string, in Input, actor 
 		if err := tx.Model(&Task{}).Where("id = ?", id).Updates(updates).Error; err != nil {
 			return err
 		}
-		return audit.RecordTx(tx, actor, "task.update", "task", id, map[string]any{"name": t.Name})
+		if err := audit.RecordTx(tx, actor, "task.update", "task", id, map[string]any{"name": t.Name}); err != nil {
+			return err
+		}
+		if in.Request == nil || in.By == nil {
+			return nil
+		}
+		return s.approvalTx(ctx, tx, cur, t, *in.By, actor)
 	})
 	if err != nil {
 		var ve *requests.ValidationError
@@ -547,6 +564,32 @@ func (s *Service) UpdateChecked(ctx context.Context, id string, in Input, actor 
 	}
 	s.scheduleChanged(id)
 	return s.Get(ctx, id)
+}
+
+// approvalTx asks, for by, for the approval t's new request needs, and
+// names it on the task (or none, when it needs none); the approval the
+// task's old request waited for, in cur, is withdrawn. An unchanged
+// request keeps its approval.
+func (s *Service) approvalTx(ctx context.Context, tx *gorm.DB, cur, t *Task, by requests.Requester, actor string) error {
+	if cur != nil {
+		if cur.RequestJSON == t.RequestJSON {
+			return nil
+		}
+		if cur.ApprovalID != nil {
+			if err := s.reqs.WithdrawTaskApprovalTx(ctx, tx, *cur.ApprovalID, actor, "the task's request changed"); err != nil {
+				return err
+			}
+		}
+	}
+	a, err := s.reqs.RequestApprovalTx(ctx, tx, by, t.Request, requests.ApprovalFor{TaskID: t.ID, TaskName: t.Name})
+	if err != nil {
+		return err
+	}
+	t.ApprovalID = nil
+	if a != nil {
+		t.ApprovalID = &a.ID
+	}
+	return tx.Model(&Task{}).Where("id = ?", t.ID).Update("approval_id", t.ApprovalID).Error
 }
 
 // allowError carries the refusal of UpdateChecked's allow out of the
@@ -619,6 +662,11 @@ func (s *Service) Delete(ctx context.Context, id, actor string) error {
 		return err
 	}
 	err = s.db.InTx(ctx, func(tx *gorm.DB) error {
+		if t.ApprovalID != nil {
+			if err := s.reqs.WithdrawTaskApprovalTx(ctx, tx, *t.ApprovalID, actor, "the task was deleted"); err != nil {
+				return err
+			}
+		}
 		if err := tx.Where("id = ?", id).Delete(&Task{}).Error; err != nil {
 			return err
 		}
@@ -788,7 +836,14 @@ func (s *Service) triggerTx(ctx context.Context, tx *gorm.DB, id, trigger, actor
 	if t.Status == StatusDisabled {
 		return nil, fmt.Errorf("%w: task %s is disabled", ErrConflict, t.Name)
 	}
-	inst, err := s.reqs.StartTx(ctx, tx, t.Request, requests.StartOpts{Trigger: trigger, Actor: actor, TaskID: t.ID, TaskName: t.Name, ID: runID})
+	opts := requests.StartOpts{Trigger: trigger, Actor: actor, TaskID: t.ID, TaskName: t.Name, ID: runID}
+	if t.ApprovalID != nil {
+		if err := s.reqs.CoversTx(ctx, tx, *t.ApprovalID); err != nil {
+			return nil, fmt.Errorf("task %s cannot run: %w", t.Name, err)
+		}
+		opts.ApprovalID = *t.ApprovalID
+	}
+	inst, err := s.reqs.StartTx(ctx, tx, t.Request, opts)
 	if err != nil {
 		var ve *requests.ValidationError
 		if errors.As(err, &ve) {

@@ -60,7 +60,7 @@ func TestNotificationsAPI(t *testing.T) {
 			t.Fatalf("failed messages: %+v", page)
 		}
 		n := page.Items[0]
-		if n.Address != "ada@example.test" || n.RecipientType != notifier.RecipientRequester || n.InstanceID != inst.ID ||
+		if n.Address != "ada@example.test" || n.RecipientType != notifier.RecipientRequester || n.InstanceID == nil || *n.InstanceID != inst.ID ||
 			!strings.Contains(n.LastError, "relaying denied") || n.BodyText != "" || n.BodyHTML != "" || n.Attempts != 1 {
 			t.Errorf("listed %+v", n)
 		}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/provisor/provisor/identities"
 	"io"
 	"net"
 	"net/mail"
@@ -55,6 +56,9 @@ type Config struct {
 	// StuckAfter flags jobs pending or running longer than this as
 	// possibly stuck on the Connector Jobs page.
 	StuckAfter time.Duration
+	// ApprovalExpiry is how long a request waits for its approvals before
+	// it expires.
+	ApprovalExpiry time.Duration
 	// Demo loads demo data into an empty database.
 	Demo bool
 	// SMTP is where completion emails go; nil when no SMTP server is
@@ -115,6 +119,7 @@ var Settings = []Setting{
 	{"max-attempts", "PROVISOR_MAX_ATTEMPTS", "10", "attempts for a job whose errors are transient (1-100)", false},
 	{"schedule-sync", "PROVISOR_SCHEDULE_SYNC", "10s", "how often schedules are re-read from the database", false},
 	{"stuck-after", "PROVISOR_STUCK_AFTER", "15m", "jobs pending or running longer than this are flagged as possibly stuck", false},
+	{"approval-expiry", "PROVISOR_APPROVAL_EXPIRY", "7d", "how long a request that needs approval waits for it before it expires (1h to 90d; such as 72h, 7d or 2w)", false},
 	{"demo", "PROVISOR_DEMO", "false", "load demo data into an empty database", true},
 	{"smtp-url", "PROVISOR_SMTP_URL", "", "SMTP server for completion emails, smtp://user:pass@host:587?tls=starttls (tls=tls for implicit TLS, tls=none for a local relay); empty holds emails in the outbox", false},
 	{"smtp-from", "PROVISOR_SMTP_FROM", "", "sender address of completion emails, such as Provisor <provisor@example.com>; required with --smtp-url", false},
@@ -191,6 +196,11 @@ func parse(v map[string]*string) (*Config, error) {
 		MaxAttempts:  integer("max-attempts", 1, 100),
 		ScheduleSync: duration("schedule-sync"),
 		StuckAfter:   duration("stuck-after"),
+	}
+	if d, err := identities.ParseDuration(strings.TrimSpace(*v["approval-expiry"])); err != nil || d < time.Hour || d > 90*24*time.Hour {
+		bad("approval-expiry", "%q is not a duration from 1h to 90d, such as 72h, 7d or 2w", *v["approval-expiry"])
+	} else {
+		c.ApprovalExpiry = d
 	}
 	demo, err := strconv.ParseBool(*v["demo"])
 	if err != nil {

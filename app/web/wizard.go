@@ -81,6 +81,8 @@ type offer struct {
 	identities.Entitlement
 	Why string
 	Max string
+	// Needs says whose approval a grant needs.
+	Needs string
 }
 
 type accountLine struct {
@@ -188,6 +190,7 @@ func (s *Server) showStep(c *fiber.Ctx, status int, d *requests.Draft, i int, er
 				o := offer{Entitlement: e}
 				if grants {
 					_, o.Why = requests.EntitlementRefusal(who, &e)
+					o.Needs = requests.ApprovalNote(who, &e)
 					if m := e.Max(); m > 0 {
 						o.Max = requests.FormatDuration(m)
 					}
