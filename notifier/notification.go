@@ -55,7 +55,7 @@ var (
 
 // Notification is one email in the outbox: one recipient of one run.
 type Notification struct {
-	ID            string `gorm:"primaryKey" json:"id"`
+	ID string `gorm:"primaryKey" json:"id"`
 	// InstanceID is the run the message is about; nil for the approval
 	// emails of a task's request.
 	InstanceID *string `json:"instance_id"`

@@ -44,7 +44,7 @@ type emailData struct {
 	// its approval ended; "" when it needed none.
 	Approval string
 	Jobs     []jobRow
-	Link            string
+	Link     string
 }
 
 type jobRow struct {
