@@ -56,10 +56,14 @@ const (
 	// revokes API clients: what an admin does on the Users and API clients
 	// page. No other scope reads them.
 	ScopeAdmin = "admin"
+	// ScopeApprovals lists and decides the approvals of the user the
+	// client acts for, and withdraws that user's requests; a client that
+	// acts as a service of its own lists every approval and decides none.
+	ScopeApprovals = "approvals"
 )
 
 // AllScopes lists every scope.
-var AllScopes = []string{ScopeRead, ScopeRequests, ScopeTasks, ScopeTrigger, ScopeJobs, ScopeDirectory, ScopeAdmin}
+var AllScopes = []string{ScopeRead, ScopeRequests, ScopeTasks, ScopeTrigger, ScopeJobs, ScopeDirectory, ScopeAdmin, ScopeApprovals}
 
 // ErrInvalidCredentials is returned for a wrong client id, secret, username
 // or password, without saying which.

@@ -35,15 +35,8 @@ func (s *Service) InstanceSettledTx(ctx context.Context, tx *gorm.DB, inst *requ
 	if !requests.Final(inst.Status) || requests.Final(prev) {
 		return nil
 	}
-	recips, err := s.recipientsTx(ctx, tx, inst)
-	if err != nil || len(recips) == 0 {
-		return err
-	}
-	var jobs []requests.Job
-	if err := tx.Where("instance_id = ?", inst.ID).Order("seq").Find(&jobs).Error; err != nil {
-		return fmt.Errorf("notifier: jobs of %s: %w", inst.ID, err)
-	}
 	var a *requests.Approval
+	var err error
 	if inst.ApprovalID != nil {
 		if a, err = requests.ApprovalTx(ctx, tx, *inst.ApprovalID); err != nil && !errors.Is(err, requests.ErrNotFound) {
 			return err
@@ -51,6 +44,20 @@ func (s *Service) InstanceSettledTx(ctx context.Context, tx *gorm.DB, inst *requ
 		if a != nil && inst.Status == requests.InstanceWithdrawn && strings.EqualFold(a.DecidedBy, a.RequestedBy) {
 			return nil // the requester withdrew it, and knows
 		}
+	}
+	// The requester of a run that waited for its approval is who asked
+	// for it (an API client acting for a user asks as that user).
+	requester := inst.TriggeredBy
+	if a != nil && inst.TaskID == nil && inst.TaskName == "" && a.RequestedBy != "" {
+		requester = a.RequestedBy
+	}
+	recips, err := s.recipientsTx(ctx, tx, inst, requester)
+	if err != nil || len(recips) == 0 {
+		return err
+	}
+	var jobs []requests.Job
+	if err := tx.Where("instance_id = ?", inst.ID).Order("seq").Find(&jobs).Error; err != nil {
+		return fmt.Errorf("notifier: jobs of %s: %w", inst.ID, err)
 	}
 	content, err := s.render.render(inst, jobs, a)
 	if err != nil {
@@ -228,7 +235,7 @@ func deliveryParams(args DeliveryArgs) river.InsertManyParams {
 // recipientsTx resolves who is told about an instance, read in tx. A
 // recipient without a mailbox is skipped and logged, never an error: the
 // run has ended and its end must commit.
-func (s *Service) recipientsTx(ctx context.Context, tx *gorm.DB, inst *requests.Instance) ([]recipient, error) {
+func (s *Service) recipientsTx(ctx context.Context, tx *gorm.DB, inst *requests.Instance, requester string) ([]recipient, error) {
 	var names []string
 	switch {
 	case inst.TaskID != nil:
@@ -268,12 +275,12 @@ func (s *Service) recipientsTx(ctx context.Context, tx *gorm.DB, inst *requests.
 	for _, name := range names {
 		switch name {
 		case tasks.NotifyRequester:
-			r, why, err := requesterTx(tx, inst.TriggeredBy)
+			r, why, err := requesterTx(tx, requester)
 			if err != nil {
 				return nil, err
 			}
 			if r == nil {
-				skip("requester "+inst.TriggeredBy, why)
+				skip("requester "+requester, why)
 				continue
 			}
 			add(*r)
@@ -348,11 +355,17 @@ func requesterTx(tx *gorm.DB, by string) (*recipient, string, error) {
 	if u.Email != "" {
 		return &recipient{Type: RecipientRequester, Name: name, Address: u.Email}, "", nil
 	}
+	// The identity the user is linked to, or else the active identity of
+	// the same username: the requester's own, as the request policy sees it.
+	q := tx.Where("username = ? AND status = 'active'", u.Username)
 	if u.IdentityID != nil {
-		var p identities.Identity
-		if err := tx.Where("id = ?", *u.IdentityID).Take(&p).Error; err == nil && p.Email != "" {
-			return &recipient{Type: RecipientRequester, Name: name, Address: p.Email}, "", nil
-		}
+		q = tx.Where("id = ?", *u.IdentityID)
+	}
+	var p identities.Identity
+	if err := q.Take(&p).Error; err == nil && p.Email != "" {
+		return &recipient{Type: RecipientRequester, Name: name, Address: p.Email}, "", nil
+	} else if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, "", fmt.Errorf("notifier: requester %s: %w", by, err)
 	}
 	return nil, "the portal user has no email address", nil
 }

@@ -140,6 +140,13 @@ func (s *server) Routes(r fiber.Router) {
 	r.Post("/users/:id/enable", adm, s.enableUser)
 	r.Post("/users/:id/reset-password", adm, s.resetPassword)
 	r.Post("/users/:id/role", adm, s.setUserRole)
+
+	apr := scope(access.ScopeApprovals)
+	r.Get("/approvals", apr, s.listApprovals)
+	r.Get("/approvals/:id", apr, s.getApproval)
+	r.Post("/approvals/:id/approve", apr, s.decideApproval(true))
+	r.Post("/approvals/:id/deny", apr, s.decideApproval(false))
+	r.Post("/approvals/:id/withdraw", apr, s.withdrawApproval)
 	r.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 }
 
@@ -218,6 +225,8 @@ func (s *server) errorHandler(c *fiber.Ctx, err error) error {
 		pe.p.Rule, pe.p.Refusals = re.Refusals[0].Rule, re.Refusals
 	case errors.As(err, &ve):
 		pe = problem(422, "the input has problems; see errors", ve.Fields...)
+	case errors.Is(err, requests.ErrNotAllowed):
+		pe = problem(403, err.Error())
 	case errors.As(err, &ie):
 		pe = problem(422, "the input has problems; see errors", fieldsOf(ie)...)
 	case errors.As(err, &ce):

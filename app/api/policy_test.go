@@ -118,7 +118,7 @@ func TestRequestPolicy(t *testing.T) {
 			{"not requestable", "rita", "add_entitlements", func() (string, string) { return person(rita) }, "Secret", "", 403, "not_requestable", "", ""},
 			{"admin, not requestable", "root", "add_entitlements", func() (string, string) { return person(carol) }, "Secret", "", 201, "", "", ""},
 			{"service, not requestable", "service", "add_entitlements", func() (string, string) { return person(carol) }, "Secret", "", 201, "", "", ""},
-			{"needs an approval", "rita", "add_entitlements", func() (string, string) { return person(rita) }, "Finance", "", 403, "needs_approval", "needs the approval of its owner", ""},
+			{"needs an approval", "rita", "add_entitlements", func() (string, string) { return person(rita) }, "Finance", "", 201, "awaiting", "", ""},
 			{"admin, needs an approval", "root", "add_entitlements", func() (string, string) { return person(rita) }, "Finance", "", 201, "", "", ""},
 			{"privileged without a duration gets the max", "rita", "add_entitlements", func() (string, string) { return person(rita) }, "Root", "", 201, "", "", "8h"},
 			{"privileged within the max", "rita", "add_entitlements", func() (string, string) { return person(rita) }, "Root", "2h", 201, "", "", "2h"},
@@ -155,9 +155,13 @@ func TestRequestPolicy(t *testing.T) {
 				}
 				var inst struct {
 					ID        string  `json:"id"`
+					Status    string  `json:"status"`
 					ExpiresAt *string `json:"expires_at"`
 				}
 				_ = json.Unmarshal([]byte(got), &inst)
+				if want := map[bool]string{true: "awaiting_approval"}[c.rule == "awaiting"]; (want != "") != (inst.Status == "awaiting_approval") {
+					t.Errorf("status %s, want awaiting_approval only when the request needs an approval", inst.Status)
+				}
 				if c.wantDuration != "" {
 					stored, err := h.Requests.GetInstance(h.Ctx, inst.ID)
 					if err != nil {
