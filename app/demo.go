@@ -85,6 +85,12 @@ func (a *App) LoadDemo(ctx context.Context) (*DemoCredentials, error) {
 		}
 		ents[e.Name] = ent.ID
 	}
+	// Payroll Approvers is privileged: a requester's grant waits for an
+	// admin's approval, and lasts a working day at most.
+	privileged, admin := "privileged", identities.ApprovalAdmin
+	if _, err := a.Identities.SetPolicy(ctx, ents["Payroll Approvers"], identities.PolicyInput{Sensitivity: &privileged, Approval: &admin}, actor); err != nil {
+		return nil, fmt.Errorf("demo: policy of Payroll Approvers: %w", err)
+	}
 	// Finance's accounts exist from the start, so the demo tasks that grant
 	// them access have accounts to work on. The run is queued now and done
 	// by the workers as soon as the server starts.

@@ -401,7 +401,7 @@ func (s *Service) openTx(ctx context.Context, tx *gorm.DB, who Requester, res *r
 		ID: uuid.NewString(), TaskName: about.TaskName, Request: string(reqJSON), Type: res.req.Type,
 		BeneficiaryType: res.req.BeneficiaryType, BeneficiaryID: res.req.BeneficiaryID, BeneficiaryName: res.benName,
 		ConnectorID: res.req.ConnectorID, ConnectorName: res.connector.Name, RequestedBy: who.Username,
-		Status: ApprovalPending, CreatedAt: now, ExpiresAt: now.Add(s.approvalExpiry()),
+		Status: ApprovalPending, CreatedAt: now, ExpiresAt: now.Add(s.approvalExpiry()), EntitlementNames: []string{},
 	}
 	for _, e := range res.ents {
 		a.EntitlementNames = append(a.EntitlementNames, e.Name)
@@ -609,10 +609,12 @@ func (s *Service) Decide(ctx context.Context, id string, who Requester, d Decisi
 			return err
 		}
 		name := who.Username
-		if p, err := s.opts.People.UserTx(ctx, tx, who.Username); err != nil {
-			return err
-		} else if p != nil && p.Name != "" {
-			name = p.Name
+		if s.opts.People != nil {
+			if p, err := s.opts.People.UserTx(ctx, tx, who.Username); err != nil {
+				return err
+			} else if p != nil && p.Name != "" {
+				name = p.Name
+			}
 		}
 		now := time.Now().UTC()
 		st.DecidedBy, st.DecidedByName, st.Comment, st.DecidedAt = who.Username, name, d.Comment, &now
