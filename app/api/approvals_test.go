@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -206,6 +207,30 @@ func TestApprovals(t *testing.T) {
 			t.Errorf("ada approved a request for herself: %d %s", status, body)
 		}
 		decide("adam", a.ID, "approve", "", 200)
+
+		// Two admins approve at once: one decision counts, and the run's
+		// jobs are written once.
+		run, a = ask("rita", "rita", "Root")
+		codes := make(chan int, 2)
+		for _, who := range []string{"ada", "adam"} {
+			go func(tk string) {
+				req := httptest.NewRequest("POST", "/api/v1/approvals/"+a.ID+"/approve", nil)
+				req.Header.Set("Authorization", "Bearer "+tk)
+				resp, err := h.HTTP.Test(req, 10000)
+				if err != nil {
+					codes <- 0
+					return
+				}
+				resp.Body.Close()
+				codes <- resp.StatusCode
+			}(tok[who])
+		}
+		if c1, c2 := <-codes, <-codes; c1+c2 != 200+409 {
+			t.Errorf("two admins at once: %d and %d, want 200 and 409", c1, c2)
+		}
+		if done := h.WaitSettled(t, run.ID); done.JobsTotal != 2 || len(done.Jobs) != 2 {
+			t.Errorf("run approved twice at once: %s", apptest.Describe(done))
+		}
 
 		// The requester withdraws; nobody else may.
 		run, a = ask("rita", "rita", "Finance")
