@@ -97,9 +97,21 @@ func (s *Service) SaveDraft(ctx context.Context, d *Draft) error {
 	return nil
 }
 
-// DeleteDraft removes a draft.
+// DeleteDraft removes a user's draft. A draft that is not the user's, like
+// one that does not exist, is ErrNotFound, as in GetDraft: discarding
+// someone else's draft is refused, not answered as done.
 func (s *Service) DeleteDraft(ctx context.Context, userID, id string) error {
-	return s.db.Gorm.WithContext(ctx).Where("id = ? AND user_id = ?", id, userID).Delete(&draftRow{}).Error
+	if _, err := uuid.Parse(id); err != nil {
+		return ErrNotFound
+	}
+	res := s.db.Gorm.WithContext(ctx).Where("id = ? AND user_id = ?", id, userID).Delete(&draftRow{})
+	if res.Error != nil {
+		return fmt.Errorf("requests: delete draft: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	return nil
 }
 
 // CheckFields validates r and returns the problems whose field starts
