@@ -284,6 +284,13 @@ func (s *Service) SetManager(ctx context.Context, id, managerID, actor string) (
 	}, func(tx *gorm.DB) (*Identity, error) { return get[Identity](ctx, tx, id) })
 }
 
+// DirectReports returns the identities whose manager is id, by username.
+func (s *Service) DirectReports(ctx context.Context, id string) ([]Identity, error) {
+	var out []Identity
+	err := s.db.WithContext(ctx).Where("manager_id = ? AND status <> 'deleted'", id).Order("username").Find(&out).Error
+	return out, err
+}
+
 // SetOwner makes ownerID (an identity, or nobody when empty) the owner of a
 // workgroup, and records it in the audit trail.
 func (s *Service) SetOwner(ctx context.Context, id, ownerID, actor string) (*Workgroup, error) {
