@@ -93,6 +93,18 @@ type ImportedAccount struct {
 	// Correlation is the value that links the account to an identity (the
 	// connector's correlation attribute); empty means the username.
 	Correlation string
+	// Manager is the external id (a DN) of the account's manager on the
+	// same system, as the system states it; empty when it states none.
+	// Read only from connectors that are ManagerReaders.
+	Manager string
+}
+
+// ManagerReader is a connector whose imports state each account's manager
+// (ImportedAccount.Manager). The importer then sets identities' managers
+// from them; with other connectors it leaves managers alone.
+type ManagerReader interface {
+	// ReadsManagers is false when the connector is set not to read them.
+	ReadsManagers() bool
 }
 
 // ImportSink receives what an import reads.

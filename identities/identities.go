@@ -36,10 +36,14 @@ type Identity struct {
 	ExternalID        string  `json:"external_id,omitempty"`
 	// ManagerID is the identity's manager: a manager may ask for access
 	// for their direct reports.
-	ManagerID *string   `json:"manager_id"`
-	Status    string    `json:"status"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ManagerID *string `json:"manager_id"`
+	// ManagerSourceConnectorID is the connector whose import set ManagerID
+	// from its directory's manager attribute; nil when the manager was set
+	// by hand (portal, API) or is none. See Importer for the rule.
+	ManagerSourceConnectorID *string   `json:"manager_source_connector_id,omitempty"`
+	Status                   string    `json:"status"`
+	CreatedAt                time.Time `json:"created_at"`
+	UpdatedAt                time.Time `json:"updated_at"`
 }
 
 // TableName is the table of identities.
@@ -94,14 +98,18 @@ func (Entitlement) TableName() string { return "entitlements" }
 
 // Account is an identity's account on a connector, as last seen by Provisor.
 type Account struct {
-	ID          string    `gorm:"primaryKey" json:"id"`
-	ConnectorID string    `json:"connector_id"`
-	IdentityID  *string   `json:"identity_id"`
-	Username    string    `json:"username"`
-	ExternalID  string    `json:"external_id"`
-	Status      string    `json:"status"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	ID          string  `gorm:"primaryKey" json:"id"`
+	ConnectorID string  `json:"connector_id"`
+	IdentityID  *string `json:"identity_id"`
+	Username    string  `json:"username"`
+	ExternalID  string  `json:"external_id"`
+	Status      string  `json:"status"`
+	// ManagerExternalID is the external id of the account's manager as the
+	// system last stated it ("" for none), kept so that a manager imported
+	// after its reports is found by a later import.
+	ManagerExternalID string    `json:"manager_external_id,omitempty"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
 }
 
 // TableName is the table of accounts.

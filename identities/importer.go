@@ -79,6 +79,10 @@ type ImportCounts struct {
 	MembershipsRemoved  int `json:"memberships_removed"`
 	IdentitiesCreated   int `json:"identities_created"`
 	IdentitiesLinked    int `json:"identities_linked"`
+	// ManagersSet and ManagersCleared count identities whose manager the
+	// import sets or clears from the directory's manager attribute.
+	ManagersSet     int `json:"managers_set"`
+	ManagersCleared int `json:"managers_cleared"`
 	// RiskPercent is the share of known accounts the import deletes or locks.
 	RiskPercent float64 `json:"risk_percent"`
 }
@@ -93,6 +97,10 @@ const (
 	ChangeDeleteEntitlement = "entitlement.delete"
 	ChangeAddMembership     = "membership.add"
 	ChangeRemoveMembership  = "membership.remove"
+	// ChangeSetManager states the manager of the identity of the account
+	// ExternalID: the identity of the account whose external id is Manager,
+	// or none when Manager is empty or names no account.
+	ChangeSetManager = "identity.manager"
 )
 
 // PlannedChange is one change an import makes to the portal's view of a
@@ -112,6 +120,10 @@ type PlannedChange struct {
 	Kind   string `json:"kind,omitempty"`
 	// Group is the entitlement's external id in membership changes.
 	Group string `json:"group,omitempty"`
+	// Manager is the external id of the manager the system states ("" for
+	// none): on account changes of connectors that read managers (nil on
+	// others), and on ChangeSetManager.
+	Manager *string `json:"manager,omitempty"`
 }
 
 // Importer runs directory imports into the portal's tables: identities
@@ -121,6 +133,21 @@ type PlannedChange struct {
 // memberships. Objects gone from the system are marked deleted. An import
 // that would delete or lock more than the connector's threshold of accounts
 // stops before changing anything and waits for an admin (Approve, Reject).
+//
+// Managers: a connector that reads managers (connectors.ManagerReader, such
+// as LDAP and AD with their manager attribute) states each account's
+// manager as the manager's external id (a DN). Once every account of the
+// run is in, the identity of the account at that DN becomes the manager of
+// the account's identity, whatever order the directory listed them in; the
+// DN is kept on the account, so a manager that comes in a later import (a
+// delta that reads only the manager) is found then. A manager that names
+// the identity itself, or no account of the connector, counts as none.
+// Where the directory states a manager, it wins over one set by hand (the
+// portal, the API); where it states none, the import clears only a
+// manager it set itself (Identity.ManagerSourceConnectorID), so one set by
+// hand stays. A manager set by another connector's import is that
+// connector's to change. Each change is written to the audit trail as
+// identity.manager by system:provisor, with the connector and the import.
 //
 // Imports of one connector run one at a time in a process. Two processes
 // importing the same connector at once both compute and apply a plan; the
@@ -168,6 +195,10 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 		}
 	}
 	col := newCollector()
+	readsManagers := false
+	if mr, ok := conn.(connectors.ManagerReader); ok {
+		readsManagers = mr.ReadsManagers()
+	}
 	next, err := conn.Import(ctx, mode, cookie, col)
 	if err != nil {
 		return nil, err
@@ -186,7 +217,7 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 		if err != nil {
 			return err
 		}
-		changes, counts := plan(col, st, mode, rec.ID)
+		changes, counts := plan(col, st, mode, rec.ID, readsManagers)
 		imp.Counts = counts
 		// Any run makes older plans of the connector stale.
 		if err := tx.Model(&Import{}).Where("connector_id = ? AND status = ?", rec.ID, ImportAwaitingApproval).
@@ -202,11 +233,12 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 			imp.Message = imp.summary()
 			return im.save(tx, imp)
 		}
-		applied, err := im.apply(ctx, tx, rec, changes, st)
+		applied, err := im.apply(ctx, tx, rec, imp.ID, changes, st)
 		if err != nil {
 			return err
 		}
 		imp.Counts.IdentitiesCreated, imp.Counts.IdentitiesLinked = applied.IdentitiesCreated, applied.IdentitiesLinked
+		imp.Counts.ManagersSet, imp.Counts.ManagersCleared = applied.ManagersSet, applied.ManagersCleared
 		now := time.Now().UTC()
 		imp.Status, imp.AppliedAt = ImportApplied, &now
 		imp.Message = imp.summary()
@@ -239,17 +271,22 @@ func (imp *Import) summary() string {
 			"nothing was changed; import %s awaits approval", read, c.AccountsDeleted, c.AccountsLocked, c.AccountsKnown,
 			c.RiskPercent, imp.Threshold, imp.ID)
 	}
-	return fmt.Sprintf("%s; accounts: %d created (%d new identities, %d linked), %d updated, %d locked, %d unlocked, %d deleted; "+
+	msg := fmt.Sprintf("%s; accounts: %d created (%d new identities, %d linked), %d updated, %d locked, %d unlocked, %d deleted; "+
 		"groups: %d created, %d updated, %d deleted; memberships: %d added, %d removed",
 		read, c.AccountsCreated, c.IdentitiesCreated, c.IdentitiesLinked, c.AccountsUpdated, c.AccountsLocked, c.AccountsUnlocked,
 		c.AccountsDeleted, c.EntitlementsCreated, c.EntitlementsUpdated, c.EntitlementsDeleted, c.MembershipsAdded, c.MembershipsRemoved)
+	if c.ManagersSet+c.ManagersCleared > 0 {
+		msg += fmt.Sprintf("; managers: %d set, %d cleared", c.ManagersSet, c.ManagersCleared)
+	}
+	return msg
 }
 
 // Changed reports whether the import changed (or would change) anything.
 func (imp *Import) Changed() bool {
 	c := imp.Counts
 	return c.AccountsCreated+c.AccountsUpdated+c.AccountsDeleted+c.EntitlementsCreated+c.EntitlementsUpdated+
-		c.EntitlementsDeleted+c.MembershipsAdded+c.MembershipsRemoved+c.IdentitiesCreated+c.IdentitiesLinked > 0
+		c.EntitlementsDeleted+c.MembershipsAdded+c.MembershipsRemoved+c.IdentitiesCreated+c.IdentitiesLinked+
+		c.ManagersSet+c.ManagersCleared > 0
 }
 
 // ImportFilter narrows ListImports. Zero values match everything.
@@ -355,11 +392,12 @@ func (im *Importer) decide(ctx context.Context, id, actor string, approve bool) 
 			if err := tx.Where("id = ?", imp.ConnectorID).Take(&rec).Error; err != nil {
 				return err
 			}
-			applied, err := im.apply(ctx, tx, &rec, imp.Changes, nil)
+			applied, err := im.apply(ctx, tx, &rec, imp.ID, imp.Changes, nil)
 			if err != nil {
 				return err
 			}
 			imp.Counts.IdentitiesCreated, imp.Counts.IdentitiesLinked = applied.IdentitiesCreated, applied.IdentitiesLinked
+			imp.Counts.ManagersSet, imp.Counts.ManagersCleared = applied.ManagersSet, applied.ManagersCleared
 			counts, err := json.Marshal(imp.Counts)
 			if err != nil {
 				return err

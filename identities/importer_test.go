@@ -26,11 +26,16 @@ type fakeDir struct {
 	groups    map[string][]string
 	threshold float64
 	imports   int
+	// managers makes it a connectors.ManagerReader; a delta then hands
+	// out only the users in changed (all of them when changed is nil).
+	managers bool
+	changed  map[string]bool
 }
 
 type fakeUser struct {
 	username, name, email, corr string
 	locked                      bool
+	manager                     string // a DN
 }
 
 func newFakeDir() *fakeDir {
@@ -75,6 +80,10 @@ func (f *fakeDir) Import(ctx context.Context, mode connectors.ImportMode, cookie
 	defer f.mu.Unlock()
 	f.imports++
 	ds := sink.(connectors.DirectorySink)
+	changed := f.changed
+	if mode != connectors.ImportDelta {
+		changed = nil
+	}
 	var present []string
 	for _, dn := range sortedKeys(f.groups) {
 		if err := sink.Entitlement(ctx, connectors.Entitlement{ExternalID: dn, Name: strings.TrimPrefix(strings.Split(dn, ",")[0], "cn="), Kind: "group"}); err != nil {
@@ -87,11 +96,14 @@ func (f *fakeDir) Import(ctx context.Context, mode connectors.ImportMode, cookie
 	}
 	for _, dn := range sortedKeys(f.users) {
 		u := f.users[dn]
+		present = append(present, dn)
+		if changed != nil && !changed[dn] {
+			continue
+		}
 		if err := sink.Account(ctx, connectors.ImportedAccount{Account: connectors.Account{Username: u.username, ExternalID: dn,
-			DisplayName: u.name, Email: u.email}, Locked: u.locked, Correlation: u.corr}); err != nil {
+			DisplayName: u.name, Email: u.email}, Locked: u.locked, Correlation: u.corr, Manager: u.manager}); err != nil {
 			return "", err
 		}
-		present = append(present, dn)
 	}
 	if mode == connectors.ImportDelta {
 		if err := ds.Present(ctx, present); err != nil {
@@ -99,6 +111,12 @@ func (f *fakeDir) Import(ctx context.Context, mode connectors.ImportMode, cookie
 		}
 	}
 	return fmt.Sprintf("n:%d", f.imports), nil
+}
+
+func (f *fakeDir) ReadsManagers() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.managers
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -2,6 +2,7 @@ package identities
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
 )
 
@@ -154,7 +156,9 @@ func accountStatus(a connectors.ImportedAccount) string {
 
 // plan compares what a run read with the portal's view and lists the
 // changes, in the order they apply: entitlements, accounts, memberships.
-func plan(col *collector, st *state, mode connectors.ImportMode, connectorID string) ([]PlannedChange, ImportCounts) {
+// With readsManagers, account changes carry the manager each account
+// states and the managers of identities follow (see Importer).
+func plan(col *collector, st *state, mode connectors.ImportMode, connectorID string, readsManagers bool) ([]PlannedChange, ImportCounts) {
 	var out []PlannedChange
 	var c ImportCounts
 	c.AccountsRead, c.GroupsRead = len(col.accounts), len(col.ents)
@@ -234,6 +238,10 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 		status := accountStatus(a)
 		ch := PlannedChange{ExternalID: a.ExternalID, Username: a.Username, DisplayName: a.DisplayName, Email: a.Email,
 			Correlation: a.Correlation, Status: status}
+		if readsManagers {
+			m := key(a.Manager)
+			ch.Manager = &m
+		}
 		old := match[k]
 		if old == nil {
 			ch.Op = ChangeCreateAccount
@@ -242,7 +250,8 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 			continue
 		}
 		ch.Before = old.Status
-		changed := old.Status != status || old.ExternalID != a.ExternalID || old.Username != a.Username
+		changed := old.Status != status || old.ExternalID != a.ExternalID || old.Username != a.Username ||
+			(ch.Manager != nil && old.ManagerExternalID != *ch.Manager)
 		if old.IdentityID != nil {
 			// Identities this connector made follow its names and emails.
 			if id := st.ids[*old.IdentityID]; id != nil && id.importedBy(connectorID) && (id.DisplayName != nonEmpty(a.DisplayName, a.Username) || id.Email != a.Email) {
@@ -392,10 +401,117 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 			}
 		}
 	}
+	if readsManagers {
+		out = append(out, planManagers(col, st, known, connectorID, &c)...)
+	}
 	if c.AccountsKnown > 0 {
 		c.RiskPercent = math.Round(float64(c.AccountsDeleted+c.AccountsLocked)*1000/float64(c.AccountsKnown)) / 10
 	}
 	return out, c
+}
+
+// planManagers lists the ChangeSetManager changes of a run: for every
+// account of the connector after it (known: account key to portal id, ""
+// for those it creates), the manager it states now if the run read it, or
+// as stated before. Managers are resolved among all of these accounts, so
+// the order the directory lists them in does not matter. A change is
+// listed when it would change an identity's manager, or when that cannot
+// be told before applying (a new account, an account linked now): apply
+// decides again on what is there then.
+func planManagers(col *collector, st *state, known map[string]string, connectorID string, c *ImportCounts) []PlannedChange {
+	var out []PlannedChange
+	accByID := make(map[string]*Account, len(st.accounts))
+	for i := range st.accounts {
+		accByID[st.accounts[i].ID] = &st.accounts[i]
+	}
+	keys := make([]string, 0, len(known))
+	for k := range known {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	// identityOf returns an account's identity and whether it is known
+	// before applying: an account created now, or unlinked and read now
+	// (it may be linked), is not.
+	identityOf := func(k string) (*Identity, bool) {
+		acc := accByID[known[k]]
+		if acc == nil {
+			return nil, false
+		}
+		if acc.IdentityID == nil {
+			_, read := col.accounts[k]
+			return nil, !read
+		}
+		return st.ids[*acc.IdentityID], true
+	}
+	for _, k := range keys {
+		var stated, ext, username string
+		if a, ok := col.accounts[k]; ok {
+			stated, ext, username = key(a.Manager), a.ExternalID, a.Username
+		} else if acc := accByID[known[k]]; acc != nil {
+			stated, ext, username = key(acc.ManagerExternalID), nonEmpty(acc.ExternalID, acc.Username), acc.Username
+		}
+		subject, sure := identityOf(k)
+		if sure && (subject == nil || subject.Status == "deleted") {
+			continue // an account with no identity: nobody's manager to set
+		}
+		want, wantSure := "", true
+		if stated != "" {
+			if _, ok := known[stated]; ok {
+				m, ok := identityOf(stated)
+				switch {
+				case !ok:
+					wantSure = false
+				case m != nil && m.Status != "deleted":
+					want = m.ID
+				}
+			}
+		}
+		if !sure && stated == "" {
+			continue // a new identity has no manager to clear
+		}
+		ch := PlannedChange{Op: ChangeSetManager, ExternalID: ext, Username: username, Manager: &stated}
+		if !sure || !wantSure {
+			out = append(out, ch)
+			c.ManagersSet++
+			continue
+		}
+		write, to := managerUpdate(subject, want, connectorID)
+		if !write {
+			continue
+		}
+		out = append(out, ch)
+		if to != nil {
+			c.ManagersSet++
+		} else {
+			c.ManagersCleared++
+		}
+	}
+	return out
+}
+
+// managerUpdate decides what an import of connector connectorID does to
+// the manager of identity id when its directory names the identity want
+// as the manager ("" when it states none, names no account it has, or
+// names id itself). It returns whether to write, and the manager to write
+// (nil: none). The directory wins where it states a manager, over one set
+// by hand; where it states none, it clears only a manager it set itself.
+// A manager another connector's import set is left to that connector.
+func managerUpdate(id *Identity, want, connectorID string) (bool, *string) {
+	if want == id.ID {
+		want = "" // a manager pointing at the identity itself is ignored
+	}
+	src := id.ManagerSourceConnectorID
+	ours := src != nil && *src == connectorID
+	if src != nil && !ours && id.ManagerID != nil {
+		return false, nil
+	}
+	if want != "" {
+		if ours && id.ManagerID != nil && *id.ManagerID == want {
+			return false, nil
+		}
+		return true, &want
+	}
+	return ours && id.ManagerID != nil, nil
 }
 
 func sortedSet(m map[string]bool) []string {
@@ -417,7 +533,7 @@ func nonEmpty(s, def string) string {
 // apply makes the planned changes in tx, on st: the portal's view read in
 // tx, or nil to read it now (a plan approved later applies to what is
 // there then).
-func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Record, changes []PlannedChange, st *state) (ImportCounts, error) {
+func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Record, importID string, changes []PlannedChange, st *state) (ImportCounts, error) {
 	var counts ImportCounts
 	if st == nil {
 		var err error
@@ -505,6 +621,9 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Reco
 				pending[key(ch.Username)] = true
 				a := Account{ID: uuid.NewString(), ConnectorID: rec.ID, Username: ch.Username, ExternalID: ch.ExternalID,
 					Status: ch.Status, CreatedAt: now, UpdatedAt: now}
+				if ch.Manager != nil {
+					a.ManagerExternalID = *ch.Manager
+				}
 				idn, created := link.identityFor(ch)
 				if idn != "" {
 					a.IdentityID = &idn
@@ -516,6 +635,10 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Reco
 				continue
 			}
 			updates := map[string]any{"status": ch.Status, "external_id": ch.ExternalID, "updated_at": now}
+			if ch.Manager != nil {
+				updates["manager_external_id"] = *ch.Manager
+				old.ManagerExternalID = *ch.Manager
+			}
 			if old.Username != ch.Username {
 				if err := im.freeUsername(tx, rec.ID, old.ID, ch.Username, now); err != nil {
 					return counts, err
@@ -529,6 +652,7 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Reco
 				}
 				if idn != "" {
 					updates["identity_id"] = idn
+					old.IdentityID = &idn
 				}
 			} else if err := link.refresh(*old.IdentityID, ch, now); err != nil {
 				return counts, err
@@ -552,6 +676,7 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Reco
 			if err := tx.Model(&Account{}).Where("id = ?", old.ID).Updates(map[string]any{"status": "deleted", "updated_at": now}).Error; err != nil {
 				return counts, err
 			}
+			old.Status = "deleted"
 		}
 	}
 	if err := tx.CreateInBatches(newIdentities, 500).Error; err != nil {
@@ -562,6 +687,9 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Reco
 	}
 	for i := range newAccounts {
 		accByKey[key(newAccounts[i].ExternalID)] = &newAccounts[i]
+	}
+	if err := im.applyManagers(tx, rec, importID, changes, accByKey, link, now, &counts); err != nil {
+		return counts, err
 	}
 
 	// Memberships.
@@ -588,6 +716,91 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Reco
 	}
 	counts.IdentitiesCreated, counts.IdentitiesLinked = len(newIdentities), link.linkedExisting
 	return counts, nil
+}
+
+// applyManagers makes the ChangeSetManager changes, once every account of
+// the import is in (accByKey: the connector's accounts by key, as applied),
+// deciding each again on the identities as they are now (managerUpdate),
+// and records each change in the audit trail.
+func (im *Importer) applyManagers(tx *gorm.DB, rec *connectors.Record, importID string, changes []PlannedChange,
+	accByKey map[string]*Account, link *linker, now time.Time, counts *ImportCounts) error {
+	identityOf := func(ext string) *Identity {
+		a := accByKey[key(ext)]
+		if a == nil || a.Status == "deleted" || a.IdentityID == nil {
+			return nil
+		}
+		return link.all[*a.IdentityID] // nil for a deleted identity
+	}
+	byManager := map[string][]string{} // new manager id ("" for none) to identities
+	var events []audit.Event
+	for _, ch := range changes {
+		if ch.Op != ChangeSetManager || ch.Manager == nil {
+			continue
+		}
+		subject := identityOf(ch.ExternalID)
+		if subject == nil {
+			continue
+		}
+		want := ""
+		if *ch.Manager != "" {
+			if m := identityOf(*ch.Manager); m != nil {
+				want = m.ID
+			}
+		}
+		write, to := managerUpdate(subject, want, rec.ID)
+		if !write {
+			continue
+		}
+		from := ""
+		if subject.ManagerID != nil {
+			from = *subject.ManagerID
+		}
+		subject.ManagerID, subject.ManagerSourceConnectorID = to, nil
+		if to != nil {
+			subject.ManagerSourceConnectorID = &rec.ID
+			want = *to
+			counts.ManagersSet++
+		} else {
+			want = ""
+			counts.ManagersCleared++
+		}
+		byManager[want] = append(byManager[want], subject.ID)
+		details, err := json.Marshal(map[string]any{"manager_id": want, "from": from, "source": "directory",
+			"connector": rec.Name, "connector_id": rec.ID, "import": importID, "manager_dn": *ch.Manager})
+		if err != nil {
+			return err
+		}
+		events = append(events, audit.Event{At: now, Actor: audit.ActorSystem, Action: "identity.manager", TargetType: "identity",
+			TargetID: subject.ID, Details: string(details)})
+	}
+	for _, m := range sortedKeys(byManager) {
+		ids := byManager[m]
+		var manager, source any
+		if m != "" {
+			manager, source = m, rec.ID
+		}
+		for start := 0; start < len(ids); start += 500 {
+			if err := tx.Model(&Identity{}).Where("id IN ?", ids[start:min(start+500, len(ids))]).Updates(map[string]any{
+				"manager_id": manager, "manager_source_connector_id": source, "updated_at": now}).Error; err != nil {
+				return err
+			}
+		}
+	}
+	if len(events) > 0 {
+		if err := tx.CreateInBatches(events, 500).Error; err != nil {
+			return fmt.Errorf("audit: record identity.manager: %w", err)
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // freeUsername renames a deleted account that holds the username an

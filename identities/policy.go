@@ -271,9 +271,12 @@ func contains(list []string, v string) bool {
 }
 
 // SetManager makes managerID (or nobody, when empty) the manager of an
-// identity, and records it in the audit trail.
+// identity, and records it in the audit trail. The manager is then one set
+// by hand: an import leaves it until its directory states a manager for
+// the identity (see Importer).
 func (s *Service) SetManager(ctx context.Context, id, managerID, actor string) (*Identity, error) {
-	return setRef(ctx, s.db, "identities", id, "manager_id", managerID, actor, "identity.manager", func(tx *gorm.DB) error {
+	by := map[string]any{"manager_source_connector_id": nil}
+	return setRef(ctx, s.db, "identities", id, "manager_id", managerID, actor, "identity.manager", by, func(tx *gorm.DB) error {
 		if managerID == id {
 			return FieldErrors{"manager_id": "an identity is not its own manager"}
 		}
@@ -281,15 +284,22 @@ func (s *Service) SetManager(ctx context.Context, id, managerID, actor string) (
 	}, func(tx *gorm.DB) (*Identity, error) { return get[Identity](ctx, tx, id) })
 }
 
+// DirectReports returns the identities whose manager is id, by username.
+func (s *Service) DirectReports(ctx context.Context, id string) ([]Identity, error) {
+	var out []Identity
+	err := s.db.WithContext(ctx).Where("manager_id = ? AND status <> 'deleted'", id).Order("username").Find(&out).Error
+	return out, err
+}
+
 // SetOwner makes ownerID (an identity, or nobody when empty) the owner of a
 // workgroup, and records it in the audit trail.
 func (s *Service) SetOwner(ctx context.Context, id, ownerID, actor string) (*Workgroup, error) {
-	return setRef(ctx, s.db, "workgroups", id, "owner_id", ownerID, actor, "workgroup.owner", nil,
+	return setRef(ctx, s.db, "workgroups", id, "owner_id", ownerID, actor, "workgroup.owner", nil, nil,
 		func(tx *gorm.DB) (*Workgroup, error) { return get[Workgroup](ctx, tx, id) })
 }
 
-// setRef sets a column that names an identity.
-func setRef[T any](ctx context.Context, db *gorm.DB, table, id, column, identityID, actor, action string,
+// setRef sets a column that names an identity, and the columns of also.
+func setRef[T any](ctx context.Context, db *gorm.DB, table, id, column, identityID, actor, action string, also map[string]any,
 	check func(*gorm.DB) error, load func(*gorm.DB) (*T, error)) (*T, error) {
 	var out *T
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -308,7 +318,11 @@ func setRef[T any](ctx context.Context, db *gorm.DB, table, id, column, identity
 				return err
 			}
 		}
-		if err := tx.Table(table).Where("id = ?", id).Updates(map[string]any{column: v, "updated_at": time.Now().UTC()}).Error; err != nil {
+		updates := map[string]any{column: v, "updated_at": time.Now().UTC()}
+		for k, v := range also {
+			updates[k] = v
+		}
+		if err := tx.Table(table).Where("id = ?", id).Updates(updates).Error; err != nil {
 			return err
 		}
 		if err := audit.RecordTx(tx, actor, action, strings.TrimSuffix(table, "s"), id, map[string]any{column: identityID}); err != nil {

@@ -267,6 +267,7 @@ func (s *Server) identityCreate(c *fiber.Ctx) error {
 type identityData struct {
 	Identity *identities.Identity
 	Accounts []accountView
+	managerData
 }
 
 type accountView struct {
@@ -276,6 +277,10 @@ type accountView struct {
 }
 
 func (s *Server) identityPage(c *fiber.Ctx) error {
+	return s.showIdentity(c, fiber.StatusOK, nil)
+}
+
+func (s *Server) showIdentity(c *fiber.Ctx, status int, errs map[string]string) error {
 	ctx := c.UserContext()
 	id, err := s.Identities.GetIdentity(ctx, param(c, "id"))
 	if err != nil {
@@ -286,6 +291,9 @@ func (s *Server) identityPage(c *fiber.Ctx) error {
 		return err
 	}
 	d := identityData{Identity: id}
+	if d.managerData, err = s.managerData(c, id, errs); err != nil {
+		return err
+	}
 	for _, a := range accts {
 		v := accountView{Account: a}
 		if rec, err := s.Connectors.Get(ctx, a.ConnectorID); err == nil {
@@ -294,7 +302,7 @@ func (s *Server) identityPage(c *fiber.Ctx) error {
 		v.Entitlements, _ = s.Identities.EntitlementsOf(ctx, a.ConnectorID, id.ID)
 		d.Accounts = append(d.Accounts, v)
 	}
-	return s.render(c, fiber.StatusOK, "identity", s.newPage(c, "identities", id.DisplayName, d))
+	return s.render(c, status, "identity", s.newPage(c, "identities", id.DisplayName, d))
 }
 
 func (s *Server) workgroupsPage(c *fiber.Ctx) error {
@@ -329,6 +337,10 @@ type workgroupData struct {
 	Workgroup *identities.Workgroup
 	Members   []identities.Identity
 	Errors    map[string]string
+	// Owner is the workgroup's owner, if any; OwnerErrors are the owner
+	// form's.
+	Owner       *identities.Identity
+	OwnerErrors map[string]string
 }
 
 func (s *Server) workgroupPage(c *fiber.Ctx) error {
@@ -336,6 +348,10 @@ func (s *Server) workgroupPage(c *fiber.Ctx) error {
 }
 
 func (s *Server) showWorkgroup(c *fiber.Ctx, status int, errs map[string]string) error {
+	return s.showWorkgroupWith(c, status, errs, nil)
+}
+
+func (s *Server) showWorkgroupWith(c *fiber.Ctx, status int, errs, ownerErrs map[string]string) error {
 	wg, err := s.Identities.GetWorkgroup(c.UserContext(), param(c, "id"))
 	if err != nil {
 		return err
@@ -344,7 +360,12 @@ func (s *Server) showWorkgroup(c *fiber.Ctx, status int, errs map[string]string)
 	if err != nil {
 		return err
 	}
-	d := workgroupData{Workgroup: wg, Members: members, Errors: errs}
+	d := workgroupData{Workgroup: wg, Members: members, Errors: errs, OwnerErrors: ownerErrs}
+	if wg.OwnerID != nil {
+		if d.Owner, err = s.Identities.GetIdentity(c.UserContext(), *wg.OwnerID); err != nil && !errors.Is(err, identities.ErrNotFound) {
+			return err
+		}
+	}
 	return s.render(c, status, "workgroup", s.newPage(c, "identities", wg.Name, d))
 }
 

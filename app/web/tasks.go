@@ -313,6 +313,7 @@ func (s *Server) schedulePreview(c *fiber.Ctx) error {
 
 // lookupIdentities answers the search of a recipient picker: a requester
 // finds only the identities they may ask for, not the whole directory.
+// With pick=one the picker takes one identity (radio buttons).
 func (s *Server) lookupIdentities(c *fiber.Ctx) error {
 	reach, err := s.Requests.Reach(c.UserContext(), requester(c))
 	if err != nil {
@@ -322,7 +323,7 @@ func (s *Server) lookupIdentities(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return s.fragment(c, "task", "identity-options", map[string]any{"Items": list, "Name": query(c, "name")})
+	return s.fragment(c, "task", "identity-options", map[string]any{"Items": list, "Name": query(c, "name"), "One": query(c, "pick") == "one"})
 }
 
 func (s *Server) lookupWorkgroups(c *fiber.Ctx) error {

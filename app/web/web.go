@@ -162,10 +162,12 @@ func (s *Server) Routes(app *fiber.App) {
 	app.Get("/identities", admin, s.identitiesPage)
 	app.Post("/identities", admin, s.identityCreate)
 	app.Get("/identities/:id", admin, s.identityPage)
+	app.Post("/identities/:id/manager", admin, s.identityManager)
 	app.Get("/workgroups", admin, s.workgroupsPage)
 	app.Post("/workgroups", admin, s.workgroupCreate)
 	app.Get("/workgroups/:id", admin, s.workgroupPage)
 	app.Post("/workgroups/:id/members", admin, s.workgroupAddMembers)
+	app.Post("/workgroups/:id/owner", admin, s.workgroupOwner)
 
 	app.Get("/audit", admin, s.auditPage)
 

@@ -105,6 +105,9 @@ func (d *Directory) importOn(ctx context.Context, c *ldapv3.Conn, mode connector
 
 	a := d.cfg.Attributes
 	attrs := append([]string{a.Username, a.DisplayName, a.Email, a.Correlation}, d.userAttrs()...)
+	if d.ReadsManagers() {
+		attrs = append(attrs, a.Manager)
+	}
 	userReq := ldapv3.NewSearchRequest(d.cfg.UserBaseDN, ldapv3.ScopeWholeSubtree, ldapv3.NeverDerefAliases, 0, 0, false,
 		filter(d.cfg.UserFilter), attrs, nil)
 	err = d.pagedSearch(ctx, c, userReq, func(e *ldapv3.Entry) error {
@@ -117,6 +120,11 @@ func (d *Directory) importOn(ctx context.Context, c *ldapv3.Conn, mode connector
 			Account: connectors.Account{Username: username, ExternalID: dn,
 				DisplayName: e.GetEqualFoldAttributeValue(a.DisplayName), Email: e.GetEqualFoldAttributeValue(a.Email)},
 			Correlation: e.GetEqualFoldAttributeValue(a.Correlation),
+		}
+		if d.ReadsManagers() {
+			if m := e.GetEqualFoldAttributeValue(a.Manager); m != "" {
+				acct.Manager = normDN(m)
+			}
 		}
 		if d.flavor.name == TypeAD {
 			uac, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("userAccountControl"), 10, 64)
@@ -156,6 +164,11 @@ func (d *Directory) importOn(ctx context.Context, c *ldapv3.Conn, mode connector
 }
 
 const generalizedTime = "20060102150405Z"
+
+// ReadsManagers reports whether imports read the manager attribute
+// (connectors.ManagerReader). The manager's DN is handed out in the form of
+// normDN, like the account DNs it names.
+func (d *Directory) ReadsManagers() bool { return d.cfg.Attributes.Manager != NoManager }
 
 func parseUSNCookie(cookie string) (usn int64, dc string, ok bool) {
 	rest, ok := strings.CutPrefix(cookie, "usn:")

@@ -98,7 +98,14 @@ type AttributeMap struct {
 	// matched with identities imported from this connector, then with
 	// usernames and emails. Default: the username attribute.
 	Correlation string `json:"correlation,omitempty"`
+	// Manager holds the DN of the account's manager (default manager, on
+	// LDAP and AD alike). Imports make the identity of the account at that
+	// DN the manager of the account's identity; "none" reads no manager.
+	Manager string `json:"manager,omitempty"`
 }
+
+// NoManager is the Manager attribute setting that reads no manager.
+const NoManager = "none"
 
 // SecretBindPassword is the secret holding the bind DN's password.
 const SecretBindPassword = "bind_password"
@@ -283,7 +290,10 @@ func (f flavor) parse(raw json.RawMessage, secrets map[string]string) (*config, 
 		problems["settings.group_member_attribute"] = "must be member or uniqueMember"
 	}
 	for field, a := range map[string]string{"username": c.Attributes.Username, "display_name": c.Attributes.DisplayName,
-		"email": c.Attributes.Email, "correlation": c.Attributes.Correlation} {
+		"email": c.Attributes.Email, "correlation": c.Attributes.Correlation, "manager": c.Attributes.Manager} {
+		if field == "manager" && a == NoManager {
+			continue
+		}
 		if !attrName.MatchString(a) {
 			problems["settings.attributes."+field] = "not an attribute name"
 		}
@@ -359,6 +369,9 @@ func (f flavor) defaults(c *config) {
 	}
 	if c.Attributes.Correlation == "" {
 		c.Attributes.Correlation = c.Attributes.Username
+	}
+	if c.Attributes.Manager == "" {
+		c.Attributes.Manager = "manager"
 	}
 	if c.UserDNPattern == "" && c.UserBaseDN != "" {
 		attr := f.rdnAttr

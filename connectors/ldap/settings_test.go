@@ -51,6 +51,9 @@ func TestValidateSettings(t *testing.T) {
 				"settings.connect_timeout": "duration", "settings.password_length": "from 8"}},
 		{"member attribute", ldapFlavor, `{"urls":["ldap://a"],` + base + `,"group_member_attribute":"memberUid"}`, pw,
 			map[string]string{"settings.group_member_attribute": "member or uniqueMember"}},
+		{"manager attribute", ldapFlavor, `{"urls":["ldap://a"],` + base + `,"attributes":{"manager":"the boss"}}`, pw,
+			map[string]string{"settings.attributes.manager": "not an attribute name"}},
+		{"no manager", ldapFlavor, `{"urls":["ldap://a"],` + base + `,"attributes":{"manager":"none"}}`, pw, nil},
 		{"wrong type", ldapFlavor, `{"urls":"ldap://a",` + base + `}`, pw, map[string]string{"settings.urls": "must be"}},
 		{"login needs a bind DN", ldapFlavor, `{"urls":["ldap://a"],"user_base_dn":"ou=p,dc=x","group_base_dn":"ou=g,dc=x","login_enabled":true}`, nil,
 			map[string]string{"settings.login_enabled": "bind_dn"}},
@@ -88,11 +91,12 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(p)
 	}
 	if c.UPNSuffix != "corp.example" || c.UserDNPattern != "CN={username},OU=Staff,DC=corp,DC=example" || c.Attributes.Correlation != "sAMAccountName" ||
-		c.InitialPassword != "generate" || c.threshold != 10 || c.PoolSize != 4 || c.PageSize != 500 {
+		c.InitialPassword != "generate" || c.threshold != 10 || c.PoolSize != 4 || c.PageSize != 500 || c.Attributes.Manager != "manager" {
 		t.Errorf("AD defaults: %+v", c)
 	}
 	c, _ = ldapFlavor.parse([]byte(`{"urls":["ldap://a"],"user_base_dn":"ou=p,dc=x","group_base_dn":"ou=g,dc=x","attributes":{"username":"cn"},"deletion_threshold_percent":0}`), nil)
-	if c.UserDNPattern != "cn={username},ou=p,dc=x" || c.InitialPassword != "none" || c.threshold != 0 || c.Attributes.Correlation != "cn" {
+	if c.UserDNPattern != "cn={username},ou=p,dc=x" || c.InitialPassword != "none" || c.threshold != 0 || c.Attributes.Correlation != "cn" ||
+		c.Attributes.Manager != "manager" {
 		t.Errorf("LDAP defaults: %+v", c)
 	}
 }
