@@ -199,8 +199,10 @@ func TestApprovalOwnerThenAdmin(t *testing.T) {
 				t.Errorf("mallory %s: %d", p, r.status)
 			}
 		}
-		if r := mallory.get("/approvals/00000000-0000-0000-0000-000000000000"); r.status != 404 {
-			t.Errorf("unknown approval: %d", r.status)
+		for _, p := range []string{"/approvals/00000000-0000-0000-0000-000000000000", "/approvals/nope"} {
+			if r := mallory.get(p); r.status != 404 {
+				t.Errorf("unknown approval %s: %d", p, r.status)
+			}
 		}
 		contains(t, "mallory's list", mallory.get("/approvals"), "None of your requests needed an approval")
 		if r := mallory.get("/approvals?tab=all"); strings.Contains(r.body, page) {
