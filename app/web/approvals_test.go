@@ -336,6 +336,16 @@ func TestApprovalDenyAndWithdraw(t *testing.T) {
 			t.Errorf("olga opens the withdrawn approval: %d", r.status)
 		}
 		contains(t, "admin, all", adm.get("/approvals?tab=all"), "/approvals/"+deniedID, "/approvals/"+withdrawnID)
+
+		// An admin cancels a waiting run on Connector Jobs: its request is
+		// withdrawn.
+		canceled, canceledID := w.ask(t, w.vpn)
+		r = adm.do("POST", "/jobs/"+canceled.ID+"/cancel", url.Values{"_csrf": {adm.csrf}}, "HX-Request", "true")
+		contains(t, "cancel a waiting run", r, "Run canceled: its request is withdrawn", `badge-withdrawn">Withdrawn`)
+		if inst := w.WaitSettled(t, canceled.ID); inst.Status != requests.InstanceWithdrawn {
+			t.Errorf("canceled run: %s", inst.Status)
+		}
+		contains(t, "rita's canceled approval", rita.get("/approvals/"+canceledID), "Withdrawn by admin", "canceled on the Connector Jobs page")
 	})
 }
 
