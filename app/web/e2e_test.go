@@ -249,3 +249,172 @@ func TestEndToEndInChromium(t *testing.T) {
 		t.Errorf("the password shown after the reset does not sign in: %v", err)
 	}
 }
+
+// The approval paths in a browser: rita asks for VPN (its owner, then an
+// admin), Olga finds it on My approvals and approves it with a comment, an
+// admin approves it, and the run completes; Olga denies another request
+// and rita sees it Denied; rita withdraws a third.
+func TestApprovalsInChromium(t *testing.T) {
+	w := setupApprovals(t, "sqlite")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = w.HTTP.Listener(ln) }()
+	base := "http://" + ln.Addr().String()
+	ctx, cancel := newChrome(t)
+	defer cancel()
+
+	signOut := chromedp.Tasks{
+		chromedp.Click(`form[action="/logout"] button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#username`, chromedp.ByQuery),
+	}
+	wide := chromedp.EmulateViewport(1280, 900, chromedp.EmulateScale(1))
+	phone := chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(1))
+	// both takes a screenshot at 1280 px and at 390 px.
+	both := func(name string) chromedp.Tasks {
+		return chromedp.Tasks{wide, shot(t, name+"-1280px"), phone, shot(t, name+"-390px"), wide}
+	}
+
+	// Rita asks for VPN for Alice: the review says whose approval it needs.
+	var review, flash, runURL string
+	err = chromedp.Run(ctx, wide,
+		signIn(base, "rita", w.pw["rita"]),
+		chromedp.Navigate(base+"/requests/new"),
+		chromedp.Click(`button[value="create_account"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#q`, chromedp.ByQuery),
+		chromedp.SendKeys(`#q`, "ali", chromedp.ByQuery),
+		chromedp.WaitVisible(`input[name=beneficiary_id][value="`+w.alice+`"]`, chromedp.ByQuery),
+		chromedp.Click(`input[name=beneficiary_id][value="`+w.alice+`"]`, chromedp.ByQuery),
+		chromedp.Click(`button[value=next].primary`, chromedp.ByQuery),
+		chromedp.WaitVisible(`input[name=connector_id]`, chromedp.ByQuery),
+		chromedp.Click(`input[name=connector_id][value="`+w.dir+`"]`, chromedp.ByQuery),
+		chromedp.Click(`button[value=next].primary`, chromedp.ByQuery),
+		chromedp.WaitVisible(`input[name=entitlements][value="`+w.vpn+`"]`, chromedp.ByQuery),
+		shot(t, "20-approval-access-badge"),
+		chromedp.Click(`input[name=entitlements][value="`+w.vpn+`"]`, chromedp.ByQuery),
+		chromedp.Click(`button[value=next].primary`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#justification`, chromedp.ByQuery),
+		chromedp.SendKeys(`#justification`, "Joins the VPN pilot", chromedp.ByQuery),
+		chromedp.Click(`button[value=next].primary`, chromedp.ByQuery),
+		chromedp.WaitVisible(`.approval-plan`, chromedp.ByQuery),
+		chromedp.Text(`.approval-plan`, &review, chromedp.ByQuery),
+		shot(t, "21-approval-review"),
+		chromedp.Click(`button[value=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#run .approval-summary`, chromedp.ByQuery),
+		chromedp.Text(`#flash`, &flash, chromedp.ByQuery),
+		chromedp.Location(&runURL),
+		shot(t, "22-approval-run-awaiting"),
+		signOut,
+	)
+	if err != nil {
+		t.Fatalf("rita asks: %v", err)
+	}
+	for _, want := range []string{"step 1: Olga Owner", "owner of VPN", "step 2: an admin"} {
+		if !strings.Contains(review, want) {
+			t.Errorf("the review's plan lacks %q: %s", want, review)
+		}
+	}
+	if !strings.Contains(flash, "awaits approval") {
+		t.Errorf("flash after Submit: %q", flash)
+	}
+	runID := runURL[strings.LastIndex(runURL, "/")+1:]
+	denied, deniedID := w.ask(t, w.wiki)
+	_, withdrawnID := w.ask(t, w.wiki)
+
+	// Olga: the count in the navigation, My approvals, the approval page.
+	var badge, trail string
+	err = chromedp.Run(ctx,
+		signIn(base, "olga", w.pw["olga"]),
+		chromedp.Text(`a[href="/approvals"] .badge-count`, &badge, chromedp.ByQuery),
+		chromedp.Click(`a[href="/approvals"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`.approvals-grid tbody tr.clickable`, chromedp.ByQuery),
+		both("23-my-approvals"),
+		chromedp.Navigate(base+"/approvals/"+approvalOfRun(t, w, runID)),
+		chromedp.WaitVisible(`form.decision textarea#comment`, chromedp.ByQuery),
+		both("24-approval-page"),
+		chromedp.SendKeys(`#comment`, "OK for the pilot", chromedp.ByQuery),
+		chromedp.Click(`form.decision button.primary`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//p[contains(@class,"flash") and contains(., "now waits for an admin")]`),
+		chromedp.Text(`ol.trail`, &trail, chromedp.ByQuery),
+		// Deny the second request, with a reason.
+		chromedp.Navigate(base+"/approvals/"+deniedID),
+		chromedp.WaitVisible(`form.decision textarea#comment`, chromedp.ByQuery),
+		chromedp.SendKeys(`#comment`, "Not for contractors", chromedp.ByQuery),
+		chromedp.Click(`form.decision button.danger`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//p[contains(@class,"flash") and contains(., "Denied")]`),
+		signOut,
+	)
+	if err != nil {
+		t.Fatalf("olga decides: %v", err)
+	}
+	if f := strings.Fields(badge); len(f) == 0 || f[0] != "3" {
+		t.Errorf("olga's badge: %q", badge)
+	}
+	if !strings.Contains(trail, "OK for the pilot") || !strings.Contains(trail, "Olga Owner") {
+		t.Errorf("the trail after olga: %s", trail)
+	}
+
+	// An admin approves the second step; the run goes on and completes.
+	var approvedBy string
+	err = chromedp.Run(ctx,
+		signIn(base, "admin", w.pw["admin"]),
+		chromedp.Click(`a[href="/approvals"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`.approvals-grid tbody tr.clickable a`, chromedp.ByQuery),
+		chromedp.Click(`.approvals-grid tbody tr.clickable a`, chromedp.ByQuery),
+		chromedp.WaitVisible(`form.decision textarea#comment`, chromedp.ByQuery),
+		chromedp.SendKeys(`#comment`, "Approved for the pilot", chromedp.ByQuery),
+		chromedp.Click(`form.decision button.primary`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//p[contains(@class,"flash") and contains(., "jobs are queued")]`),
+		both("25-approval-approved"),
+		chromedp.Click(`a[href="/requests/`+runID+`"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#run .heading .badge-completed`, chromedp.ByQuery),
+		chromedp.Text(`#run .approval-summary`, &approvedBy, chromedp.ByQuery),
+		shot(t, "26-approval-run-completed"),
+		signOut,
+	)
+	if err != nil {
+		t.Fatalf("admin approves: %v", err)
+	}
+	if !strings.Contains(approvedBy, "Approved by Olga Owner (owner of VPN), Ada Admin (admin)") {
+		t.Errorf("the run's approval: %s", approvedBy)
+	}
+
+	// Rita sees the denial and its reason, and withdraws the third.
+	var deniedRun, withdrawn string
+	err = chromedp.Run(ctx,
+		signIn(base, "rita", w.pw["rita"]),
+		chromedp.Navigate(base+"/requests/"+denied.ID),
+		chromedp.WaitVisible(`#run .heading .badge-denied`, chromedp.ByQuery),
+		chromedp.Text(`#run .approval-summary`, &deniedRun, chromedp.ByQuery),
+		chromedp.Navigate(base+"/approvals?tab=mine"),
+		chromedp.WaitVisible(`.approvals-grid .badge-denied`, chromedp.ByQuery),
+		both("27-my-requests"),
+		chromedp.Navigate(base+"/approvals/"+withdrawnID),
+		chromedp.WaitVisible(`form.withdraw button`, chromedp.ByQuery),
+		chromedp.Evaluate(`window.confirm = function () { return true; }`, nil),
+		chromedp.SendKeys(`#withdraw-comment`, "Asked by mistake", chromedp.ByQuery),
+		chromedp.Click(`form.withdraw button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`.heading .badge-withdrawn`, chromedp.ByQuery),
+		chromedp.Text(`.approval-state`, &withdrawn, chromedp.ByQuery),
+		shot(t, "28-approval-withdrawn"),
+	)
+	if err != nil {
+		t.Fatalf("rita: %v", err)
+	}
+	if !strings.Contains(deniedRun, "Denied") || !strings.Contains(deniedRun, "Not for contractors") {
+		t.Errorf("the denied run: %s", deniedRun)
+	}
+	if !strings.Contains(withdrawn, "Withdrawn by rita") || !strings.Contains(withdrawn, "Asked by mistake") {
+		t.Errorf("the withdrawn approval: %s", withdrawn)
+	}
+}
+
+func approvalOfRun(t *testing.T, w *approvalWorld, runID string) string {
+	t.Helper()
+	inst, err := w.Requests.GetInstance(w.Ctx, runID)
+	if err != nil || inst.ApprovalID == nil {
+		t.Fatalf("run %s: %v %v", runID, inst, err)
+	}
+	return *inst.ApprovalID
+}

@@ -66,9 +66,11 @@ var funcs = template.FuncMap{
 		}
 		return false
 	},
-	// with returns a copy of the query q with key set to value (removed
-	// when empty), for links that keep the current filters.
-	"withq": func(q url.Values, kv ...any) string {
+	// withq returns a copy of the query q with key set to value (removed
+	// when empty), for links that keep the current filters. The result is
+	// an encoded query string: each key and value is escaped here, so the
+	// template must not escape the "=" and "&" between them again.
+	"withq": func(q url.Values, kv ...any) template.URL {
 		out := url.Values{}
 		for k, v := range q {
 			out[k] = v
@@ -81,9 +83,10 @@ var funcs = template.FuncMap{
 				out.Set(k, v)
 			}
 		}
-		return out.Encode()
+		return template.URL(out.Encode())
 	},
 	"itoa":     strconv.Itoa,
+	"waitsFor": waitsFor,
 	"duration": humanDuration,
 }
 

@@ -113,7 +113,11 @@ type cardData struct {
 }
 
 type dialogData struct {
-	Inst       *requests.Instance
+	Inst     *requests.Instance
+	Approval *requests.Approval
+	// Withdraw is set when the run awaits approval: cancelling it
+	// withdraws its request.
+	Withdraw   bool
 	Cards      []cardData
 	Message    string
 	CanForce   bool
@@ -131,7 +135,10 @@ func (s *Server) showDialog(c *fiber.Ctx, id, message string) error {
 	if err != nil {
 		return err
 	}
-	d := dialogData{Inst: inst, Message: message, StuckAfter: s.StuckAfter}
+	d := dialogData{Inst: inst, Message: message, StuckAfter: s.StuckAfter, Withdraw: inst.Status == requests.InstanceAwaitingApproval}
+	if d.Approval, err = s.approvalOf(c, inst.ApprovalID); err != nil {
+		return err
+	}
 	now := time.Now()
 	for _, j := range inst.Jobs {
 		card := cardData{Job: j, TypeLabel: s.typeLabel(j.ConnectorType), Stuck: s.stuck(&j, now),
@@ -165,7 +172,11 @@ func (s *Server) steer(c *fiber.Ctx, done string, fn func() error) error {
 }
 
 func (s *Server) jobsCancelInstance(c *fiber.Ctx) error {
-	return s.steer(c, "Pending jobs canceled.", func() error {
+	msg := "Pending jobs canceled."
+	if inst, err := s.Requests.GetInstance(c.UserContext(), param(c, "id")); err == nil && inst.Status == requests.InstanceAwaitingApproval {
+		msg = "Run canceled: its request is withdrawn and nobody needs to approve it."
+	}
+	return s.steer(c, msg, func() error {
 		_, err := s.Requests.CancelInstance(c.UserContext(), param(c, "id"), user(c).Username)
 		return err
 	})

@@ -93,17 +93,21 @@ func TestWizardOffersWhatThePolicyAllows(t *testing.T) {
 	if strings.Contains(r.body, `value="`+ents["Wiki"].ID+`"`) || !strings.Contains(r.body, "not requestable") {
 		t.Errorf("Wiki is offered, or not said why: %s", r.body)
 	}
-	// Root is offered, saying whose approval it needs.
-	if !strings.Contains(r.body, `value="`+ents["Root"].ID+`"`) || !strings.Contains(r.body, "needs the approval of an admin") {
+	// A privileged entitlement that an admin approves is offered, and says
+	// so: the request waits for the approval instead of being refused.
+	if !strings.Contains(r.body, `value="`+ents["Root"].ID+`"`) || !strings.Contains(r.body, `badge-approval">needs the approval of an admin`) {
 		t.Errorf("Root is not offered with its approval: %s", r.body)
 	}
 	if !strings.Contains(r.body, `value="`+ents["Payroll"].ID+`"`) || !strings.Contains(r.body, "at most 30d") {
 		t.Errorf("Payroll is not offered as time-bound: %s", r.body)
 	}
-	// Chosen by hand anyway: refused at the step, with the rule's words.
+	// Wiki chosen by hand anyway: refused at the step, with the rule's words.
 	if r := br.post(base+"access", url.Values{"action": {"next"}, "entitlements": {ents["Wiki"].ID}}); r.status != 422 ||
 		!strings.Contains(r.body, "entitlement Wiki is not requestable") {
 		t.Errorf("Wiki chosen by hand: %d %s", r.status, r.body)
+	}
+	if r := br.post(base+"access", url.Values{"action": {"next"}, "entitlements": {ents["Root"].ID}}); r.status != 303 {
+		t.Errorf("Root chosen: %d %s", r.status, r.body)
 	}
 
 	// An admin is offered everything.

@@ -74,6 +74,8 @@ type instanceData struct {
 	Inst  *requests.Instance
 	Busy  bool
 	Admin bool
+	// Approval is the approval the run waits for or went ahead under.
+	Approval *requests.Approval
 }
 
 // instancePage shows one run with its jobs and their history; while the
@@ -84,6 +86,9 @@ func (s *Server) instancePage(c *fiber.Ctx) error {
 		return err
 	}
 	d := instanceData{Inst: inst, Busy: requests.Busy(inst.Status), Admin: isAdmin(c)}
+	if d.Approval, err = s.approvalOf(c, inst.ApprovalID); err != nil {
+		return err
+	}
 	if isHTMX(c) {
 		return s.fragment(c, "request", "run", d)
 	}

@@ -31,6 +31,9 @@ type tasksData struct {
 	Statuses []string
 	Query    url.Values
 	Admin    bool
+	// Gates says, by task, why Trigger is off while its approval has not
+	// come through.
+	Gates map[string]string
 }
 
 // tasksPage is the tasks grid: every task for an admin, a requester's own
@@ -47,6 +50,14 @@ func (s *Server) tasksPage(c *fiber.Ctx) error {
 		return err
 	}
 	d.Items, d.Total, d.Pages = items, total, pages(total, gridPageSize)
+	d.Gates = map[string]string{}
+	for i := range items {
+		gate, _, err := s.triggerGate(c, &items[i])
+		if err != nil {
+			return err
+		}
+		d.Gates[items[i].ID] = gate
+	}
 	if isHTMX(c) && c.Get("HX-Target") == "task-grid" {
 		return s.fragment(c, "tasks", "grid", s.newPage(c, "tasks", "Tasks", d))
 	}
@@ -70,6 +81,36 @@ type rowData struct {
 	T     *tasks.Task
 	Admin bool
 	CSRF  string
+	Gate  string
+}
+
+// triggerGate returns why the task may not be triggered yet because of
+// its approval ("" when it may), and the approval.
+func (s *Server) triggerGate(c *fiber.Ctx, t *tasks.Task) (string, *requests.Approval, error) {
+	if t.ApprovalID == nil {
+		return "", nil, nil
+	}
+	a, err := s.approvalOf(c, t.ApprovalID)
+	switch {
+	case err != nil:
+		return "", nil, err
+	case a == nil:
+		return "the approval of its request is gone: change its request to ask again", nil, nil
+	case a.Status == requests.ApprovalPending:
+		return "awaits approval", a, nil
+	case a.Status != requests.ApprovalApproved:
+		return "its request was not approved (" + a.Status + "): change its request to ask again", a, nil
+	}
+	return "", a, nil
+}
+
+// row is the grid row of t.
+func (s *Server) row(c *fiber.Ctx, t *tasks.Task) error {
+	gate, _, err := s.triggerGate(c, t)
+	if err != nil {
+		return err
+	}
+	return s.fragment(c, "tasks", "row", rowData{T: t, Admin: isAdmin(c), Gate: gate})
 }
 
 // taskRow is one row of the grid; a Triggered row polls itself until the
@@ -79,7 +120,7 @@ func (s *Server) taskRow(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return s.fragment(c, "tasks", "row", rowData{T: t, Admin: isAdmin(c)})
+	return s.row(c, t)
 }
 
 func (s *Server) taskTrigger(c *fiber.Ctx) error {
@@ -96,7 +137,7 @@ func (s *Server) taskTrigger(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		return s.fragment(c, "tasks", "row", rowData{T: t, Admin: true})
+		return s.row(c, t)
 	}
 	s.flash(c, "Task triggered: run "+inst.ID+" started.")
 	return redirect(c, "/tasks/"+t.ID)
@@ -116,6 +157,10 @@ type taskData struct {
 	Dynamic     []string
 	RecentRuns  []requests.Instance
 	ScheduledAt time.Time
+	// Approval covers the task's request, or is what it awaits; Gate
+	// says why Trigger is off until it is approved.
+	Approval *requests.Approval
+	Gate     string
 }
 
 type scheduleData struct {
@@ -177,6 +222,9 @@ func (s *Server) showTask(c *fiber.Ctx, status int, t *tasks.Task, errs map[stri
 		return err
 	}
 	d.RecentRuns = runs
+	if d.Gate, d.Approval, err = s.triggerGate(c, t); err != nil {
+		return err
+	}
 	if next, ok := s.Schedules.NextRun(t.ID); ok {
 		d.ScheduledAt = next
 	}

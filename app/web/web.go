@@ -130,6 +130,12 @@ func (s *Server) Routes(app *fiber.App) {
 	app.Get("/lookup/workgroups", s.lookupWorkgroups)
 	app.Get("/lookup/entitlements", s.lookupEntitlements)
 
+	app.Get("/approvals", s.approvalsPage)
+	app.Get("/approvals/:id", s.approvalPage)
+	app.Post("/approvals/:id/approve", s.approvalApprove)
+	app.Post("/approvals/:id/deny", s.approvalDeny)
+	app.Post("/approvals/:id/withdraw", s.approvalWithdraw)
+
 	app.Get("/tasks", s.tasksPage)
 	app.Get("/tasks/schedule-preview", s.schedulePreview)
 	app.Get("/tasks/:id", s.taskPage)
@@ -196,12 +202,15 @@ type page struct {
 	Flash string
 	Path  string
 	Data  any
+	// Waiting is how many approvals wait for the user's decision.
+	Waiting int64
 }
 
 func (s *Server) newPage(c *fiber.Ctx, nav, title string, data any) *page {
 	p := &page{Title: title, Nav: nav, Data: data, Path: c.OriginalURL()}
 	if sess := session(c); sess != nil {
 		p.User, p.CSRF = sess.User, sess.CSRFToken
+		p.Waiting = s.waiting(c)
 	}
 	p.Flash = takeFlash(c)
 	return p
@@ -249,9 +258,12 @@ func (s *Server) HandleError(c *fiber.Ctx, err error) error {
 	var fe *fiber.Error
 	var ve *requests.ValidationError
 	var pe *requests.PolicyError
+	var de *requests.DecisionError
 	switch {
 	case errors.As(err, &pe):
 		status, msg = http.StatusForbidden, "Not allowed: "+pe.Error()+"."
+	case errors.As(err, &de):
+		status, msg = http.StatusForbidden, "Not allowed: "+de.Reason+"."
 	case errors.As(err, &fe):
 		status, msg = fe.Code, fe.Message
 	case errors.Is(err, requests.ErrNotFound), errors.Is(err, tasks.ErrNotFound), errors.Is(err, identities.ErrNotFound), errors.Is(err, connectors.ErrNotFound),

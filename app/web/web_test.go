@@ -171,6 +171,7 @@ func TestRouteAccess(t *testing.T) {
 	id := w.inst.ID
 	tid := w.task.ID
 	job := w.inst.Jobs[0].ID
+	const noID = "00000000-0000-0000-0000-000000000000"
 	type want struct{ anon, requester, admin int }
 	routes := []struct {
 		method, path string
@@ -181,6 +182,14 @@ func TestRouteAccess(t *testing.T) {
 		{"GET", "/requests/new", want{303, 200, 200}},
 		{"GET", "/requests/" + id, want{303, 200, 200}},
 		{"GET", "/requests/drafts/" + draft.ID + "/beneficiary", want{303, 404, 200}},
+		{"GET", "/approvals", want{303, 200, 200}},
+		{"GET", "/approvals?tab=all&status=denied", want{303, 200, 200}},
+		// An unknown approval is not there for anyone (approvals_test.go
+		// has who sees a real one).
+		{"GET", "/approvals/" + noID, want{303, 404, 404}},
+		{"POST", "/approvals/" + noID + "/approve", want{401, 404, 404}},
+		{"POST", "/approvals/" + noID + "/deny", want{401, 404, 404}},
+		{"POST", "/approvals/" + noID + "/withdraw", want{401, 404, 404}},
 		{"GET", "/tasks", want{303, 200, 200}},
 		{"GET", "/tasks/" + tid, want{303, 200, 200}},
 		{"GET", "/tasks/" + tid + "/row", want{303, 200, 200}},
@@ -214,7 +223,7 @@ func TestRouteAccess(t *testing.T) {
 		{"GET", "/users", want{303, 403, 200}},
 		// rita is enabled already: refused with a flash, nothing changes.
 		{"POST", "/users/" + ritaID + "/enable", want{401, 403, 303}},
-		{"POST", "/api-clients/00000000-0000-0000-0000-000000000000/revoke", want{401, 403, 404}},
+		{"POST", "/api-clients/" + noID + "/revoke", want{401, 403, 404}},
 		{"GET", "/static/app.css", want{200, 200, 200}},
 		{"GET", "/no-such-page", want{303, 404, 404}},
 	}

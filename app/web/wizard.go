@@ -70,6 +70,8 @@ type wizardData struct {
 	Admin     bool
 	// Refused says why the request policy refuses the request.
 	Refused []string
+	// Plan lists the approvals the request needs before it runs.
+	Plan []requests.ApprovalStep
 	// Reach is false when the requester may ask only for the people and
 	// workgroups listed (themselves, reports, workgroups they own).
 	Anyone bool
@@ -212,6 +214,13 @@ func (s *Server) showStep(c *fiber.Ctx, status int, d *requests.Draft, i int, er
 		for _, r := range refusals {
 			wd.Refused = append(wd.Refused, r.Message)
 		}
+		if len(wd.Refused) == 0 {
+			plan, err := s.Requests.ApprovalPlan(ctx, requester(c), d.Request)
+			if err != nil {
+				return err
+			}
+			wd.Plan = plan
+		}
 	}
 	title := "New Request: " + d.Type.Label()
 	if isHTMX(c) && c.Method() == fiber.MethodGet && c.Get("HX-Target") != "" {
@@ -336,7 +345,11 @@ func (s *Server) wizardSave(c *fiber.Ctx) error {
 			return s.reviewError(c, d, i, err)
 		}
 		_ = s.Requests.DeleteDraft(ctx, d.UserID, d.ID)
-		s.flash(c, "Request submitted: its jobs are queued.")
+		if inst.Status == requests.InstanceAwaitingApproval {
+			s.flash(c, "Request submitted: it awaits approval. Its jobs are queued once it is approved; My approvals shows where it stands.")
+		} else {
+			s.flash(c, "Request submitted: its jobs are queued.")
+		}
 		return redirect(c, "/requests/"+inst.ID)
 	case "task":
 		name := d.TaskName
@@ -350,7 +363,13 @@ func (s *Server) wizardSave(c *fiber.Ctx) error {
 			return s.reviewError(c, d, i, err)
 		}
 		_ = s.Requests.DeleteDraft(ctx, d.UserID, d.ID)
-		s.flash(c, "Task created. Trigger it here or from the tasks grid.")
+		msg := "Task created. Trigger it here or from the tasks grid."
+		if a, err := s.approvalOf(c, t.ApprovalID); err != nil {
+			return err
+		} else if a != nil && a.Open() {
+			msg = "Task created. Its request awaits approval before it can run; My approvals shows where it stands."
+		}
+		s.flash(c, msg)
 		return redirect(c, "/tasks/"+t.ID)
 	}
 	return s.showStep(c, fiber.StatusUnprocessableEntity, d, i, map[string]string{"action": "choose Submit or Create Task"})
