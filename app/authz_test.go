@@ -46,12 +46,13 @@ import (
 //	req help      a portal session of a user with the role requester,
 //	              helpdesk.
 //	appr          a portal session of a requester who owns an entitlement and
-//	              a workgroup and manages someone: the approver to be; for
-//	              now a requester like any other.
+//	              a workgroup and manages someone: the approver of the
+//	              {approval} fixture.
 //	admin         a portal session of an admin.
-//	read … adm    a bearer token of an API client (acting as a service, for
+//	read … apr    a bearer token of an API client (acting as a service, for
 //	              no user) holding that one scope: read, requests, tasks,
-//	              trigger, jobs, directory, admin.
+//	              trigger, jobs, directory, admin, approvals. A scope
+//	              without a column fails the test.
 //
 // and each cell is what that caller gets:
 //
@@ -74,146 +75,165 @@ import (
 // every such route refuses a request without the token, or with a wrong
 // one, before anything else. A 5xx answer always fails.
 const authzMatrix = `
-METHOD PATH                                     PARAMS                   anon  req   help  appr  admin read  reqs  tasks trig  jobs  dir   adm
+METHOD PATH                                     PARAMS                   anon  req   help  appr  admin read  reqs  tasks trig  jobs  dir   adm   apr
 
 # Health checks and static files: public.
-GET    /healthz                                 -                        ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok
-GET    /readyz                                  -                        ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok
-USE    /static                                  /static/app.css          ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok
-GET    /favicon.ico                             -                        ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok
+GET    /healthz                                 -                        ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok
+GET    /readyz                                  -                        ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok
+USE    /static                                  /static/app.css          ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok
+GET    /favicon.ico                             -                        ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok
 
 # Portal: sign-in is open; every other page needs a session (a bearer
 # token is no session), and admin pages the admin role.
-GET    /login                                   -                        ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok
-POST   /login                                   -                        ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok
-POST   /logout                                  -                        401   ok    ok    ok    ok    401   401   401   401   401   401   401
-USE    /                                        /no-such-page            login hide  hide  hide  hide  login login login login login login login
-GET    /                                        -                        login ok    ok    ok    ok    login login login login login login login
+GET    /login                                   -                        ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok
+POST   /login                                   -                        ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok
+POST   /logout                                  -                        401   ok    ok    ok    ok    401   401   401   401   401   401   401   401
+USE    /                                        /no-such-page            login hide  hide  hide  hide  login login login login login login login login
+GET    /                                        -                        login ok    ok    ok    ok    login login login login login login login login
 
 # Requests and the wizard: every role, each their own drafts and runs.
-GET    /requests                                -                        login ok    ok    ok    ok    login login login login login login login
-GET    /requests/new                            -                        login ok    ok    ok    ok    login login login login login login login
-POST   /requests/new                            -                        401   pass  pass  pass  pass  401   401   401   401   401   401   401
-GET    /requests/drafts/:id/:step               {draft},beneficiary      login hide  hide  hide  ok    login login login login login login login
-POST   /requests/drafts/:id/:step               {draft},beneficiary      401   hide  hide  hide  pass  401   401   401   401   401   401   401
-POST   /requests/drafts/:id                     {spare-draft}            401   hide  hide  hide  pass  401   401   401   401   401   401   401
-GET    /requests/:id                            {run}                    login hide  hide  hide  ok    login login login login login login login
-GET    /lookup/identities                       -                        login ok    ok    ok    ok    login login login login login login login
-GET    /lookup/workgroups                       -                        login ok    ok    ok    ok    login login login login login login login
-GET    /lookup/entitlements                     -?connector={connector}  login ok    ok    ok    ok    login login login login login login login
+GET    /requests                                -                        login ok    ok    ok    ok    login login login login login login login login
+GET    /requests/new                            -                        login ok    ok    ok    ok    login login login login login login login login
+POST   /requests/new                            -                        401   pass  pass  pass  pass  401   401   401   401   401   401   401   401
+GET    /requests/drafts/:id/:step               {draft},beneficiary      login hide  hide  hide  ok    login login login login login login login login
+POST   /requests/drafts/:id/:step               {draft},beneficiary      401   hide  hide  hide  pass  401   401   401   401   401   401   401   401
+POST   /requests/drafts/:id                     {spare-draft}            401   hide  hide  hide  pass  401   401   401   401   401   401   401   401
+GET    /requests/:id                            {run}                    login hide  hide  hide  ok    login login login login login login login login
+GET    /lookup/identities                       -                        login ok    ok    ok    ok    login login login login login login login login
+GET    /lookup/workgroups                       -                        login ok    ok    ok    ok    login login login login login login login login
+GET    /lookup/entitlements                     -?connector={connector}  login ok    ok    ok    ok    login login login login login login login login
 
 # Tasks: every role, each their own; scheduling, triggering and enabling
 # are the admin's.
-GET    /tasks                                   -                        login ok    ok    ok    ok    login login login login login login login
-GET    /tasks/schedule-preview                  -                        login ok    ok    ok    ok    login login login login login login login
-GET    /tasks/:id                               {task}                   login hide  hide  hide  ok    login login login login login login login
-GET    /tasks/:id/row                           {task}                   login hide  hide  hide  ok    login login login login login login login
-GET    /tasks/:id/history                       {task}                   login hide  hide  hide  ok    login login login login login login login
-POST   /tasks/:id                               {task}                   401   hide  hide  hide  pass  401   401   401   401   401   401   401
-POST   /tasks/:id/notify                        {task}                   401   hide  hide  hide  pass  401   401   401   401   401   401   401
-POST   /tasks/:id/delete                        {spare-task}             401   hide  hide  hide  pass  401   401   401   401   401   401   401
-POST   /tasks/:id/schedule                      {task}                   401   403   403   403   pass  401   401   401   401   401   401   401
-POST   /tasks/:id/trigger                       -                        401   403   403   403   pass  401   401   401   401   401   401   401
-POST   /tasks/:id/enable                        -                        401   403   403   403   pass  401   401   401   401   401   401   401
+GET    /tasks                                   -                        login ok    ok    ok    ok    login login login login login login login login
+GET    /tasks/schedule-preview                  -                        login ok    ok    ok    ok    login login login login login login login login
+GET    /tasks/:id                               {task}                   login hide  hide  hide  ok    login login login login login login login login
+GET    /tasks/:id/row                           {task}                   login hide  hide  hide  ok    login login login login login login login login
+GET    /tasks/:id/history                       {task}                   login hide  hide  hide  ok    login login login login login login login login
+POST   /tasks/:id                               {task}                   401   hide  hide  hide  pass  401   401   401   401   401   401   401   401
+POST   /tasks/:id/notify                        {task}                   401   hide  hide  hide  pass  401   401   401   401   401   401   401   401
+POST   /tasks/:id/delete                        {spare-task}             401   hide  hide  hide  pass  401   401   401   401   401   401   401   401
+POST   /tasks/:id/schedule                      {task}                   401   403   403   403   pass  401   401   401   401   401   401   401   401
+POST   /tasks/:id/trigger                       -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+POST   /tasks/:id/enable                        -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
 
 # Admin pages.
-GET    /jobs                                    -                        login 403   403   403   ok    login login login login login login login
-GET    /jobs/:id                                {run}                    login 403   403   403   ok    login login login login login login login
-POST   /jobs/:id/cancel                         -                        401   403   403   403   pass  401   401   401   401   401   401   401
-POST   /jobs/:id/force-end                      -                        401   403   403   403   pass  401   401   401   401   401   401   401
-POST   /jobs/:id/jobs/:job/cancel               {run},{job}              401   403   403   403   pass  401   401   401   401   401   401   401
-POST   /jobs/:id/jobs/:job/retry                -                        401   403   403   403   pass  401   401   401   401   401   401   401
-GET    /connectors                              -                        login 403   403   403   ok    login login login login login login login
-GET    /connectors/new                          -                        login 403   403   403   ok    login login login login login login login
-POST   /connectors/new                          -                        401   403   403   403   pass  401   401   401   401   401   401   401
-GET    /connectors/:id                          {connector}              login 403   403   403   ok    login login login login login login login
-POST   /connectors/:id                          -                        401   403   403   403   pass  401   401   401   401   401   401   401
-POST   /connectors/:id/check                    -                        401   403   403   403   pass  401   401   401   401   401   401   401
-POST   /connectors/:id/entitlements             -                        401   403   403   403   pass  401   401   401   401   401   401   401
-GET    /entitlements/:id                        {entitlement}            login 403   403   403   ok    login login login login login login login
-POST   /entitlements/:id                        -                        401   403   403   403   pass  401   401   401   401   401   401   401
-GET    /identities                              -                        login 403   403   403   ok    login login login login login login login
-POST   /identities                              -                        401   403   403   403   pass  401   401   401   401   401   401   401
-GET    /identities/:id                          {identity}               login 403   403   403   ok    login login login login login login login
-GET    /workgroups                              -                        login 403   403   403   ok    login login login login login login login
-POST   /workgroups                              -                        401   403   403   403   pass  401   401   401   401   401   401   401
-GET    /workgroups/:id                          {workgroup}              login 403   403   403   ok    login login login login login login login
-POST   /workgroups/:id/members                  -                        401   403   403   403   pass  401   401   401   401   401   401   401
-GET    /audit                                   -                        login 403   403   403   ok    login login login login login login login
-GET    /imports                                 -                        login 403   403   403   ok    login login login login login login login
-GET    /imports/:id                             -                        login 403   403   403   pass  login login login login login login login
-POST   /imports/:id/decide                      -                        401   403   403   403   pass  401   401   401   401   401   401   401
-GET    /outbox                                  -                        login 403   403   403   ok    login login login login login login login
-GET    /outbox/:id                              -                        login 403   403   403   pass  login login login login login login login
-GET    /outbox/:id/html                         -                        login 403   403   403   pass  login login login login login login login
-POST   /outbox/:id/resend                       -                        401   403   403   403   pass  401   401   401   401   401   401   401
-GET    /users                                   -                        login 403   403   403   ok    login login login login login login login
-POST   /users/:id/disable                       -                        401   403   403   403   pass  401   401   401   401   401   401   401
-POST   /users/:id/enable                        -                        401   403   403   403   pass  401   401   401   401   401   401   401
-POST   /users/:id/reset-password                -                        401   403   403   403   pass  401   401   401   401   401   401   401
-POST   /api-clients/:id/revoke                  -                        401   403   403   403   pass  401   401   401   401   401   401   401
+GET    /jobs                                    -                        login 403   403   403   ok    login login login login login login login login
+GET    /jobs/:id                                {run}                    login 403   403   403   ok    login login login login login login login login
+POST   /jobs/:id/cancel                         -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+POST   /jobs/:id/force-end                      -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+POST   /jobs/:id/jobs/:job/cancel               {run},{job}              401   403   403   403   pass  401   401   401   401   401   401   401   401
+POST   /jobs/:id/jobs/:job/retry                -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+GET    /connectors                              -                        login 403   403   403   ok    login login login login login login login login
+GET    /connectors/new                          -                        login 403   403   403   ok    login login login login login login login login
+POST   /connectors/new                          -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+GET    /connectors/:id                          {connector}              login 403   403   403   ok    login login login login login login login login
+POST   /connectors/:id                          -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+POST   /connectors/:id/check                    -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+POST   /connectors/:id/entitlements             -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+GET    /entitlements/:id                        {entitlement}            login 403   403   403   ok    login login login login login login login login
+POST   /entitlements/:id                        -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+GET    /identities                              -                        login 403   403   403   ok    login login login login login login login login
+POST   /identities                              -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+GET    /identities/:id                          {identity}               login 403   403   403   ok    login login login login login login login login
+GET    /workgroups                              -                        login 403   403   403   ok    login login login login login login login login
+POST   /workgroups                              -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+GET    /workgroups/:id                          {workgroup}              login 403   403   403   ok    login login login login login login login login
+POST   /workgroups/:id/members                  -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+GET    /audit                                   -                        login 403   403   403   ok    login login login login login login login login
+GET    /imports                                 -                        login 403   403   403   ok    login login login login login login login login
+GET    /imports/:id                             -                        login 403   403   403   pass  login login login login login login login login
+POST   /imports/:id/decide                      -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+GET    /outbox                                  -                        login 403   403   403   ok    login login login login login login login login
+GET    /outbox/:id                              -                        login 403   403   403   pass  login login login login login login login login
+GET    /outbox/:id/html                         -                        login 403   403   403   pass  login login login login login login login login
+POST   /outbox/:id/resend                       -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+GET    /users                                   -                        login 403   403   403   ok    login login login login login login login login
+POST   /users/:id/disable                       -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+POST   /users/:id/enable                        -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+POST   /users/:id/reset-password                -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+POST   /api-clients/:id/revoke                  -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
 
+
+# Approvals: every signed-in user has My approvals; an approval is shown
+# to its requester, whoever may decide it, admins and the helpdesk (the
+# fixture is a request of another requester's that the approver decides),
+# and is not there for anyone else. Deciding and withdrawing are checked
+# by the approval flow itself (app/api and app/web approval tests).
+GET    /approvals                               -                        login ok    ok    ok    ok    login login login login login login login login
+GET    /approvals/:id                           {approval}               login hide  ok    ok    ok    login login login login login login login login
+POST   /approvals/:id/approve                   -                        401   hide  hide  hide  hide  401   401   401   401   401   401   401   401
+POST   /approvals/:id/deny                      -                        401   hide  hide  hide  hide  401   401   401   401   401   401   401   401
+POST   /approvals/:id/withdraw                  -                        401   hide  hide  hide  hide  401   401   401   401   401   401   401   401
+POST   /identities/:id/manager                  -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+POST   /workgroups/:id/owner                    -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
 # API: the description and the token endpoint are open; everything else
 # needs a bearer token (a portal session is none) with the route's scope.
-GET    /api/v1/openapi.yaml                     -                        ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok
-POST   /api/v1/token                            -                        pass  pass  pass  pass  pass  pass  pass  pass  pass  pass  pass  pass
-USE    /api/v1                                  /api/v1/no-such          401   401   401   401   401   hide  hide  hide  hide  hide  hide  hide
-GET    /api/v1/identities                       -                        401   401   401   401   401   ok    403   403   403   403   403   403
-POST   /api/v1/identities                       -                        401   401   401   401   401   403   403   403   403   403   pass  403
-GET    /api/v1/identities/:id                   {identity}               401   401   401   401   401   ok    403   403   403   403   403   403
-PATCH  /api/v1/identities/:id                   -                        401   401   401   401   401   403   403   403   403   403   pass  403
-GET    /api/v1/workgroups                       -                        401   401   401   401   401   ok    403   403   403   403   403   403
-POST   /api/v1/workgroups                       -                        401   401   401   401   401   403   403   403   403   403   pass  403
-GET    /api/v1/workgroups/:id                   {workgroup}              401   401   401   401   401   ok    403   403   403   403   403   403
-PATCH  /api/v1/workgroups/:id                   -                        401   401   401   401   401   403   403   403   403   403   pass  403
-POST   /api/v1/workgroups/:id/members           -                        401   401   401   401   401   403   403   403   403   403   pass  403
-GET    /api/v1/connectors                       -                        401   401   401   401   401   ok    403   403   403   403   403   403
-POST   /api/v1/connectors                       -                        401   401   401   401   401   403   403   403   403   403   pass  403
-GET    /api/v1/connectors/:id                   {connector}              401   401   401   401   401   ok    403   403   403   403   403   403
-PATCH  /api/v1/connectors/:id                   -                        401   401   401   401   401   403   403   403   403   403   pass  403
-POST   /api/v1/connectors/:id/check             -                        401   401   401   401   401   403   403   403   403   403   pass  403
-GET    /api/v1/connectors/:id/entitlements      {connector}              401   401   401   401   401   ok    403   403   403   403   403   403
-POST   /api/v1/connectors/:id/entitlements      -                        401   401   401   401   401   403   403   403   403   403   pass  403
-GET    /api/v1/entitlements/:id                 {entitlement}            401   401   401   401   401   ok    403   403   403   403   403   403
-PATCH  /api/v1/entitlements/:id                 -                        401   401   401   401   401   403   403   403   403   403   pass  403
-POST   /api/v1/requests                         -                        401   401   401   401   401   403   pass  403   403   403   403   403
-GET    /api/v1/request-instances                -                        401   401   401   401   401   ok    403   403   403   403   403   403
-GET    /api/v1/request-instances/:id            {run}                    401   401   401   401   401   ok    403   403   403   403   403   403
-POST   /api/v1/request-instances/:id/cancel     -                        401   401   401   401   401   403   403   403   403   pass  403   403
-POST   /api/v1/request-instances/:id/force-end  -                        401   401   401   401   401   403   403   403   403   pass  403   403
-GET    /api/v1/connector-jobs                   -                        401   401   401   401   401   ok    403   403   403   403   403   403
-POST   /api/v1/connector-jobs/:id/cancel        -                        401   401   401   401   401   403   403   403   403   pass  403   403
-POST   /api/v1/connector-jobs/:id/retry         -                        401   401   401   401   401   403   403   403   403   pass  403   403
-GET    /api/v1/tasks                            -                        401   401   401   401   401   ok    403   403   403   403   403   403
-POST   /api/v1/tasks                            -                        401   401   401   401   401   403   403   pass  403   403   403   403
-GET    /api/v1/tasks/:id                        {task}                   401   401   401   401   401   ok    403   403   403   403   403   403
-PATCH  /api/v1/tasks/:id                        -                        401   401   401   401   401   403   403   pass  403   403   403   403
-DELETE /api/v1/tasks/:id                        -                        401   401   401   401   401   403   403   pass  403   403   403   403
-POST   /api/v1/tasks/:id/trigger                -                        401   401   401   401   401   403   403   403   pass  403   403   403
-GET    /api/v1/tasks/:id/history                {task}                   401   401   401   401   401   ok    403   403   403   403   403   403
-GET    /api/v1/audit                            -                        401   401   401   401   401   ok    403   403   403   403   403   403
-GET    /api/v1/imports                          -                        401   401   401   401   401   ok    403   403   403   403   403   403
-GET    /api/v1/imports/:id                      -                        401   401   401   401   401   pass  403   403   403   403   403   403
-POST   /api/v1/imports/:id/approve              -                        401   401   401   401   401   403   403   403   403   403   pass  403
-POST   /api/v1/imports/:id/reject               -                        401   401   401   401   401   403   403   403   403   403   pass  403
-GET    /api/v1/notifications                    -                        401   401   401   401   401   ok    403   403   403   403   403   403
-GET    /api/v1/notifications/:id                -                        401   401   401   401   401   pass  403   403   403   403   403   403
-POST   /api/v1/notifications/:id/resend         -                        401   401   401   401   401   403   403   403   403   pass  403   403
-GET    /api/v1/api-clients                      -                        401   401   401   401   401   403   403   403   403   403   403   ok
-POST   /api/v1/api-clients/:id/revoke           -                        401   401   401   401   401   403   403   403   403   403   403   pass
-GET    /api/v1/users                            -                        401   401   401   401   401   403   403   403   403   403   403   ok
-POST   /api/v1/users/:id/disable                -                        401   401   401   401   401   403   403   403   403   403   403   pass
-POST   /api/v1/users/:id/enable                 -                        401   401   401   401   401   403   403   403   403   403   403   pass
-POST   /api/v1/users/:id/reset-password         -                        401   401   401   401   401   403   403   403   403   403   403   pass
-POST   /api/v1/users/:id/role                   -                        401   401   401   401   401   403   403   403   403   403   403   pass
+GET    /api/v1/openapi.yaml                     -                        ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok
+POST   /api/v1/token                            -                        pass  pass  pass  pass  pass  pass  pass  pass  pass  pass  pass  pass  pass
+USE    /api/v1                                  /api/v1/no-such          401   401   401   401   401   hide  hide  hide  hide  hide  hide  hide  hide
+GET    /api/v1/identities                       -                        401   401   401   401   401   ok    403   403   403   403   403   403   403
+POST   /api/v1/identities                       -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
+GET    /api/v1/identities/:id                   {identity}               401   401   401   401   401   ok    403   403   403   403   403   403   403
+PATCH  /api/v1/identities/:id                   -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
+GET    /api/v1/workgroups                       -                        401   401   401   401   401   ok    403   403   403   403   403   403   403
+POST   /api/v1/workgroups                       -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
+GET    /api/v1/workgroups/:id                   {workgroup}              401   401   401   401   401   ok    403   403   403   403   403   403   403
+PATCH  /api/v1/workgroups/:id                   -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
+POST   /api/v1/workgroups/:id/members           -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
+GET    /api/v1/connectors                       -                        401   401   401   401   401   ok    403   403   403   403   403   403   403
+POST   /api/v1/connectors                       -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
+GET    /api/v1/connectors/:id                   {connector}              401   401   401   401   401   ok    403   403   403   403   403   403   403
+PATCH  /api/v1/connectors/:id                   -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
+POST   /api/v1/connectors/:id/check             -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
+GET    /api/v1/connectors/:id/entitlements      {connector}              401   401   401   401   401   ok    403   403   403   403   403   403   403
+POST   /api/v1/connectors/:id/entitlements      -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
+GET    /api/v1/entitlements/:id                 {entitlement}            401   401   401   401   401   ok    403   403   403   403   403   403   403
+PATCH  /api/v1/entitlements/:id                 -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
+POST   /api/v1/requests                         -                        401   401   401   401   401   403   pass  403   403   403   403   403   403
+GET    /api/v1/request-instances                -                        401   401   401   401   401   ok    403   403   403   403   403   403   403
+GET    /api/v1/request-instances/:id            {run}                    401   401   401   401   401   ok    403   403   403   403   403   403   403
+POST   /api/v1/request-instances/:id/cancel     -                        401   401   401   401   401   403   403   403   403   pass  403   403   403
+POST   /api/v1/request-instances/:id/force-end  -                        401   401   401   401   401   403   403   403   403   pass  403   403   403
+GET    /api/v1/connector-jobs                   -                        401   401   401   401   401   ok    403   403   403   403   403   403   403
+POST   /api/v1/connector-jobs/:id/cancel        -                        401   401   401   401   401   403   403   403   403   pass  403   403   403
+POST   /api/v1/connector-jobs/:id/retry         -                        401   401   401   401   401   403   403   403   403   pass  403   403   403
+GET    /api/v1/tasks                            -                        401   401   401   401   401   ok    403   403   403   403   403   403   403
+POST   /api/v1/tasks                            -                        401   401   401   401   401   403   403   pass  403   403   403   403   403
+GET    /api/v1/tasks/:id                        {task}                   401   401   401   401   401   ok    403   403   403   403   403   403   403
+PATCH  /api/v1/tasks/:id                        -                        401   401   401   401   401   403   403   pass  403   403   403   403   403
+DELETE /api/v1/tasks/:id                        -                        401   401   401   401   401   403   403   pass  403   403   403   403   403
+POST   /api/v1/tasks/:id/trigger                -                        401   401   401   401   401   403   403   403   pass  403   403   403   403
+GET    /api/v1/tasks/:id/history                {task}                   401   401   401   401   401   ok    403   403   403   403   403   403   403
+GET    /api/v1/audit                            -                        401   401   401   401   401   ok    403   403   403   403   403   403   403
+GET    /api/v1/imports                          -                        401   401   401   401   401   ok    403   403   403   403   403   403   403
+GET    /api/v1/imports/:id                      -                        401   401   401   401   401   pass  403   403   403   403   403   403   403
+POST   /api/v1/imports/:id/approve              -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
+POST   /api/v1/imports/:id/reject               -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
+GET    /api/v1/notifications                    -                        401   401   401   401   401   ok    403   403   403   403   403   403   403
+GET    /api/v1/notifications/:id                -                        401   401   401   401   401   pass  403   403   403   403   403   403   403
+POST   /api/v1/notifications/:id/resend         -                        401   401   401   401   401   403   403   403   403   pass  403   403   403
+GET    /api/v1/api-clients                      -                        401   401   401   401   401   403   403   403   403   403   403   ok    403
+POST   /api/v1/api-clients/:id/revoke           -                        401   401   401   401   401   403   403   403   403   403   403   pass  403
+GET    /api/v1/users                            -                        401   401   401   401   401   403   403   403   403   403   403   ok    403
+POST   /api/v1/users/:id/disable                -                        401   401   401   401   401   403   403   403   403   403   403   pass  403
+POST   /api/v1/users/:id/enable                 -                        401   401   401   401   401   403   403   403   403   403   403   pass  403
+POST   /api/v1/users/:id/reset-password         -                        401   401   401   401   401   403   403   403   403   403   403   pass  403
+POST   /api/v1/users/:id/role                   -                        401   401   401   401   401   403   403   403   403   403   403   pass  403
+GET    /api/v1/approvals                        -                        401   401   401   401   401   403   403   403   403   403   403   403   pass
+GET    /api/v1/approvals/:id                    {approval}               401   401   401   401   401   403   403   403   403   403   403   403   ok
+POST   /api/v1/approvals/:id/approve            -                        401   401   401   401   401   403   403   403   403   403   403   403   403
+POST   /api/v1/approvals/:id/deny               -                        401   401   401   401   401   403   403   403   403   403   403   403   403
+POST   /api/v1/approvals/:id/withdraw           -                        401   401   401   401   401   403   403   403   403   403   403   403   403
 `
 
 // The callers, in the order of the matrix's columns.
-var authzCallers = []string{"anon", "req", "help", "appr", "admin", "read", "reqs", "tasks", "trig", "jobs", "dir", "adm"}
+var authzCallers = []string{"anon", "req", "help", "appr", "admin", "read", "reqs", "tasks", "trig", "jobs", "dir", "adm", "apr"}
 
 // authzScopes are the scopes of the bearer columns.
 var authzScopes = map[string]string{"read": access.ScopeRead, "reqs": access.ScopeRequests, "tasks": access.ScopeTasks,
-	"trig": access.ScopeTrigger, "jobs": access.ScopeJobs, "dir": access.ScopeDirectory, "adm": access.ScopeAdmin}
+	"trig": access.ScopeTrigger, "jobs": access.ScopeJobs, "dir": access.ScopeDirectory, "adm": access.ScopeAdmin,
+	"apr": access.ScopeApprovals}
 
 var authzWants = []string{"ok", "pass", "hide", "login", "401", "403"}
 
@@ -369,7 +389,18 @@ func newAuthzWorld(t *testing.T, dialect string) *authzWorld {
 		}
 		return d.ID
 	}
-	w.fixtures = map[string]string{"task": task.ID, "spare-task": spare.ID, "run": run.ID, "job": run.Jobs[0].ID,
+	// A request of another requester's that waits for the approver.
+	probe := b.Identity(t, "authz-probe")
+	if _, err := b.Identities.SetPolicy(ctx, ents["VPN"].ID, identities.PolicyInput{Approval: ptrTo(identities.ApprovalOwner)}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	asked, err := b.Requests.Submit(ctx, requests.Request{Type: requests.CreateAccount, BeneficiaryType: "identity", BeneficiaryID: probe.ID,
+		ConnectorID: dir.ID, Entitlements: []string{ents["VPN"].ID}, Justification: "x"},
+		requests.StartOpts{Trigger: requests.TriggerSubmission, Actor: users["probe"].Username, By: &requests.Requester{Username: users["probe"].Username}})
+	if err != nil || asked.ApprovalID == nil {
+		t.Fatalf("a request that waits for the approver: %v", err)
+	}
+	w.fixtures = map[string]string{"approval": *asked.ApprovalID, "task": task.ID, "spare-task": spare.ID, "run": run.ID, "job": run.Jobs[0].ID,
 		"draft": newDraft(), "spare-draft": newDraft(), "connector": dir.ID, "entitlement": ents["VPN"].ID,
 		"identity": bob.ID, "workgroup": team.ID}
 
@@ -712,4 +743,20 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 		}
 	})
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// Every API scope has its column.
+func TestAuthorizationMatrixHasEveryScope(t *testing.T) {
+	t.Parallel()
+	for _, sc := range access.AllScopes {
+		found := false
+		for _, v := range authzScopes {
+			found = found || v == sc
+		}
+		if !found {
+			t.Errorf("scope %s has no column in authzMatrix (app/authz_test.go): add one", sc)
+		}
+	}
 }
