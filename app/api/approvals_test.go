@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -166,6 +167,9 @@ func TestApprovals(t *testing.T) {
 			t.Errorf("an admin approved the owners' step")
 		}
 		decide("owen", a.ID, "approve", "", 200)
+		if slices.Contains(waiting("owen", "waiting"), a.ID) || !slices.Contains(waiting("ada", "waiting"), a.ID) {
+			t.Errorf("the admin step waits for owen, who approved the first, or not for ada")
+		}
 		if asked(a.ID, "ada@example.test") != 1 || asked(a.ID, "adam@example.test") != 1 || asked(a.ID, "owen@example.test") != 2 {
 			t.Errorf("the admins are not asked for the second step")
 		}
@@ -203,6 +207,9 @@ func TestApprovals(t *testing.T) {
 			t.Errorf("a request for the owner is hers to approve: %+v", a.Steps)
 		}
 		_, a = ask("helen", "ada", "Root")
+		if slices.Contains(waiting("ada", "waiting"), a.ID) || !slices.Contains(waiting("adam", "waiting"), a.ID) {
+			t.Errorf("a request for ada waits for her, or not for adam")
+		}
 		if status, _, body := h.do("POST", "/api/v1/approvals/"+a.ID+"/approve", tok["ada"], "", ""); status != 403 || !strings.Contains(body, "for you") {
 			t.Errorf("ada approved a request for herself: %d %s", status, body)
 		}
