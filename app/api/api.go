@@ -209,7 +209,7 @@ func sortFields(f []requests.FieldError) {
 
 // errorHandler turns every error into problem+json.
 func (s *server) errorHandler(c *fiber.Ctx, err error) error {
-	if s.Web != nil && !strings.HasPrefix(c.Path(), "/api/") {
+	if s.Web != nil && !strings.HasPrefix(strings.ToLower(c.Path()), "/api/") {
 		return s.Web.HandleError(c, err)
 	}
 	var pe *problemError

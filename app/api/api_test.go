@@ -187,6 +187,10 @@ func TestEveryRouteChecksTokenAndScope(t *testing.T) {
 	if status, _, _ := h.do("GET", "/api/v1/nothing-here", all, "", ""); status != 404 {
 		t.Errorf("unknown route = %d", status)
 	}
+	// Routes match whatever the case; the answer is the API's.
+	if status, hdr, _ := h.do("GET", "/API/V1/users", "", "", ""); status != 401 || hdr.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("GET /API/V1/users without a token = %d %s", status, hdr.Get("Content-Type"))
+	}
 }
 
 type problem struct {
