@@ -418,6 +418,9 @@ func (s *server) updateTask(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if !ownsTask(c, cur) {
+		return tasks.ErrNotFound
+	}
 	if err := allow(cur); err != nil {
 		return err
 	}
@@ -441,10 +444,30 @@ func needsTrigger(c *fiber.Ctx) error {
 }
 
 func (s *server) deleteTask(c *fiber.Ctx) error {
-	if err := s.Tasks.Delete(c.UserContext(), param(c, "id"), principal(c).Name); err != nil {
+	t, err := s.Tasks.Get(c.UserContext(), param(c, "id"))
+	if err != nil {
+		return err
+	}
+	if !ownsTask(c, t) {
+		return tasks.ErrNotFound
+	}
+	if err := s.Tasks.Delete(c.UserContext(), t.ID, principal(c).Name); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// ownsTask reports whether the caller may change or delete t: a client
+// that acts as a service, or for an admin, may change any task; a client
+// that acts for another user only that user's own (made in the portal by
+// the user, or through the API by this client), as the portal allows.
+// Others are answered 404, as for a task that does not exist.
+func ownsTask(c *fiber.Ctx, t *tasks.Task) bool {
+	p := principal(c)
+	if p.User == nil || p.User.Role == access.RoleAdmin {
+		return true
+	}
+	return t.CreatedBy == p.User.Username || t.CreatedBy == p.Name
 }
 
 func (s *server) triggerTask(c *fiber.Ctx) error {

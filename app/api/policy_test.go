@@ -198,6 +198,15 @@ func TestRequestPolicy(t *testing.T) {
 			t.Errorf("task changed to someone else: %d %s", status, got)
 		}
 		h.json("POST", "/api/v1/tasks/"+created.ID+"/trigger", h.token(access.ScopeTrigger), "", 201, nil)
+
+		// A client that acts for a requester changes and deletes only her
+		// own tasks, as the portal lets her; others are not there for it.
+		var others struct{ ID string }
+		h.json("POST", "/api/v1/tasks", h.token(access.ScopeTasks), task(carol, "VPN"), 201, &others)
+		h.json("PATCH", "/api/v1/tasks/"+others.ID, tok["rita"], `{"name":"mine now"}`, 404, nil)
+		h.json("DELETE", "/api/v1/tasks/"+others.ID, tok["rita"], "", 404, nil)
+		h.json("PATCH", "/api/v1/tasks/"+created.ID, tok["rita"], `{"name":"VPN for alice, renamed"}`, 200, nil)
+		h.json("DELETE", "/api/v1/tasks/"+created.ID, tok["rita"], "", 204, nil)
 	})
 }
 
