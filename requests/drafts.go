@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/provisor/provisor/input"
 	"gorm.io/gorm"
 )
 
@@ -61,7 +63,7 @@ func (s *Service) NewDraft(ctx context.Context, userID string, t Type) (*Draft, 
 
 // GetDraft returns a user's draft.
 func (s *Service) GetDraft(ctx context.Context, userID, id string) (*Draft, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !input.ID(id) {
 		return nil, ErrNotFound
 	}
 	var row draftRow
@@ -99,7 +101,16 @@ func (s *Service) SaveDraft(ctx context.Context, d *Draft) error {
 
 // DeleteDraft removes a draft.
 func (s *Service) DeleteDraft(ctx context.Context, userID, id string) error {
-	return s.db.Gorm.WithContext(ctx).Where("id = ? AND user_id = ?", id, userID).Delete(&draftRow{}).Error
+	r := s.db.Gorm.WithContext(ctx).Where("id = ? AND user_id = ?", id, userID).Delete(&draftRow{})
+	if r.Error != nil {
+		return r.Error
+	}
+	if r.RowsAffected == 0 {
+		// Another user's draft, or one that is gone: there is nothing of
+		// the caller's here.
+		return ErrNotFound
+	}
+	return nil
 }
 
 // CheckFields validates r and returns the problems whose field starts

@@ -70,6 +70,7 @@ func NewServer(d Deps) *fiber.App {
 	if d.Web != nil {
 		d.Web.Routes(app)
 	}
+	GuardIDs(app)
 	return app
 }
 
