@@ -476,8 +476,12 @@ func (s *Service) CreateEntitlement(ctx context.Context, connectorID string, in 
 	return e, nil
 }
 
-// ListEntitlements returns a connector's entitlements by name.
+// ListEntitlements returns a connector's entitlements by name: none for
+// an id that is no connector's.
 func (s *Service) ListEntitlements(ctx context.Context, connectorID string, opts ListOpts) ([]Entitlement, int64, error) {
+	if !input.ID(connectorID) {
+		return nil, 0, nil
+	}
 	q := s.db.WithContext(ctx).Model(&Entitlement{}).Where("connector_id = ? AND NOT deleted", connectorID)
 	if opts.Query != "" {
 		q = q.Where(`lower(name) LIKE ? ESCAPE '\'`, likePattern(opts.Query))
