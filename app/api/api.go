@@ -259,6 +259,9 @@ func decode(c *fiber.Ctx, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field == "" {
+			return problem(400, "the body must be a JSON object, not "+te.Value)
+		}
 		if errors.As(err, &te) {
 			return problem(422, "invalid JSON field", requests.FieldError{Field: te.Field, Message: "must be " + te.Type.String()})
 		}

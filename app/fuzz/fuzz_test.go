@@ -10,8 +10,8 @@
 // from the seed corpus first (testdata/values.txt: each value to every
 // other route, in one place of it, the next value in the next place) and
 // then from a random source seeded by PROVISOR_FUZZ_SEED (default fixed),
-// for PROVISOR_FUZZ_N requests per database (default 600) or 15 seconds,
-// whichever ends first. A failure
+// for PROVISOR_FUZZ_N requests per database (default 600, or fewer if 15
+// seconds run out first; all of them when it is set). A failure
 // prints the request, to keep as a seed.
 package fuzz_test
 
@@ -108,8 +108,8 @@ func setup(t *testing.T, dialect string) *world {
 
 	dir, ents := b.Directory(t, "Corp Directory", "VPN", "Wiki", "Admins")
 	add("connector", dir.ID)
-	for _, e := range ents {
-		add("entitlement", e.ID)
+	for _, g := range []string{"VPN", "Wiki", "Admins"} {
+		add("entitlement", ents[g].ID)
 	}
 	alice, bob, carol := b.Identity(t, "alice"), b.Identity(t, "bob"), b.Identity(t, "carol")
 	for _, id := range []*identities.Identity{alice, bob, carol} {
@@ -197,6 +197,10 @@ func (w *world) signInForm(t *testing.T) {
 		t.Fatalf("no sign-in CSRF: %d", resp.StatusCode)
 	}
 }
+
+// everywhere is how many values of the corpus, its first ones, go to every
+// place of every route; perSlot how many of the others go to each.
+const everywhere, perSlot = 3, 5
 
 // corpus reads testdata/values.txt.
 func corpus(t *testing.T) []string {
@@ -481,7 +485,7 @@ var taskFields = fields("name", txt(), "description", txt(), "request", field{ki
 // API, a form for the portal. A route not named here gets a few of every
 // field.
 var bodies = map[string]map[string]field{
-	"POST /api/v1/identities":                  fields("username", txt(), "display_name", txt(), "email", txt(), "manager_id", id("identity")),
+	"POST /api/v1/identities":                  fields("username", txt(), "display_name", txt(), "email", enum("fuzz@example.test", "", "x"), "manager_id", id("identity")),
 	"PATCH /api/v1/identities/:id":             fields("manager_id", id("identity")),
 	"POST /api/v1/workgroups":                  fields("name", txt(), "description", txt(), "members", ids("identity"), "owner_id", id("identity")),
 	"PATCH /api/v1/workgroups/:id":             fields("owner_id", id("identity")),
@@ -506,7 +510,7 @@ var bodies = map[string]map[string]field{
 	"POST /connectors/:id":                     fields("name", txt(), "description", txt(), "settings", txt(), "enabled", enum("on", "")),
 	"POST /connectors/:id/entitlements":        fields("ent_name", txt(), "ent_external_id", txt(), "ent_kind", enum("group", "role"), "ent_description", txt()),
 	"POST /entitlements/:id":                   fields("owner", id("identity"), "sensitivity", enum("normal", "privileged"), "approval", enum("none", "admin"), "max_duration", enum("8h", ""), "requestable", enum("on", "")),
-	"POST /identities":                         fields("username", txt(), "display_name", txt(), "email", txt()),
+	"POST /identities":                         fields("username", txt(), "display_name", txt(), "email", enum("fuzz@example.test", "", "x")),
 	"POST /workgroups":                         fields("name", txt(), "description", txt(), "members", ids("identity")),
 	"POST /workgroups/:id/members":             fields("members", ids("identity")),
 	"POST /imports/:id/decide":                 fields("decision", enum("approve", "reject")),
@@ -525,6 +529,9 @@ var everyField = func() map[string]field {
 
 // value makes a field's value: valid mostly, unless mutate.
 func (g *gen) value(f field, mutate bool) any {
+	if !mutate && (g.fixed != nil || g.r.Intn(2) == 0) {
+		return g.good(f)
+	}
 	if mutate && g.r.Intn(4) == 0 {
 		// The wrong type.
 		return g.pick2([]any{nil, 42, -1.5, true, []any{g.text()}, map[string]any{"x": g.text()}, g.text(), strings.Repeat("[", 100)})
@@ -572,6 +579,31 @@ func (g *gen) value(f field, mutate bool) any {
 			m[k] = g.text()
 		}
 		return m
+	}
+	return nil
+}
+
+// good is a value of f that goes with the good values of the other fields
+// of its body: the first of an enum, the first id of a kind, a fresh name.
+func (g *gen) good(f field) any {
+	switch f.kind {
+	case fText:
+		g.n++
+		return fmt.Sprintf("fuzz%d", g.n)
+	case fID:
+		return g.w.ids[f.id][0]
+	case fIDs:
+		return []any{g.w.ids[f.id][0]}
+	case fBool:
+		return true
+	case fEnum:
+		return f.enum[0]
+	case fRequest:
+		return g.object(requestFields, false, "request.")
+	case fNotify:
+		return map[string]any{"enabled": true, "recipients": []any{g.w.ids["identity"][0]}, "when": "always"}
+	case fObject:
+		return map[string]any{}
 	}
 	return nil
 }
@@ -891,19 +923,24 @@ func TestFuzzEveryRoute(t *testing.T) {
 			snap = now
 		}
 
-		// The corpus: each value to every route, in one place of it (the
-		// path's ids, the query, one field of the body) with the rest
-		// valid, the next value in the next place.
-		for i, v := range g.corpus {
-			v := v
-			g.fixed = &v
-			for j, r := range all {
-				if (i+j)%2 == 1 {
-					continue // every other route: the next value goes to the others
+		// The corpus, one place of a route at a time (the path's ids, the
+		// query, one field of the body) with the rest valid: a field whose
+		// check is missing is found even when every other field has its
+		// own. The first values of the corpus go to every place of every
+		// route, the others in turn, a few to each place.
+		k, pairs := 0, 0
+		for _, r := range all {
+			for _, s := range slots(r) {
+				pairs++
+				vals := slices.Clone(g.corpus[:everywhere])
+				for range perSlot {
+					vals = append(vals, g.corpus[everywhere+k%(len(g.corpus)-everywhere)])
+					k++
 				}
-				s := slots(r)
-				g.slot = s[(i/2)%len(s)]
-				check(r, g.make(r, true))
+				for _, v := range vals {
+					g.fixed, g.slot = &v, s
+					check(r, g.make(r, true))
+				}
 			}
 		}
 		g.fixed = nil
@@ -911,12 +948,15 @@ func TestFuzzEveryRoute(t *testing.T) {
 		// Random requests: half of them valid bodies with random paths
 		// and parameters, half mutated.
 		deadline := time.Now().Add(15 * time.Second)
+		if os.Getenv("PROVISOR_FUZZ_N") != "" {
+			deadline = time.Now().Add(time.Hour) // as many as asked for
+		}
 		n := fuzzN()
 		for i := 0; i < n && time.Now().Before(deadline); i++ {
 			r := all[g.r.Intn(len(all))]
 			check(r, g.make(r, g.r.Intn(2) == 0))
 		}
-		t.Logf("fuzz %s: seed %d, %d routes, %d corpus values; answers %v", dialect, seed, len(all), len(g.corpus), sent)
+		t.Logf("fuzz %s: seed %d, %d routes, %d places, %d corpus values; answers %v", dialect, seed, len(all), pairs, len(g.corpus), sent)
 		if !slices.ContainsFunc(all, func(r route) bool { return r.path == "/api/v1/request-instances/:id/cancel" }) {
 			t.Errorf("fuzz: the route table lacks /api/v1/request-instances/:id/cancel")
 		}
