@@ -111,14 +111,19 @@ func JSON(raw []byte) (path, problem string) {
 	if !utf8.Valid(raw) {
 		return "", "must be valid UTF-8 text"
 	}
-	if badEscape.Match(raw) {
-		return "", "must not contain NUL or a lone surrogate (\\u0000, \\ud800)"
-	}
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return "", "must be a JSON document"
 	}
-	return walk("", v)
+	if path, p := walk("", v); p != "" {
+		return path, p
+	}
+	if badEscape.Match(raw) {
+		// Decoded, a lone surrogate is U+FFFD, which is no problem; but
+		// the document is kept as it was sent.
+		return "", "must not contain NUL or a lone surrogate (\\u0000, \\ud800)"
+	}
+	return "", ""
 }
 
 // badEscape finds \u0000 and \uD800–\uDFFF escapes. A pair of surrogates

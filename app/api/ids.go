@@ -18,7 +18,7 @@ var idParams = map[string]bool{"id": true, "job": true}
 
 // clientRef is what the API client routes take besides the client's id:
 // its pc_… client id.
-var clientRef = regexp.MustCompile(`^pc_[A-Za-z0-9]{1,64}$`)
+var clientRef = regexp.MustCompile(`^pc_[A-Za-z0-9_-]{1,64}$`)
 
 // GuardIDs puts the id check in front of the last handler of every route
 // of app with an id in its path (after the routes' scope and role
