@@ -1,10 +1,10 @@
 -- Usernames are unique without regard to case, for portal users and for
 -- identities alike: "ALICE" is "alice". Where rows that differ only by case
--- exist already, the oldest keeps its name and each later one is renamed
--- to NAME:dup:ID (with its id), a form no username
--- can take (usernames have no colon), so it is set aside where anyone can
--- see it: a renamed user is disabled and signed out, a renamed identity
--- made inactive, for an admin to merge or delete.
+-- exist already, the oldest keeps its name (for identities, the oldest that
+-- is not deleted) and each other one is renamed to NAME:dup:ID (with its
+-- id), a form no username can take (usernames have no colon), so it is set
+-- aside where anyone can see it: a renamed user is disabled and signed out,
+-- a renamed identity made inactive, for an admin to merge or delete.
 
 UPDATE users SET username = username || ':dup:' || CAST(id AS text), disabled = true
 WHERE EXISTS (SELECT 1 FROM users o WHERE lower(o.username) = lower(users.username)
