@@ -24,6 +24,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/input"
 )
 
 // Roles.
@@ -190,6 +191,9 @@ func (s *Service) CreateUser(ctx context.Context, in UserInput, actor string) (*
 			problems = append(problems, "email: not a valid email address")
 		}
 	}
+	if p := input.Line(in.DisplayName, 200); p != "" {
+		problems = append(problems, "display_name: "+p)
+	}
 	if len(in.Password) < 12 {
 		problems = append(problems, "password: at least 12 characters")
 	}
@@ -288,8 +292,11 @@ func (s *Service) CreateClientFor(ctx context.Context, name string, scopes []str
 		forUser = u
 	}
 	name = strings.TrimSpace(name)
-	if name == "" || len(name) > 100 {
+	if name == "" {
 		return nil, "", errors.New("name: required, at most 100 characters")
+	}
+	if p := input.Line(name, 100); p != "" {
+		return nil, "", errors.New("name: " + p)
 	}
 	if len(scopes) == 0 {
 		return nil, "", errors.New("scopes: at least one")

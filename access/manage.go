@@ -8,12 +8,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/input"
 )
 
 // Errors of the admin actions on users and clients.
@@ -64,7 +64,7 @@ func (s *Service) ListClients(ctx context.Context) ([]Client, error) {
 func (s *Service) FindUser(ctx context.Context, ref string) (*User, error) {
 	var u User
 	q := s.db.WithContext(ctx)
-	if _, err := uuid.Parse(ref); err == nil {
+	if input.ID(ref) {
 		q = q.Where("id = ? OR username = ?", ref, ref)
 	} else {
 		q = q.Where("username = ?", ref)
@@ -89,7 +89,7 @@ func (s *Service) findClientTx(tx *gorm.DB, ref string, lock bool) (*Client, err
 	if lock {
 		tx = tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
 	}
-	if _, err := uuid.Parse(ref); err == nil {
+	if input.ID(ref) {
 		tx = tx.Where("id = ?", ref)
 	} else {
 		tx = tx.Where("client_id = ?", ref)
@@ -106,7 +106,7 @@ func (s *Service) findClientTx(tx *gorm.DB, ref string, lock bool) (*Client, err
 
 // lockUserTx reads a user by id and holds its row until tx ends.
 func lockUserTx(tx *gorm.DB, id string) (*User, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !input.ID(id) {
 		return nil, fmt.Errorf("user %s: %w", id, ErrNotFound)
 	}
 	var u User

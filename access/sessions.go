@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/input"
 )
 
 // Session is a signed-in portal user. The cookie holds a random token; only
@@ -124,7 +125,10 @@ func lockoutAfter(failures, free int) time.Duration {
 // reserveAttempt): parallel attempts for one name cannot all pass the
 // slow-down before any of their failures is written.
 func (s *Service) SignIn(ctx context.Context, username, password, remoteAddr string) (*Session, string, error) {
-	username = strings.TrimSpace(username)
+	// Control characters and invalid UTF-8 are taken out (no username has
+	// them, and PostgreSQL would refuse a NUL where SQLite keeps it), and
+	// a name longer than any username is cut, before it is counted.
+	username = input.Search(username)
 	keys := attemptKeys(username, remoteAddr)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	held, err := s.reserveAttempt(ctx, keys, now)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/provisor/provisor/input"
 )
 
 // Event is one entry of the trail.
@@ -57,6 +59,7 @@ type Filter struct {
 // List returns events newest first, and how many match.
 func List(ctx context.Context, db *gorm.DB, f Filter) ([]Event, int64, error) {
 	q := db.WithContext(ctx).Model(&Event{})
+	f.Actor, f.Action = input.Search(f.Actor), input.Search(f.Action)
 	if f.Actor != "" {
 		q = q.Where("actor = ?", f.Actor)
 	}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
+
+	"github.com/provisor/provisor/input"
 )
 
 // Record is a configured connector as stored. Secrets are sealed; they are
@@ -114,8 +116,18 @@ func (s *Store) validate(in *Input, creating bool) FieldErrors {
 			problems[k] = v
 		}
 	}
-	if len(in.Description) > 2000 {
-		problems["description"] = "at most 2000 characters"
+	if p := input.Text(in.Description, 2000); p != "" {
+		problems["description"] = p
+	}
+	if path, p := input.JSON(in.Settings); p != "" {
+		problems[strings.TrimSuffix("settings."+path, ".")] = p
+	}
+	for k, v := range in.Secrets {
+		if p := input.Text(v, 10000); p != "" {
+			problems["secrets."+k] = p
+		} else if p := input.Line(k, 100); p != "" {
+			problems["secrets"] = "a name " + p
+		}
 	}
 	return problems
 }
@@ -309,7 +321,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
 
 // GetTx is Get read in tx.
 func (s *Store) GetTx(ctx context.Context, tx *gorm.DB, id string) (*Record, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !input.ID(id) {
 		return nil, ErrNotFound
 	}
 	var r Record

@@ -18,6 +18,7 @@ import (
 
 	"github.com/provisor/provisor/app/database"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/input"
 )
 
 // Identity is a person known to the portal.
@@ -171,11 +172,11 @@ func (s *Service) CreateIdentity(ctx context.Context, in IdentityInput) (*Identi
 	if !usernamePattern.MatchString(in.Username) {
 		problems["username"] = "required: 1 to 64 letters, digits or . _ @ -, starting with a letter or digit"
 	}
-	if len(in.DisplayName) > 200 {
-		problems["display_name"] = "at most 200 characters"
+	if p := input.Line(in.DisplayName, 200); p != "" {
+		problems["display_name"] = p
 	}
 	if in.Email != "" {
-		if a, err := mail.ParseAddress(in.Email); err != nil || a.Address != in.Email {
+		if a, err := mail.ParseAddress(in.Email); err != nil || a.Address != in.Email || input.Line(in.Email, 254) != "" {
 			problems["email"] = "not a valid email address"
 		}
 	}
@@ -224,7 +225,7 @@ func (o ListOpts) limit() int {
 
 func likePattern(q string) string {
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return "%" + strings.ToLower(r.Replace(strings.TrimSpace(q))) + "%"
+	return "%" + strings.ToLower(r.Replace(input.Search(q))) + "%"
 }
 
 // ListIdentities returns identities by username, and the total matching;
@@ -279,7 +280,7 @@ func (s *Service) IdentityByUsernameTx(ctx context.Context, tx *gorm.DB, usernam
 }
 
 func get[T any](ctx context.Context, db *gorm.DB, id string) (*T, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !input.ID(id) {
 		return nil, ErrNotFound
 	}
 	var out T
@@ -306,11 +307,13 @@ type WorkgroupInput struct {
 func (s *Service) CreateWorkgroup(ctx context.Context, in WorkgroupInput) (*Workgroup, error) {
 	problems := FieldErrors{}
 	in.Name = strings.TrimSpace(in.Name)
-	if in.Name == "" || len(in.Name) > 100 {
+	if in.Name == "" {
 		problems["name"] = "required, at most 100 characters"
+	} else if p := input.Line(in.Name, 100); p != "" {
+		problems["name"] = p
 	}
-	if len(in.Description) > 2000 {
-		problems["description"] = "at most 2000 characters"
+	if p := input.Text(in.Description, 2000); p != "" {
+		problems["description"] = p
 	}
 	seen := map[string]bool{}
 	for i, m := range in.Members {
@@ -441,14 +444,19 @@ func (s *Service) CreateEntitlement(ctx context.Context, connectorID string, in 
 	problems := FieldErrors{}
 	in.Name = strings.TrimSpace(in.Name)
 	in.ExternalID = strings.TrimSpace(in.ExternalID)
-	if in.Name == "" || len(in.Name) > 200 {
+	if in.Name == "" {
 		problems["name"] = "required, at most 200 characters"
+	} else if p := input.Line(in.Name, 200); p != "" {
+		problems["name"] = p
 	}
 	if in.ExternalID == "" {
 		in.ExternalID = in.Name
 	}
-	if len(in.ExternalID) > 500 {
-		problems["external_id"] = "at most 500 characters"
+	if p := input.Line(in.ExternalID, 500); p != "" {
+		problems["external_id"] = p
+	}
+	if p := input.Text(in.Description, 2000); p != "" {
+		problems["description"] = p
 	}
 	if in.Kind == "" {
 		in.Kind = "group"
@@ -476,8 +484,12 @@ func (s *Service) CreateEntitlement(ctx context.Context, connectorID string, in 
 	return e, nil
 }
 
-// ListEntitlements returns a connector's entitlements by name.
+// ListEntitlements returns a connector's entitlements by name: none for
+// an id that is no connector's.
 func (s *Service) ListEntitlements(ctx context.Context, connectorID string, opts ListOpts) ([]Entitlement, int64, error) {
+	if !input.ID(connectorID) {
+		return nil, 0, nil
+	}
 	q := s.db.WithContext(ctx).Model(&Entitlement{}).Where("connector_id = ? AND NOT deleted", connectorID)
 	if opts.Query != "" {
 		q = q.Where(`lower(name) LIKE ? ESCAPE '\'`, likePattern(opts.Query))

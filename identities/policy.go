@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -70,17 +71,26 @@ func (p *Policy) Max() time.Duration {
 // Privileged reports whether the entitlement is privileged.
 func (p *Policy) Privileged() bool { return p.Sensitivity == SensitivityPrivileged }
 
-// ParseDuration reads "90m", "8h", "30d" or "2w".
+// ErrDurationRange is ParseDuration's error for a duration too long (or
+// too far below zero) to be held: callers report it as out of their range.
+var ErrDurationRange = errors.New("duration out of range")
+
+// ParseDuration reads "90m", "8h", "30d" or "2w". A number of days or
+// weeks is checked before it is multiplied, so a huge one is refused
+// (ErrDurationRange) rather than wrapped around to a short duration.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if n := len(s); n > 1 && (s[n-1] == 'd' || s[n-1] == 'w') {
-		v, err := strconv.Atoi(s[:n-1])
-		if err != nil {
+		v, err := strconv.ParseInt(s[:n-1], 10, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
 			return 0, fmt.Errorf("%q is not a duration such as 8h, 30d or 2w", s)
 		}
 		day := 24 * time.Hour
 		if s[n-1] == 'w' {
 			day *= 7
+		}
+		if err != nil || v > int64(math.MaxInt64/day) || v < int64(math.MinInt64/day) {
+			return 0, fmt.Errorf("%q: %w", s, ErrDurationRange)
 		}
 		return time.Duration(v) * day, nil
 	}
@@ -207,9 +217,9 @@ func (s *Service) SetPolicy(ctx context.Context, id string, in PolicyInput, acto
 		if in.MaxDuration != nil {
 			v := strings.TrimSpace(*in.MaxDuration)
 			if v != "" {
-				if d, err := ParseDuration(v); err != nil {
+				if d, err := ParseDuration(v); err != nil && !errors.Is(err, ErrDurationRange) {
 					problems["max_duration"] = err.Error()
-				} else if d < time.Minute || d > 366*24*time.Hour {
+				} else if err != nil || d < time.Minute || d > 366*24*time.Hour {
 					problems["max_duration"] = "must be from 1 minute to 366 days, or empty"
 				}
 			}

@@ -8,11 +8,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/input"
 	"github.com/provisor/provisor/requests"
 )
 
@@ -202,7 +202,7 @@ func (s *Service) Get(ctx context.Context, id string) (*Notification, error) {
 }
 
 func (s *Service) get(db *gorm.DB, id string) (*Notification, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !input.ID(id) {
 		return nil, ErrNotFound
 	}
 	var n Notification
@@ -220,7 +220,7 @@ func (s *Service) get(db *gorm.DB, id string) (*Notification, error) {
 // Messages in any other status, or any message while no SMTP server is
 // configured, give ErrConflict.
 func (s *Service) Resend(ctx context.Context, id, actor string) (*Notification, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !input.ID(id) {
 		return nil, ErrNotFound
 	}
 	err := s.db.InTx(ctx, func(tx *gorm.DB) error {

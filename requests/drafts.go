@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
+
+	"github.com/provisor/provisor/input"
 )
 
 // Draft is a request being filled in by a wizard: kept in the database
@@ -61,7 +63,7 @@ func (s *Service) NewDraft(ctx context.Context, userID string, t Type) (*Draft, 
 
 // GetDraft returns a user's draft.
 func (s *Service) GetDraft(ctx context.Context, userID, id string) (*Draft, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !input.ID(id) {
 		return nil, ErrNotFound
 	}
 	var row draftRow
@@ -80,8 +82,14 @@ func (s *Service) GetDraft(ctx context.Context, userID, id string) (*Draft, erro
 	return d, nil
 }
 
-// SaveDraft stores a draft's current content.
+// SaveDraft stores a draft's current content. Its text is checked first
+// (a *ValidationError names the fields): the rest of the request is
+// checked by the wizard's steps, but what is kept must be text both
+// databases store alike.
 func (s *Service) SaveDraft(ctx context.Context, d *Draft) error {
+	if err := d.checkText().orNil(); err != nil {
+		return err
+	}
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err
@@ -97,18 +105,19 @@ func (s *Service) SaveDraft(ctx context.Context, d *Draft) error {
 	return nil
 }
 
-// DeleteDraft removes a user's draft. A draft that is not the user's, like
-// one that does not exist, is ErrNotFound, as in GetDraft: discarding
-// someone else's draft is refused, not answered as done.
+// DeleteDraft removes a draft of the user's: ErrNotFound when they have
+// none with that id (another user's draft is not theirs to discard).
 func (s *Service) DeleteDraft(ctx context.Context, userID, id string) error {
-	if _, err := uuid.Parse(id); err != nil {
+	if !input.ID(id) {
 		return ErrNotFound
 	}
-	res := s.db.Gorm.WithContext(ctx).Where("id = ? AND user_id = ?", id, userID).Delete(&draftRow{})
-	if res.Error != nil {
-		return fmt.Errorf("requests: delete draft: %w", res.Error)
+	r := s.db.Gorm.WithContext(ctx).Where("id = ? AND user_id = ?", id, userID).Delete(&draftRow{})
+	if r.Error != nil {
+		return r.Error
 	}
-	if res.RowsAffected == 0 {
+	if r.RowsAffected == 0 {
+		// Another user's draft, or one that is gone: there is nothing of
+		// the caller's here.
 		return ErrNotFound
 	}
 	return nil
@@ -141,4 +150,32 @@ func (s *Service) CheckFields(ctx context.Context, r Request, prefixes ...string
 		return nil, nil
 	}
 	return out, nil
+}
+
+// checkText checks that every value of a draft is text that can be kept.
+func (d *Draft) checkText() *ValidationError {
+	v := &ValidationError{}
+	line := func(field, s string, max int) {
+		if p := input.Line(s, max); p != "" {
+			v.add(field, "%s", p)
+		}
+	}
+	line("type", string(d.Type), 100)
+	line("beneficiary_type", d.BeneficiaryType, 100)
+	line("beneficiary_id", d.BeneficiaryID, 100)
+	line("connector_id", d.ConnectorID, 100)
+	for i, e := range d.Entitlements {
+		line(fmt.Sprintf("entitlements[%d]", i), e, 100)
+	}
+	if p := input.Text(d.Justification, 2000); p != "" {
+		v.add("justification", "%s", p)
+	}
+	line("priority", string(d.Priority), 100)
+	line("duration", d.Duration, 100)
+	line("import_mode", d.ImportMode, 100)
+	line("task_name", d.TaskName, 200)
+	if p := input.Text(d.Description, 4000); p != "" {
+		v.add("description", "%s", p)
+	}
+	return v
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/input"
 )
 
 // Type is what a request asks for.
@@ -212,8 +213,8 @@ func (r *Request) checkShape() *ValidationError {
 	}
 	if r.Justification == "" && r.Type != DataImport {
 		v.add("justification", "required: say why this access is needed")
-	} else if len(r.Justification) > 2000 {
-		v.add("justification", "at most 2000 characters")
+	} else if p := input.Text(r.Justification, 2000); p != "" {
+		v.add("justification", "%s", p)
 	}
 	needsEnt := r.Type == AddEntitlements || r.Type == RemoveEntitlements
 	if needsEnt && len(r.Entitlements) == 0 {
@@ -235,9 +236,9 @@ func (r *Request) checkShape() *ValidationError {
 	if r.Duration != "" {
 		if r.Type != CreateAccount && r.Type != AddEntitlements {
 			v.add("duration", "only create_account and add_entitlements requests can be time-bound")
-		} else if d, err := ParseDuration(r.Duration); err != nil {
+		} else if d, err := ParseDuration(r.Duration); err != nil && !errors.Is(err, identities.ErrDurationRange) {
 			v.add("duration", "%v", err)
-		} else if d < time.Minute || d > MaxDuration {
+		} else if err != nil || d < time.Minute || d > MaxDuration {
 			v.add("duration", "must be from 1 minute to 366 days")
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/input"
 )
 
 // Errors a caller can act on.
@@ -593,7 +594,7 @@ func (s *Service) enqueueSetsTx(ctx context.Context, tx *gorm.DB, jobs []Job, se
 
 // GetInstance returns an instance with its jobs and their history.
 func (s *Service) GetInstance(ctx context.Context, id string) (*Instance, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !input.ID(id) {
 		return nil, ErrNotFound
 	}
 	db := s.db.Gorm.WithContext(ctx)

@@ -8,14 +8,14 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/input"
 )
 
 func (s *Service) loadJobTx(tx *gorm.DB, id string) (*Job, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !input.ID(id) {
 		return nil, ErrNotFound
 	}
 	var j Job

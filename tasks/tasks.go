@@ -23,6 +23,7 @@ import (
 	"github.com/provisor/provisor/app/database"
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/input"
 	"github.com/provisor/provisor/requests"
 )
 
@@ -242,14 +243,16 @@ func (s *Service) checkBasics(ctx context.Context, t *Task, in Input, v *request
 	if in.Name != nil {
 		t.Name = strings.TrimSpace(*in.Name)
 	}
-	if t.Name == "" || len(t.Name) > 200 {
+	if t.Name == "" {
 		v.Fields = append(v.Fields, requests.FieldError{Field: "name", Message: "required, at most 200 characters"})
+	} else if p := input.Line(t.Name, 200); p != "" {
+		v.Fields = append(v.Fields, requests.FieldError{Field: "name", Message: p})
 	}
 	if in.Description != nil {
 		t.Description = strings.TrimSpace(*in.Description)
 	}
-	if len(t.Description) > 4000 {
-		v.Fields = append(v.Fields, requests.FieldError{Field: "description", Message: "at most 4000 characters"})
+	if p := input.Text(t.Description, 4000); p != "" {
+		v.Fields = append(v.Fields, requests.FieldError{Field: "description", Message: p})
 	}
 	if in.Request != nil {
 		t.Request = *in.Request
@@ -295,13 +298,33 @@ func checkSchedule(t *Task, in Input, v *requests.ValidationError) {
 	} else if in.Cron != nil && t.Cron == "" {
 		t.ScheduleEnabled = false
 	}
+	// A time zone given is checked even without a schedule, so that a
+	// later change of the cron expression alone cannot fail on it.
+	if p := input.Line(t.Timezone, 64); p != "" {
+		v.Fields = append(v.Fields, requests.FieldError{Field: "timezone", Message: p})
+		return
+	}
+	if in.Timezone != nil && t.Cron == "" {
+		if _, _, err := ParseSchedule("@daily", t.Timezone); err != nil {
+			field, msg, _ := strings.Cut(err.Error(), ": ")
+			v.Fields = append(v.Fields, requests.FieldError{Field: field, Message: msg})
+		}
+	}
+	if p := input.Line(t.Cron, 200); p != "" {
+		v.Fields = append(v.Fields, requests.FieldError{Field: "cron", Message: p})
+		return
+	}
 	if t.Cron == "" {
 		if t.ScheduleEnabled {
 			v.Fields = append(v.Fields, requests.FieldError{Field: "cron", Message: "required to enable the schedule"})
 		}
-	} else if _, _, err := ParseSchedule(t.Cron, t.Timezone); err != nil {
+	} else if sched, loc, err := ParseSchedule(t.Cron, t.Timezone); err != nil {
 		field, msg, _ := strings.Cut(err.Error(), ": ")
 		v.Fields = append(v.Fields, requests.FieldError{Field: field, Message: msg})
+	} else if sched.Next(time.Now().In(loc)).IsZero() {
+		// cron gives up after five years without a match: 31 February, 30
+		// February. (29 February fires within any five years.)
+		v.Fields = append(v.Fields, requests.FieldError{Field: "cron", Message: fmt.Sprintf("%q never fires: no date matches it", t.Cron)})
 	}
 }
 
@@ -355,7 +378,7 @@ func (s *Service) checkRecipients(ctx context.Context, n Notify) ([]requests.Fie
 		if r == NotifyRequester || r == NotifyBeneficiary {
 			continue
 		}
-		if _, err := uuid.Parse(r); err != nil {
+		if !input.ID(r) {
 			bad(i, "%q is neither an identity id nor requester or beneficiary", r)
 			continue
 		}
@@ -687,7 +710,7 @@ func (s *Service) scheduleChanged(id string) {
 
 // Get returns one task with its next five run times.
 func (s *Service) Get(ctx context.Context, id string) (*Task, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !input.ID(id) {
 		return nil, ErrNotFound
 	}
 	var t Task
@@ -706,6 +729,9 @@ func (s *Service) Get(ctx context.Context, id string) (*Task, error) {
 // ByName returns the task with that name.
 func (s *Service) ByName(ctx context.Context, name string) (*Task, error) {
 	var t Task
+	if input.Line(name, 0) != "" {
+		return nil, ErrNotFound // a name no task can have
+	}
 	if err := s.db.Gorm.WithContext(ctx).Where("name = ?", name).Take(&t).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil, ErrNotFound
@@ -749,7 +775,7 @@ type ListOpts struct {
 // List returns tasks by name, and how many match.
 func (s *Service) List(ctx context.Context, o ListOpts) ([]Task, int64, error) {
 	q := s.db.Gorm.WithContext(ctx).Model(&Task{})
-	if o.Query != "" {
+	if o.Query = input.Search(o.Query); o.Query != "" {
 		r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 		p := "%" + strings.ToLower(r.Replace(o.Query)) + "%"
 		q = q.Where(`lower(name) LIKE ? ESCAPE '\' OR lower(beneficiary_name) LIKE ? ESCAPE '\'`, p, p)
@@ -795,7 +821,7 @@ func (s *Service) Trigger(ctx context.Context, id, trigger, actor string) (*requ
 // that started a run already gives that run, and the task is not triggered
 // again.
 func (s *Service) TriggerWithKey(ctx context.Context, id, trigger, actor string, key *requests.IdempotencyKey) (*requests.Instance, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !input.ID(id) {
 		return nil, ErrNotFound
 	}
 	var inst *requests.Instance

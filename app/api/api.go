@@ -13,10 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/database"
@@ -64,12 +66,18 @@ func NewServer(d Deps) *fiber.App {
 		BodyLimit:             1 << 20,
 		AppName:               "Provisor",
 	})
+	// A panic in a handler is logged with its stack and answered 500,
+	// instead of ending the process.
+	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
+		s.Log.Error("panic", "method", c.Method(), "path", c.Path(), "panic", fmt.Sprint(e), "stack", string(debug.Stack()))
+	}}))
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", s.ready)
 	s.Routes(app.Group("/api/v1"))
 	if d.Web != nil {
 		d.Web.Routes(app)
 	}
+	GuardIDs(app)
 	return app
 }
 
@@ -260,11 +268,17 @@ func decode(c *fiber.Ctx, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field == "" {
+			return problem(400, "the body must be a JSON object, not "+te.Value)
+		}
 		if errors.As(err, &te) {
 			return problem(422, "invalid JSON field", requests.FieldError{Field: te.Field, Message: "must be " + te.Type.String()})
 		}
 		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return problem(422, "unknown field", requests.FieldError{Field: strings.Trim(f, `"`), Message: "unknown field"})
+			if name := strings.Trim(f, `"`); name != "" {
+				f = name
+			}
+			return problem(422, "unknown field", requests.FieldError{Field: f, Message: "unknown field"})
 		}
 		return problem(400, "the body is not valid JSON: "+err.Error())
 	}

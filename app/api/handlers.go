@@ -6,14 +6,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/input"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )
@@ -267,7 +266,7 @@ func (s *server) listInstances(c *fiber.Ctx) error {
 		return err
 	}
 	if id := c.Query("task_id"); id != "" {
-		if _, err := uuid.Parse(id); err != nil {
+		if !input.ID(id) {
 			return problem(422, "invalid query parameter", requests.FieldError{Field: "task_id", Message: "must be a task id (UUID)"})
 		}
 	}

@@ -5,9 +5,9 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
 
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/input"
 	"github.com/provisor/provisor/requests"
 )
 
@@ -18,7 +18,7 @@ func (s *server) listImports(c *fiber.Ctx) error {
 	}
 	f := identities.ImportFilter{ConnectorID: c.Query("connector_id"), Status: c.Query("status"), Limit: limit, Offset: offset}
 	if f.ConnectorID != "" {
-		if _, err := uuid.Parse(f.ConnectorID); err != nil {
+		if !input.ID(f.ConnectorID) {
 			return problem(422, "invalid query parameter", requests.FieldError{Field: "connector_id", Message: "must be a connector id (UUID)"})
 		}
 	}

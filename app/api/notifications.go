@@ -5,8 +5,8 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
 
+	"github.com/provisor/provisor/input"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/requests"
 )
@@ -25,7 +25,7 @@ func (s *server) listNotifications(c *fiber.Ctx) error {
 	}
 	instance := c.Query("instance_id")
 	if instance != "" {
-		if _, err := uuid.Parse(instance); err != nil {
+		if !input.ID(instance) {
 			return problem(422, "invalid query parameter", requests.FieldError{Field: "instance_id", Message: "must be a request instance id (UUID)"})
 		}
 	}

@@ -28,6 +28,9 @@ type Options struct {
 	ConnectorTypes []connectors.Type
 	// NoStart builds the app without starting workers and scheduler.
 	NoStart bool
+	// Log, if set, receives the server log (at debug level), as
+	// PROVISOR_TEST_LOG=1 sends it to stderr.
+	Log io.Writer
 }
 
 // Bundle is a running app on a fresh database.
@@ -65,6 +68,12 @@ func New(t testing.TB, dialect string, opts *Options) *Bundle {
 	logOut := io.Discard
 	if os.Getenv("PROVISOR_TEST_LOG") != "" {
 		logOut = os.Stderr
+	}
+	if opts.Log != nil {
+		logOut = opts.Log
+		if os.Getenv("PROVISOR_TEST_LOG") != "" {
+			logOut = io.MultiWriter(opts.Log, os.Stderr)
+		}
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := app.New(ctx, cfg, log, &app.Options{ConnectorTypes: opts.ConnectorTypes})

@@ -300,6 +300,9 @@ func (s *Server) wizardSave(c *fiber.Ctx) error {
 		d.Description = strings.TrimSpace(form(c, "description"))
 	}
 	if err := s.Requests.SaveDraft(ctx, d); err != nil {
+		if errs := requests.FieldMap(err); errs != nil {
+			return s.showStep(c, fiber.StatusUnprocessableEntity, d, i, errs)
+		}
 		return err
 	}
 	action := form(c, "action")
