@@ -16,6 +16,7 @@ import (
 	"github.com/provisor/provisor/app/database"
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/input"
 )
 
 // Approval statuses.
@@ -558,7 +559,7 @@ func ApprovalTx(ctx context.Context, tx *gorm.DB, id string) (*Approval, error) 
 }
 
 func getApproval(tx *gorm.DB, id string, lock bool) (*Approval, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !input.ID(id) {
 		return nil, ErrApprovalNotFound
 	}
 	q := tx.Where("id = ?", id)
@@ -596,8 +597,8 @@ const MaxComment = 2000
 // approval, and its run ends Denied.
 func (s *Service) Decide(ctx context.Context, id string, who Requester, d Decision) (*Approval, error) {
 	d.Comment = strings.TrimSpace(d.Comment)
-	if n := len([]rune(d.Comment)); n > MaxComment {
-		return nil, &ValidationError{Fields: []FieldError{{Field: "comment", Message: fmt.Sprintf("at most %d characters (this one has %d)", MaxComment, n)}}}
+	if msg := input.Text(d.Comment, MaxComment); msg != "" {
+		return nil, &ValidationError{Fields: []FieldError{{Field: "comment", Message: msg}}}
 	}
 	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		a, err := getApproval(tx, id, true)
@@ -811,8 +812,8 @@ func (s *Service) endAwaitingTx(ctx context.Context, tx *gorm.DB, inst *Instance
 // CancelInstance).
 func (s *Service) Withdraw(ctx context.Context, id string, who Requester, comment string) (*Approval, error) {
 	comment = strings.TrimSpace(comment)
-	if n := len([]rune(comment)); n > MaxComment {
-		return nil, &ValidationError{Fields: []FieldError{{Field: "comment", Message: fmt.Sprintf("at most %d characters (this one has %d)", MaxComment, n)}}}
+	if msg := input.Text(comment, MaxComment); msg != "" {
+		return nil, &ValidationError{Fields: []FieldError{{Field: "comment", Message: msg}}}
 	}
 	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		a, err := getApproval(tx, id, true)

@@ -145,7 +145,18 @@ func setup(t *testing.T, dialect string) *world {
 	must(err)
 	add("draft", d.ID)
 
-	c, secret, err := b.Access.CreateClient(b.Ctx, "fuzzer", []string{"read", "requests", "tasks", "trigger", "jobs", "directory", "admin"}, "t")
+	// A request of the victim's that waits for an admin's approval.
+	victimID := b.Identity(t, "victim")
+	approval := identities.ApprovalAdmin
+	_, err = b.Identities.SetPolicy(b.Ctx, ents["Admins"].ID, identities.PolicyInput{Approval: &approval}, "t")
+	must(err)
+	asked, err := b.Requests.Submit(b.Ctx, requests.Request{Type: requests.CreateAccount, BeneficiaryType: "identity", BeneficiaryID: victimID.ID,
+		ConnectorID: dir.ID, Entitlements: []string{ents["Admins"].ID}, Justification: "x"},
+		requests.StartOpts{Trigger: requests.TriggerSubmission, Actor: "victim", By: &requests.Requester{Username: "victim"}})
+	must(err)
+	add("approval", *asked.ApprovalID)
+
+	c, secret, err := b.Access.CreateClient(b.Ctx, "fuzzer", access.AllScopes, "t")
 	must(err)
 	w.token = w.apiToken(t, c.ClientID, secret)
 
@@ -370,6 +381,8 @@ func kindOf(name string) string {
 		return "user"
 	case strings.Contains(name, "api-client"):
 		return "client"
+	case strings.Contains(name, "approval"):
+		return "approval"
 	}
 	return ""
 }
@@ -514,6 +527,14 @@ var bodies = map[string]map[string]field{
 	"POST /workgroups":                         fields("name", txt(), "description", txt(), "members", ids("identity")),
 	"POST /workgroups/:id/members":             fields("members", ids("identity")),
 	"POST /imports/:id/decide":                 fields("decision", enum("approve", "reject")),
+	"POST /api/v1/approvals/:id/approve":       fields("comment", txt()),
+	"POST /api/v1/approvals/:id/deny":          fields("comment", txt()),
+	"POST /api/v1/approvals/:id/withdraw":      fields("comment", txt()),
+	"POST /approvals/:id/approve":              fields("comment", txt()),
+	"POST /approvals/:id/deny":                 fields("comment", txt()),
+	"POST /approvals/:id/withdraw":             fields("comment", txt()),
+	"POST /identities/:id/manager":             fields("action", enum("set", "clear"), "manager_id", id("identity")),
+	"POST /workgroups/:id/owner":               fields("action", enum("set", "clear"), "owner_id", id("identity")),
 }
 
 // everyField is what a route not in bodies gets a few of.
@@ -839,11 +860,15 @@ func (w *world) snapshot(t *testing.T) map[string]string {
 }
 
 // refusalWrites are the routes whose refusals write on purpose, and the
-// tables they write: a failed sign-in is audited; a wizard step keeps what
-// its form held in the draft, also when it shows the form's problems.
+// tables they write: a failed sign-in is audited, and so is a request the
+// request policy refuses (request.refused); a wizard step keeps what its
+// form held in the draft, also when it shows the form's problems.
 var refusalWrites = map[string][]string{
 	"POST /login":                     {"audit_events"},
-	"POST /requests/drafts/:id/:step": {"request_drafts"},
+	"POST /requests/drafts/:id/:step": {"request_drafts", "audit_events"},
+	"POST /api/v1/requests":           {"audit_events"},
+	"POST /api/v1/tasks":              {"audit_events"},
+	"PATCH /api/v1/tasks/:id":         {"audit_events"},
 }
 
 func fuzzSeed() int64 {
