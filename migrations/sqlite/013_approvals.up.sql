@@ -75,7 +75,7 @@ CREATE TABLE notifications_new (
     id              text PRIMARY KEY,
     instance_id     text REFERENCES request_instances (id) ON DELETE CASCADE,
     approval_id     text REFERENCES approvals (id) ON DELETE CASCADE,
-    once_key        text NOT NULL UNIQUE,
+    once_key        text NOT NULL,
     recipient_type  text NOT NULL CHECK (recipient_type IN ('identity', 'requester', 'beneficiary', 'approver')),
     recipient       text NOT NULL,
     address         text NOT NULL,
@@ -113,5 +113,6 @@ ALTER TABLE notifications_new RENAME TO notifications;
 ALTER TABLE notification_bodies_new RENAME TO notification_bodies;
 CREATE INDEX notifications_created ON notifications (created_at DESC, id DESC);
 CREATE INDEX notifications_unsent ON notifications (status, created_at DESC) WHERE status <> 'sent';
+CREATE UNIQUE INDEX notifications_once ON notifications (once_key);
 CREATE INDEX notifications_instance ON notifications (instance_id);
 CREATE INDEX notifications_approval ON notifications (approval_id) WHERE approval_id IS NOT NULL;
