@@ -24,7 +24,6 @@ type Queue struct {
 	start    func(ctx context.Context) error
 	stop     func(ctx context.Context) error
 	cancel   func(ctx context.Context) error
-	stopped  func() <-chan struct{}
 }
 
 // QueueOptions configure a Queue. A nil *QueueOptions gives an insert-only
@@ -110,11 +109,10 @@ func newQueue[TTx any](driver riverdriver.Driver[TTx], txOf func(*gorm.DB) (TTx,
 			_, err = client.JobCancelTx(ctx, t, id)
 			return err
 		},
-		list:    client.JobList,
-		start:   client.Start,
-		stop:    client.Stop,
-		cancel:  client.StopAndCancel,
-		stopped: client.Stopped,
+		list:   client.JobList,
+		start:  client.Start,
+		stop:   client.Stop,
+		cancel: client.StopAndCancel,
 	}, nil
 }
 

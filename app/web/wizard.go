@@ -36,15 +36,6 @@ func stepIndex(name string) int {
 	return -1
 }
 
-// fieldsUpTo lists the fields of the steps before and at step i.
-func fieldsUpTo(i int) []string {
-	var out []string
-	for _, s := range wizardSteps[:i+1] {
-		out = append(out, s.Fields...)
-	}
-	return out
-}
-
 type wizardData struct {
 	Draft    *requests.Draft
 	Step     string
