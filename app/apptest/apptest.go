@@ -28,6 +28,10 @@ type Options struct {
 	ConnectorTypes []connectors.Type
 	// NoStart builds the app without starting workers and scheduler.
 	NoStart bool
+	// Prepare, if set, is called with the fresh database (a PostgreSQL URL,
+	// or else a SQLite file path that does not exist yet) before the app
+	// opens and migrates it: to load a database an earlier version made.
+	Prepare func(databaseURL, sqlitePath string)
 	// Log, if set, receives the server log (at debug level), as
 	// PROVISOR_TEST_LOG=1 sends it to stderr.
 	Log io.Writer
@@ -48,6 +52,9 @@ func New(t testing.TB, dialect string, opts *Options) *Bundle {
 		opts = &Options{}
 	}
 	dbURL, path := dbtest.Location(t, dialect)
+	if opts.Prepare != nil {
+		opts.Prepare(dbURL, path)
+	}
 	dataDir := t.TempDir()
 	if path != "" {
 		dataDir = dirOf(path)
