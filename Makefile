@@ -23,7 +23,7 @@ test:
 # -race). TestLongSetRunsInSlicesWithinTheRescueDelay is left out: with a 2 s rescue delay and a 200 ms
 # job timeout it needs more speed than the race detector leaves on 2 cores. TestAuthorizationMatrix sends its
 # few thousand requests one at a time: nothing for the race detector, and 40 s under it instead of 2.
-RACE_PKGS     := ./app/ ./app/database/ ./notifier/ ./requests/ ./tasks/ ./identities/ ./connectors/ ./connectors/builtin/
+RACE_PKGS     := ./app/ ./database/ ./notifier/ ./requests/ ./tasks/ ./identities/ ./connectors/ ./connectors/builtin/
 RACE_FILTERED := ./access/ ./app/api/
 RACE_RUN      := TestSignInSlowDownUnderParallelAttempts|TestBurstOfSubmissionsAndTriggers
 test-race:

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/provisor/provisor/access"
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database/dbtest"
 )
 
 func TestUsersAndTokens(t *testing.T) {

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/provisor/provisor/access"
-	"github.com/provisor/provisor/app/database/dbtest"
 	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/database/dbtest"
 )
 
 func mustUser(t *testing.T, s *access.Service, name, role string) (*access.User, string) {

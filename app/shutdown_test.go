@@ -7,7 +7,7 @@ import (
 
 	"github.com/provisor/provisor/app"
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database/dbtest"
 )
 
 // Shutdown returns within its bound whatever state the app is in, and a

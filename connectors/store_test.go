@@ -9,10 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/provisor/provisor/app/database/dbtest"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/ldap"
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
+	"github.com/provisor/provisor/database/dbtest"
 )
 
 func newStore(t *testing.T, dialect string) *connectors.Store {

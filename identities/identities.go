@@ -16,8 +16,8 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
-	"github.com/provisor/provisor/app/database"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/input"
 )
 

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/app/database/dbtest"
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
 )
 

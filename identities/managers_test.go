@@ -4,9 +4,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/provisor/provisor/app/database/dbtest"
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
 )
 

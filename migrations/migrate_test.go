@@ -6,8 +6,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/provisor/provisor/app/database"
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/migrations"
 )
 

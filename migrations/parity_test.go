@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/provisor/provisor/app/database"
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database"
+	"github.com/provisor/provisor/database/dbtest"
 )
 
 // schema is a database's tables with their columns, and its indexes, by

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/migrations"
 )
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/notifier/smtptest"
 	"github.com/provisor/provisor/requests"

@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/provisor/provisor/app/config"
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/notifier/smtptest"
 )
 

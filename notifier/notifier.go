@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/provisor/provisor/app/config"
-	"github.com/provisor/provisor/app/database"
+	"github.com/provisor/provisor/database"
 )
 
 // Options configure the Service. A nil *Options means defaults.

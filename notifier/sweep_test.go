@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/notifier/smtptest"
 	"github.com/provisor/provisor/requests"

@@ -7,7 +7,7 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/provisor/provisor/app/database"
+	"github.com/provisor/provisor/database"
 )
 
 // KeyLifetime is how long an idempotency key names the run it started.

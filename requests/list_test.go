@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/migrations"
 	"github.com/provisor/provisor/requests"
 )

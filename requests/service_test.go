@@ -13,9 +13,9 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/app/database/dbtest"
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 )

@@ -7,7 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"

@@ -20,8 +20,8 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
-	"github.com/provisor/provisor/app/database"
 	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/input"
 	"github.com/provisor/provisor/requests"

@@ -10,8 +10,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/app/database/dbtest"
 	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )

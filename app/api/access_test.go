@@ -8,8 +8,8 @@ import (
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/app/database/dbtest"
 	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/database/dbtest"
 )
 
 // The users and API clients routes: admin scope only, every change

@@ -21,8 +21,8 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 
 	"github.com/provisor/provisor/access"
-	"github.com/provisor/provisor/app/database"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/requests"

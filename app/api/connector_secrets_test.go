@@ -8,8 +8,8 @@ import (
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/app/database/dbtest"
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
+	"github.com/provisor/provisor/database/dbtest"
 )
 
 // A client that may change connectors cannot read a stored bind password

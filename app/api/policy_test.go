@@ -9,7 +9,7 @@ import (
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
 )
 

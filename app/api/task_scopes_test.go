@@ -8,7 +8,7 @@ import (
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )

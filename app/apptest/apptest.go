@@ -14,8 +14,8 @@ import (
 
 	"github.com/provisor/provisor/app"
 	"github.com/provisor/provisor/app/config"
-	"github.com/provisor/provisor/app/database/dbtest"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 )

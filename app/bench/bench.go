@@ -18,7 +18,7 @@ import (
 
 	"github.com/provisor/provisor/app"
 	"github.com/provisor/provisor/app/config"
-	"github.com/provisor/provisor/app/database"
+	"github.com/provisor/provisor/database"
 )
 
 // DefaultPostgres is the server the PostgreSQL runs create their database on.

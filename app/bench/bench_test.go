@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database/dbtest"
 )
 
 // tiny are flags that keep a whole run to a few seconds. Few workers keep

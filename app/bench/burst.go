@@ -20,9 +20,9 @@ import (
 	"github.com/provisor/provisor/app"
 	"github.com/provisor/provisor/app/api"
 	"github.com/provisor/provisor/app/config"
-	"github.com/provisor/provisor/app/database"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/builtin"
+	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 )

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/provisor/provisor/app/api"
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database/dbtest"
 )
 
 // tinyBurst keeps a burst to a few seconds.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 )

@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/provisor/provisor/app/database"
+	"github.com/provisor/provisor/database"
 )
 
 // The targets, checked on PostgreSQL.

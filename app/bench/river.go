@@ -9,7 +9,7 @@ import (
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
-	"github.com/provisor/provisor/app/database"
+	"github.com/provisor/provisor/database"
 )
 
 // noopArgs is the job of the raw River run.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database/dbtest"
 )
 
 // The inputs the fuzz loop of issue 13 found, each answered the same on

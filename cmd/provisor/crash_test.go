@@ -10,8 +10,8 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/provisor/provisor/app/database"
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/notifier/smtptest"
 	"github.com/provisor/provisor/requests"
 )

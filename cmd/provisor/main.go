@@ -32,8 +32,8 @@ import (
 	"github.com/provisor/provisor/app/api"
 	"github.com/provisor/provisor/app/bench"
 	"github.com/provisor/provisor/app/config"
-	"github.com/provisor/provisor/app/database"
 	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/migrations"
 	"github.com/provisor/provisor/requests"
 )

@@ -24,7 +24,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/app/api"
-	"github.com/provisor/provisor/app/database"
+	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/requests"
 )
 

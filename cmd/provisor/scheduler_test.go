@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/tasks"
 )
 

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/app/database/dbtest"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/database/dbtest"
 )
 
 type sink struct {

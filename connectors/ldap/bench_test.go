@@ -18,9 +18,9 @@ import (
 	ldapv3 "github.com/go-ldap/ldap/v3"
 
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/app/database"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
+	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 )

@@ -9,11 +9,11 @@ import (
 	ldapv3 "github.com/go-ldap/ldap/v3"
 
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/app/database/dbtest"
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/ldap"
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
+	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
 )
 

@@ -9,8 +9,8 @@ import (
 
 	"gorm.io/gorm"
 
-	. "github.com/provisor/provisor/app/database"
-	"github.com/provisor/provisor/app/database/dbtest"
+	. "github.com/provisor/provisor/database"
+	"github.com/provisor/provisor/database/dbtest"
 )
 
 // A goroutine that holds a transaction and sends a statement through the

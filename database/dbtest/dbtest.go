@@ -18,7 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/provisor/provisor/app/database"
+	"github.com/provisor/provisor/database"
 )
 
 // Dialects are the dialects every store test runs on.

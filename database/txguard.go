@@ -145,7 +145,7 @@ func caller() string {
 	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
 	for {
 		f, more := frames.Next()
-		if strings.Contains(f.Function, "provisor/provisor/") && !strings.Contains(f.Function, "app/database.") {
+		if strings.Contains(f.Function, "provisor/provisor/") && !strings.Contains(f.Function, "provisor/database.") {
 			return fmt.Sprintf("%s (%s:%d)", f.Function, filepath.Base(f.File), f.Line)
 		}
 		if !more {

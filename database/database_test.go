@@ -5,8 +5,8 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/provisor/provisor/app/database"
-	"github.com/provisor/provisor/app/database/dbtest"
+	"github.com/provisor/provisor/database"
+	"github.com/provisor/provisor/database/dbtest"
 )
 
 // Only the relaxed pool, and a transaction that asks for it, commit without
