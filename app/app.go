@@ -121,7 +121,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	// of one task agree on Triggered or Idle) goes last, to hold that lock
 	// for the shortest time.
 	a.Notifier, err = notifier.New(db, &notifier.Options{
-		SMTP: cfg.SMTP, SMTPName: cfg.RedactedSMTP(), RetryFor: cfg.SMTPRetryFor, BaseURL: cfg.BaseURL,
+		SMTP: (*notifier.SMTP)(cfg.SMTP), SMTPName: cfg.RedactedSMTP(), RetryFor: cfg.SMTPRetryFor, BaseURL: cfg.BaseURL,
 		AttemptBound: cfg.RescueAfter, Logger: log.With("component", "notifier"),
 	})
 	if err != nil {

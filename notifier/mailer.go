@@ -11,7 +11,6 @@ import (
 	"github.com/wneessen/go-mail"
 	"github.com/wneessen/go-mail/smtp"
 
-	"github.com/provisor/provisor/app/config"
 )
 
 // idleTimeout is how long an unused SMTP connection is kept. Servers wait
@@ -44,7 +43,7 @@ type pooled struct {
 	since time.Time
 }
 
-func newMailer(cfg *config.SMTP, maxConns int) (*mailer, error) {
+func newMailer(cfg *SMTP, maxConns int) (*mailer, error) {
 	tlsConfig := &tls.Config{
 		ServerName: cfg.Host, MinVersion: tls.VersionTLS12,
 		RootCAs: cfg.RootCAs, InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // an operator's explicit choice, logged as a warning
@@ -54,9 +53,9 @@ func newMailer(cfg *config.SMTP, maxConns int) (*mailer, error) {
 		opts = append(opts, mail.WithTimeout(cfg.Timeout))
 	}
 	switch cfg.TLS {
-	case config.SMTPTLS:
+	case SMTPTLS:
 		opts = append(opts, mail.WithSSL())
-	case config.SMTPNoTLS:
+	case SMTPNoTLS:
 		opts = append(opts, mail.WithTLSPolicy(mail.NoTLS))
 	default:
 		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))

@@ -10,14 +10,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/provisor/provisor/app/config"
 	"github.com/provisor/provisor/database"
 )
 
 // Options configure the Service. A nil *Options means defaults.
 type Options struct {
 	// SMTP is the mail server; nil holds every message in the outbox.
-	SMTP *config.SMTP
+	SMTP *SMTP
 	// SMTPName is the server's address for logs, without the password.
 	SMTPName string
 	// RetryFor is how long a message is retried after transient failures,

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/provisor/provisor/identities"
 	"io"
 	"net"
 	"net/mail"
@@ -197,7 +196,7 @@ func parse(v map[string]*string) (*Config, error) {
 		ScheduleSync: duration("schedule-sync"),
 		StuckAfter:   duration("stuck-after"),
 	}
-	if d, err := identities.ParseDuration(strings.TrimSpace(*v["approval-expiry"])); err != nil || d < time.Hour || d > 90*24*time.Hour {
+	if d, err := days(strings.TrimSpace(*v["approval-expiry"])); err != nil || d < time.Hour || d > 90*24*time.Hour {
 		bad("approval-expiry", "%q is not a duration from 1h to 90d, such as 72h, 7d or 2w", *v["approval-expiry"])
 	} else {
 		c.ApprovalExpiry = d
@@ -434,3 +433,18 @@ func displayAddr(addr string) string {
 
 // Getenv is os.Getenv, named for callers that pass the environment in.
 func Getenv(key string) string { return os.Getenv(key) }
+
+// days reads a duration that may also be in days or weeks ("7d", "2w"),
+// as long-lived settings are written.
+func days(s string) (time.Duration, error) {
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			v, err := strconv.Atoi(n)
+			if err != nil || v < 0 || v > 10000 {
+				return 0, fmt.Errorf("%q is not a whole number of %s", n, map[string]string{"d": "days", "w": "weeks"}[suffix])
+			}
+			return time.Duration(v) * unit, nil
+		}
+	}
+	return time.ParseDuration(s)
+}
