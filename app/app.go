@@ -123,6 +123,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Notifier, err = notifier.New(db, &notifier.Options{
 		SMTP: (*notifier.SMTP)(cfg.SMTP), SMTPName: cfg.RedactedSMTP(), RetryFor: cfg.SMTPRetryFor, BaseURL: cfg.BaseURL,
 		AttemptBound: cfg.RescueAfter, Logger: log.With("component", "notifier"),
+		Directory: mailboxes{access: a.Access, identities: a.Identities},
 	})
 	if err != nil {
 		db.Close()

@@ -2,11 +2,15 @@ package app
 
 import (
 	"context"
+	"errors"
 
 	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/access"
+	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/requests"
+	"github.com/provisor/provisor/tasks"
 )
 
 // people gives the approval flow the portal's users (requests.People).
@@ -43,4 +47,35 @@ func (p people) UserTx(ctx context.Context, tx *gorm.DB, username string) (*requ
 	}
 	out := person(l)
 	return &out, nil
+}
+
+// mailboxes answers the notifier's questions (notifier.Directory) from the
+// services that own tasks, users and identities.
+type mailboxes struct {
+	access     *access.Service
+	identities *identities.Service
+}
+
+func (m mailboxes) TaskNotifyTx(ctx context.Context, tx *gorm.DB, taskID string) (*tasks.Notify, error) {
+	return tasks.NotifyTx(ctx, tx, taskID)
+}
+
+func (m mailboxes) UserMailboxTx(ctx context.Context, tx *gorm.DB, username string) (*notifier.Mailbox, error) {
+	l, err := m.access.LinkedUserTx(ctx, tx, username)
+	if err != nil || l == nil {
+		return nil, err
+	}
+	return &notifier.Mailbox{Name: l.Name(), Address: l.Address()}, nil
+}
+
+func (m mailboxes) IdentityTx(ctx context.Context, tx *gorm.DB, id string) (*identities.Identity, error) {
+	p, err := m.identities.GetIdentityTx(ctx, tx, id)
+	if errors.Is(err, identities.ErrNotFound) {
+		return nil, nil
+	}
+	return p, err
+}
+
+func (m mailboxes) MembersTx(ctx context.Context, tx *gorm.DB, workgroupID string) ([]identities.Identity, error) {
+	return m.identities.Members(ctx, tx, workgroupID)
 }

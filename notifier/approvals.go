@@ -40,6 +40,9 @@ type stepRow struct {
 // requester of a task's request hears how its approval ended (a run's
 // requester hears it from the run's own email).
 func (s *Service) ApprovalTx(ctx context.Context, tx *gorm.DB, ev *requests.ApprovalEvent) error {
+	if s.dir == nil {
+		return nil
+	}
 	a := ev.Approval
 	var rows []Notification
 	for _, ask := range ev.Asks {
@@ -57,7 +60,7 @@ func (s *Service) ApprovalTx(ctx context.Context, tx *gorm.DB, ev *requests.Appr
 		}
 	}
 	if ev.Ended && !(a.Status == requests.ApprovalWithdrawn && strings.EqualFold(a.DecidedBy, a.RequestedBy)) {
-		r, why, err := requesterTx(tx, a.RequestedBy)
+		r, why, err := s.requesterTx(ctx, tx, a.RequestedBy)
 		if err != nil {
 			return err
 		}

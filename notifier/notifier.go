@@ -10,7 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/provisor/provisor/database"
+	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/tasks"
 )
 
 // Options configure the Service. A nil *Options means defaults.
@@ -31,6 +35,10 @@ type Options struct {
 	// new attempt, so a job whose process died is taken over that long
 	// after, and a job never runs into its bound mid-message.
 	AttemptBound time.Duration
+	// Directory answers who the recipients are and where to write to
+	// them; the services that own tasks, users and identities answer.
+	// Without it, no email is written for runs and approvals.
+	Directory Directory
 	// Templates replace views.Email(), for tests.
 	Templates fs.FS
 	Logger    *slog.Logger
@@ -52,6 +60,28 @@ type Service struct {
 	bound    time.Duration
 	// sent records deliveries of concurrent jobs in shared statements.
 	sent *group[string, struct{}]
+	dir  Directory
+}
+
+// Directory answers the notifier's questions about tasks and people, in
+// the transaction that writes the emails.
+type Directory interface {
+	// TaskNotifyTx returns a task's notification settings, or nil when
+	// the task is gone.
+	TaskNotifyTx(ctx context.Context, tx *gorm.DB, taskID string) (*tasks.Notify, error)
+	// UserMailboxTx returns the enabled portal user called username with
+	// where to write to them (the user's email, or else that of the
+	// identity they are linked to), or nil.
+	UserMailboxTx(ctx context.Context, tx *gorm.DB, username string) (*Mailbox, error)
+	// IdentityTx returns an identity, or nil.
+	IdentityTx(ctx context.Context, tx *gorm.DB, id string) (*identities.Identity, error)
+	// MembersTx returns a workgroup's members that are not deleted.
+	MembersTx(ctx context.Context, tx *gorm.DB, workgroupID string) ([]identities.Identity, error)
+}
+
+// Mailbox is a person's name and address ("" when they have none).
+type Mailbox struct {
+	Name, Address string
 }
 
 // New returns the service. The queue is set later with SetQueue, since the
@@ -68,6 +98,7 @@ func New(db *database.DB, opts *Options) (*Service, error) {
 			o.MaxConns = opts.MaxConns
 		}
 		o.AttemptBound = opts.AttemptBound
+		o.Directory = opts.Directory
 		if opts.BaseURL != "" {
 			o.BaseURL = opts.BaseURL
 		}
@@ -80,7 +111,7 @@ func New(db *database.DB, opts *Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{db: db, log: o.Logger, render: r, retry: newBackoff(o.RetryFor), smtpName: o.SMTPName, msgHost: hostOf(o.BaseURL), conns: o.MaxConns,
-		bound: o.AttemptBound}
+		bound: o.AttemptBound, dir: o.Directory}
 	if s.bound <= 0 {
 		s.bound = 5 * time.Minute
 	}

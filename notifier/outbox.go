@@ -12,7 +12,6 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
-	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
@@ -32,7 +31,7 @@ type recipient struct {
 // final status; the unique (instance_id, address) makes a second call write
 // nothing.
 func (s *Service) InstanceSettledTx(ctx context.Context, tx *gorm.DB, inst *requests.Instance, prev string) error {
-	if !requests.Final(inst.Status) || requests.Final(prev) {
+	if !requests.Final(inst.Status) || requests.Final(prev) || s.dir == nil {
 		return nil
 	}
 	var a *requests.Approval
@@ -239,19 +238,11 @@ func (s *Service) recipientsTx(ctx context.Context, tx *gorm.DB, inst *requests.
 	var names []string
 	switch {
 	case inst.TaskID != nil:
-		var t tasks.Task
-		err := tx.Where("id = ?", *inst.TaskID).Take(&t).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil, nil
-		}
+		n, err := s.dir.TaskNotifyTx(ctx, tx, *inst.TaskID)
 		if err != nil {
 			return nil, fmt.Errorf("notifier: task of %s: %w", inst.ID, err)
 		}
-		n, err := t.NotifySettings()
-		if err != nil {
-			return nil, err
-		}
-		if !n.Enabled || !wanted(n.When, inst.Status) {
+		if n == nil || !n.Enabled || !wanted(n.When, inst.Status) {
 			return nil, nil
 		}
 		names = n.Recipients
@@ -275,7 +266,7 @@ func (s *Service) recipientsTx(ctx context.Context, tx *gorm.DB, inst *requests.
 	for _, name := range names {
 		switch name {
 		case tasks.NotifyRequester:
-			r, why, err := requesterTx(tx, requester)
+			r, why, err := s.requesterTx(ctx, tx, requester)
 			if err != nil {
 				return nil, err
 			}
@@ -285,7 +276,7 @@ func (s *Service) recipientsTx(ctx context.Context, tx *gorm.DB, inst *requests.
 			}
 			add(*r)
 		case tasks.NotifyBeneficiary:
-			people, err := beneficiariesTx(ctx, tx, inst)
+			people, err := s.beneficiariesTx(ctx, tx, inst)
 			if err != nil {
 				return nil, err
 			}
@@ -297,17 +288,16 @@ func (s *Service) recipientsTx(ctx context.Context, tx *gorm.DB, inst *requests.
 				add(recipient{Type: RecipientBeneficiary, Name: nameOf(&p), Address: p.Email})
 			}
 		default:
-			var p identities.Identity
-			err := tx.Where("id = ?", name).Take(&p).Error
+			p, err := s.dir.IdentityTx(ctx, tx, name)
 			switch {
-			case errors.Is(err, gorm.ErrRecordNotFound):
-				skip("identity "+name, "no such identity (deleted since the task was saved)")
 			case err != nil:
 				return nil, fmt.Errorf("notifier: recipient %s: %w", name, err)
+			case p == nil:
+				skip("identity "+name, "no such identity (deleted since the task was saved)")
 			case p.Email == "" || p.Status == "deleted":
 				skip("identity "+p.Username, "no email address or deleted since the task was saved")
 			default:
-				add(recipient{Type: RecipientIdentity, Name: nameOf(&p), Address: p.Email})
+				add(recipient{Type: RecipientIdentity, Name: nameOf(p), Address: p.Email})
 			}
 		}
 	}
@@ -327,9 +317,9 @@ func wanted(when, status string) bool {
 }
 
 // requesterTx finds the mailbox of who started a run: a portal user's email,
-// or the email of the identity the user is linked to. API clients and the
-// scheduler have none.
-func requesterTx(tx *gorm.DB, by string) (*recipient, string, error) {
+// or the email of the identity the user is linked to (the Directory says
+// which). API clients and the scheduler have none.
+func (s *Service) requesterTx(ctx context.Context, tx *gorm.DB, by string) (*recipient, string, error) {
 	switch {
 	case by == "":
 		return nil, "the run does not say who started it", nil
@@ -340,59 +330,37 @@ func requesterTx(tx *gorm.DB, by string) (*recipient, string, error) {
 	case audit.IsInternal(by):
 		return nil, "started by " + by + ", which has no mailbox", nil
 	}
-	var u access.User
-	err := tx.Where("username = ? AND NOT disabled", by).Take(&u).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, "no portal user with that name", nil
-	}
+	m, err := s.dir.UserMailboxTx(ctx, tx, by)
 	if err != nil {
 		return nil, "", fmt.Errorf("notifier: requester %s: %w", by, err)
 	}
-	name := u.DisplayName
-	if name == "" {
-		name = u.Username
+	if m == nil {
+		return nil, "no portal user with that name", nil
 	}
-	if u.Email != "" {
-		return &recipient{Type: RecipientRequester, Name: name, Address: u.Email}, "", nil
+	if m.Address == "" {
+		return nil, "the portal user has no email address", nil
 	}
-	// The identity the user is linked to, or else the active identity of
-	// the same username: the requester's own, as the request policy sees it.
-	q := tx.Where("username = ? AND status = 'active'", u.Username)
-	if u.IdentityID != nil {
-		q = tx.Where("id = ?", *u.IdentityID)
-	}
-	var p identities.Identity
-	if err := q.Take(&p).Error; err == nil && p.Email != "" {
-		return &recipient{Type: RecipientRequester, Name: name, Address: p.Email}, "", nil
-	} else if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, "", fmt.Errorf("notifier: requester %s: %w", by, err)
-	}
-	return nil, "the portal user has no email address", nil
+	return &recipient{Type: RecipientRequester, Name: m.Name, Address: m.Address}, "", nil
 }
 
 // beneficiariesTx returns the identity an instance was for, or every
 // member of its workgroup.
-func beneficiariesTx(ctx context.Context, tx *gorm.DB, inst *requests.Instance) ([]identities.Identity, error) {
+func (s *Service) beneficiariesTx(ctx context.Context, tx *gorm.DB, inst *requests.Instance) ([]identities.Identity, error) {
 	if inst.BeneficiaryType == requests.BeneficiaryWorkgroup {
-		var out []identities.Identity
-		err := tx.Model(&identities.Identity{}).
-			Joins("JOIN workgroup_members m ON m.identity_id = identities.id").
-			Where("m.workgroup_id = ? AND identities.status <> 'deleted'", inst.BeneficiaryID).
-			Order("identities.username").Find(&out).Error
+		out, err := s.dir.MembersTx(ctx, tx, inst.BeneficiaryID)
 		if err != nil {
 			return nil, fmt.Errorf("notifier: members of %s: %w", inst.BeneficiaryName, err)
 		}
 		return out, nil
 	}
-	var p identities.Identity
-	err := tx.WithContext(ctx).Where("id = ?", inst.BeneficiaryID).Take(&p).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, nil
-	}
+	p, err := s.dir.IdentityTx(ctx, tx, inst.BeneficiaryID)
 	if err != nil {
 		return nil, fmt.Errorf("notifier: beneficiary of %s: %w", inst.ID, err)
 	}
-	return []identities.Identity{p}, nil
+	if p == nil {
+		return nil, nil
+	}
+	return []identities.Identity{*p}, nil
 }
 
 func nameOf(p *identities.Identity) string {

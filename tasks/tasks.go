@@ -101,6 +101,21 @@ func (t *Task) NotifySettings() (Notify, error) {
 	return n, nil
 }
 
+// NotifyTx returns the notification settings of task id, read in tx, or
+// nil when the task is gone.
+func NotifyTx(ctx context.Context, tx *gorm.DB, id string) (*Notify, error) {
+	var t Task
+	err := tx.WithContext(ctx).Select("id", "notify").Where("id = ?", id).Take(&t).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	n, err := t.NotifySettings()
+	return &n, err
+}
+
 // Input creates or changes a task. On update, nil fields keep their value.
 type Input struct {
 	Name            *string           `json:"name"`
