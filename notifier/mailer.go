@@ -10,7 +10,6 @@ import (
 
 	"github.com/wneessen/go-mail"
 	"github.com/wneessen/go-mail/smtp"
-
 )
 
 // idleTimeout is how long an unused SMTP connection is kept. Servers wait

@@ -54,8 +54,8 @@ func (s *Service) InstanceSettledTx(ctx context.Context, tx *gorm.DB, inst *requ
 	if err != nil || len(recips) == 0 {
 		return err
 	}
-	var jobs []requests.Job
-	if err := tx.Where("instance_id = ?", inst.ID).Order("seq").Find(&jobs).Error; err != nil {
+	jobs, err := requests.JobsTx(ctx, tx, inst.ID)
+	if err != nil {
 		return fmt.Errorf("notifier: jobs of %s: %w", inst.ID, err)
 	}
 	content, err := s.render.render(inst, jobs, a)

@@ -592,6 +592,13 @@ func (s *Service) enqueueSetsTx(ctx context.Context, tx *gorm.DB, jobs []Job, se
 	return nil
 }
 
+// JobsTx reads the jobs of a run in tx, by number.
+func JobsTx(ctx context.Context, tx *gorm.DB, instanceID string) ([]Job, error) {
+	var jobs []Job
+	err := tx.WithContext(ctx).Where("instance_id = ?", instanceID).Order("seq").Find(&jobs).Error
+	return jobs, err
+}
+
 // GetInstance returns an instance with its jobs and their history.
 func (s *Service) GetInstance(ctx context.Context, id string) (*Instance, error) {
 	if !input.ID(id) {
