@@ -26,6 +26,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
 
 	"github.com/provisor/provisor/migrations"
@@ -436,4 +437,35 @@ func IsUniqueViolation(err error) bool {
 	}
 	s := err.Error()
 	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
+}
+
+// ForUpdate makes tx's next read lock the rows it reads until tx ends: on
+// PostgreSQL with SELECT ... FOR UPDATE, which writes nothing; on SQLite
+// every transaction holds the write lock from its BEGIN (_txlock=immediate),
+// so a plain read does.
+func ForUpdate(tx *gorm.DB) *gorm.DB {
+	if tx.Dialector.Name() == Postgres {
+		return tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	}
+	return tx
+}
+
+// SkipLocked is the clause that ends a raw SELECT whose rows tx locks,
+// leaving those another transaction holds: " FOR UPDATE SKIP LOCKED" on
+// PostgreSQL; nothing on SQLite, whose transactions do not overlap.
+func SkipLocked(tx *gorm.DB) string {
+	if tx.Dialector.Name() == Postgres {
+		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
+}
+
+// Typed is the placeholder of a value of SQL type typ (uuid, timestamptz)
+// in a VALUES list: PostgreSQL types the columns of a VALUES list from
+// their text, so it needs a cast; SQLite takes the value as it is.
+func Typed(tx *gorm.DB, typ string) string {
+	if tx.Dialector.Name() == Postgres {
+		return "CAST(? AS " + typ + ")"
+	}
+	return "?"
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/database"
@@ -562,10 +561,11 @@ func getApproval(tx *gorm.DB, id string, lock bool) (*Approval, error) {
 	if !input.ID(id) {
 		return nil, ErrApprovalNotFound
 	}
-	q := tx.Where("id = ?", id)
-	if lock && tx.Dialector.Name() == database.Postgres {
-		q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	q := tx
+	if lock {
+		q = database.ForUpdate(tx)
 	}
+	q = q.Where("id = ?", id)
 	var a Approval
 	if err := q.Take(&a).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {

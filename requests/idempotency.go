@@ -44,11 +44,8 @@ func (s *Service) ClaimKeyTx(ctx context.Context, tx *gorm.DB, k *IdempotencyKey
 	if err := tx.Exec("DELETE FROM idempotency_keys WHERE actor = ? AND idem_key = ? AND expires_at <= ?", k.Actor, k.Key, now).Error; err != nil {
 		return "", fmt.Errorf("requests: idempotency key: %w", err)
 	}
-	expired := "SELECT actor, idem_key FROM idempotency_keys WHERE expires_at <= ? LIMIT ?"
-	if tx.Dialector.Name() == database.Postgres {
-		// Another claim deleting the same keys is not waited for.
-		expired += " FOR UPDATE SKIP LOCKED"
-	}
+	// Another claim deleting the same keys is not waited for.
+	expired := "SELECT actor, idem_key FROM idempotency_keys WHERE expires_at <= ? LIMIT ?" + database.SkipLocked(tx)
 	if err := tx.Exec("DELETE FROM idempotency_keys WHERE (actor, idem_key) IN ("+expired+")", now, expiredPerClaim).Error; err != nil {
 		return "", fmt.Errorf("requests: delete expired idempotency keys: %w", err)
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/database"
@@ -216,10 +215,7 @@ func lockInstancesTx(tx *gorm.DB, ids []string) (map[string]*Instance, error) {
 		}
 		return map[string]*Instance{ids[0]: inst}, err
 	}
-	q := tx.Where("id IN ?", ids).Order("id")
-	if tx.Dialector.Name() == database.Postgres {
-		q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
-	}
+	q := database.ForUpdate(tx).Where("id IN ?", ids).Order("id")
 	var rows []Instance
 	if err := q.Find(&rows).Error; err != nil {
 		return nil, err
@@ -258,7 +254,7 @@ func countJobsTx(tx *gorm.DB, ids []string) (map[string]map[string]int, error) {
 // canceled it meanwhile, and then it is left as it is.
 func updateOutcomesTx(tx *gorm.DB, outs []outcome) (map[string]bool, error) {
 	out := make(map[string]bool, len(outs))
-	pg := tx.Dialector.Name() == database.Postgres
+	row := "(" + database.Typed(tx, "uuid") + ", ?, ?, " + database.Typed(tx, "timestamptz") + ", " + database.Typed(tx, "timestamptz") + ")"
 	for start := 0; start < len(outs); start += 500 {
 		chunk := outs[start:min(start+500, len(outs))]
 		var q strings.Builder
@@ -268,11 +264,7 @@ func updateOutcomesTx(tx *gorm.DB, outs []outcome) (map[string]bool, error) {
 			if i > 0 {
 				q.WriteString(", ")
 			}
-			if pg {
-				q.WriteString("(CAST(? AS uuid), ?, ?, CAST(? AS timestamptz), CAST(? AS timestamptz))")
-			} else {
-				q.WriteString("(?, ?, ?, ?, ?)")
-			}
+			q.WriteString(row)
 			var ended any
 			if o.status != JobPending {
 				ended = o.endedAt

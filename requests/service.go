@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
@@ -655,10 +654,7 @@ func eventTx(tx *gorm.DB, jobID, status string, attempt int, message string) err
 // lock); on SQLite every transaction holds the write lock from its BEGIN
 // (_txlock=immediate), so a plain read suffices.
 func lockInstanceTx(tx *gorm.DB, id string) (*Instance, error) {
-	q := tx.Where("id = ?", id)
-	if tx.Dialector.Name() == database.Postgres {
-		q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
-	}
+	q := database.ForUpdate(tx).Where("id = ?", id)
 	var inst Instance
 	if err := q.Take(&inst).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {

@@ -679,10 +679,7 @@ func TouchesSchedule(cur *Task, in Input) bool {
 // with SELECT ... FOR UPDATE; on SQLite every transaction holds the write
 // lock from its BEGIN, so a plain read suffices.
 func lockTaskTx(tx *gorm.DB, id string) (*Task, error) {
-	q := tx.Where("id = ?", id)
-	if tx.Dialector.Name() == database.Postgres {
-		q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
-	}
+	q := database.ForUpdate(tx).Where("id = ?", id)
 	var t Task
 	if err := q.Take(&t).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
