@@ -671,11 +671,12 @@ func (s *Service) rollUpTx(ctx context.Context, tx *gorm.DB, inst *Instance) err
 	return s.rollUpCountedTx(ctx, tx, inst, counts[inst.ID])
 }
 
-// rollUpCountedTx is rollUpTx with the instance's jobs counted by status.
-func (s *Service) rollUpCountedTx(ctx context.Context, tx *gorm.DB, inst *Instance, c map[string]int) error {
-	if c == nil {
-		c = map[string]int{}
+// rollUpCountedTx is rollUpTx with the instance's jobs counted.
+func (s *Service) rollUpCountedTx(ctx context.Context, tx *gorm.DB, inst *Instance, counted *jobCounts) error {
+	if counted == nil {
+		counted = &jobCounts{byStatus: map[string]int{}}
 	}
+	c := counted.byStatus
 	total := 0
 	for _, n := range c {
 		total += n
@@ -700,6 +701,7 @@ func (s *Service) rollUpCountedTx(ctx context.Context, tx *gorm.DB, inst *Instan
 	now := time.Now().UTC()
 	updates := map[string]any{"status": status, "jobs_done": done, "jobs_total": total, "updated_at": now}
 	inst.setJobCounts(c, updates)
+	inst.JobsUnchanged, updates["jobs_unchanged"] = counted.unchanged, counted.unchanged
 	if Final(status) {
 		updates["ended_at"] = now
 		inst.EndedAt = &now
