@@ -148,11 +148,12 @@ type Job struct {
 func (Job) TableName() string { return "connector_jobs" }
 
 // NoChange reports whether the job completed without changing anything.
-func (j *Job) NoChange() bool { return j.Status == JobCompleted && j.Unchanged }
+// (A value receiver, so that templates call it on the jobs they range over.)
+func (j Job) NoChange() bool { return j.Status == JobCompleted && j.Unchanged }
 
 // Outcome is the job's status, or JobNoChange for a completed job that
 // changed nothing.
-func (j *Job) Outcome() string {
+func (j Job) Outcome() string {
 	if j.NoChange() {
 		return JobNoChange
 	}
@@ -176,3 +177,30 @@ type Event struct {
 
 // TableName is the table of job events.
 func (Event) TableName() string { return "job_events" }
+
+// OutcomeCount is how many jobs of a run have one outcome (a status, or
+// JobNoChange).
+type OutcomeCount struct {
+	Outcome string
+	N       int
+}
+
+// outcomeOrder is the order a run's summary counts its jobs in.
+var outcomeOrder = []string{JobCompleted, JobNoChange, JobFailed, JobCanceled, JobScheduled, JobPending, JobRunning}
+
+// CountOutcomes counts jobs by outcome: the completed ones that changed
+// something apart from those that changed nothing, then the other
+// statuses; outcomes without jobs are left out.
+func CountOutcomes(jobs []Job) []OutcomeCount {
+	n := map[string]int{}
+	for i := range jobs {
+		n[jobs[i].Outcome()]++
+	}
+	var out []OutcomeCount
+	for _, o := range outcomeOrder {
+		if n[o] > 0 {
+			out = append(out, OutcomeCount{Outcome: o, N: n[o]})
+		}
+	}
+	return out
+}

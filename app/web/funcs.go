@@ -88,6 +88,7 @@ var funcs = template.FuncMap{
 	"itoa":     strconv.Itoa,
 	"waitsFor": waitsFor,
 	"duration": humanDuration,
+	"outcomes": requests.CountOutcomes,
 }
 
 func asTime(v any) (time.Time, bool) {
