@@ -191,6 +191,7 @@ POST   /api/v1/connectors/:id/entitlements      -                        401   4
 GET    /api/v1/entitlements/:id                 {entitlement}            401   401   401   401   401   ok    403   403   403   403   403   403   403
 PATCH  /api/v1/entitlements/:id                 -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
 POST   /api/v1/requests                         -                        401   401   401   401   401   403   pass  403   403   403   403   403   403
+POST   /api/v1/requests/preview                 -                        401   401   401   401   401   403   pass  403   403   403   403   403   403
 GET    /api/v1/request-instances                -                        401   401   401   401   401   ok    403   403   403   403   403   403   403
 GET    /api/v1/request-instances/:id            {run}                    401   401   401   401   401   ok    403   403   403   403   403   403   403
 POST   /api/v1/request-instances/:id/cancel     -                        401   401   401   401   401   403   403   403   403   pass  403   403   403
@@ -205,6 +206,7 @@ PATCH  /api/v1/tasks/:id                        -                        401   4
 DELETE /api/v1/tasks/:id                        -                        401   401   401   401   401   403   403   pass  403   403   403   403   403
 POST   /api/v1/tasks/:id/trigger                -                        401   401   401   401   401   403   403   403   pass  403   403   403   403
 GET    /api/v1/tasks/:id/history                {task}                   401   401   401   401   401   ok    403   403   403   403   403   403   403
+GET    /api/v1/tasks/:id/preview                {task}                   401   401   401   401   401   ok    403   403   403   403   403   403   403
 GET    /api/v1/audit                            -                        401   401   401   401   401   ok    403   403   403   403   403   403   403
 GET    /api/v1/imports                          -                        401   401   401   401   401   ok    403   403   403   403   403   403   403
 GET    /api/v1/imports/:id                      -                        401   401   401   401   401   pass  403   403   403   403   403   403   403

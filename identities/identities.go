@@ -548,6 +548,26 @@ func (s *Service) AccountsOfTx(ctx context.Context, tx *gorm.DB, connectorID str
 	return out, nil
 }
 
+// HeldTx returns which of the entitlements each account holds, as the
+// portal last recorded it, by account id and entitlement id, read in tx.
+func (s *Service) HeldTx(ctx context.Context, tx *gorm.DB, accountIDs, entitlementIDs []string) (map[[2]string]bool, error) {
+	out := map[[2]string]bool{}
+	if len(accountIDs) == 0 || len(entitlementIDs) == 0 {
+		return out, nil
+	}
+	for start := 0; start < len(accountIDs); start += 500 {
+		var rows []membership
+		if err := tx.WithContext(ctx).Select("account_id, entitlement_id").Where("account_id IN ? AND entitlement_id IN ?",
+			accountIDs[start:min(start+500, len(accountIDs))], entitlementIDs).Find(&rows).Error; err != nil {
+			return nil, err
+		}
+		for _, m := range rows {
+			out[[2]string{m.AccountID, m.EntitlementID}] = true
+		}
+	}
+	return out, nil
+}
+
 // Accounts lists an identity's accounts.
 func (s *Service) Accounts(ctx context.Context, identityID string) ([]Account, error) {
 	var out []Account

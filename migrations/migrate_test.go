@@ -356,3 +356,71 @@ func TestInternalActorsUp(t *testing.T) {
 		check("down", runBy, scheduled, "scheduler")
 	})
 }
+
+// Up to 017 marks the completed jobs whose message said "(no change)" as
+// unchanged, and counts them on their runs; other jobs stay changed.
+func TestJobOutcomesUp(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		ctx := context.Background()
+		db := dbtest.Open(t, dialect)
+		all, err := migrations.List(dialect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps := 0
+		for _, m := range all {
+			if m.Version >= 17 {
+				steps++
+			}
+		}
+		if ran, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil || len(ran) != steps || ran[steps-1] != 17 {
+			t.Fatalf("down: %v %v", ran, err)
+		}
+		const run = "b0c1d0e2-0000-4000-8000-000000000001"
+		const ben = "b0c1d0e2-0000-4000-8000-0000000000aa"
+		now := "2026-11-24T00:00:00Z"
+		if _, err := db.SQL.ExecContext(ctx, `INSERT INTO request_instances (id, request, type, beneficiary_type, beneficiary_id,
+			beneficiary_name, connector_id, trigger, priority, status, created_at, updated_at)
+			VALUES ($1, '{}', 'add_entitlements', 'identity', $2, 'Alice', $2, 'api', 'normal', 'completed', $3, $3)`, run, ben, now); err != nil {
+			t.Fatal(err)
+		}
+		for i, j := range []struct{ status, message string }{
+			{"completed", "alice was already a member of VPN (no change)"},
+			{"completed", "alice added to Wiki"},
+			{"failed", "no such group: (no change)"},
+			{"completed", "account alice already exists (no change)"},
+		} {
+			if _, err := db.SQL.ExecContext(ctx, `INSERT INTO connector_jobs (id, instance_id, seq, connector_id, connector_name,
+				connector_type, username, operation, kind, status, priority, message, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, 'Dir', 'internal', 'alice', 'entitlement.grant', 'Directory.AddToGroup', $5, 'normal', $6, $7, $7)`,
+				"b0c1d0e2-0000-4000-8000-00000000001"+string(rune('0'+i)), run, i+1, ben, j.status, j.message, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := migrations.Up(ctx, db.SQL, dialect); err != nil {
+			t.Fatalf("up: %v", err)
+		}
+		var n int
+		if err := db.SQL.QueryRowContext(ctx, `SELECT jobs_unchanged FROM request_instances WHERE id = $1`, run).Scan(&n); err != nil || n != 2 {
+			t.Errorf("jobs_unchanged = %d (%v), want 2", n, err)
+		}
+		rows, err := db.SQL.QueryContext(ctx, `SELECT seq FROM connector_jobs WHERE unchanged ORDER BY seq`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var seqs []int
+		for rows.Next() {
+			var s int
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			seqs = append(seqs, s)
+		}
+		if len(seqs) != 2 || seqs[0] != 1 || seqs[1] != 4 {
+			t.Errorf("unchanged jobs %v, want 1 and 4", seqs)
+		}
+	})
+}

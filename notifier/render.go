@@ -51,8 +51,12 @@ type jobRow struct {
 	Number    int
 	Type      string
 	Connector string
-	Status    string
-	Message   string
+	// Status is the job's status as the email says it ("completed · no
+	// change" for a completed job that changed nothing), Outcome its
+	// status or requests.JobNoChange.
+	Status  string
+	Outcome string
+	Message string
 }
 
 // renderer holds the parsed email templates.
@@ -116,16 +120,21 @@ func (r *renderer) render(inst *requests.Instance, jobs []requests.Job, a *reque
 	}
 	d.End = formatTime(end)
 	d.Duration = formatDuration(end.Sub(inst.CreatedAt))
-	count := map[string]int{}
 	for _, j := range jobs {
-		count[j.Status]++
-		d.Jobs = append(d.Jobs, jobRow{Number: j.Seq, Type: j.Kind, Connector: j.ConnectorName, Status: j.Status, Message: j.Message})
-	}
-	var parts []string
-	for _, st := range []string{requests.JobCompleted, requests.JobFailed, requests.JobCanceled, requests.JobScheduled, requests.JobPending, requests.JobRunning} {
-		if count[st] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", count[st], st))
+		row := jobRow{Number: j.Seq, Type: j.Kind, Connector: j.ConnectorName, Status: j.Status, Outcome: j.Outcome(), Message: j.Message}
+		if j.NoChange() {
+			row.Status = "completed · no change"
 		}
+		d.Jobs = append(d.Jobs, row)
+	}
+	// Jobs that changed nothing are counted apart from those that did.
+	var parts []string
+	for _, o := range requests.CountOutcomes(jobs) {
+		what := o.Outcome
+		if what == requests.JobNoChange {
+			what = "completed with no change"
+		}
+		parts = append(parts, fmt.Sprintf("%d %s", o.N, what))
 	}
 	noun := "jobs"
 	if len(jobs) == 1 {
@@ -230,6 +239,8 @@ func resultColor(status string) string {
 	switch status {
 	case requests.JobCompleted:
 		return "#1e7e34"
+	case requests.JobNoChange:
+		return "#52606d"
 	case requests.JobFailed:
 		return "#c62828"
 	case requests.JobCanceled:

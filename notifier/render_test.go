@@ -73,3 +73,34 @@ func TestRenderEscapesAndSummarizes(t *testing.T) {
 		}
 	}
 }
+
+// A job that changed nothing is said so in both parts, and counted apart
+// from the jobs that completed with a change.
+func TestRenderCountsNoChangeApart(t *testing.T) {
+	t.Parallel()
+	r, err := newRenderer(nil, "https://idm.example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	inst := &requests.Instance{ID: "0b1d", Type: requests.AddEntitlements, BeneficiaryType: "workgroup", BeneficiaryName: "Finance",
+		Trigger: "manual", TriggeredBy: "ada", Status: requests.InstanceCompleted, CreatedAt: start, EndedAt: &start}
+	jobs := []requests.Job{
+		{Seq: 1, Kind: "Directory.AddToGroup", ConnectorName: "Corp", Status: requests.JobCompleted, Message: "alice added to VPN"},
+		{Seq: 2, Kind: "Directory.AddToGroup", ConnectorName: "Corp", Status: requests.JobCompleted, Unchanged: true,
+			Message: "bob was already a member of VPN (no change)"},
+		{Seq: 3, Kind: "Directory.AddToGroup", ConnectorName: "Corp", Status: requests.JobCompleted, Unchanged: true, Message: "(no change)"},
+	}
+	c, err := r.render(inst, jobs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"3 jobs: 1 completed, 2 completed with no change.", "  2  Directory.AddToGroup  Corp       completed · no change"} {
+		if !strings.Contains(c.Text, want) {
+			t.Errorf("text lacks %q:\n%s", want, c.Text)
+		}
+	}
+	if strings.Count(c.HTML, ">completed · no change</td>") != 2 || !strings.Contains(c.HTML, "3 jobs: 1 completed, 2 completed with no change.") {
+		t.Errorf("HTML does not show the jobs with no change:\n%s", c.HTML)
+	}
+}

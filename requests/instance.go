@@ -14,6 +14,11 @@ const (
 	JobCanceled  = "canceled"
 )
 
+// JobNoChange is the outcome of a completed job that found the system
+// already as asked. It is no status of its own (the job is completed), but
+// it is shown, counted and filtered apart.
+const JobNoChange = "no_change"
+
 // JobStatuses lists the job statuses in the order a filter offers them.
 var JobStatuses = []string{JobPending, JobRunning, JobCompleted, JobFailed, JobCanceled, JobScheduled}
 
@@ -96,6 +101,9 @@ type Instance struct {
 	JobsCompleted int `json:"-"`
 	JobsFailed    int `json:"-"`
 	JobsCanceled  int `json:"-"`
+	// JobsUnchanged counts the completed jobs that changed nothing (see
+	// Job.Unchanged), kept by the roll-up beside the counters by status.
+	JobsUnchanged int `json:"jobs_unchanged"`
 
 	Jobs []Job `gorm:"-" json:"jobs,omitempty"`
 }
@@ -125,16 +133,32 @@ type Job struct {
 	Attempts        int        `json:"attempts"`
 	QueueJobID      *int64     `json:"-"`
 	Message         string     `json:"message"`
-	CreatedAt       time.Time  `json:"created_at"`
-	StartedAt       *time.Time `json:"started_at,omitempty"`
-	EndedAt         *time.Time `json:"ended_at,omitempty"`
-	UpdatedAt       time.Time  `json:"updated_at"`
+	// Unchanged says a completed job's connector found the system already
+	// as asked: the job's outcome is "no change".
+	Unchanged bool       `json:"unchanged"`
+	CreatedAt time.Time  `json:"created_at"`
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	EndedAt   *time.Time `json:"ended_at,omitempty"`
+	UpdatedAt time.Time  `json:"updated_at"`
 
 	Events []Event `gorm:"-" json:"history,omitempty"`
 }
 
 // TableName is the table of connector jobs.
 func (Job) TableName() string { return "connector_jobs" }
+
+// NoChange reports whether the job completed without changing anything.
+// (A value receiver, so that templates call it on the jobs they range over.)
+func (j Job) NoChange() bool { return j.Status == JobCompleted && j.Unchanged }
+
+// Outcome is the job's status, or JobNoChange for a completed job that
+// changed nothing.
+func (j Job) Outcome() string {
+	if j.NoChange() {
+		return JobNoChange
+	}
+	return j.Status
+}
 
 // Terminal reports whether the job will not run again by itself.
 func (j *Job) Terminal() bool {
@@ -153,3 +177,30 @@ type Event struct {
 
 // TableName is the table of job events.
 func (Event) TableName() string { return "job_events" }
+
+// OutcomeCount is how many jobs of a run have one outcome (a status, or
+// JobNoChange).
+type OutcomeCount struct {
+	Outcome string
+	N       int
+}
+
+// outcomeOrder is the order a run's summary counts its jobs in.
+var outcomeOrder = []string{JobCompleted, JobNoChange, JobFailed, JobCanceled, JobScheduled, JobPending, JobRunning}
+
+// CountOutcomes counts jobs by outcome: the completed ones that changed
+// something apart from those that changed nothing, then the other
+// statuses; outcomes without jobs are left out.
+func CountOutcomes(jobs []Job) []OutcomeCount {
+	n := map[string]int{}
+	for i := range jobs {
+		n[jobs[i].Outcome()]++
+	}
+	var out []OutcomeCount
+	for _, o := range outcomeOrder {
+		if n[o] > 0 {
+			out = append(out, OutcomeCount{Outcome: o, N: n[o]})
+		}
+	}
+	return out
+}

@@ -10,7 +10,8 @@ import (
 
 // GroupFilter selects a page of connector jobs grouped by request instance.
 type GroupFilter struct {
-	// Status keeps the groups with at least one job in that status; empty
+	// Status keeps the groups with at least one job in that status (or,
+	// for JobNoChange, with a completed job that changed nothing); empty
 	// or "all" keeps every group.
 	Status   string
 	Page     int // from 1
@@ -43,9 +44,14 @@ type GroupPage struct {
 	Pages       int     `json:"pages"`
 }
 
-// ValidStatusFilter reports whether s is a status filter ListGroups accepts.
+// StatusFilters lists the filters of ListGroups in the order a page offers
+// them: the job statuses, with "no change" after completed.
+var StatusFilters = []string{JobPending, JobRunning, JobCompleted, JobNoChange, JobFailed, JobCanceled, JobScheduled}
+
+// ValidStatusFilter reports whether s is a status filter ListGroups accepts:
+// a job status, or JobNoChange for the completed jobs that changed nothing.
 func ValidStatusFilter(s string) bool {
-	if s == "" || s == "all" {
+	if s == "" || s == "all" || s == JobNoChange {
 		return true
 	}
 	for _, k := range JobStatuses {
@@ -59,7 +65,7 @@ func ValidStatusFilter(s string) bool {
 // ListGroups returns connector jobs grouped by request instance, newest first.
 func (s *Service) ListGroups(ctx context.Context, f GroupFilter) (*GroupPage, error) {
 	if !ValidStatusFilter(f.Status) {
-		return nil, &ValidationError{Fields: []FieldError{{Field: "status", Message: "must be all, " + strings.Join(JobStatuses, ", ")}}}
+		return nil, &ValidationError{Fields: []FieldError{{Field: "status", Message: "must be all, " + strings.Join(StatusFilters, ", ")}}}
 	}
 	if f.PageSize != 10 && f.PageSize != 25 && f.PageSize != 50 {
 		f.PageSize = 25
@@ -72,7 +78,11 @@ func (s *Service) ListGroups(ctx context.Context, f GroupFilter) (*GroupPage, er
 	// answer both the filter and the totals, each from a partial index
 	// that holds the counter: no connector job is read but the page's own.
 	filter, total := "1 = 1", "jobs_total"
-	if f.Status != "" && f.Status != "all" {
+	switch f.Status {
+	case "", "all":
+	case JobNoChange:
+		total, filter = "jobs_unchanged", "jobs_unchanged > 0"
+	default:
 		total = "jobs_" + f.Status // a status of JobStatuses: a column name
 		filter = total + " > 0"
 	}

@@ -110,14 +110,7 @@ func (s *Service) ApprovalPlan(ctx context.Context, who Requester, r Request) ([
 	if err != nil {
 		return nil, err
 	}
-	var out []ApprovalStep
-	for i, st := range stages {
-		for _, p := range st {
-			out = append(out, ApprovalStep{Seq: len(out) + 1, Stage: i + 1, Kind: p.kind, ApproverName: p.name,
-				Entitlements: strings.Join(p.ents, ", "), Reason: p.reason})
-		}
-	}
-	return out, nil
+	return stepsOf(stages), nil
 }
 
 // AuthorizeTx is Authorize read in tx.

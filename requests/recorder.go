@@ -227,23 +227,38 @@ func lockInstancesTx(tx *gorm.DB, ids []string) (map[string]*Instance, error) {
 	return out, nil
 }
 
-// countJobsTx counts the jobs of runs by status.
-func countJobsTx(tx *gorm.DB, ids []string) (map[string]map[string]int, error) {
+// jobCounts are a run's jobs by status, and how many of the completed ones
+// changed nothing.
+type jobCounts struct {
+	byStatus  map[string]int
+	unchanged int
+}
+
+// countJobsTx counts the jobs of runs by status, and the unchanged ones,
+// in the one statement that counts them by status.
+func countJobsTx(tx *gorm.DB, ids []string) (map[string]*jobCounts, error) {
 	var rows []struct {
 		InstanceID string
 		Status     string
 		N          int
+		Unchanged  int
 	}
-	if err := tx.Model(&Job{}).Select("instance_id, status, count(*) AS n").Where("instance_id IN ?", ids).
+	if err := tx.Model(&Job{}).Select("instance_id, status, count(*) AS n, "+
+		"COALESCE(sum(CASE WHEN unchanged THEN 1 ELSE 0 END), 0) AS unchanged").Where("instance_id IN ?", ids).
 		Group("instance_id, status").Scan(&rows).Error; err != nil {
 		return nil, err
 	}
-	out := make(map[string]map[string]int, len(ids))
+	out := make(map[string]*jobCounts, len(ids))
 	for _, r := range rows {
-		if out[r.InstanceID] == nil {
-			out[r.InstanceID] = map[string]int{}
+		c := out[r.InstanceID]
+		if c == nil {
+			c = &jobCounts{byStatus: map[string]int{}}
+			out[r.InstanceID] = c
 		}
-		out[r.InstanceID][r.Status] = r.N
+		c.byStatus[r.Status] = r.N
+		if r.Status == JobCompleted {
+			c.unchanged += r.Unchanged
+		}
 	}
 	return out, nil
 }
@@ -254,12 +269,12 @@ func countJobsTx(tx *gorm.DB, ids []string) (map[string]map[string]int, error) {
 // canceled it meanwhile, and then it is left as it is.
 func updateOutcomesTx(tx *gorm.DB, outs []outcome) (map[string]bool, error) {
 	out := make(map[string]bool, len(outs))
-	row := "(" + database.Typed(tx, "uuid") + ", ?, ?, " + database.Typed(tx, "timestamptz") + ", " + database.Typed(tx, "timestamptz") + ")"
+	row := "(" + database.Typed(tx, "uuid") + ", ?, ?, " + database.Typed(tx, "boolean") + ", " + database.Typed(tx, "timestamptz") + ", " + database.Typed(tx, "timestamptz") + ")"
 	for start := 0; start < len(outs); start += 500 {
 		chunk := outs[start:min(start+500, len(outs))]
 		var q strings.Builder
-		args := make([]any, 0, 5*len(chunk)+1)
-		q.WriteString("WITH v (id, status, message, updated_at, ended_at) AS (VALUES ")
+		args := make([]any, 0, 6*len(chunk)+1)
+		q.WriteString("WITH v (id, status, message, unchanged, updated_at, ended_at) AS (VALUES ")
 		for i, o := range chunk {
 			if i > 0 {
 				q.WriteString(", ")
@@ -269,10 +284,10 @@ func updateOutcomesTx(tx *gorm.DB, outs []outcome) (map[string]bool, error) {
 			if o.status != JobPending {
 				ended = o.endedAt
 			}
-			args = append(args, o.job.ID, o.status, o.message, o.endedAt, ended)
+			args = append(args, o.job.ID, o.status, o.message, o.unchanged(), o.endedAt, ended)
 		}
-		q.WriteString(") UPDATE connector_jobs SET status = v.status, message = v.message, updated_at = v.updated_at, " +
-			"ended_at = COALESCE(v.ended_at, connector_jobs.ended_at) FROM v " +
+		q.WriteString(") UPDATE connector_jobs SET status = v.status, message = v.message, unchanged = v.unchanged, " +
+			"updated_at = v.updated_at, ended_at = COALESCE(v.ended_at, connector_jobs.ended_at) FROM v " +
 			"WHERE connector_jobs.id = v.id AND connector_jobs.status IN ? RETURNING connector_jobs.id")
 		args = append(args, []string{JobRunning, JobPending, JobScheduled})
 		var changed []string

@@ -183,6 +183,9 @@ type resolved struct {
 	people    []beneficiary
 	ents      []entitlementRef
 	expiresAt *time.Time
+	// accounts are the beneficiaries' accounts on the connector as the
+	// portal knows them, by identity id.
+	accounts map[string]*identities.Account
 }
 
 // Validate checks a request and returns every problem by field, or nil. A
@@ -299,6 +302,7 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 			out.people[i].Username = a.Username
 		}
 	}
+	out.accounts = accounts
 	out.req = r
 	return out, nil
 }
@@ -362,20 +366,9 @@ func (s *Service) StartTx(ctx context.Context, tx *gorm.DB, r Request, opts Star
 	if s.queue == nil {
 		return nil, errors.New("requests: no queue configured")
 	}
-	if opts.By != nil {
-		if err := s.AuthorizeTx(ctx, tx, *opts.By, &r); err != nil {
-			return nil, err
-		}
-	}
-	res, err := s.resolve(ctx, tx, r)
+	res, stages, err := s.prepareTx(ctx, tx, r, opts.By)
 	if err != nil {
 		return nil, err
-	}
-	var stages [][]planned
-	if opts.By != nil {
-		if stages, err = s.planTx(ctx, tx, *opts.By, res); err != nil {
-			return nil, err
-		}
 	}
 	reqJSON, err := json.Marshal(res.req)
 	if err != nil {
@@ -432,6 +425,29 @@ func (s *Service) StartTx(ctx context.Context, tx *gorm.DB, r Request, opts Star
 	}
 	inst.Jobs = jobs
 	return inst, nil
+}
+
+// prepareTx checks r against the request policy for by (unless by is nil,
+// as for the runs of a task) and resolves it, and returns the approval
+// stages it needs for by: what a run of r is, before anything is written.
+// StartTx and PreviewTx both begin here.
+func (s *Service) prepareTx(ctx context.Context, tx *gorm.DB, r Request, by *Requester) (*resolved, [][]planned, error) {
+	if by != nil {
+		if err := s.AuthorizeTx(ctx, tx, *by, &r); err != nil {
+			return nil, nil, err
+		}
+	}
+	res, err := s.resolve(ctx, tx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	var stages [][]planned
+	if by != nil {
+		if stages, err = s.planTx(ctx, tx, *by, res); err != nil {
+			return nil, nil, err
+		}
+	}
+	return res, stages, nil
 }
 
 // buildJobs expands res into inst's jobs, their first history entries and
@@ -675,11 +691,12 @@ func (s *Service) rollUpTx(ctx context.Context, tx *gorm.DB, inst *Instance) err
 	return s.rollUpCountedTx(ctx, tx, inst, counts[inst.ID])
 }
 
-// rollUpCountedTx is rollUpTx with the instance's jobs counted by status.
-func (s *Service) rollUpCountedTx(ctx context.Context, tx *gorm.DB, inst *Instance, c map[string]int) error {
-	if c == nil {
-		c = map[string]int{}
+// rollUpCountedTx is rollUpTx with the instance's jobs counted.
+func (s *Service) rollUpCountedTx(ctx context.Context, tx *gorm.DB, inst *Instance, counted *jobCounts) error {
+	if counted == nil {
+		counted = &jobCounts{byStatus: map[string]int{}}
 	}
+	c := counted.byStatus
 	total := 0
 	for _, n := range c {
 		total += n
@@ -704,6 +721,7 @@ func (s *Service) rollUpCountedTx(ctx context.Context, tx *gorm.DB, inst *Instan
 	now := time.Now().UTC()
 	updates := map[string]any{"status": status, "jobs_done": done, "jobs_total": total, "updated_at": now}
 	inst.setJobCounts(c, updates)
+	inst.JobsUnchanged, updates["jobs_unchanged"] = counted.unchanged, counted.unchanged
 	if Final(status) {
 		updates["ended_at"] = now
 		inst.EndedAt = &now

@@ -162,6 +162,9 @@ type outcome struct {
 	result               connectors.Result
 }
 
+// unchanged says the job completed and its connector changed nothing.
+func (o *outcome) unchanged() bool { return o.status == JobCompleted && !o.result.Changed }
+
 func (r *setRun) run(ctx context.Context, jobs []Job) error {
 	var until time.Time
 	if d := r.s.slice(); d > 0 {

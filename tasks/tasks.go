@@ -900,6 +900,23 @@ func (s *Service) triggerTx(ctx context.Context, tx *gorm.DB, id, trigger, actor
 	return inst, nil
 }
 
+// Preview returns what a run of t would do if it were triggered now,
+// writing nothing (see requests.Service.Preview): its request is expanded
+// as a trigger expands it, and a task whose approval has not come through
+// says so. A request that can no longer run is a conflict, as for Trigger.
+func (s *Service) Preview(ctx context.Context, t *Task) (*requests.Preview, error) {
+	opts := requests.PreviewOpts{}
+	if t.ApprovalID != nil {
+		opts.ApprovalID = *t.ApprovalID
+	}
+	p, err := s.reqs.Preview(ctx, t.Request, opts)
+	var ve *requests.ValidationError
+	if errors.As(err, &ve) {
+		return nil, fmt.Errorf("%w: task %s can no longer run: %s", ErrConflict, t.Name, ve.Error())
+	}
+	return p, err
+}
+
 // TriggerTick starts the run of a schedule tick, once however many
 // processes fire it: the tick is claimed in the same transaction. It returns
 // nil, nil when another process claimed the tick first.

@@ -113,6 +113,7 @@ func (s *server) Routes(r fiber.Router) {
 	r.Patch("/entitlements/:id", dir, s.updateEntitlement)
 
 	r.Post("/requests", req, s.submitRequest)
+	r.Post("/requests/preview", req, s.previewRequest)
 	r.Get("/request-instances", read, s.listInstances)
 	r.Get("/request-instances/:id", read, s.getInstance)
 	r.Post("/request-instances/:id/cancel", jobs, s.cancelInstance)
@@ -128,6 +129,7 @@ func (s *server) Routes(r fiber.Router) {
 	r.Delete("/tasks/:id", tsk, s.deleteTask)
 	r.Post("/tasks/:id/trigger", trig, s.triggerTask)
 	r.Get("/tasks/:id/history", read, s.taskHistory)
+	r.Get("/tasks/:id/preview", read, s.previewTask)
 
 	r.Get("/audit", read, s.listAudit)
 

@@ -88,6 +88,16 @@ var funcs = template.FuncMap{
 	"itoa":     strconv.Itoa,
 	"waitsFor": waitsFor,
 	"duration": humanDuration,
+	"outcomes": requests.CountOutcomes,
+	// breakDots lets a narrow screen wrap a dotted name such as a job kind
+	// ("Directory.CreateAccount") after its dots.
+	"breakDots": func(s string) template.HTML {
+		parts := strings.Split(s, ".")
+		for i := range parts {
+			parts[i] = template.HTMLEscapeString(parts[i])
+		}
+		return template.HTML(strings.Join(parts, ".<wbr>"))
+	},
 }
 
 func asTime(v any) (time.Time, bool) {

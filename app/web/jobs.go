@@ -20,6 +20,8 @@ type groupRow struct {
 	requests.Group
 	Types string
 	Stuck int
+	// Unchanged counts the completed jobs that changed nothing.
+	Unchanged int
 }
 
 type jobsData struct {
@@ -39,7 +41,7 @@ type jobsData struct {
 // jobsPage is the Connector Jobs page: jobs grouped by request instance
 // ("activation"), newest first, with the filter and page in the URL.
 func (s *Server) jobsPage(c *fiber.Ctx) error {
-	d := jobsData{Status: query(c, "status"), Statuses: requests.JobStatuses, Sizes: pageSizes, Query: currentQuery(c), StuckAfter: s.StuckAfter}
+	d := jobsData{Status: query(c, "status"), Statuses: requests.StatusFilters, Sizes: pageSizes, Query: currentQuery(c), StuckAfter: s.StuckAfter}
 	if d.Status == "all" || !requests.ValidStatusFilter(d.Status) {
 		d.Status = ""
 	}
@@ -60,6 +62,9 @@ func (s *Server) jobsPage(c *fiber.Ctx) error {
 			types[s.typeLabel(j.ConnectorType)] = true
 			if s.stuck(&j, now) {
 				r.Stuck++
+			}
+			if j.NoChange() {
+				r.Unchanged++
 			}
 		}
 		list := make([]string, 0, len(types))

@@ -161,6 +161,8 @@ type taskData struct {
 	// says why Trigger is off until it is approved.
 	Approval *requests.Approval
 	Gate     string
+	// Preview is what a trigger would run now.
+	Preview *previewView
 }
 
 type scheduleData struct {
@@ -227,6 +229,10 @@ func (s *Server) showTask(c *fiber.Ctx, status int, t *tasks.Task, errs map[stri
 	}
 	if next, ok := s.Schedules.NextRun(t.ID); ok {
 		d.ScheduledAt = next
+	}
+	p, err := s.Tasks.Preview(ctx, t)
+	if d.Preview, err = previewOf(p, err); err != nil {
+		return err
 	}
 	return s.render(c, status, "task", s.newPage(c, "tasks", t.Name, d))
 }

@@ -63,6 +63,8 @@ type wizardData struct {
 	Refused []string
 	// Plan lists the approvals the request needs before it runs.
 	Plan []requests.ApprovalStep
+	// Preview is what Submit would run now.
+	Preview *previewView
 	// Reach is false when the requester may ask only for the people and
 	// workgroups listed (themselves, reports, workgroups they own).
 	Anyone bool
@@ -211,6 +213,11 @@ func (s *Server) showStep(c *fiber.Ctx, status int, d *requests.Draft, i int, er
 				return err
 			}
 			wd.Plan = plan
+			who := requester(c)
+			p, err := s.Requests.Preview(ctx, d.Request, requests.PreviewOpts{By: &who})
+			if wd.Preview, err = previewOf(p, err); err != nil {
+				return err
+			}
 		}
 	}
 	title := "New Request: " + d.Type.Label()
