@@ -198,7 +198,12 @@ func (s *Server) connectorCheck(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	return s.fragment(c, "connector", "check", h)
+	if fresh, err := s.Connectors.Get(c.UserContext(), param(c, "id")); err == nil {
+		rec = fresh
+	} else {
+		return err
+	}
+	return s.fragment(c, "connector", "connection", map[string]any{"Rec": rec, "Check": &h})
 }
 
 func (s *Server) connectorAddEntitlement(c *fiber.Ctx) error {
@@ -380,7 +385,7 @@ func (s *Server) workgroupAddMembers(c *fiber.Ctx) error {
 		}
 		return err
 	}
-	s.flash(c, strconv.Itoa(len(ids))+" member(s) added.")
+	s.flash(c, plural(len(ids), "member")+" added.")
 	return redirect(c, "/workgroups/"+param(c, "id"))
 }
 

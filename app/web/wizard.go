@@ -133,7 +133,7 @@ func (s *Server) wizardStep(c *fiber.Ctx) error {
 // showStep renders step i of a draft with errors next to their fields.
 func (s *Server) showStep(c *fiber.Ctx, status int, d *requests.Draft, i int, errs map[string]string) error {
 	ctx := c.UserContext()
-	wd := wizardData{Draft: d, Step: wizardSteps[i].Name, StepNo: i, Errors: errs, Admin: isAdmin(c),
+	wd := wizardData{Draft: d, Step: wizardSteps[i].Name, StepNo: i, Errors: friendly(errs), Admin: isAdmin(c),
 		Priority:  []requests.Priority{requests.Low, requests.Normal, requests.High, requests.Critical},
 		TimeBound: d.Type == requests.CreateAccount || d.Type == requests.AddEntitlements}
 	for _, st := range wizardSteps {
@@ -364,6 +364,9 @@ func (s *Server) wizardSave(c *fiber.Ctx) error {
 		}
 		_ = s.Requests.DeleteDraft(ctx, d.UserID, d.ID)
 		msg := "Task created. Trigger it here or from the tasks grid."
+		if !isAdmin(c) {
+			msg = "Task created. An admin triggers it or gives it a schedule; its runs show under Requests."
+		}
 		if a, err := s.approvalOf(c, t.ApprovalID); err != nil {
 			return err
 		} else if a != nil && a.Open() {
@@ -436,4 +439,78 @@ func (s *Server) wizardDiscard(c *fiber.Ctx) error {
 	}
 	s.flash(c, "Draft discarded.")
 	return redirect(c, "/requests")
+}
+
+// fieldLabels name a request's fields as the wizard shows them.
+var fieldLabels = map[string]string{
+	"type": "Type", "beneficiary_type": "Beneficiary type", "beneficiary_id": "Beneficiary", "connector_id": "Connector",
+	"entitlements": "Entitlements", "justification": "Justification", "priority": "Priority", "duration": "Duration",
+	"task_name": "Task name", "description": "Description", "accounts": "Accounts",
+}
+
+// plainMessages turns the validator's terse words for an empty choice
+// into what the person filling in the wizard should do.
+var plainMessages = map[string]string{
+	"beneficiary_id": "Choose a person or a workgroup",
+	"connector_id":   "Choose a connector",
+}
+
+// friendly rewrites the problems of a step for people: "required" on a
+// choice says what to choose.
+func friendly(errs map[string]string) map[string]string {
+	for k, v := range errs {
+		if m, ok := plainMessages[k]; ok && v == "required" {
+			errs[k] = m
+		}
+	}
+	return errs
+}
+
+type problem struct{ Label, Message string }
+
+// problemList lists errs by their field's label, in the wizard's order,
+// leaving out the fields named in skip (shown next to their input), and
+// each message once.
+func problemList(errs map[string]string, skip ...string) []problem {
+	order := []string{"type"}
+	for _, st := range wizardSteps {
+		order = append(order, st.Fields...)
+	}
+	order = append(order, "task_name", "description")
+	rank := func(k string) int {
+		base, _, _ := strings.Cut(k, "[")
+		if i := slices.Index(order, base); i >= 0 {
+			return i
+		}
+		return len(order)
+	}
+	keys := make([]string, 0, len(errs))
+	for k := range errs {
+		base, _, _ := strings.Cut(k, "[")
+		if !slices.Contains(skip, base) {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if d := rank(a) - rank(b); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	var out []problem
+	seen := map[string]bool{}
+	for _, k := range keys {
+		base, _, _ := strings.Cut(k, "[")
+		label := fieldLabels[base]
+		if label == "" {
+			label = strings.ReplaceAll(base, "_", " ")
+		}
+		p := problem{Label: label, Message: errs[k]}
+		if seen[p.Label+"\x00"+p.Message] {
+			continue
+		}
+		seen[p.Label+"\x00"+p.Message] = true
+		out = append(out, p)
+	}
+	return out
 }

@@ -3,16 +3,37 @@
 (function () {
   "use strict";
 
-  var fmt = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "medium" });
+  // Four-digit years, whatever the browser's locale prefers.
+  var parts = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" };
+  var fmt = new Intl.DateTimeFormat(undefined, parts);
+  var zoned = {};
 
-  // Times are sent as ISO 8601 and shown in the browser's time zone.
+  // zonedFormat shows a time in a named zone (a schedule's), and names it.
+  function zonedFormat(tz) {
+    if (!zoned[tz]) {
+      try {
+        zoned[tz] = new Intl.DateTimeFormat(undefined, Object.assign({ timeZone: tz, timeZoneName: "short" }, parts, { second: undefined }));
+      } catch (err) {
+        zoned[tz] = null;
+      }
+    }
+    return zoned[tz];
+  }
+
+  // Times are sent as ISO 8601 and shown in the browser's time zone, or in
+  // the zone they name (data-tz).
   function localizeTimes(root) {
     root.querySelectorAll("time[datetime]").forEach(function (el) {
       if (el.dataset.localized) return;
       var d = new Date(el.getAttribute("datetime"));
       if (isNaN(d)) return;
       el.title = el.getAttribute("datetime");
-      el.textContent = fmt.format(d);
+      if (el.dataset.tz) {
+        var z = zonedFormat(el.dataset.tz);
+        if (z) el.textContent = z.format(d) + (el.dataset.tz === "UTC" ? "" : " (" + el.dataset.tz + ")");
+      } else {
+        el.textContent = fmt.format(d);
+      }
       el.dataset.localized = "1";
     });
   }
@@ -55,8 +76,17 @@
     }
   });
 
+  document.documentElement.classList.add("js");
+
   document.addEventListener("click", function (e) {
     var t = e.target;
+    var toggle = t.closest(".menu-toggle");
+    if (toggle) {
+      var open = toggle.getAttribute("aria-expanded") !== "true";
+      toggle.setAttribute("aria-expanded", String(open));
+      toggle.closest("header").classList.toggle("menu-open", open);
+      return;
+    }
     if (t.closest("[data-close-dialog]")) {
       var d = dialog();
       if (d) d.close();
