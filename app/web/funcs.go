@@ -46,7 +46,7 @@ var funcs = template.FuncMap{
 		}
 		return t.In(loc).Format("2006-01-02 15:04 ") + tz
 	},
-	"title": title,
+	"title":     title,
 	"typeLabel": func(t any) string { return requests.Type(fmt.Sprint(t)).Label() },
 	"pct": func(done, total int) int {
 		if total <= 0 {
