@@ -61,7 +61,19 @@
     });
     var d = dialog();
     if (d && d.dataset.load) openDialog(d.dataset.load);
-    if (d) d.addEventListener("close", function () { setOpenParam(null); });
+    if (d) d.addEventListener("close", function () {
+      setOpenParam(null);
+      // Its content goes, and with it the poller that keeps it fresh.
+      var body = document.getElementById("dialog-body");
+      if (body) body.innerHTML = "";
+    });
+  });
+
+  // An answer to a poller that is gone (the dialog was closed meanwhile)
+  // is not shown: it would open the dialog again.
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var elt = e.detail.requestConfig && e.detail.requestConfig.elt;
+    if (elt && elt.hasAttribute && elt.hasAttribute("data-live") && !document.body.contains(elt)) e.detail.shouldSwap = false;
   });
 
   document.addEventListener("htmx:afterSettle", function (e) {
