@@ -56,6 +56,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localizeTimes(document);
+    document.querySelectorAll("[data-picker] .picker").forEach(dropPicked);
     document.querySelectorAll("input[data-tz-offset]").forEach(function (el) {
       if (!el.value) el.value = String(new Date().getTimezoneOffset());
     });
@@ -111,9 +112,45 @@
     if (row) window.location.href = row.dataset.href;
   });
 
+  // Pickers keep every pick: a ticked search result becomes a chip above
+  // the search, and stays when the next search replaces the results.
+  function pick(box) {
+    var p = box.closest("[data-picker]");
+    var chips = p && p.querySelector(".chips");
+    if (!chips) return;
+    var option = box.closest("label");
+    var chip = document.createElement("label");
+    chip.className = "chip";
+    chip.appendChild(box);
+    chip.appendChild(document.createTextNode(" " + ((option && option.dataset.chip) || box.value)));
+    chips.appendChild(chip);
+    if (option) option.remove();
+    var search = p.querySelector("input[type=search]");
+    if (search) search.focus();
+  }
+
+  // dropPicked removes from fresh results what is already a chip.
+  function dropPicked(results) {
+    var p = results.closest && results.closest("[data-picker]");
+    if (!p) return;
+    var chosen = {};
+    p.querySelectorAll(".chips input").forEach(function (el) { chosen[el.value] = true; });
+    results.querySelectorAll("input[type=checkbox]").forEach(function (el) {
+      if (chosen[el.value]) el.closest("label").remove();
+    });
+  }
+
+  document.addEventListener("htmx:afterSwap", function (e) {
+    if (e.target && e.target.classList && e.target.classList.contains("picker")) dropPicked(e.target);
+  });
+
   // Filters that apply as soon as they change.
   document.addEventListener("change", function (e) {
     var t = e.target;
+    if (t.matches("[data-picker] .picker input[type=checkbox]") && t.checked) {
+      pick(t);
+      return;
+    }
     if (t.matches("select[data-autosubmit]")) {
       t.form.submit();
     } else if (t.matches("input[data-autosubmit-action]")) {
