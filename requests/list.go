@@ -181,8 +181,11 @@ type InstanceFilter struct {
 	TaskID      string
 	TriggeredBy string
 	Status      string
-	Limit       int
-	Offset      int
+	// Type keeps the runs of one request type (data_import for the
+	// Imports page).
+	Type   Type
+	Limit  int
+	Offset int
 }
 
 // ListInstances returns instances newest first, and how many match.
@@ -196,6 +199,9 @@ func (s *Service) ListInstances(ctx context.Context, f InstanceFilter) ([]Instan
 	}
 	if f.Status != "" {
 		q = q.Where("status = ?", f.Status)
+	}
+	if f.Type != "" {
+		q = q.Where("type = ?", f.Type)
 	}
 	var total int64
 	if err := q.Count(&total).Error; err != nil {
