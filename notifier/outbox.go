@@ -31,8 +31,13 @@ type recipient struct {
 // transaction that ends it. It acts once per instance, on the change into a
 // final status; the unique (instance_id, address) makes a second call write
 // nothing.
+//
+// Time-bound access mails twice: when it is granted (the run turns active,
+// its revocations scheduled: "granted until …") and when it ends (the run
+// completes once the revocations ran: "revoked").
 func (s *Service) InstanceSettledTx(ctx context.Context, tx *gorm.DB, inst *requests.Instance, prev string) error {
-	if !requests.Final(inst.Status) || requests.Final(prev) {
+	granted := inst.Status == requests.InstanceActive && prev != requests.InstanceActive && !requests.Final(prev)
+	if !granted && (!requests.Final(inst.Status) || requests.Final(prev)) {
 		return nil
 	}
 	var a *requests.Approval
@@ -66,6 +71,11 @@ func (s *Service) InstanceSettledTx(ctx context.Context, tx *gorm.DB, inst *requ
 	rows := make([]Notification, len(recips))
 	for i, r := range recips {
 		rows[i] = s.newNotification(inst.ID, r, content)
+		if granted {
+			// The grant's message has a key of its own: the revocation's
+			// comes later under the run's usual key.
+			rows[i].OnceKey = inst.ID + " granted " + r.Address
+		}
 	}
 	_, err = s.EnqueueTx(ctx, tx, rows)
 	return err
@@ -319,9 +329,9 @@ func (s *Service) recipientsTx(ctx context.Context, tx *gorm.DB, inst *requests.
 func wanted(when, status string) bool {
 	switch when {
 	case "failure":
-		return status != requests.InstanceCompleted
+		return status != requests.InstanceCompleted && status != requests.InstanceActive
 	case "success":
-		return status == requests.InstanceCompleted
+		return status == requests.InstanceCompleted || status == requests.InstanceActive
 	}
 	return true
 }
