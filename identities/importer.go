@@ -309,8 +309,12 @@ func (im *Importer) ListImports(ctx context.Context, f ImportFilter) ([]Import, 
 	if f.Status != "" {
 		q = q.Where("status = ?", f.Status)
 	}
-	if f.JobIDs != nil {
-		q = q.Where("job_id IN ?", append([]string{""}, f.JobIDs...))
+	switch {
+	case f.JobIDs == nil:
+	case len(f.JobIDs) == 0:
+		q = q.Where("1 = 0")
+	default:
+		q = q.Where("job_id IN ?", f.JobIDs)
 	}
 	var total int64
 	if err := q.Count(&total).Error; err != nil {

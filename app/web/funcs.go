@@ -95,6 +95,7 @@ var funcs = template.FuncMap{
 	"itoa":     strconv.Itoa,
 	"bar":      progressBar,
 	"problems": problemList,
+	"fieldKey": fieldKeys,
 	"plural":   plural,
 	"waitsFor": waitsFor,
 	"duration": humanDuration,
