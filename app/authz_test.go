@@ -142,6 +142,7 @@ GET    /workgroups/:id                          {workgroup}              login 4
 POST   /workgroups/:id/members                  -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
 GET    /audit                                   -                        login 403   403   403   ok    login login login login login login login login
 GET    /imports                                 -                        login 403   403   403   ok    login login login login login login login login
+POST   /imports/run                             -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
 GET    /imports/:id                             -                        login 403   403   403   pass  login login login login login login login login
 POST   /imports/:id/decide                      -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
 GET    /outbox                                  -                        login 403   403   403   ok    login login login login login login login login

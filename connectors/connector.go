@@ -230,6 +230,9 @@ type Type struct {
 	// SecretBound, when set, names the settings the stored secrets are
 	// bound to (see SecretBinding).
 	SecretBound *SecretBinding
+	// Fields describe the settings for the portal's form (see FieldsOf);
+	// a type without them is configured with its settings' JSON alone.
+	Fields []Field
 }
 
 // SecretBinding names the settings that decide where a connector's secrets

@@ -293,8 +293,10 @@ func (imp *Import) Changed() bool {
 type ImportFilter struct {
 	ConnectorID string
 	Status      string
-	Limit       int
-	Offset      int
+	// JobIDs keeps the imports of these connector jobs.
+	JobIDs []string
+	Limit  int
+	Offset int
 }
 
 // ListImports returns imports newest first, without their planned changes,
@@ -306,6 +308,13 @@ func (im *Importer) ListImports(ctx context.Context, f ImportFilter) ([]Import, 
 	}
 	if f.Status != "" {
 		q = q.Where("status = ?", f.Status)
+	}
+	switch {
+	case f.JobIDs == nil:
+	case len(f.JobIDs) == 0:
+		q = q.Where("1 = 0")
+	default:
+		q = q.Where("job_id IN ?", f.JobIDs)
 	}
 	var total int64
 	if err := q.Count(&total).Error; err != nil {

@@ -558,3 +558,54 @@ func TestHeldUntilSMTPConfigured(t *testing.T) {
 		}
 	})
 }
+
+// Time-bound access mails when it is granted, saying until when, and
+// again when it is revoked.
+func TestTimeBoundAccessMailsWhenGrantedAndWhenRevoked(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		f := setup(t, dialect, nil)
+		task := f.task(t, "VPN for a day", requests.CreateAccount, "beneficiary")
+		dur := "24h"
+		req := task.Request
+		req.Duration = dur
+		if _, err := f.Tasks.Update(f.Ctx, task.ID, tasks.Input{Request: &req}, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		inst := f.run(t, task)
+		if inst.Status != requests.InstanceActive || inst.ExpiresAt == nil {
+			t.Fatalf("run: %s", apptest.Describe(inst))
+		}
+		until := inst.ExpiresAt.UTC().Format("2006-01-02 15:04:05 MST")
+		granted := f.outbox(t, inst.ID, 1, 10*time.Second, func(notifier.Notification) bool { return true })
+		if want := "[Provisor] VPN for a day: granted until " + until + " for Alice Doe"; granted[0].Subject != want {
+			t.Errorf("subject when granted %q, want %q", granted[0].Subject, want)
+		}
+		msg, err := f.Notifier.Get(f.Ctx, granted[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(msg.BodyText, "revoked at "+until) || !strings.Contains(msg.BodyHTML, "granted until "+until) {
+			t.Errorf("the grant's message does not say until when:\n%s", msg.BodyText)
+		}
+
+		if _, err := f.Requests.ForceEnd(f.Ctx, inst.ID, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		ended := f.Wait(t, inst.ID, 20*time.Second, func(i *requests.Instance) bool { return requests.Final(i.Status) })
+		if ended.Status != requests.InstanceCompleted {
+			t.Fatalf("after Force End: %s", apptest.Describe(ended))
+		}
+		both := f.outbox(t, inst.ID, 2, 10*time.Second, func(notifier.Notification) bool { return true })
+		var revoked *notifier.Notification
+		for i := range both {
+			if both[i].ID != granted[0].ID {
+				revoked = &both[i]
+			}
+		}
+		if revoked == nil || revoked.Subject != "[Provisor] VPN for a day: revoked for Alice Doe" {
+			t.Errorf("message when revoked: %+v", revoked)
+		}
+	})
+}

@@ -28,10 +28,15 @@ type recipient struct {
 // InstanceSettledTx is the requests.SettledFunc that writes an instance's
 // completion emails to the outbox, with their delivery jobs, in the
 // transaction that ends it. It acts once per instance, on the change into a
-// final status; the unique (instance_id, address) makes a second call write
+// final status; the once key of each message makes a second call write
 // nothing.
+//
+// Time-bound access mails twice: when it is granted (the run turns active,
+// its revocations scheduled: "granted until …") and when it ends (the run
+// completes once the revocations ran: "revoked").
 func (s *Service) InstanceSettledTx(ctx context.Context, tx *gorm.DB, inst *requests.Instance, prev string) error {
-	if !requests.Final(inst.Status) || requests.Final(prev) || s.dir == nil {
+	granted := inst.Status == requests.InstanceActive && prev != requests.InstanceActive && !requests.Final(prev)
+	if s.dir == nil || (!granted && (!requests.Final(inst.Status) || requests.Final(prev))) {
 		return nil
 	}
 	var a *requests.Approval
@@ -65,6 +70,11 @@ func (s *Service) InstanceSettledTx(ctx context.Context, tx *gorm.DB, inst *requ
 	rows := make([]Notification, len(recips))
 	for i, r := range recips {
 		rows[i] = s.newNotification(inst.ID, r, content)
+		if granted {
+			// The grant's message has a key of its own: the revocation's
+			// comes later under the run's usual key.
+			rows[i].OnceKey = inst.ID + " granted " + r.Address
+		}
 	}
 	_, err = s.EnqueueTx(ctx, tx, rows)
 	return err
@@ -309,9 +319,9 @@ func (s *Service) recipientsTx(ctx context.Context, tx *gorm.DB, inst *requests.
 func wanted(when, status string) bool {
 	switch when {
 	case "failure":
-		return status != requests.InstanceCompleted
+		return status != requests.InstanceCompleted && status != requests.InstanceActive
 	case "success":
-		return status == requests.InstanceCompleted
+		return status == requests.InstanceCompleted || status == requests.InstanceActive
 	}
 	return true
 }

@@ -39,7 +39,11 @@ type emailData struct {
 	End             string
 	Duration        string
 	Result          string
-	Summary         string
+	// Headline says what happened, for the subject and the first line:
+	// the result, or for time-bound access "granted until …" and then
+	// "revoked".
+	Headline string
+	Summary  string
 	// Approval says who approved the run (or its task's request), or how
 	// its approval ended; "" when it needed none.
 	Approval string
@@ -143,6 +147,19 @@ func (r *renderer) render(inst *requests.Instance, jobs []requests.Job, a *reque
 	d.Summary = fmt.Sprintf("%d %s: %s.", len(jobs), noun, strings.Join(parts, ", "))
 	if len(jobs) == 0 {
 		d.Summary = "The run had no jobs."
+	}
+	d.Headline = inst.Status
+	if inst.ExpiresAt != nil {
+		until := formatTime(*inst.ExpiresAt)
+		switch inst.Status {
+		case requests.InstanceActive:
+			d.Headline, d.Result = "granted until "+until, "active"
+			d.End = "access until " + until
+			d.Summary += " The access is time-bound: it is revoked at " + until + " (or earlier, if an admin ends it), and you get another message then."
+		case requests.InstanceCompleted:
+			d.Headline = "revoked"
+			d.Summary += " The time-bound access has ended: it was granted until " + until + " and is now revoked."
+		}
 	}
 	if a != nil {
 		d.Approval = approvalLine(a)

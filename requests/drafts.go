@@ -179,3 +179,41 @@ func (d *Draft) checkText() *ValidationError {
 	}
 	return v
 }
+
+// ListDrafts returns a user's drafts, the most recently changed first.
+func (s *Service) ListDrafts(ctx context.Context, userID string) ([]Draft, error) {
+	var rows []draftRow
+	if err := s.db.Gorm.WithContext(ctx).Where("user_id = ? AND updated_at >= ?", userID, time.Now().UTC().Add(-draftLifetime)).
+		Order("updated_at DESC, id").Limit(50).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("requests: list drafts: %w", err)
+	}
+	out := make([]Draft, 0, len(rows))
+	for _, row := range rows {
+		d := Draft{}
+		if err := json.Unmarshal([]byte(row.Data), &d); err != nil {
+			continue // a draft that cannot be read is not offered
+		}
+		d.ID, d.UserID, d.UpdatedAt = row.ID, row.UserID, row.UpdatedAt
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// ChangeType gives a draft another request type and keeps what still
+// applies: the beneficiary and connector always, the entitlements when the
+// new type takes entitlements, the duration when it is time-bound.
+func (d *Draft) ChangeType(t Type) error {
+	if !t.valid() || t == DataImport {
+		return &ValidationError{Fields: []FieldError{{Field: "type", Message: "choose what the request does"}}}
+	}
+	d.Type = t
+	switch t {
+	case CreateAccount, AddEntitlements, RemoveEntitlements:
+	default:
+		d.Entitlements = nil
+	}
+	if t != CreateAccount && t != AddEntitlements {
+		d.Duration = ""
+	}
+	return nil
+}

@@ -16,6 +16,34 @@ type GroupFilter struct {
 	Status   string
 	Page     int // from 1
 	PageSize int // 10, 25 or 50
+	// Sort is one of GroupSorts: a column, "-" first for descending.
+	// Empty is "-updated", the most recently updated first.
+	Sort string
+}
+
+// GroupSorts are the orders ListGroups knows.
+var GroupSorts = []string{"-updated", "updated", "user", "-user", "status", "-status"}
+
+// statusRank orders runs by how much they need an eye: failed first,
+// then work under way, then what ended.
+const statusRank = "CASE status WHEN 'failed' THEN 0 WHEN 'running' THEN 1 WHEN 'pending' THEN 2 WHEN 'active' THEN 3 " +
+	"WHEN 'awaiting_approval' THEN 4 WHEN 'completed' THEN 5 WHEN 'canceled' THEN 6 ELSE 7 END"
+
+// groupOrder is the ORDER BY of a sort of GroupSorts; ties go newest first.
+func groupOrder(sort string) string {
+	switch sort {
+	case "updated":
+		return "updated_at ASC, id"
+	case "user":
+		return "beneficiary_name ASC, updated_at DESC, id"
+	case "-user":
+		return "beneficiary_name DESC, updated_at DESC, id"
+	case "status":
+		return statusRank + " ASC, updated_at DESC, id"
+	case "-status":
+		return statusRank + " DESC, updated_at DESC, id"
+	}
+	return "updated_at DESC, id"
 }
 
 // Group is one request instance ("activation") and its jobs.
@@ -62,7 +90,8 @@ func ValidStatusFilter(s string) bool {
 	return false
 }
 
-// ListGroups returns connector jobs grouped by request instance, newest first.
+// ListGroups returns connector jobs grouped by request instance, newest
+// first unless f.Sort says otherwise.
 func (s *Service) ListGroups(ctx context.Context, f GroupFilter) (*GroupPage, error) {
 	if !ValidStatusFilter(f.Status) {
 		return nil, &ValidationError{Fields: []FieldError{{Field: "status", Message: "must be all, " + strings.Join(StatusFilters, ", ")}}}
@@ -96,10 +125,11 @@ func (s *Service) ListGroups(ctx context.Context, f GroupFilter) (*GroupPage, er
 	page.Pages = int((page.TotalGroups + int64(f.PageSize) - 1) / int64(f.PageSize))
 	// The page's ids come from the index alone, however deep the offset;
 	// only the page's rows are read from the table.
-	ids := db.Model(&Instance{}).Select("id").Where(filter).Order("updated_at DESC, id").
+	order := groupOrder(f.Sort)
+	ids := db.Model(&Instance{}).Select("id").Where(filter).Order(order).
 		Limit(f.PageSize).Offset((f.Page - 1) * f.PageSize)
 	var insts []Instance
-	if err := db.Where("id IN (?)", ids).Order("updated_at DESC, id").Find(&insts).Error; err != nil {
+	if err := db.Where("id IN (?)", ids).Order(order).Find(&insts).Error; err != nil {
 		return nil, fmt.Errorf("requests: list groups: %w", err)
 	}
 	page.Groups = make([]Group, len(insts))
@@ -161,8 +191,11 @@ type InstanceFilter struct {
 	TaskID      string
 	TriggeredBy string
 	Status      string
-	Limit       int
-	Offset      int
+	// Type keeps the runs of one request type (data_import for the
+	// Imports page).
+	Type   Type
+	Limit  int
+	Offset int
 }
 
 // ListInstances returns instances newest first, and how many match.
@@ -176,6 +209,9 @@ func (s *Service) ListInstances(ctx context.Context, f InstanceFilter) ([]Instan
 	}
 	if f.Status != "" {
 		q = q.Where("status = ?", f.Status)
+	}
+	if f.Type != "" {
+		q = q.Where("type = ?", f.Type)
 	}
 	var total int64
 	if err := q.Count(&total).Error; err != nil {

@@ -227,8 +227,10 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 			}
 		}
 	}
-	switch r.BeneficiaryType {
-	case BeneficiaryIdentity:
+	// An empty beneficiary is reported as required by checkShape.
+	switch benType := r.BeneficiaryType; {
+	case r.BeneficiaryID == "":
+	case benType == BeneficiaryIdentity:
 		id, err := s.ids.GetIdentityTx(ctx, tx, r.BeneficiaryID)
 		switch {
 		case errors.Is(err, identities.ErrNotFound):
@@ -241,7 +243,7 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 			out.benName = id.DisplayName
 			out.people = []beneficiary{{IdentityID: id.ID, Username: id.Username}}
 		}
-	case BeneficiaryWorkgroup:
+	case benType == BeneficiaryWorkgroup:
 		wg, err := s.ids.GetWorkgroupTx(ctx, tx, r.BeneficiaryID)
 		switch {
 		case errors.Is(err, identities.ErrNotFound):

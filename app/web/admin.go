@@ -46,6 +46,23 @@ type connectorForm struct {
 	Check        *connectors.Health
 	Entitlements []identities.Entitlement
 	EntErrors    map[string]string
+	// Fields are the settings as a form, for a type that describes them;
+	// Settings stays as JSON under Advanced.
+	Fields []settingField
+}
+
+// withFields fills the settings form of the connector's type from
+// d.Settings, with the errors next to their fields.
+func (s *Server) withFields(d *connectorForm) {
+	if t, ok := s.Connectors.Registry().Lookup(d.Type); ok {
+		d.Fields = settingsFields(t, d.Settings, d.Errors)
+	}
+	var obj any
+	if json.Unmarshal([]byte(d.Settings), &obj) == nil {
+		if b, err := json.MarshalIndent(obj, "", "  "); err == nil {
+			d.Settings = string(b)
+		}
+	}
 }
 
 type typeOption struct{ Name, Label string }
@@ -60,21 +77,22 @@ func (s *Server) typeOptions() []typeOption {
 
 func (s *Server) connectorNew(c *fiber.Ctx) error {
 	d := connectorForm{New: true, Types: s.typeOptions(), Enabled: true, Settings: "{}", Type: query(c, "type")}
+	if _, ok := s.Connectors.Registry().Lookup(d.Type); !ok && len(d.Types) > 0 {
+		d.Type = d.Types[0].Name
+	}
+	s.withFields(&d)
 	return s.render(c, fiber.StatusOK, "connector", s.newPage(c, "connectors", "New connector", d))
 }
 
 // connectorInput reads the form: settings as JSON, secrets as name/value
 // pairs of which an empty value keeps the stored secret.
-func connectorInput(c *fiber.Ctx) (connectors.Input, map[string]string) {
+func (s *Server) connectorInput(c *fiber.Ctx, typeName string) (connectors.Input, map[string]string, string) {
 	in := connectors.Input{Name: form(c, "name"), Type: form(c, "type"), Description: strings.TrimSpace(form(c, "description")),
 		Secrets: map[string]string{}}
 	on := form(c, "enabled") == "on"
 	in.Enabled = &on
-	problems := map[string]string{}
-	settings := strings.TrimSpace(form(c, "settings"))
-	if settings == "" {
-		settings = "{}"
-	}
+	t, _ := s.Connectors.Registry().Lookup(typeName)
+	settings, problems := formSettings(c, t)
 	var obj map[string]any
 	if err := json.Unmarshal([]byte(settings), &obj); err != nil {
 		problems["settings"] = "must be a JSON object, such as {\"host\": \"ldap.example.com\"}: " + err.Error()
@@ -90,7 +108,7 @@ func connectorInput(c *fiber.Ctx) (connectors.Input, map[string]string) {
 		}
 		in.Secrets[n] = values[i]
 	}
-	return in, problems
+	return in, problems, settings
 }
 
 // rawList returns every value of a repeated form field, empty ones too.
@@ -117,9 +135,9 @@ func fieldMap(err error) map[string]string {
 }
 
 func (s *Server) connectorCreate(c *fiber.Ctx) error {
-	in, problems := connectorInput(c)
+	in, problems, settings := s.connectorInput(c, form(c, "type"))
 	d := connectorForm{New: true, Types: s.typeOptions(), Name: in.Name, Type: in.Type, Description: in.Description,
-		Enabled: *in.Enabled, Settings: form(c, "settings"), Errors: problems}
+		Enabled: *in.Enabled, Settings: settings, Errors: problems}
 	if len(problems) == 0 {
 		rec, err := s.Connectors.Create(c.UserContext(), in)
 		if err == nil {
@@ -130,6 +148,7 @@ func (s *Server) connectorCreate(c *fiber.Ctx) error {
 			return err
 		}
 	}
+	s.withFields(&d)
 	return s.render(c, fiber.StatusUnprocessableEntity, "connector", s.newPage(c, "connectors", "New connector", d))
 }
 
@@ -140,6 +159,7 @@ func (s *Server) connectorForm(c *fiber.Ctx, rec *connectors.Record) (connectorF
 		d.Errors = map[string]string{"secrets": err.Error()}
 	}
 	d.SecretNames = names
+	s.withFields(&d)
 	ents, _, err := s.Identities.ListEntitlements(c.UserContext(), rec.ID, identities.ListOpts{Limit: 500})
 	if err != nil {
 		return d, err
@@ -165,7 +185,7 @@ func (s *Server) connectorSave(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	in, problems := connectorInput(c)
+	in, problems, settings := s.connectorInput(c, rec.Type)
 	in.Type = ""
 	if len(problems) == 0 {
 		if _, err := s.Connectors.Update(c.UserContext(), rec.ID, in); err == nil {
@@ -179,7 +199,8 @@ func (s *Server) connectorSave(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	d.Name, d.Description, d.Enabled, d.Settings, d.Errors = in.Name, in.Description, *in.Enabled, form(c, "settings"), problems
+	d.Name, d.Description, d.Enabled, d.Settings, d.Errors = in.Name, in.Description, *in.Enabled, settings, problems
+	s.withFields(&d)
 	return s.render(c, fiber.StatusUnprocessableEntity, "connector", s.newPage(c, "connectors", rec.Name, d))
 }
 
@@ -198,7 +219,12 @@ func (s *Server) connectorCheck(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	return s.fragment(c, "connector", "check", h)
+	if fresh, err := s.Connectors.Get(c.UserContext(), param(c, "id")); err == nil {
+		rec = fresh
+	} else {
+		return err
+	}
+	return s.fragment(c, "connector", "connection", map[string]any{"Rec": rec, "Check": &h})
 }
 
 func (s *Server) connectorAddEntitlement(c *fiber.Ctx) error {
@@ -380,7 +406,7 @@ func (s *Server) workgroupAddMembers(c *fiber.Ctx) error {
 		}
 		return err
 	}
-	s.flash(c, strconv.Itoa(len(ids))+" member(s) added.")
+	s.flash(c, plural(len(ids), "member")+" added.")
 	return redirect(c, "/workgroups/"+param(c, "id"))
 }
 

@@ -189,7 +189,7 @@ func TestEndToEndInChromium(t *testing.T) {
 			}
 			return errors.New("the status filter did not apply: " + url)
 		}),
-		chromedp.WaitVisible(`//span[contains(@class,"counters") and contains(., "activation groups")]`),
+		chromedp.WaitVisible(`//*[contains(@class,"counters") and contains(., "activation group")]`),
 		chromedp.WaitVisible(`tr[data-open] td`, chromedp.ByQuery),
 		shot(t, "06-jobs-completed"),
 		chromedp.Click(`tr[data-open] td[data-label=Kind]`, chromedp.ByQuery),

@@ -34,12 +34,19 @@ var funcs = template.FuncMap{
 		return ""
 	},
 	"hasTime": func(v any) bool { _, ok := asTime(v); return ok },
-	"title": func(s string) string {
-		if s == "" {
-			return s
+	// inZone is the server's rendering of a time in a named zone.
+	"inZone": func(v any, tz string) string {
+		t, ok := asTime(v)
+		if !ok {
+			return ""
 		}
-		return strings.ToUpper(s[:1]) + strings.ReplaceAll(s[1:], "_", " ")
+		loc, err := time.LoadLocation(tz)
+		if err != nil || tz == "" {
+			return t.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		return t.In(loc).Format("2006-01-02 15:04 ") + tz
 	},
+	"title":     title,
 	"typeLabel": func(t any) string { return requests.Type(fmt.Sprint(t)).Label() },
 	"pct": func(done, total int) int {
 		if total <= 0 {
@@ -86,6 +93,10 @@ var funcs = template.FuncMap{
 		return template.URL(out.Encode())
 	},
 	"itoa":     strconv.Itoa,
+	"bar":      progressBar,
+	"problems": problemList,
+	"fieldKey": fieldKeys,
+	"plural":   plural,
 	"waitsFor": waitsFor,
 	"duration": humanDuration,
 	"outcomes": requests.CountOutcomes,
@@ -126,4 +137,69 @@ func humanDuration(d time.Duration) string {
 		return fmt.Sprintf("%d h %d min", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%d days", int(d.Hours()/24))
+}
+
+// barPart is one coloured part of a run's progress bar.
+type barPart struct {
+	Status string
+	N      int
+	X, W   float64
+}
+
+// progressBar splits a run's jobs into completed, failed, canceled and
+// still-to-run parts (running, scheduled, pending), in that order, each as
+// a share of 100. Jobs not counted by status yet are pending.
+func progressBar(v any) []barPart {
+	var inst *requests.Instance
+	switch i := v.(type) {
+	case requests.Instance:
+		inst = &i
+	case *requests.Instance:
+		inst = i
+	}
+	if inst == nil || inst.JobsTotal <= 0 {
+		return nil
+	}
+	rest := inst.JobsTotal - inst.JobsCompleted - inst.JobsFailed - inst.JobsCanceled - inst.JobsRunning - inst.JobsScheduled
+	var out []barPart
+	x := 0.0
+	for _, p := range []barPart{{Status: "completed", N: inst.JobsCompleted}, {Status: "failed", N: inst.JobsFailed},
+		{Status: "canceled", N: inst.JobsCanceled}, {Status: "running", N: inst.JobsRunning},
+		{Status: "scheduled", N: inst.JobsScheduled}, {Status: "pending", N: max(rest, 0)}} {
+		if p.N <= 0 {
+			continue
+		}
+		p.X, p.W = x, float64(p.N)*100/float64(inst.JobsTotal)
+		x += p.W
+		out = append(out, p)
+	}
+	return out
+}
+
+// plural says "1 run", "2 runs": n and the noun, with an s unless n is 1
+// (or the plural form given, as in plural n "entry" "entries").
+func plural(n any, noun string, many ...string) string {
+	v := fmt.Sprint(n)
+	if v == "1" {
+		return "1 " + noun
+	}
+	if len(many) > 0 {
+		return v + " " + many[0]
+	}
+	return v + " " + noun + "s"
+}
+
+// acronyms are words title writes in capitals.
+var acronyms = map[string]string{"api": "API", "cli": "CLI", "ldap": "LDAP", "ad": "AD", "scim": "SCIM", "smtp": "SMTP"}
+
+// title reads a status or a name such as awaiting_approval as a label:
+// "Awaiting approval"; "api" is "API".
+func title(s string) string {
+	if s == "" {
+		return s
+	}
+	if a, ok := acronyms[s]; ok {
+		return a
+	}
+	return strings.ToUpper(s[:1]) + strings.ReplaceAll(s[1:], "_", " ")
 }

@@ -36,12 +36,43 @@ type jobsData struct {
 	Query      url.Values
 	Open       string
 	StuckAfter time.Duration
+	Sort       string
+	Heads      map[string]sortHead
+	// Poll is how often the board refreshes itself ("" when nothing on
+	// it is pending, running or scheduled); BoardURL is what it asks for.
+	Poll     string
+	BoardURL string
+}
+
+// sortHead is a sortable column head: the link that sorts by it (or the
+// other way when it is the sort), and its aria-sort.
+type sortHead struct {
+	Href     string
+	AriaSort string
+	Arrow    string
+}
+
+// livePoll says how often a page showing jobs in these statuses asks
+// again: often while jobs wait or run, now and then while only scheduled
+// revocations remain, never once all are done.
+func livePoll(statuses []string) string {
+	poll := ""
+	for _, st := range statuses {
+		switch st {
+		case requests.JobPending, requests.JobRunning, requests.InstanceAwaitingApproval:
+			return "2s"
+		case requests.JobScheduled:
+			poll = "10s"
+		}
+	}
+	return poll
 }
 
 // jobsPage is the Connector Jobs page: jobs grouped by request instance
 // ("activation"), newest first, with the filter and page in the URL.
 func (s *Server) jobsPage(c *fiber.Ctx) error {
-	d := jobsData{Status: query(c, "status"), Statuses: requests.StatusFilters, Sizes: pageSizes, Query: currentQuery(c), StuckAfter: s.StuckAfter}
+	d := jobsData{Status: query(c, "status"), Statuses: requests.StatusFilters, Sizes: pageSizes, Query: currentQuery(c), StuckAfter: s.StuckAfter,
+		Sort: queryIn(c, "sort", requests.GroupSorts)}
 	if d.Status == "all" || !requests.ValidStatusFilter(d.Status) {
 		d.Status = ""
 	}
@@ -49,16 +80,19 @@ func (s *Server) jobsPage(c *fiber.Ctx) error {
 	if !slices.Contains(pageSizes, d.Size) {
 		d.Size = 25
 	}
-	page, err := s.Requests.ListGroups(c.UserContext(), requests.GroupFilter{Status: d.Status, Page: pageNumber(c), PageSize: d.Size})
+	page, err := s.Requests.ListGroups(c.UserContext(), requests.GroupFilter{Status: d.Status, Page: pageNumber(c), PageSize: d.Size, Sort: d.Sort})
 	if err != nil {
 		return err
 	}
 	d.Page = page
 	now := time.Now()
+	var seen []string
 	for _, g := range page.Groups {
 		r := groupRow{Group: g}
 		types := map[string]bool{}
+		seen = append(seen, g.Status)
 		for _, j := range g.Jobs {
+			seen = append(seen, j.Status)
 			types[s.typeLabel(j.ConnectorType)] = true
 			if s.stuck(&j, now) {
 				r.Stuck++
@@ -81,6 +115,53 @@ func (s *Server) jobsPage(c *fiber.Ctx) error {
 	}
 	if id := query(c, "open"); id != "" {
 		d.Open = "/jobs/" + url.PathEscape(id)
+	}
+	d.Poll = livePoll(seen)
+	board := url.Values{}
+	for k, v := range d.Query {
+		if k != "open" {
+			board[k] = v
+		}
+	}
+	d.BoardURL = "/jobs"
+	if q := board.Encode(); q != "" {
+		d.BoardURL += "?" + q
+	}
+	d.Heads = map[string]sortHead{}
+	for _, col := range []string{"updated", "user", "status"} {
+		// Updated starts newest first; the others from the top.
+		first, second := col, "-"+col
+		if col == "updated" {
+			first, second = second, first
+		}
+		cur := d.Sort
+		if cur == "" {
+			cur = "-updated"
+		}
+		h := sortHead{AriaSort: "none"}
+		next := first
+		switch cur {
+		case first:
+			next, h.AriaSort = second, map[bool]string{true: "descending", false: "ascending"}[first[0] == '-']
+		case second:
+			h.AriaSort = map[bool]string{true: "descending", false: "ascending"}[second[0] == '-']
+		}
+		if h.AriaSort == "ascending" {
+			h.Arrow = "▲"
+		} else if h.AriaSort == "descending" {
+			h.Arrow = "▼"
+		}
+		q := url.Values{}
+		for k, v := range board {
+			q[k] = v
+		}
+		q.Del("page")
+		q.Set("sort", next)
+		h.Href = "/jobs?" + q.Encode()
+		d.Heads[col] = h
+	}
+	if isHTMX(c) && c.Get("HX-Target") == "jobs-board" {
+		return s.fragment(c, "jobs", "board", d)
 	}
 	return s.render(c, fiber.StatusOK, "jobs", s.newPage(c, "jobs", "Connector Jobs", d))
 }
@@ -118,6 +199,8 @@ type cardData struct {
 }
 
 type dialogData struct {
+	// Poll is how often the open dialog refreshes itself ("" when done).
+	Poll     string
 	Inst     *requests.Instance
 	Approval *requests.Approval
 	// Withdraw is set when the run awaits approval: cancelling it
@@ -145,7 +228,9 @@ func (s *Server) showDialog(c *fiber.Ctx, id, message string) error {
 		return err
 	}
 	now := time.Now()
+	statuses := []string{inst.Status}
 	for _, j := range inst.Jobs {
+		statuses = append(statuses, j.Status)
 		card := cardData{Job: j, TypeLabel: s.typeLabel(j.ConnectorType), Stuck: s.stuck(&j, now),
 			CanCancel: j.Status == requests.JobPending && !j.Revocation, CanRetry: j.Status == requests.JobFailed || j.Status == requests.JobCanceled}
 		if j.Status == requests.JobScheduled {
@@ -155,6 +240,11 @@ func (s *Server) showDialog(c *fiber.Ctx, id, message string) error {
 			d.CanCancel = true
 		}
 		d.Cards = append(d.Cards, card)
+	}
+	d.Poll = livePoll(statuses)
+	if message != "" {
+		// The board behind the dialog shows what the action changed.
+		c.Set("HX-Trigger", "jobs-changed")
 	}
 	if !isHTMX(c) {
 		// Without htmx, the dialog opens on the page itself.

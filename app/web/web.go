@@ -178,6 +178,7 @@ func (s *Server) Routes(app *fiber.App) {
 	app.Get("/audit", admin, s.auditPage)
 
 	app.Get("/imports", admin, s.importsPage)
+	app.Post("/imports/run", admin, s.importRunNow)
 	app.Get("/imports/:id", admin, s.importPage)
 	app.Post("/imports/:id/decide", admin, s.importDecide)
 

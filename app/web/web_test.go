@@ -469,7 +469,7 @@ func TestTaskPageEditsAndConnectorJobs(t *testing.T) {
 
 	// Connector Jobs: counters, filter in the URL, the dialog with its cards.
 	jobs := adm.get("/jobs?status=completed&size=10")
-	for _, want := range []string{"Showing 1–1 of 1 activation groups", "2 jobs", w.inst.ID, "Built-in directory", "Corp Directory", "Page 1 of 1", `aria-disabled="true"`} {
+	for _, want := range []string{"Showing 1–1 of 1 activation group ", "2 jobs", w.inst.ID, "Built-in directory", "Corp Directory", "Page 1 of 1", `aria-disabled="true"`} {
 		if !strings.Contains(jobs.body, want) {
 			t.Errorf("jobs page lacks %q", want)
 		}

@@ -68,6 +68,15 @@ type wizardData struct {
 	// Reach is false when the requester may ask only for the people and
 	// workgroups listed (themselves, reports, workgroups they own).
 	Anyone bool
+	// NoAccount names the people the request acts on who have no account
+	// on the connector (a request other than Create account fails for
+	// them); AddCreate offers to make it a Create account request.
+	NoAccount []string
+	AddCreate bool
+	// Retype is set when the type of an existing draft is being changed.
+	Retype bool
+	// Drafts are the user's unfinished requests, offered to resume.
+	Drafts []requests.Draft
 }
 
 // offer is an entitlement of the access step; Why, when set, says why it
@@ -83,11 +92,54 @@ type offer struct {
 type accountLine struct {
 	Name   string
 	Status string
+	// Missing is set when the portal knows no usable account (none, or
+	// deleted) of the person on the connector.
+	Missing bool
 }
 
 func (s *Server) wizardStart(c *fiber.Ctx) error {
 	d := wizardData{Types: requests.Types}
+	var err error
+	if d.Drafts, err = s.Requests.ListDrafts(c.UserContext(), user(c).ID); err != nil {
+		return err
+	}
 	return s.render(c, fiber.StatusOK, "wizard", s.newPage(c, "new", "New Request", d))
+}
+
+// wizardRetype shows the type cards for a draft: another type keeps what
+// still applies of the rest.
+func (s *Server) wizardRetype(c *fiber.Ctx, d *requests.Draft, status int, errs map[string]string) error {
+	wd := wizardData{Types: requests.Types, Draft: d, Retype: true, Errors: errs}
+	return s.render(c, status, "wizard", s.newPage(c, "new", "New Request: "+d.Type.Label(), wd))
+}
+
+// wizardRetypeSave changes a draft's type and goes to the first step that
+// needs something for the new type, or back to Review.
+func (s *Server) wizardRetypeSave(c *fiber.Ctx, d *requests.Draft) error {
+	if form(c, "action") == "back" {
+		return redirect(c, "/requests/drafts/"+d.ID+"/review")
+	}
+	var ve *requests.ValidationError
+	if err := d.ChangeType(requests.Type(form(c, "type"))); errors.As(err, &ve) {
+		return s.wizardRetype(c, d, fiber.StatusUnprocessableEntity, map[string]string{"type": ve.Fields[0].Message})
+	}
+	if err := s.Requests.SaveDraft(c.UserContext(), d); err != nil {
+		return err
+	}
+	errs, err := s.Requests.CheckFields(c.UserContext(), d.Request)
+	if err != nil {
+		return err
+	}
+	base := "/requests/drafts/" + d.ID + "/"
+	for _, st := range wizardSteps {
+		for k := range errs {
+			f, _, _ := strings.Cut(k, "[")
+			if slices.Contains(st.Fields, f) {
+				return redirect(c, base+st.Name)
+			}
+		}
+	}
+	return redirect(c, base+"review")
 }
 
 func (s *Server) wizardCreate(c *fiber.Ctx) error {
@@ -103,10 +155,16 @@ func (s *Server) wizardCreate(c *fiber.Ctx) error {
 	return redirect(c, "/requests/drafts/"+d.ID+"/beneficiary")
 }
 
+// retypeStep is the address of the type cards of an existing draft.
+const retypeStep = "type"
+
 func (s *Server) loadDraft(c *fiber.Ctx) (*requests.Draft, int, error) {
 	d, err := s.Requests.GetDraft(c.UserContext(), user(c).ID, param(c, "id"))
 	if err != nil {
 		return nil, 0, err
+	}
+	if param(c, "step") == retypeStep {
+		return d, -1, nil
 	}
 	i := stepIndex(param(c, "step"))
 	if i < 0 {
@@ -120,13 +178,16 @@ func (s *Server) wizardStep(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if i < 0 {
+		return s.wizardRetype(c, d, fiber.StatusOK, nil)
+	}
 	return s.showStep(c, fiber.StatusOK, d, i, nil)
 }
 
 // showStep renders step i of a draft with errors next to their fields.
 func (s *Server) showStep(c *fiber.Ctx, status int, d *requests.Draft, i int, errs map[string]string) error {
 	ctx := c.UserContext()
-	wd := wizardData{Draft: d, Step: wizardSteps[i].Name, StepNo: i, Errors: errs, Admin: isAdmin(c),
+	wd := wizardData{Draft: d, Step: wizardSteps[i].Name, StepNo: i, Errors: friendly(errs), Admin: isAdmin(c),
 		Priority:  []requests.Priority{requests.Low, requests.Normal, requests.High, requests.Critical},
 		TimeBound: d.Type == requests.CreateAccount || d.Type == requests.AddEntitlements}
 	for _, st := range wizardSteps {
@@ -195,6 +256,14 @@ func (s *Server) showStep(c *fiber.Ctx, status int, d *requests.Draft, i int, er
 		}
 		wd.Accounts = s.accountLines(c, d)
 	}
+	if wd.Step == "review" && d.Type != requests.CreateAccount {
+		for _, a := range wd.Accounts {
+			if a.Missing {
+				wd.NoAccount = append(wd.NoAccount, a.Name)
+			}
+		}
+		wd.AddCreate = len(wd.NoAccount) > 0 && d.Type == requests.AddEntitlements
+	}
 	if wd.Step == "review" {
 		// Shown before Submit is pressed, so nobody submits in vain.
 		refusals, ok := c.Locals("refused").([]requests.Refusal)
@@ -242,10 +311,10 @@ func (s *Server) accountLines(c *fiber.Ctx, d *requests.Draft) []accountLine {
 	}
 	var out []accountLine
 	for _, p := range people {
-		line := accountLine{Name: p.DisplayName + " (" + p.Username + ")", Status: "no account known yet"}
+		line := accountLine{Name: p.DisplayName + " (" + p.Username + ")", Status: "no account known yet", Missing: true}
 		if a, err := s.Identities.AccountOf(ctx, nil, d.ConnectorID, p.ID); err == nil {
 			line.Name = p.DisplayName + " (" + a.Username + ")"
-			line.Status = a.Status
+			line.Status, line.Missing = a.Status, a.Status == "deleted"
 		}
 		out = append(out, line)
 	}
@@ -270,6 +339,9 @@ func (s *Server) wizardSave(c *fiber.Ctx) error {
 	}
 	if err != nil {
 		return err
+	}
+	if i < 0 {
+		return s.wizardRetypeSave(c, d)
 	}
 	step := wizardSteps[i].Name
 	switch step {
@@ -365,6 +437,9 @@ func (s *Server) wizardSave(c *fiber.Ctx) error {
 		}
 		_ = s.Requests.DeleteDraft(ctx, d.UserID, d.ID)
 		msg := "Task created. Trigger it here or from the tasks grid."
+		if !isAdmin(c) {
+			msg = "Task created. An admin triggers it or gives it a schedule; its runs show under Requests."
+		}
 		if a, err := s.approvalOf(c, t.ApprovalID); err != nil {
 			return err
 		} else if a != nil && a.Open() {
@@ -437,4 +512,78 @@ func (s *Server) wizardDiscard(c *fiber.Ctx) error {
 	}
 	s.flash(c, "Draft discarded.")
 	return redirect(c, "/requests")
+}
+
+// fieldLabels name a request's fields as the wizard shows them.
+var fieldLabels = map[string]string{
+	"type": "Type", "beneficiary_type": "Beneficiary type", "beneficiary_id": "Beneficiary", "connector_id": "Connector",
+	"entitlements": "Entitlements", "justification": "Justification", "priority": "Priority", "duration": "Duration",
+	"task_name": "Task name", "description": "Description", "accounts": "Accounts",
+}
+
+// plainMessages turns the validator's terse words for an empty choice
+// into what the person filling in the wizard should do.
+var plainMessages = map[string]string{
+	"beneficiary_id": "Choose a person or a workgroup",
+	"connector_id":   "Choose a connector",
+}
+
+// friendly rewrites the problems of a step for people: "required" on a
+// choice says what to choose.
+func friendly(errs map[string]string) map[string]string {
+	for k, v := range errs {
+		if m, ok := plainMessages[k]; ok && v == "required" {
+			errs[k] = m
+		}
+	}
+	return errs
+}
+
+type problem struct{ Label, Message string }
+
+// problemList lists errs by their field's label, in the wizard's order,
+// leaving out the fields named in skip (shown next to their input), and
+// each message once.
+func problemList(errs map[string]string, skip ...string) []problem {
+	order := []string{"type"}
+	for _, st := range wizardSteps {
+		order = append(order, st.Fields...)
+	}
+	order = append(order, "task_name", "description")
+	rank := func(k string) int {
+		base, _, _ := strings.Cut(k, "[")
+		if i := slices.Index(order, base); i >= 0 {
+			return i
+		}
+		return len(order)
+	}
+	keys := make([]string, 0, len(errs))
+	for k := range errs {
+		base, _, _ := strings.Cut(k, "[")
+		if !slices.Contains(skip, base) {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if d := rank(a) - rank(b); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	var out []problem
+	seen := map[string]bool{}
+	for _, k := range keys {
+		base, _, _ := strings.Cut(k, "[")
+		label := fieldLabels[base]
+		if label == "" {
+			label = strings.ReplaceAll(base, "_", " ")
+		}
+		p := problem{Label: label, Message: errs[k]}
+		if seen[p.Label+"\x00"+p.Message] {
+			continue
+		}
+		seen[p.Label+"\x00"+p.Message] = true
+		out = append(out, p)
+	}
+	return out
 }

@@ -39,6 +39,7 @@ func (f flavor) connectorType() connectors.Type {
 			return problems
 		},
 		SecretBound: &secretBinding,
+		Fields:      connectors.FieldsOf(Settings{}, settingsHelp),
 	}
 }
 
