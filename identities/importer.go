@@ -35,7 +35,7 @@ var ErrConflict = errors.New("conflict")
 
 // DefaultDeletionThreshold is the share (percent) of a connector's accounts
 // an import may delete or lock without approval, unless the connector says
-// otherwise (a DeletionThreshold method).
+// otherwise (connectors.DeletionThresholder).
 const DefaultDeletionThreshold = 10.0
 
 // Import is one import run of a connector.
@@ -199,12 +199,16 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 	if mr, ok := conn.(connectors.ManagerReader); ok {
 		readsManagers = mr.ReadsManagers()
 	}
-	next, err := conn.Import(ctx, mode, cookie, col)
+	importer, ok := conn.(connectors.Importer)
+	if !ok || !connectors.Supports(conn, connectors.OpImport) {
+		return nil, connectors.Permanent(fmt.Errorf("connector %s cannot be imported", rec.Name))
+	}
+	next, err := importer.Import(ctx, mode, cookie, col)
 	if err != nil {
 		return nil, err
 	}
 	threshold := DefaultDeletionThreshold
-	if t, ok := conn.(interface{ DeletionThreshold() float64 }); ok {
+	if t, ok := conn.(connectors.DeletionThresholder); ok {
 		threshold = t.DeletionThreshold()
 	}
 	imp := &Import{ID: uuid.NewString(), ConnectorID: rec.ID, ConnectorName: rec.Name, Mode: string(mode),

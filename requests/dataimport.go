@@ -67,5 +67,5 @@ func (s *Service) ImportSupported(ctx context.Context, connectorID string) (bool
 	if err != nil {
 		return false, err
 	}
-	return conn.Kind(connectors.OpImport) != "", nil
+	return connectors.Supports(conn, connectors.OpImport), nil
 }

@@ -123,12 +123,15 @@ type Job struct {
 	Revocation      bool       `json:"revocation"`
 	RunAt           *time.Time `json:"run_at,omitempty"`
 	Attempts        int        `json:"attempts"`
-	QueueJobID      *int64     `json:"-"`
-	Message         string     `json:"message"`
-	CreatedAt       time.Time  `json:"created_at"`
-	StartedAt       *time.Time `json:"started_at,omitempty"`
-	EndedAt         *time.Time `json:"ended_at,omitempty"`
-	UpdatedAt       time.Time  `json:"updated_at"`
+	// RateLimitWaits counts the waits its system asked for (they spend no
+	// attempt).
+	RateLimitWaits int        `json:"rate_limit_waits"`
+	QueueJobID     *int64     `json:"-"`
+	Message        string     `json:"message"`
+	CreatedAt      time.Time  `json:"created_at"`
+	StartedAt      *time.Time `json:"started_at,omitempty"`
+	EndedAt        *time.Time `json:"ended_at,omitempty"`
+	UpdatedAt      time.Time  `json:"updated_at"`
 
 	Events []Event `gorm:"-" json:"history,omitempty"`
 }

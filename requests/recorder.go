@@ -262,25 +262,25 @@ func updateOutcomesTx(tx *gorm.DB, outs []outcome) (map[string]bool, error) {
 	for start := 0; start < len(outs); start += 500 {
 		chunk := outs[start:min(start+500, len(outs))]
 		var q strings.Builder
-		args := make([]any, 0, 5*len(chunk)+1)
-		q.WriteString("WITH v (id, status, message, updated_at, ended_at) AS (VALUES ")
+		args := make([]any, 0, 6*len(chunk)+1)
+		q.WriteString("WITH v (id, status, message, updated_at, ended_at, waits) AS (VALUES ")
 		for i, o := range chunk {
 			if i > 0 {
 				q.WriteString(", ")
 			}
 			if pg {
-				q.WriteString("(CAST(? AS uuid), ?, ?, CAST(? AS timestamptz), CAST(? AS timestamptz))")
+				q.WriteString("(CAST(? AS uuid), ?, ?, CAST(? AS timestamptz), CAST(? AS timestamptz), CAST(? AS integer))")
 			} else {
-				q.WriteString("(?, ?, ?, ?, ?)")
+				q.WriteString("(?, ?, ?, ?, ?, ?)")
 			}
 			var ended any
 			if o.status != JobPending {
 				ended = o.endedAt
 			}
-			args = append(args, o.job.ID, o.status, o.message, o.endedAt, ended)
+			args = append(args, o.job.ID, o.status, o.message, o.endedAt, ended, o.waits)
 		}
 		q.WriteString(") UPDATE connector_jobs SET status = v.status, message = v.message, updated_at = v.updated_at, " +
-			"ended_at = COALESCE(v.ended_at, connector_jobs.ended_at) FROM v " +
+			"ended_at = COALESCE(v.ended_at, connector_jobs.ended_at), rate_limit_waits = connector_jobs.rate_limit_waits + v.waits FROM v " +
 			"WHERE connector_jobs.id = v.id AND connector_jobs.status IN ? RETURNING connector_jobs.id")
 		args = append(args, []string{JobRunning, JobPending, JobScheduled})
 		var changed []string

@@ -215,8 +215,11 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 				v.add("connector_id", "connector %s cannot be used: %v", rec.Name, err)
 			}
 			out.conn = conn
+			if conn != nil && r.Type != DataImport && len(r.Type.Operations()) > 0 && !Offers(conn, r.Type) {
+				v.add("type", "connector %s cannot run %s requests", rec.Name, r.Type)
+			}
 			if r.Type == DataImport && conn != nil {
-				if conn.Kind(connectors.OpImport) == "" {
+				if !connectors.Supports(conn, connectors.OpImport) {
 					v.add("connector_id", "connector %s does not support data import", rec.Name)
 				}
 				out.benName = rec.Name
