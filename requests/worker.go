@@ -150,11 +150,11 @@ type setRun struct {
 	transient error // the first transient error: the set runs again
 	// snooze is the longest wait a system asked for (Retry-After): the set
 	// runs again after it without spending an attempt.
-	snooze time.Duration
-	dbErr     error // the database failed: the set stops and runs again
-	waiting   bool  // a job waits for a job of another set
-	operated  bool  // an operation ran in this attempt
-	more      bool  // the attempt's time is up: the set goes on in a new one
+	snooze   time.Duration
+	dbErr    error // the database failed: the set stops and runs again
+	waiting  bool  // a job waits for a job of another set
+	operated bool  // an operation ran in this attempt
+	more     bool  // the attempt's time is up: the set goes on in a new one
 }
 
 // outcome is what happened to one job in this attempt, kept until written.
