@@ -131,6 +131,12 @@ type ImportSink interface {
 	Deleted(ctx context.Context, externalID string) error
 }
 
+// Noter is an ImportSink that keeps what a connector says about an import
+// as a whole, such as a delta that had to become a full import.
+type Noter interface {
+	Note(msg string)
+}
+
 // DirectorySink is an ImportSink that also takes what directories report
 // their own way. Connectors use it when the sink offers it.
 type DirectorySink interface {
@@ -138,6 +144,11 @@ type DirectorySink interface {
 	// Members gives a group's complete member list (account external ids):
 	// in LDAP and Active Directory memberships live on the group.
 	Members(ctx context.Context, entitlementExternalID string, memberExternalIDs []string) error
+	// MemberChanges gives the members a group gained and lost since the
+	// last delta import (account external ids), for systems that report
+	// changes of memberships rather than whole lists (Graph's
+	// members@delta).
+	MemberChanges(ctx context.Context, entitlementExternalID string, added, removed []string) error
 	// Present lists every object still on the system (external ids) in a
 	// delta import, when the system cannot report deletions itself: what the
 	// portal knows and is not listed was deleted. Called once per import.
@@ -156,6 +167,13 @@ type Connector interface {
 	// ("Import") that the mode completes ("Import.Full"); a connector that
 	// returns "" for OpImport takes no data import requests.
 	Kind(op Operation) string
+}
+
+// EntitlementKinder is a connector whose grants and revokes are named by
+// the kind of entitlement, such as "EntraID AssignRole" for a role and
+// "EntraID AddToGroup" for a group.
+type EntitlementKinder interface {
+	KindOf(op Operation, e Entitlement) string
 }
 
 // AccountManager is a connector that manages the lifecycle of accounts.

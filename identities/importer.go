@@ -234,7 +234,7 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 				return err
 			}
 			imp.Status, imp.ChangesJSON, imp.Changes = ImportAwaitingApproval, string(b), changes
-			imp.Message = imp.summary()
+			imp.Message = col.noted(imp.summary())
 			return im.save(tx, imp)
 		}
 		applied, err := im.apply(ctx, tx, rec, imp.ID, changes, st)
@@ -245,7 +245,7 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 		imp.Counts.ManagersSet, imp.Counts.ManagersCleared = applied.ManagersSet, applied.ManagersCleared
 		now := time.Now().UTC()
 		imp.Status, imp.AppliedAt = ImportApplied, &now
-		imp.Message = imp.summary()
+		imp.Message = col.noted(imp.summary())
 		if err := im.s.connectors.SaveImportCookieTx(tx, rec.ID, next); err != nil {
 			return err
 		}

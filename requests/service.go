@@ -454,7 +454,7 @@ func (s *Service) buildJobs(inst *Instance, res *resolved, now time.Time) ([]Job
 		j := Job{
 			ID: uuid.NewString(), InstanceID: inst.ID, Seq: i + 1, ConnectorID: res.connector.ID,
 			ConnectorName: res.connector.Name, ConnectorType: res.connector.Type, Username: sp.username,
-			Operation: string(sp.op), Kind: jobKind(res.conn, sp.op, &res.req), Status: JobPending, Priority: res.req.Priority,
+			Operation: string(sp.op), Kind: jobKind(res.conn, sp.op, &res.req, sp.entitlement), Status: JobPending, Priority: res.req.Priority,
 			Revocation: sp.revocation, RunAt: sp.runAt, CreatedAt: now, UpdatedAt: now,
 		}
 		if sp.identityID != "" {
