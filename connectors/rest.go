@@ -238,8 +238,8 @@ func (c *RESTClient) Do(ctx context.Context, req Request, out any) (*Response, e
 	waits := 0
 	for attempt := 0; ; attempt++ {
 		if c.opts.Pacer != nil && req.Weight > 0 {
-			if err := c.opts.Pacer.Wait(ctx, req.Weight); err != nil {
-				return nil, Transient(err)
+			if err := c.opts.Pacer.Wait(ctx, req.Weight, c.opts.MaxWait); err != nil {
+				return nil, err
 			}
 		}
 		resp, err := c.send(ctx, req, target, body)
@@ -452,10 +452,19 @@ func (p *Pacer) Rate() float64 {
 	return p.rate
 }
 
-// Wait blocks until units may be spent.
-func (p *Pacer) Wait(ctx context.Context, units int) error {
+// errThrottled is why a request waits in the queue rather than in a
+// worker: the system asked for a longer pause than a worker waits.
+var errThrottled = errors.New("the system asked to pause its requests")
+
+// Wait blocks until units may be spent. When the system asked for a pause
+// longer than maxWait, it returns at once a RetryAfter error of the pause.
+func (p *Pacer) Wait(ctx context.Context, units int, maxWait time.Duration) error {
 	p.mu.Lock()
 	now := p.now()
+	if left := p.until.Sub(now); maxWait > 0 && left > maxWait {
+		p.mu.Unlock()
+		return RetryAfter(errThrottled, left)
+	}
 	at := now
 	if p.until.After(at) {
 		at = p.until
@@ -464,10 +473,23 @@ func (p *Pacer) Wait(ctx context.Context, units int) error {
 		if p.next.After(at) {
 			at = p.next
 		}
-		p.next = at.Add(time.Duration(float64(units) / p.rate * float64(time.Second)))
+		// The pace grows by 5% a second without a throttle, so that one
+		// throttle for another reason does not slow the connector for good.
+		rate := p.rate * (1 + 0.05*now.Sub(p.since).Seconds())
+		p.next = at.Add(time.Duration(float64(units) / rate * float64(time.Second)))
 	}
 	p.mu.Unlock()
-	return sleep(ctx, at.Sub(now))
+	if err := sleep(ctx, at.Sub(now)); err != nil {
+		return Transient(err)
+	}
+	return nil
+}
+
+// Reset forgets what the pacer learnt.
+func (p *Pacer) Reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.until, p.rate, p.next, p.since, p.counted, p.recent = time.Time{}, 0, time.Time{}, time.Time{}, 0, nil
 }
 
 // Done counts units the system accepted.
