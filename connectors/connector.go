@@ -131,6 +131,16 @@ type ImportSink interface {
 	Deleted(ctx context.Context, externalID string) error
 }
 
+// MemberChangeSink is a DirectorySink that also takes changes of
+// memberships, for systems that report those rather than whole member
+// lists in a delta (Graph's members@delta).
+type MemberChangeSink interface {
+	DirectorySink
+	// MemberChanges gives the members a group gained and lost since the
+	// last delta import (account external ids).
+	MemberChanges(ctx context.Context, entitlementExternalID string, added, removed []string) error
+}
+
 // Noter is an ImportSink that keeps what a connector says about an import
 // as a whole, such as a delta that had to become a full import.
 type Noter interface {
@@ -144,11 +154,6 @@ type DirectorySink interface {
 	// Members gives a group's complete member list (account external ids):
 	// in LDAP and Active Directory memberships live on the group.
 	Members(ctx context.Context, entitlementExternalID string, memberExternalIDs []string) error
-	// MemberChanges gives the members a group gained and lost since the
-	// last delta import (account external ids), for systems that report
-	// changes of memberships rather than whole lists (Graph's
-	// members@delta).
-	MemberChanges(ctx context.Context, entitlementExternalID string, added, removed []string) error
 	// Present lists every object still on the system (external ids) in a
 	// delta import, when the system cannot report deletions itself: what the
 	// portal knows and is not listed was deleted. Called once per import.

@@ -200,7 +200,7 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 		readsManagers = mr.ReadsManagers()
 	}
 	importer, ok := conn.(connectors.Importer)
-	if !ok || !connectors.Supports(conn, connectors.OpImport) {
+	if !ok {
 		return nil, connectors.Permanent(fmt.Errorf("connector %s cannot be imported", rec.Name))
 	}
 	next, err := importer.Import(ctx, mode, cookie, col)

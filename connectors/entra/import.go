@@ -30,9 +30,9 @@ const deltaExpiredNote = "the delta token expired (Graph asked for a new sync): 
 // expired delta token (syncStateNotFound, resyncRequired) falls back to a
 // full import, and the sink is told when it takes notes (connectors.Noter).
 func (d *Directory) Import(ctx context.Context, mode connectors.ImportMode, ck string, sink connectors.ImportSink) (string, error) {
-	ds, ok := sink.(connectors.DirectorySink)
+	ds, ok := sink.(connectors.MemberChangeSink)
 	if !ok {
-		return "", connectors.Permanent(fmt.Errorf("the Entra connector imports into a directory sink only"))
+		return "", connectors.Permanent(fmt.Errorf("the Entra connector imports into a sink that takes membership changes only"))
 	}
 	var from cookie
 	if mode == connectors.ImportDelta && ck != "" {
@@ -56,7 +56,7 @@ func (d *Directory) Import(ctx context.Context, mode connectors.ImportMode, ck s
 
 // fullSink marks an import that fell back to full: the sink hears it as
 // a full one would be heard (Present lists everything).
-type fullSink struct{ connectors.DirectorySink }
+type fullSink struct{ connectors.MemberChangeSink }
 
 func isExpiredDelta(err error) bool {
 	h := connectors.HTTPErrorOf(err)
@@ -85,7 +85,7 @@ type deltaGroup struct {
 	} `json:"@removed"`
 }
 
-func (d *Directory) importFrom(ctx context.Context, from cookie, sink connectors.DirectorySink) (cookie, error) {
+func (d *Directory) importFrom(ctx context.Context, from cookie, sink connectors.MemberChangeSink) (cookie, error) {
 	_, full := sink.(*fullSink)
 	full = full || from.Users == ""
 	var next cookie
