@@ -8,13 +8,7 @@ import (
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/connectors"
-	"github.com/provisor/provisor/connectors/ldap"
 )
-
-// authenticator is a connector people can sign in to the portal with.
-type authenticator interface {
-	Authenticate(ctx context.Context, username, password string) (*ldap.DirectoryUser, error)
-}
 
 // directorySignIn asks every enabled directory connector that allows
 // sign-in (login_enabled), by name, until one accepts the password.
@@ -34,7 +28,7 @@ func directorySignIn(store *connectors.Store, log *slog.Logger) access.Directory
 			if err != nil {
 				continue
 			}
-			a, ok := conn.(authenticator)
+			a, ok := conn.(connectors.Authenticator)
 			if !ok {
 				continue
 			}
@@ -42,7 +36,7 @@ func directorySignIn(store *connectors.Store, log *slog.Logger) access.Directory
 			switch {
 			case err == nil:
 				return &access.DirectoryIdentity{Source: r.Name, Username: u.Username, DisplayName: u.DisplayName, Email: u.Email, IsAdmin: u.IsAdmin}, nil
-			case errors.Is(err, ldap.ErrLoginDisabled), errors.Is(err, ldap.ErrInvalidCredentials):
+			case errors.Is(err, connectors.ErrLoginDisabled), errors.Is(err, connectors.ErrInvalidCredentials):
 			default:
 				log.Warn("directory sign-in failed", "connector", r.Name, "err", err)
 				unreachable = err

@@ -1,6 +1,8 @@
 // Package connectors defines how Provisor talks to a managed system (a
-// directory or an app): the Connector interface every type implements, the
-// error kinds that decide whether a job retries, and the registry of types.
+// directory or an app): the Connector interface every type implements and
+// the capability interfaces a type implements as its system allows, the
+// error kinds that decide whether a job retries or waits, the HTTP client
+// base of REST connectors (RESTClient), and the registry of types.
 //
 // The types are "internal" (the built-in directory, package builtin), "ldap",
 // "ad", "entra" and "scim". Every operation is idempotent: granting a
@@ -11,6 +13,7 @@ package connectors
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -41,15 +44,22 @@ func (op Operation) Valid() bool {
 	return false
 }
 
-// Account identifies an account on a connector and carries the attributes
-// used to create it.
+// Account identifies an account on a connector and carries its
+// attributes. Every operation gets the external id when the portal knows
+// it, and the attributes the portal has of the account's identity.
 type Account struct {
-	// Username is the account's name on the system (uid, sAMAccountName, userName).
+	// Username is the account's name on the system (uid, sAMAccountName,
+	// userName, or a user principal name).
 	Username string `json:"username"`
 	// ExternalID is the system's own key once known (a DN, an object id).
 	ExternalID  string `json:"external_id,omitempty"`
 	DisplayName string `json:"display_name,omitempty"`
+	GivenName   string `json:"given_name,omitempty"`
+	Surname     string `json:"surname,omitempty"`
 	Email       string `json:"email,omitempty"`
+	// Attributes are further attributes by name, for the connectors that
+	// map them.
+	Attributes map[string]string `json:"attributes,omitempty"`
 }
 
 // Entitlement identifies a group or role on a connector.
@@ -67,6 +77,12 @@ type Result struct {
 	ExternalID string
 	// Message is a short human account of what happened.
 	Message string
+	// RequestID is the system's id of the request that did it (a REST
+	// system's request id header), for its administrators' logs.
+	RequestID string
+	// RateLimitWaits counts the times the system asked to slow down and
+	// was waited for before the operation got its answer.
+	RateLimitWaits int
 }
 
 // Health is the outcome of a connection check.
@@ -115,6 +131,22 @@ type ImportSink interface {
 	Deleted(ctx context.Context, externalID string) error
 }
 
+// MemberChangeSink is a DirectorySink that also takes changes of
+// memberships, for systems that report those rather than whole member
+// lists in a delta (Graph's members@delta).
+type MemberChangeSink interface {
+	DirectorySink
+	// MemberChanges gives the members a group gained and lost since the
+	// last delta import (account external ids).
+	MemberChanges(ctx context.Context, entitlementExternalID string, added, removed []string) error
+}
+
+// Noter is an ImportSink that keeps what a connector says about an import
+// as a whole, such as a delta that had to become a full import.
+type Noter interface {
+	Note(msg string)
+}
+
 // DirectorySink is an ImportSink that also takes what directories report
 // their own way. Connectors use it when the sink offers it.
 type DirectorySink interface {
@@ -128,25 +160,131 @@ type DirectorySink interface {
 	Present(ctx context.Context, externalIDs []string) error
 }
 
-// Connector is one configured connection to a managed system.
+// Connector is one configured connection to a managed system. It only
+// names its jobs; what it can do is the capability interfaces it implements
+// (AccountManager, EntitlementManager, Batcher, Importer, Authenticator,
+// HealthChecker and the small ones beside them), each as its system
+// supports. The portal and the wizard offer only what a connector can do
+// (Supports).
 type Connector interface {
 	// Kind names the job kind of an operation as an admin reads it, such as
 	// "AD AddToGroup" or "Account.Disable". For OpImport it returns the stem
 	// ("Import") that the mode completes ("Import.Full"); a connector that
 	// returns "" for OpImport takes no data import requests.
 	Kind(op Operation) string
+}
+
+// EntitlementKinder is a connector whose grants and revokes are named by
+// the kind of entitlement, such as "EntraID AssignRole" for a role and
+// "EntraID AddToGroup" for a group.
+type EntitlementKinder interface {
+	KindOf(op Operation, e Entitlement) string
+}
+
+// AccountManager is a connector that manages the lifecycle of accounts.
+// Operations address the account by Account.ExternalID when the portal
+// knows it, else by Account.Username.
+type AccountManager interface {
 	CreateAccount(ctx context.Context, a Account) (Result, error)
 	DeleteAccount(ctx context.Context, a Account) (Result, error)
 	EnableAccount(ctx context.Context, a Account) (Result, error)
 	DisableAccount(ctx context.Context, a Account) (Result, error)
+}
+
+// EntitlementManager is a connector that grants and revokes entitlements.
+type EntitlementManager interface {
 	Grant(ctx context.Context, a Account, e Entitlement) (Result, error)
 	Revoke(ctx context.Context, a Account, e Entitlement) (Result, error)
+}
+
+// Importer is a connector whose accounts and entitlements can be read into
+// the portal.
+type Importer interface {
+	// Import reads accounts and entitlements into sink. A delta import
+	// starts from cookie (empty means from the beginning) and returns the
+	// cookie to start the next one from.
+	Import(ctx context.Context, mode ImportMode, cookie string, sink ImportSink) (string, error)
+}
+
+// HealthChecker is a connector whose connection can be tested.
+type HealthChecker interface {
 	// Check tests the connection.
 	Check(ctx context.Context) Health
-	// Import reads accounts and entitlements into sink. A delta import starts
-	// from cookie (empty means from the beginning) and returns the cookie to
-	// start the next one from.
-	Import(ctx context.Context, mode ImportMode, cookie string, sink ImportSink) (string, error)
+}
+
+// DeletionThresholder is an Importer that sets its own deletion threshold:
+// the share of accounts (percent) an import may delete or lock without an
+// admin's approval.
+type DeletionThresholder interface {
+	DeletionThreshold() float64
+}
+
+// GroupCreator is implemented by connectors that can create an entitlement
+// on their system, such as the built-in directory.
+type GroupCreator interface {
+	CreateGroup(ctx context.Context, e Entitlement, description string) error
+}
+
+// SignInUser is a person a connector accepted the password of.
+type SignInUser struct {
+	DN          string
+	Username    string
+	DisplayName string
+	Email       string
+	IsAdmin     bool
+}
+
+// Sign-in answers that are not failures of the system.
+var (
+	// ErrLoginDisabled says the connector is not set to sign people in.
+	ErrLoginDisabled = errors.New("sign-in with this directory is not enabled")
+	// ErrInvalidCredentials says the username or the password is wrong.
+	ErrInvalidCredentials = errors.New("invalid username or password")
+)
+
+// Authenticator is a connector people can sign in to the portal with.
+type Authenticator interface {
+	// Authenticate checks a username and password. It returns
+	// ErrLoginDisabled or ErrInvalidCredentials (possibly wrapped) when the
+	// connector does not accept them, and other errors when the system
+	// cannot be asked.
+	Authenticate(ctx context.Context, username, password string) (*SignInUser, error)
+}
+
+// Supports reports whether c can run op.
+func Supports(c Connector, op Operation) bool {
+	switch op {
+	case OpCreateAccount, OpDeleteAccount, OpEnableAccount, OpDisableAccount:
+		_, ok := c.(AccountManager)
+		return ok
+	case OpGrant, OpRevoke:
+		_, ok := c.(EntitlementManager)
+		return ok
+	case OpImport:
+		_, ok := c.(Importer)
+		return ok && c.Kind(OpImport) != ""
+	}
+	return false
+}
+
+// Capabilities lists the operations c can run, in a fixed order.
+func Capabilities(c Connector) []Operation {
+	var out []Operation
+	for _, op := range []Operation{OpCreateAccount, OpDeleteAccount, OpEnableAccount, OpDisableAccount, OpGrant, OpRevoke, OpImport} {
+		if Supports(c, op) {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
+// CheckHealth tests c's connection; a connector without one to test is
+// healthy.
+func CheckHealth(ctx context.Context, c Connector) Health {
+	if h, ok := c.(HealthChecker); ok {
+		return h.Check(ctx)
+	}
+	return Health{OK: true, Message: "this connector has no connection to test"}
 }
 
 // Membership is an account and an entitlement it is to get or lose.
@@ -187,26 +325,31 @@ func OneByOne(ctx context.Context, ms []Membership, op func(context.Context, Acc
 	return results, errs
 }
 
-// Do runs op on c.
+// Do runs op on c. An operation c cannot run fails permanently.
 func Do(ctx context.Context, c Connector, op Operation, a Account, e Entitlement) (Result, error) {
-	switch op {
-	case OpCreateAccount:
-		return c.CreateAccount(ctx, a)
-	case OpDeleteAccount:
-		return c.DeleteAccount(ctx, a)
-	case OpEnableAccount:
-		return c.EnableAccount(ctx, a)
-	case OpDisableAccount:
-		return c.DisableAccount(ctx, a)
-	case OpGrant:
-		return c.Grant(ctx, a, e)
-	case OpRevoke:
-		return c.Revoke(ctx, a, e)
-	}
 	if op == OpImport {
 		return Result{}, Permanent(fmt.Errorf("operation %q runs through an importer", op))
 	}
-	return Result{}, Permanent(fmt.Errorf("unknown operation %q", op))
+	if !op.Valid() {
+		return Result{}, Permanent(fmt.Errorf("unknown operation %q", op))
+	}
+	if !Supports(c, op) {
+		return Result{}, Permanent(fmt.Errorf("this connector cannot run %s", op))
+	}
+	switch op {
+	case OpCreateAccount:
+		return c.(AccountManager).CreateAccount(ctx, a)
+	case OpDeleteAccount:
+		return c.(AccountManager).DeleteAccount(ctx, a)
+	case OpEnableAccount:
+		return c.(AccountManager).EnableAccount(ctx, a)
+	case OpDisableAccount:
+		return c.(AccountManager).DisableAccount(ctx, a)
+	case OpGrant:
+		return c.(EntitlementManager).Grant(ctx, a, e)
+	default:
+		return c.(EntitlementManager).Revoke(ctx, a, e)
+	}
 }
 
 // Config is what a factory needs to build a connector.

@@ -3,14 +3,25 @@ package connectors
 import (
 	"context"
 	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
 )
 
 // Error is a classified connector error. Permanent errors (no such group,
 // insufficient rights, invalid input) fail the job at once; transient ones
-// (server down, busy, timed out) are retried with backoff.
+// (server down, busy, timed out) are retried with backoff. A transient
+// error with RetryAfter says the system asked to be left alone that long
+// (a 429 or 503 with Retry-After): the job waits that long without
+// spending an attempt.
 type Error struct {
 	Permanent bool
 	Err       error
+	// RetryAfter, when positive, is how long the system asked to wait.
+	RetryAfter time.Duration
+	// RequestID is the system's id of the request that failed, if any.
+	RequestID string
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
@@ -32,6 +43,15 @@ func Transient(err error) error {
 	return &Error{Permanent: false, Err: err}
 }
 
+// RetryAfter marks err as transient, to be tried again after d: the
+// system is throttling or briefly unavailable and said for how long.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Err: err, RetryAfter: max(d, time.Millisecond)}
+}
+
 // IsPermanent reports whether err should fail a job without retrying.
 // Unclassified errors are transient: a network error or an unknown failure
 // is better retried than lost.
@@ -40,7 +60,44 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &e) && e.Permanent
 }
 
+// RetryAfterOf returns how long err asks to wait before the next try, and
+// whether it asks at all.
+func RetryAfterOf(err error) (time.Duration, bool) {
+	var e *Error
+	if errors.As(err, &e) && !e.Permanent && e.RetryAfter > 0 {
+		return e.RetryAfter, true
+	}
+	return 0, false
+}
+
 // IsTimeout reports whether err came from a deadline.
 func IsTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded)
+}
+
+// BoundSettings returns the JSON names of the fields of the settings
+// struct v tagged secret:"bound": the settings a connector's stored
+// secrets are bound to (see SecretBinding).
+func BoundSettings(v any) []string {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var out []string
+	for i := range t.NumField() {
+		if t.Field(i).Tag.Get("secret") == "bound" {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// MessageWithRequest appends a system's request id to a message, so that
+// the record of a job names the request its system's logs know.
+func MessageWithRequest(msg, requestID string) string {
+	if requestID == "" {
+		return msg
+	}
+	return fmt.Sprintf("%s (request id %s)", msg, requestID)
 }

@@ -311,7 +311,7 @@ func (s *Store) CheckInput(ctx context.Context, id string, in Input) (Health, er
 		return Health{Message: err.Error()}, nil
 	}
 	defer closeConnector(conn)
-	return conn.Check(ctx), nil
+	return CheckHealth(ctx, conn), nil
 }
 
 // Get returns one connector.
@@ -418,12 +418,6 @@ func (s *Store) RecordHealth(ctx context.Context, id string, h Health) error {
 	now := time.Now().UTC()
 	return s.db.WithContext(ctx).Model(&Record{}).Where("id = ?", id).
 		Updates(map[string]any{"health": status, "health_message": h.Message, "health_at": now}).Error
-}
-
-// GroupCreator is implemented by connectors that can create an entitlement
-// on their system, such as the built-in directory.
-type GroupCreator interface {
-	CreateGroup(ctx context.Context, e Entitlement, description string) error
 }
 
 func isUnique(err error) bool {

@@ -112,7 +112,7 @@ func TestStoredSecretStaysWithItsServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h := conn.Check(ctx); h.OK {
+		if h := connectors.CheckHealth(ctx, conn); h.OK {
 			t.Fatalf("check of a server that answers nothing: %+v", h)
 		}
 		got := evil.Received()

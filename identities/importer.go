@@ -35,7 +35,7 @@ var ErrConflict = errors.New("conflict")
 
 // DefaultDeletionThreshold is the share (percent) of a connector's accounts
 // an import may delete or lock without approval, unless the connector says
-// otherwise (a DeletionThreshold method).
+// otherwise (connectors.DeletionThresholder).
 const DefaultDeletionThreshold = 10.0
 
 // Import is one import run of a connector.
@@ -199,12 +199,16 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 	if mr, ok := conn.(connectors.ManagerReader); ok {
 		readsManagers = mr.ReadsManagers()
 	}
-	next, err := conn.Import(ctx, mode, cookie, col)
+	importer, ok := conn.(connectors.Importer)
+	if !ok {
+		return nil, connectors.Permanent(fmt.Errorf("connector %s cannot be imported", rec.Name))
+	}
+	next, err := importer.Import(ctx, mode, cookie, col)
 	if err != nil {
 		return nil, err
 	}
 	threshold := DefaultDeletionThreshold
-	if t, ok := conn.(interface{ DeletionThreshold() float64 }); ok {
+	if t, ok := conn.(connectors.DeletionThresholder); ok {
 		threshold = t.DeletionThreshold()
 	}
 	imp := &Import{ID: uuid.NewString(), ConnectorID: rec.ID, ConnectorName: rec.Name, Mode: string(mode),
@@ -230,7 +234,7 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 				return err
 			}
 			imp.Status, imp.ChangesJSON, imp.Changes = ImportAwaitingApproval, string(b), changes
-			imp.Message = imp.summary()
+			imp.Message = col.noted(imp.summary())
 			return im.save(tx, imp)
 		}
 		applied, err := im.apply(ctx, tx, rec, imp.ID, changes, st)
@@ -241,7 +245,7 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 		imp.Counts.ManagersSet, imp.Counts.ManagersCleared = applied.ManagersSet, applied.ManagersCleared
 		now := time.Now().UTC()
 		imp.Status, imp.AppliedAt = ImportApplied, &now
-		imp.Message = imp.summary()
+		imp.Message = col.noted(imp.summary())
 		if err := im.s.connectors.SaveImportCookieTx(tx, rec.ID, next); err != nil {
 			return err
 		}

@@ -445,10 +445,14 @@ func TestImportFromBuiltinDirectory(t *testing.T) {
 	t.Parallel()
 	b := apptest.New(t, "sqlite", &apptest.Options{NoStart: true})
 	rec, ents := b.Directory(t, "Dir", "VPN", "Wiki")
-	_, conn, err := b.Connectors.OpenByID(b.Ctx, rec.ID)
+	_, opened, err := b.Connectors.OpenByID(b.Ctx, rec.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	conn := opened.(interface {
+		connectors.AccountManager
+		connectors.EntitlementManager
+	})
 	for _, u := range []string{"ann", "ben"} {
 		if _, err := conn.CreateAccount(b.Ctx, connectors.Account{Username: u, DisplayName: strings.ToUpper(u)}); err != nil {
 			t.Fatal(err)

@@ -25,7 +25,9 @@ type collector struct {
 	ents       map[string]connectors.Entitlement
 	entOrder   []string
 	members    map[string][]string
+	memberDiff map[string]memberDiff
 	sawMembers bool
+	notes      []string
 	present    map[string]bool
 	deleted    []string
 }
@@ -75,6 +77,36 @@ func (c *collector) Members(_ context.Context, group string, members []string) e
 		out[i] = key(m)
 	}
 	c.members[key(group)] = out
+	return nil
+}
+
+// Note keeps what the connector says about the import as a whole.
+func (c *collector) Note(msg string) { c.notes = append(c.notes, msg) }
+
+// noted is summary with the connector's notes before it.
+func (c *collector) noted(summary string) string {
+	if len(c.notes) == 0 {
+		return summary
+	}
+	return strings.Join(c.notes, "; ") + ". " + summary
+}
+
+// memberDiff is what a group gained and lost in a delta.
+type memberDiff struct{ added, removed []string }
+
+func (c *collector) MemberChanges(_ context.Context, group string, added, removed []string) error {
+	c.sawMembers = true
+	if c.memberDiff == nil {
+		c.memberDiff = map[string]memberDiff{}
+	}
+	d := c.memberDiff[key(group)]
+	for _, m := range added {
+		d.added = append(d.added, key(m))
+	}
+	for _, m := range removed {
+		d.removed = append(d.removed, key(m))
+	}
+	c.memberDiff[key(group)] = d
 	return nil
 }
 
@@ -341,22 +373,41 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 	if col.sawMembers || col.present != nil {
 		for _, gk := range col.entOrder {
 			list, ok := col.members[gk]
-			if !ok {
+			diff, changed := col.memberDiff[gk]
+			if !ok && !changed {
 				continue
 			}
 			g := col.ents[gk]
-			want := map[string]bool{}
-			for _, m := range list {
-				if _, ok := known[m]; ok {
-					want[m] = true
-				}
-			}
 			have := map[string]bool{}
 			if id := entID(g.ExternalID); id != "" {
 				for accID := range st.members[id] {
 					if ak, ok := keyOfID[accID]; ok {
 						have[ak] = true
 					}
+				}
+			}
+			if !ok {
+				// A delta of the members: what the group had, changed.
+				list = nil
+				gone := map[string]bool{}
+				for _, m := range diff.removed {
+					gone[m] = true
+				}
+				for m := range have {
+					if !gone[m] {
+						list = append(list, m)
+					}
+				}
+				for _, m := range diff.added {
+					if !gone[m] {
+						list = append(list, m)
+					}
+				}
+			}
+			want := map[string]bool{}
+			for _, m := range list {
+				if _, ok := known[m]; ok {
+					want[m] = true
 				}
 			}
 			for _, m := range sortedSet(want) {

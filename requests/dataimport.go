@@ -35,10 +35,14 @@ func (r *Request) checkImport(v *ValidationError) {
 	}
 }
 
-// jobKind names a job as the connector does; an import adds its mode
-// ("Import.Full", "Import.Delta").
-func jobKind(conn connectors.Connector, op connectors.Operation, r *Request) string {
+// jobKind names a job as the connector does, by its entitlement when the
+// connector tells them apart ("EntraID AssignRole"); an import adds its
+// mode ("Import.Full", "Import.Delta").
+func jobKind(conn connectors.Connector, op connectors.Operation, r *Request, e *entitlementRef) string {
 	kind := conn.Kind(op)
+	if k, ok := conn.(connectors.EntitlementKinder); ok && e != nil {
+		kind = k.KindOf(op, connectors.Entitlement{ExternalID: e.ExternalID, Name: e.Name, Kind: e.Kind})
+	}
 	if op == connectors.OpImport && r.ImportMode != "" {
 		kind += "." + strings.ToUpper(r.ImportMode[:1]) + r.ImportMode[1:]
 	}
@@ -67,5 +71,5 @@ func (s *Service) ImportSupported(ctx context.Context, connectorID string) (bool
 	if err != nil {
 		return false, err
 	}
-	return conn.Kind(connectors.OpImport) != "", nil
+	return connectors.Supports(conn, connectors.OpImport), nil
 }

@@ -131,8 +131,11 @@ type Job struct {
 	Revocation      bool       `json:"revocation"`
 	RunAt           *time.Time `json:"run_at,omitempty"`
 	Attempts        int        `json:"attempts"`
-	QueueJobID      *int64     `json:"-"`
-	Message         string     `json:"message"`
+	// RateLimitWaits counts the waits its system asked for (they spend no
+	// attempt).
+	RateLimitWaits int    `json:"rate_limit_waits"`
+	QueueJobID     *int64 `json:"-"`
+	Message        string `json:"message"`
 	// Unchanged says a completed job's connector found the system already
 	// as asked: the job's outcome is "no change".
 	Unchanged bool       `json:"unchanged"`

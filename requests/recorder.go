@@ -269,12 +269,13 @@ func countJobsTx(tx *gorm.DB, ids []string) (map[string]*jobCounts, error) {
 // canceled it meanwhile, and then it is left as it is.
 func updateOutcomesTx(tx *gorm.DB, outs []outcome) (map[string]bool, error) {
 	out := make(map[string]bool, len(outs))
-	row := "(" + database.Typed(tx, "uuid") + ", ?, ?, " + database.Typed(tx, "boolean") + ", " + database.Typed(tx, "timestamptz") + ", " + database.Typed(tx, "timestamptz") + ")"
+	row := "(" + database.Typed(tx, "uuid") + ", ?, ?, " + database.Typed(tx, "boolean") + ", " + database.Typed(tx, "timestamptz") + ", " +
+		database.Typed(tx, "timestamptz") + ", " + database.Typed(tx, "integer") + ")"
 	for start := 0; start < len(outs); start += 500 {
 		chunk := outs[start:min(start+500, len(outs))]
 		var q strings.Builder
-		args := make([]any, 0, 6*len(chunk)+1)
-		q.WriteString("WITH v (id, status, message, unchanged, updated_at, ended_at) AS (VALUES ")
+		args := make([]any, 0, 7*len(chunk)+1)
+		q.WriteString("WITH v (id, status, message, unchanged, updated_at, ended_at, waits) AS (VALUES ")
 		for i, o := range chunk {
 			if i > 0 {
 				q.WriteString(", ")
@@ -284,10 +285,11 @@ func updateOutcomesTx(tx *gorm.DB, outs []outcome) (map[string]bool, error) {
 			if o.status != JobPending {
 				ended = o.endedAt
 			}
-			args = append(args, o.job.ID, o.status, o.message, o.unchanged(), o.endedAt, ended)
+			args = append(args, o.job.ID, o.status, o.message, o.unchanged(), o.endedAt, ended, o.waits)
 		}
 		q.WriteString(") UPDATE connector_jobs SET status = v.status, message = v.message, unchanged = v.unchanged, " +
-			"updated_at = v.updated_at, ended_at = COALESCE(v.ended_at, connector_jobs.ended_at) FROM v " +
+			"updated_at = v.updated_at, ended_at = COALESCE(v.ended_at, connector_jobs.ended_at), " +
+			"rate_limit_waits = connector_jobs.rate_limit_waits + v.waits FROM v " +
 			"WHERE connector_jobs.id = v.id AND connector_jobs.status IN ? RETURNING connector_jobs.id")
 		args = append(args, []string{JobRunning, JobPending, JobScheduled})
 		var changed []string

@@ -218,8 +218,11 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 				v.add("connector_id", "connector %s cannot be used: %v", rec.Name, err)
 			}
 			out.conn = conn
+			if conn != nil && r.Type != DataImport && len(r.Type.Operations()) > 0 && !Offers(conn, r.Type) {
+				v.add("type", "connector %s cannot run %s requests", rec.Name, r.Type)
+			}
 			if r.Type == DataImport && conn != nil {
-				if conn.Kind(connectors.OpImport) == "" {
+				if !connectors.Supports(conn, connectors.OpImport) {
 					v.add("connector_id", "connector %s does not support data import", rec.Name)
 				}
 				out.benName = rec.Name
@@ -469,7 +472,7 @@ func (s *Service) buildJobs(inst *Instance, res *resolved, now time.Time) ([]Job
 		j := Job{
 			ID: uuid.NewString(), InstanceID: inst.ID, Seq: i + 1, ConnectorID: res.connector.ID,
 			ConnectorName: res.connector.Name, ConnectorType: res.connector.Type, Username: sp.username,
-			Operation: string(sp.op), Kind: jobKind(res.conn, sp.op, &res.req), Status: JobPending, Priority: res.req.Priority,
+			Operation: string(sp.op), Kind: jobKind(res.conn, sp.op, &res.req, sp.entitlement), Status: JobPending, Priority: res.req.Priority,
 			Revocation: sp.revocation, RunAt: sp.runAt, CreatedAt: now, UpdatedAt: now,
 		}
 		if sp.identityID != "" {

@@ -394,6 +394,9 @@ func (f *flaky) do(ctx context.Context, a connectors.Account) (connectors.Result
 	if strings.HasPrefix(a.Username, "denied") {
 		return connectors.Result{}, connectors.Permanent(errors.New("insufficient access rights"))
 	}
+	if left > 0 && strings.HasPrefix(a.Username, "throttled") {
+		return connectors.Result{}, connectors.RetryAfter(errors.New("429 too many requests"), 30*time.Millisecond)
+	}
 	if left > 0 {
 		return connectors.Result{}, connectors.Transient(errors.New("server busy"))
 	}

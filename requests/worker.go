@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -140,14 +141,20 @@ type setRun struct {
 	openErr error
 	people  map[string]*identities.Identity
 	ents    map[string]*identities.Entitlement
+	// accounts are the portal's accounts of the set's identities on the
+	// connector, read once: operations get their external ids.
+	accounts map[string]*identities.Account
 
 	outcomes  []outcome // not written yet
 	lastFlush time.Time
 	transient error // the first transient error: the set runs again
-	dbErr     error // the database failed: the set stops and runs again
-	waiting   bool  // a job waits for a job of another set
-	operated  bool  // an operation ran in this attempt
-	more      bool  // the attempt's time is up: the set goes on in a new one
+	// snooze is the longest wait a system asked for (Retry-After): the set
+	// runs again after it without spending an attempt.
+	snooze   time.Duration
+	dbErr    error // the database failed: the set stops and runs again
+	waiting  bool  // a job waits for a job of another set
+	operated bool  // an operation ran in this attempt
+	more     bool  // the attempt's time is up: the set goes on in a new one
 }
 
 // outcome is what happened to one job in this attempt, kept until written.
@@ -160,6 +167,8 @@ type outcome struct {
 	status, message      string
 	event                string // the message of the history entry; message if empty
 	result               connectors.Result
+	// waits counts the rate-limit waits of this attempt.
+	waits int
 }
 
 // unchanged says the job completed and its connector changed nothing.
@@ -177,7 +186,9 @@ func (r *setRun) run(ctx context.Context, jobs []Job) error {
 			}
 			break
 		}
-		if r.dbErr != nil {
+		if r.dbErr != nil || r.snooze > 0 {
+			// A database error, or a system that asked to wait: the rest
+			// runs in the next attempt.
 			break
 		}
 		if r.operated && !until.IsZero() && time.Now().After(until) && !allTerminal(jobs[i:]) {
@@ -199,6 +210,9 @@ func (r *setRun) run(ctx context.Context, jobs []Job) error {
 		// over): the set goes on at once, and the operation cut short runs
 		// again, which spends no attempt.
 		return river.JobSnooze(0)
+	case r.snooze > 0:
+		// The system asked to wait: a snooze spends no attempt.
+		return river.JobSnooze(r.snooze)
 	case r.transient != nil:
 		return r.transient
 	case r.more:
@@ -353,7 +367,9 @@ func (r *setRun) claim(ctx context.Context, jobs []*Job) ([]*Job, time.Time) {
 
 // conclude keeps what an attempt of a claimed job came to.
 func (r *setRun) conclude(j *Job, startedAt time.Time, result connectors.Result, err error) {
-	o := outcome{job: j, claimed: true, interrupted: j.Status == JobRunning, startedAt: startedAt, endedAt: time.Now().UTC()}
+	o := outcome{job: j, claimed: true, interrupted: j.Status == JobRunning, startedAt: startedAt, endedAt: time.Now().UTC(),
+		waits: result.RateLimitWaits}
+	wait, throttled := connectors.RetryAfterOf(err)
 	switch {
 	case err == nil:
 		o.status, o.result = JobCompleted, result
@@ -364,12 +380,19 @@ func (r *setRun) conclude(j *Job, startedAt time.Time, result connectors.Result,
 		if !result.Changed {
 			o.message += " (no change)"
 		}
+		o.message = connectors.MessageWithRequest(o.message, result.RequestID)
 	case connectors.IsPermanent(err):
 		o.status, o.message = JobFailed, err.Error()
 	case errors.Is(err, errAttemptEnded):
 		// The worker stopped or the attempt reached its bound: the job
 		// waits for the set's next attempt, whatever the attempts left.
 		o.status, o.message = JobPending, "waiting: "+err.Error()
+	case throttled:
+		// The system asked to slow down for wait: the job waits that long,
+		// and the wait spends no attempt.
+		o.waits++
+		o.status, o.message = JobPending, fmt.Sprintf("waiting %s as the system asked: %v", wait.Round(time.Millisecond), err)
+		r.snooze = max(r.snooze, wait)
 	case r.qj.Attempt >= r.qj.MaxAttempts:
 		o.status, o.message = JobFailed, fmt.Sprintf("gave up after %d attempts: %v", r.qj.Attempt, err)
 	default:
@@ -573,8 +596,16 @@ func (s *Service) openConnector(ctx context.Context, id string) (*connectors.Rec
 func (r *setRun) subjects(ctx context.Context, j *Job) (connectors.Account, connectors.Entitlement, error) {
 	acct := connectors.Account{Username: j.Username}
 	var ent connectors.Entitlement
+	if j.IdentityID != nil {
+		if err := r.loadAccounts(ctx); err != nil {
+			return acct, ent, err
+		}
+		if a := r.accounts[*j.IdentityID]; a != nil && a.Username == j.Username {
+			acct.ExternalID = a.ExternalID
+		}
+	}
 	// The name and address matter to an account being made; the other
-	// operations find the account by its username.
+	// operations find the account by its external id or username.
 	if j.IdentityID != nil && connectors.Operation(j.Operation) == connectors.OpCreateAccount {
 		id, ok := r.people[*j.IdentityID]
 		if !ok {
@@ -585,6 +616,7 @@ func (r *setRun) subjects(ctx context.Context, j *Job) (connectors.Account, conn
 		}
 		if id != nil {
 			acct.DisplayName, acct.Email = id.DisplayName, id.Email
+			acct.GivenName, acct.Surname = splitName(id.DisplayName)
 		}
 	}
 	if j.EntitlementID != nil {
@@ -599,6 +631,39 @@ func (r *setRun) subjects(ctx context.Context, j *Job) (connectors.Account, conn
 		ent = connectors.Entitlement{ExternalID: e.ExternalID, Name: e.Name, Kind: e.Kind}
 	}
 	return acct, ent, nil
+}
+
+// loadAccounts reads the portal's accounts of the set's identities on its
+// connector, once per set.
+func (r *setRun) loadAccounts(ctx context.Context) error {
+	if r.accounts != nil {
+		return nil
+	}
+	var ids []string
+	for _, j := range r.byID {
+		if j.IdentityID != nil {
+			ids = append(ids, *j.IdentityID)
+		}
+	}
+	got, err := r.s.ids.AccountsOfTx(ctx, r.s.db.Gorm, r.first.ConnectorID, ids)
+	if err != nil {
+		return connectors.Transient(fmt.Errorf("read the accounts of the jobs: %w", err))
+	}
+	r.accounts = got
+	return nil
+}
+
+// splitName makes a given name and a surname of a display name: the
+// surname is the last word.
+func splitName(display string) (given, surname string) {
+	f := strings.Fields(display)
+	switch len(f) {
+	case 0:
+		return "", ""
+	case 1:
+		return f[0], ""
+	}
+	return strings.Join(f[:len(f)-1], " "), f[len(f)-1]
 }
 
 // flush writes the outcomes kept so far (see recorder), with the

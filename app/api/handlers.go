@@ -207,7 +207,7 @@ func (s *server) checkConnector(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	h := conn.Check(c.UserContext())
+	h := connectors.CheckHealth(c.UserContext(), conn)
 	if err := s.Connectors.RecordHealth(c.UserContext(), r.ID, h); err != nil {
 		return err
 	}

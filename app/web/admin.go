@@ -214,7 +214,7 @@ func (s *Server) connectorCheck(c *fiber.Ctx) error {
 	case err != nil:
 		h = connectors.Health{Message: err.Error()}
 	default:
-		h = conn.Check(c.UserContext())
+		h = connectors.CheckHealth(c.UserContext(), conn)
 		if err := s.Connectors.RecordHealth(c.UserContext(), rec.ID, h); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -221,7 +222,7 @@ func (s *Server) showStep(c *fiber.Ctx, status int, d *requests.Draft, i int, er
 			return err
 		}
 		for _, r := range list {
-			if r.Enabled {
+			if r.Enabled && s.offers(ctx, &r, d.Type) {
 				wd.Connectors = append(wd.Connectors, r)
 			}
 		}
@@ -586,4 +587,17 @@ func problemList(errs map[string]string, skip ...string) []problem {
 		out = append(out, p)
 	}
 	return out
+}
+
+// offers reports whether the connector of r can do what a request of type t
+// asks (any type when t is not chosen yet): the wizard offers only those.
+func (s *Server) offers(ctx context.Context, r *connectors.Record, t requests.Type) bool {
+	if t == "" {
+		return true
+	}
+	conn, err := s.Connectors.Open(ctx, r)
+	if err != nil {
+		return false
+	}
+	return requests.Offers(conn, t)
 }

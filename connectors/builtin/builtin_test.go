@@ -8,6 +8,7 @@ import (
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/builtin"
 	"github.com/provisor/provisor/database/dbtest"
 )
 
@@ -32,10 +33,11 @@ func TestOperationsAreIdempotentAndErrorsClassified(t *testing.T) {
 		t.Parallel()
 		b := apptest.New(t, dialect, &apptest.Options{NoStart: true})
 		rec, _ := b.Directory(t, "Dir", "VPN")
-		_, c, err := b.Connectors.OpenByID(b.Ctx, rec.ID)
+		_, opened, err := b.Connectors.OpenByID(b.Ctx, rec.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
+		c := opened.(*builtin.Directory)
 		ctx := b.Ctx
 		alice := connectors.Account{Username: "alice", DisplayName: "Alice", Email: "alice@example.test"}
 		vpn := connectors.Entitlement{ExternalID: "VPN", Name: "VPN"}
@@ -127,11 +129,12 @@ func TestBatchedGrantsAndRevokes(t *testing.T) {
 		t.Parallel()
 		b := apptest.New(t, dialect, &apptest.Options{NoStart: true})
 		rec, _ := b.Directory(t, "Dir", "VPN", "Wiki", "Mail")
-		_, c, err := b.Connectors.OpenByID(b.Ctx, rec.ID)
+		_, opened, err := b.Connectors.OpenByID(b.Ctx, rec.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		batch, ok := c.(connectors.Batcher)
+		c := opened.(*builtin.Directory)
+		batch, ok := opened.(connectors.Batcher)
 		if !ok {
 			t.Fatal("the built-in directory takes no batches")
 		}

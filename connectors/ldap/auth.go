@@ -11,16 +11,10 @@ import (
 	"github.com/provisor/provisor/connectors"
 )
 
-// DirectoryUser is a person who signed in with the directory.
-type DirectoryUser struct {
-	DN          string
-	Username    string
-	DisplayName string
-	Email       string
-	// IsAdmin says the user is a member of the connector's admin_group_dn
-	// (on AD also through nested groups).
-	IsAdmin bool
-}
+// DirectoryUser is a person who signed in with the directory. IsAdmin says
+// the user is a member of the connector's admin_group_dn (on AD also
+// through nested groups).
+type DirectoryUser = connectors.SignInUser
 
 // Sign-in errors. Transient errors (directory unreachable) are none of
 // these: the caller should say "try again later", not "wrong password".
@@ -28,9 +22,9 @@ var (
 	// ErrInvalidCredentials covers an unknown username, a wrong password,
 	// and an account that is locked or disabled: the directory refuses the
 	// bind in each case, and telling them apart would help an attacker.
-	ErrInvalidCredentials = errors.New("invalid username or password")
+	ErrInvalidCredentials = connectors.ErrInvalidCredentials
 	// ErrLoginDisabled means the connector's login_enabled setting is off.
-	ErrLoginDisabled = errors.New("sign-in with this directory is not enabled")
+	ErrLoginDisabled = connectors.ErrLoginDisabled
 )
 
 // Authenticate checks a password against the directory: it finds the user

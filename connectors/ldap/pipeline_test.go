@@ -362,10 +362,10 @@ func TestStoreOpensOneConnector(t *testing.T) {
 			t.Fatalf("open %d gave another connector", i)
 		}
 	}
-	if h := got[0].Check(b.Ctx); !h.OK {
+	if h := connectors.CheckHealth(b.Ctx, got[0]); !h.OK {
 		t.Errorf("shared connector: %+v", h)
 	}
-	if _, err := got[0].CreateAccount(b.Ctx, connectors.Account{Username: "x"}); err != nil {
+	if _, err := got[0].(connectors.AccountManager).CreateAccount(b.Ctx, connectors.Account{Username: "x"}); err != nil {
 		t.Errorf("shared connector was closed: %v", err)
 	}
 	rec, err = b.Connectors.Update(b.Ctx, rec.ID, connectors.Input{Name: "Corp", Settings: []byte(s.Settings(`"pool_size":2`))})
@@ -377,7 +377,7 @@ func TestStoreOpensOneConnector(t *testing.T) {
 		t.Fatalf("after a change: %v", err)
 	}
 	// Whoever still holds the replaced one can finish its work.
-	if _, err := got[0].CreateAccount(b.Ctx, connectors.Account{Username: "y"}); err != nil {
+	if _, err := got[0].(connectors.AccountManager).CreateAccount(b.Ctx, connectors.Account{Username: "y"}); err != nil {
 		t.Errorf("the replaced connector: %v", err)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	ldapv3 "github.com/go-ldap/ldap/v3"
+
+	"github.com/provisor/provisor/connectors"
 )
 
 // Settings are a directory connector's settings as stored (JSON). Secrets
@@ -169,17 +171,7 @@ var knownSettings = func() map[string]bool {
 }()
 
 // boundSettings are the JSON names of the settings tagged secret:"bound".
-var boundSettings = func() []string {
-	var out []string
-	t := reflect.TypeOf(Settings{})
-	for i := range t.NumField() {
-		if t.Field(i).Tag.Get("secret") == "bound" {
-			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-			out = append(out, name)
-		}
-	}
-	return out
-}()
+var boundSettings = connectors.BoundSettings(Settings{})
 
 // parse reads and checks settings and secrets. Problems are keyed by field
 // ("settings.urls", "secrets.bind_password"); cfg is nil when there are any.

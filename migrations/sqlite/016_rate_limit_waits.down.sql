@@ -1,0 +1,1 @@
+ALTER TABLE connector_jobs DROP COLUMN rate_limit_waits;
