@@ -268,6 +268,9 @@ type entitlementRef struct {
 type beneficiary struct {
 	IdentityID string
 	Username   string
+	// HasAccount: the portal knows an account of the beneficiary on the
+	// connector (not deleted) from before the run.
+	HasAccount bool
 }
 
 // setSize bounds the jobs of a set made of one entitlement's grants (or
@@ -311,7 +314,15 @@ func expand(r *Request, people []beneficiary, ents []entitlementRef, expiresAt *
 			for i := range ents {
 				add(connectors.OpGrant, &ents[i], create)
 			}
-			if expiresAt != nil {
+			switch {
+			case expiresAt == nil:
+			case p.HasAccount:
+				// The account was there before: the end of the access
+				// takes back what the run granted, not the account.
+				for i := range ents {
+					revoke(connectors.OpRevoke, &ents[i])
+				}
+			default:
 				revoke(connectors.OpDeleteAccount, nil)
 			}
 		case DeleteAccount:

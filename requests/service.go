@@ -305,6 +305,7 @@ func (s *Service) resolve(ctx context.Context, tx *gorm.DB, r Request) (*resolve
 	for i, p := range out.people {
 		if a := accounts[p.IdentityID]; a != nil && p.IdentityID != "" {
 			out.people[i].Username = a.Username
+			out.people[i].HasAccount = a.Status != "deleted"
 		}
 	}
 	out.accounts = accounts

@@ -912,3 +912,37 @@ func TestSweepHandsBackAbandonedWork(t *testing.T) {
 		}
 	})
 }
+
+// A time-bound Create account for someone whose account the portal knows
+// from before ends by taking back the run's grants, not the account.
+func TestTimeBoundCreateKeepsAnAccountThatWasThere(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		b := apptest.New(t, dialect, nil)
+		dir, ents := b.Directory(t, "Dir", "VPN")
+		alice, bob := b.Identity(t, "alice"), b.Identity(t, "bob")
+		first := b.Submit(t, requests.Request{Type: requests.CreateAccount, BeneficiaryType: "identity", BeneficiaryID: alice.ID, ConnectorID: dir.ID})
+		if done := b.WaitSettled(t, first.ID); done.Status != requests.InstanceCompleted {
+			t.Fatalf("alice's account: %s", apptest.Describe(done))
+		}
+		wg := b.Workgroup(t, "Cover", alice, bob)
+		inst := b.Submit(t, requests.Request{Type: requests.CreateAccount, BeneficiaryType: "workgroup", BeneficiaryID: wg.ID,
+			ConnectorID: dir.ID, Entitlements: []string{ents["VPN"].ID}, Duration: "8h"})
+		var got []string
+		for _, j := range inst.Jobs {
+			got = append(got, fmt.Sprintf("%s %s %s %s", j.Username, j.Kind, j.EntitlementName, j.Status))
+		}
+		want := []string{
+			"alice Directory.CreateAccount  pending",
+			"alice Directory.AddToGroup VPN pending",
+			"alice Directory.RemoveFromGroup VPN scheduled",
+			"bob Directory.CreateAccount  pending",
+			"bob Directory.AddToGroup VPN pending",
+			"bob Directory.DeleteAccount  scheduled",
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("jobs:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}
