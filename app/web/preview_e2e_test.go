@@ -65,10 +65,14 @@ func TestPreviewInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"8 jobs on Corp Directory", "6 will change", "2 already so, no change", "alice already is a member of VPN", "creates account bob", "deletes account alice, which existed before this run"} {
+	for _, want := range []string{"9 jobs on Corp Directory", "7 will change", "2 already so, no change", "alice already is a member of VPN", "creates account bob",
+		"removes alice from Wiki", "deletes account bob"} {
 		if !strings.Contains(preview, want) {
 			t.Errorf("preview lacks %q:\n%s", want, preview)
 		}
+	}
+	if strings.Contains(preview, "deletes account alice") {
+		t.Errorf("the end of the access deletes alice's account, which was there before:\n%s", preview)
 	}
 	inst, err := w.Tasks.Trigger(w.Ctx, task.ID, requests.TriggerManual, "admin")
 	if err != nil {

@@ -146,7 +146,6 @@ func (s *Server) taskTrigger(c *fiber.Ctx) error {
 type taskData struct {
 	T           *tasks.Task
 	Admin       bool
-	CanEdit     bool
 	Errors      map[string]string
 	Connector   string
 	Ents        []identities.Entitlement
@@ -186,10 +185,6 @@ func preview(expr, tz string) scheduleData {
 	return d
 }
 
-func (s *Server) canEdit(c *fiber.Ctx, t *tasks.Task) bool {
-	return isAdmin(c) || t.CreatedBy == user(c).Username
-}
-
 func (s *Server) taskPage(c *fiber.Ctx) error {
 	t, err := s.taskFor(c)
 	if err != nil {
@@ -200,7 +195,7 @@ func (s *Server) taskPage(c *fiber.Ctx) error {
 
 func (s *Server) showTask(c *fiber.Ctx, status int, t *tasks.Task, errs map[string]string) error {
 	ctx := c.UserContext()
-	d := taskData{T: t, Admin: isAdmin(c), CanEdit: s.canEdit(c, t), Errors: errs, Zones: commonZones,
+	d := taskData{T: t, Admin: isAdmin(c), Errors: errs, Zones: commonZones,
 		Schedule: preview(t.Cron, t.Timezone), Dynamic: []string{"requester", "beneficiary"}}
 	if rec, err := s.Connectors.Get(ctx, t.ConnectorID); err == nil {
 		d.Connector = rec.Name
@@ -242,9 +237,6 @@ func (s *Server) taskSave(c *fiber.Ctx) error {
 	t, err := s.taskFor(c)
 	if err != nil {
 		return err
-	}
-	if !s.canEdit(c, t) {
-		return fiber.NewError(fiber.StatusForbidden, "Only its creator or an admin can change this task.")
 	}
 	name, desc := form(c, "name"), form(c, "description")
 	return s.updateTask(c, t, tasks.Input{Name: &name, Description: &desc}, "Task saved.")
@@ -297,9 +289,6 @@ func (s *Server) taskNotify(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if !s.canEdit(c, t) {
-		return fiber.NewError(fiber.StatusForbidden, "Only its creator or an admin can change this task.")
-	}
 	n := tasks.Notify{Enabled: form(c, "enabled") == "yes", When: form(c, "when"), Recipients: []string{}}
 	for _, r := range formList(c, "recipients") {
 		if !slices.Contains(n.Recipients, r) {
@@ -326,9 +315,6 @@ func (s *Server) taskDelete(c *fiber.Ctx) error {
 	t, err := s.taskFor(c)
 	if err != nil {
 		return err
-	}
-	if !s.canEdit(c, t) {
-		return fiber.NewError(fiber.StatusForbidden, "Only its creator or an admin can delete this task.")
 	}
 	if err := s.Tasks.Delete(c.UserContext(), t.ID, user(c).Username); err != nil {
 		return err
