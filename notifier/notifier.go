@@ -35,6 +35,9 @@ type Options struct {
 	// Templates replace views.Email(), for tests.
 	Templates fs.FS
 	Logger    *slog.Logger
+	// NowFunc is the clock the retry period is measured by (default
+	// time.Now); tests move it to end a period without waiting for it.
+	NowFunc func() time.Time
 }
 
 // Service writes completion emails to the outbox, delivers them, and lists
@@ -51,6 +54,7 @@ type Service struct {
 	smtpName string
 	conns    int // MaxConns
 	bound    time.Duration
+	now      func() time.Time
 	// sent records deliveries of concurrent jobs in shared statements.
 	sent *group[string, struct{}]
 }
@@ -69,6 +73,7 @@ func New(db *database.DB, opts *Options) (*Service, error) {
 			o.MaxConns = opts.MaxConns
 		}
 		o.AttemptBound = opts.AttemptBound
+		o.NowFunc = opts.NowFunc
 		if opts.BaseURL != "" {
 			o.BaseURL = opts.BaseURL
 		}
@@ -81,7 +86,10 @@ func New(db *database.DB, opts *Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{db: db, log: o.Logger, render: r, retry: newBackoff(o.RetryFor), smtpName: o.SMTPName, msgHost: hostOf(o.BaseURL), conns: o.MaxConns,
-		bound: o.AttemptBound}
+		bound: o.AttemptBound, now: o.NowFunc}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if s.bound <= 0 {
 		s.bound = 5 * time.Minute
 	}
