@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/app/database/dbtest"
 	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/notifier/smtptest"
 	"github.com/provisor/provisor/requests"
@@ -50,12 +53,13 @@ func TestNotificationsAPI(t *testing.T) {
 			Items []notifier.Notification `json:"items"`
 			Total int64                   `json:"total"`
 		}
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_ = testwait.Poll(h.Ctx, 10*time.Second, func() error {
 			h.json("GET", "/api/v1/notifications?status=failed", read, "", 200, &page)
-			if page.Total == 1 || time.Now().After(deadline) {
-				break
+			if page.Total != 1 {
+				return fmt.Errorf("%d failed messages", page.Total)
 			}
-		}
+			return nil
+		})
 		if page.Total != 1 || len(page.Items) != 1 {
 			t.Fatalf("failed messages: %+v", page)
 		}
@@ -101,9 +105,13 @@ func TestNotificationsAPI(t *testing.T) {
 			t.Errorf("resent: %+v", resent)
 		}
 		srv.Wait(t, 1, 10*time.Second)
-		for deadline := time.Now().Add(10 * time.Second); one.Status != notifier.StatusSent && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		_ = testwait.Poll(h.Ctx, 10*time.Second, func() error {
 			h.json("GET", "/api/v1/notifications/"+n.ID, read, "", 200, &one)
-		}
+			if one.Status != notifier.StatusSent {
+				return errors.New(one.Status)
+			}
+			return nil
+		})
 		if one.Status != notifier.StatusSent || one.SentAt == nil || one.Attempts != 1 || one.LastError != "" {
 			t.Errorf("after resend: %+v", one)
 		}
