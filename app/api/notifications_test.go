@@ -81,22 +81,15 @@ func TestNotificationsAPI(t *testing.T) {
 		if page.Total != 1 {
 			t.Errorf("by instance: %+v", page)
 		}
-		for _, c := range []struct {
-			method, path, token string
-			want                int
-		}{
-			{"GET", "/api/v1/notifications?status=bogus", read, 422},
-			{"GET", "/api/v1/notifications?instance_id=nope", read, 422},
-			{"GET", "/api/v1/notifications/not-an-id", read, 404},
-			{"GET", "/api/v1/notifications/" + inst.ID, read, 404},
-			{"GET", "/api/v1/notifications", jobs, 403},
-			{"POST", "/api/v1/notifications/" + n.ID + "/resend", read, 403},
-			{"POST", "/api/v1/notifications/" + inst.ID + "/resend", jobs, 404},
-		} {
-			if status, _, body := h.do(c.method, c.path, c.token, "", ""); status != c.want {
-				t.Errorf("%s %s = %d, want %d: %s", c.method, c.path, status, c.want, body)
-			}
-		}
+		apptest.RunScenarios(t, h.Bundle, []apptest.Scenario{
+			{Name: "unknown status", URL: "/api/v1/notifications?status=bogus", Headers: bearer(read), ExpectedStatus: 422},
+			{Name: "malformed instance", URL: "/api/v1/notifications?instance_id=nope", Headers: bearer(read), ExpectedStatus: 422},
+			{Name: "malformed id", URL: "/api/v1/notifications/not-an-id", Headers: bearer(read), ExpectedStatus: 404},
+			{Name: "an instance's id", URL: "/api/v1/notifications/" + inst.ID, Headers: bearer(read), ExpectedStatus: 404},
+			{Name: "list without read scope", URL: "/api/v1/notifications", Headers: bearer(jobs), ExpectedStatus: 403},
+			{Name: "resend without jobs scope", Method: "POST", URL: "/api/v1/notifications/" + n.ID + "/resend", Headers: bearer(read), ExpectedStatus: 403},
+			{Name: "resend of an unknown message", Method: "POST", URL: "/api/v1/notifications/" + inst.ID + "/resend", Headers: bearer(jobs), ExpectedStatus: 404},
+		})
 
 		refuse.Store(false)
 		var resent notifier.Notification
