@@ -42,8 +42,10 @@ bench: build
 	# LDAP connector: grants through Provisor against raw go-ldap, and a 10,000-user import (BENCHMARKS.md).
 	$(GO) test -run '^$$' -bench LDAP -benchtime 1x -timeout 30m ./connectors/ldap/
 
+## vet: go vet, staticcheck (a tool of the module: go.mod pins its version) and gofmt
 vet:
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; exit 1)
 
 clean:

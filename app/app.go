@@ -65,6 +65,9 @@ type Options struct {
 	ConnectorTypes []connectors.Type
 	// NoWorkers builds an app that inserts jobs but runs none.
 	NoWorkers bool
+	// NowFunc is the clock of the notifier's retry period (default
+	// time.Now), for tests that end a period without waiting for it.
+	NowFunc func() time.Time
 }
 
 // New opens the database, applies migrations and wires every component.
@@ -123,7 +126,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	// for the shortest time.
 	a.Notifier, err = notifier.New(db, &notifier.Options{
 		SMTP: (*notifier.SMTP)(cfg.SMTP), SMTPName: cfg.RedactedSMTP(), RetryFor: cfg.SMTPRetryFor, BaseURL: cfg.BaseURL,
-		AttemptBound: cfg.RescueAfter, Logger: log.With("component", "notifier"),
+		AttemptBound: cfg.RescueAfter, Logger: log.With("component", "notifier"), NowFunc: opts.NowFunc,
 		Directory: mailboxes{access: a.Access, identities: a.Identities},
 	})
 	if err != nil {

@@ -158,6 +158,7 @@ func (s *Scheduler) reload(ctx context.Context) error {
 		if want[id] != sj.key {
 			_ = s.cron.RemoveJob(sj.job)
 			delete(s.jobs, id)
+			s.log.Debug("schedule removed", "task_id", id)
 		}
 	}
 	for _, t := range list {

@@ -1,29 +1,27 @@
 package app_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/database/dbtest"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )
 
 func waitNextRun(t *testing.T, b *apptest.Bundle, id string, want bool) time.Time {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	return testwait.For(t, 10*time.Second, func() (time.Time, error) {
 		next, ok := b.Scheduler.NextRun(id)
-		if ok == want {
-			return next
+		if ok != want {
+			return next, fmt.Errorf("schedule of %s present=%v, want %v", id, ok, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("schedule of %s present=%v after 5s, want %v", id, ok, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return next, nil
+	})
 }
 
 // A schedule changed through the service, or by another process straight
@@ -54,17 +52,12 @@ func TestSchedulerFollowsScheduleChanges(t *testing.T) {
 		if _, err := b.Tasks.Update(b.Ctx, task.ID, tasks.Input{Cron: s("15 6 * * *")}, "admin"); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			next, _ := b.Scheduler.NextRun(task.ID)
-			if next.In(ny).Hour() == 6 {
-				break
+		testwait.Until(t, 10*time.Second, func() error {
+			if next, _ := b.Scheduler.NextRun(task.ID); next.In(ny).Hour() != 6 {
+				return fmt.Errorf("changed schedule not applied: next %v", next.In(ny))
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("changed schedule not applied: next %v", next.In(ny))
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 
 		// Another process disables it: the periodic re-read notices.
 		if err := b.DB.Gorm.Exec("UPDATE tasks SET schedule_enabled = ? WHERE id = ?", false, task.ID).Error; err != nil {

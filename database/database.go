@@ -281,6 +281,19 @@ func (db *DB) writeTx(ctx context.Context, fn func(tx *gorm.DB) error, short boo
 	return db.Gorm.WithContext(ctx).Transaction(fn)
 }
 
+// Waiting is how many transactions of this process wait for another to end
+// before they can write: on SQLite those in line for the write turn, on
+// PostgreSQL the database's sessions waiting for a lock. A test that makes
+// transactions meet waits for it instead of sleeping.
+func (db *DB) Waiting(ctx context.Context) (int, error) {
+	if db.Dialect != Postgres {
+		return db.writer.waiting(), nil
+	}
+	var n int
+	err := db.Gorm.WithContext(ctx).Raw(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n).Error
+	return n, err
+}
+
 // migrateLockKey is the PostgreSQL advisory lock held while migrating.
 const migrateLockKey = 0x70726f76 // "prov"
 

@@ -69,3 +69,10 @@ func (t *turns) give() {
 	}
 	next <- struct{}{}
 }
+
+// waiting is how many transactions wait for the turn.
+func (t *turns) waiting() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.short) + len(t.long)
+}

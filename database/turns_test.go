@@ -2,9 +2,12 @@ package database
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/provisor/provisor/internal/testwait"
 )
 
 // A short write goes before the transactions waiting, which go in order;
@@ -29,14 +32,12 @@ func TestTurnsShortWritesFirst(t *testing.T) {
 			tu.give()
 		}()
 		// Let it join the line before the next one.
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			tu.mu.Lock()
-			in := len(tu.short) + len(tu.long)
-			tu.mu.Unlock()
-			if in == n {
-				break
+		testwait.Until(t, 10*time.Second, func() error {
+			if in := tu.waiting(); in != n {
+				return fmt.Errorf("%d in line, want %d", in, n)
 			}
-		}
+			return nil
+		})
 	}
 	gone, cancel := context.WithCancel(ctx)
 	wait("long 1", false, ctx, 1)

@@ -14,6 +14,7 @@ import (
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/database/dbtest"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/notifier/smtptest"
 	"github.com/provisor/provisor/requests"
@@ -82,24 +83,21 @@ func BenchmarkOutbox(b *testing.B) {
 
 func sampleContent(b *testing.B, f *fixture, instanceID string) *notifier.Notification {
 	b.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	rows := testwait.For(b, 10*time.Second, func() ([]notifier.Notification, error) {
 		rows, _, err := f.Notifier.List(f.Ctx, notifier.ListOpts{InstanceID: instanceID, Status: notifier.StatusSent})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if len(rows) == 1 {
-			n, err := f.Notifier.Get(f.Ctx, rows[0].ID)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return n
+		if len(rows) != 1 {
+			return nil, fmt.Errorf("the run's own email was not sent: %s", describe(rows))
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the run's own email was not sent: %s", describe(rows))
-		}
-		time.Sleep(10 * time.Millisecond)
+		return rows, nil
+	})
+	n, err := f.Notifier.Get(f.Ctx, rows[0].ID)
+	if err != nil {
+		b.Fatal(err)
 	}
+	return n
 }
 
 // sendDirect sends the messages with go-mail over one connection, without

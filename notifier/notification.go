@@ -240,7 +240,7 @@ func (s *Service) Resend(ctx context.Context, id, actor string) (*Notification, 
 		}
 		// The message is the new job's: the job that failed it, if still
 		// running, leaves it alone.
-		now := time.Now().UTC()
+		now := s.now().UTC()
 		res := tx.Model(&Notification{}).Where("id = ? AND status = ?", id, n.Status).Updates(map[string]any{
 			"status": StatusQueued, "claimed_by": jobs[0], "attempts": 0, "queued_at": now, "next_attempt_at": nil, "updated_at": now,
 		})
@@ -269,7 +269,7 @@ func (s *Service) ReleaseHeld(ctx context.Context) (int, error) {
 	}
 	var ids []string
 	err := s.db.InTx(ctx, func(tx *gorm.DB) error {
-		now := time.Now().UTC()
+		now := s.now().UTC()
 		// RETURNING gives the rows this transaction moved, so processes
 		// starting together queue each message once.
 		if err := tx.Raw(`UPDATE notifications SET status = ?, queued_at = ?, next_attempt_at = NULL, last_error = '', updated_at = ?

@@ -42,6 +42,9 @@ type Options struct {
 	// Templates replace views.Email(), for tests.
 	Templates fs.FS
 	Logger    *slog.Logger
+	// NowFunc is the clock the retry period is measured by (default
+	// time.Now); tests move it to end a period without waiting for it.
+	NowFunc func() time.Time
 }
 
 // Service writes completion emails to the outbox, delivers them, and lists
@@ -58,6 +61,7 @@ type Service struct {
 	smtpName string
 	conns    int // MaxConns
 	bound    time.Duration
+	now      func() time.Time
 	// sent records deliveries of concurrent jobs in shared statements.
 	sent *group[string, struct{}]
 	dir  Directory
@@ -99,6 +103,7 @@ func New(db *database.DB, opts *Options) (*Service, error) {
 		}
 		o.AttemptBound = opts.AttemptBound
 		o.Directory = opts.Directory
+		o.NowFunc = opts.NowFunc
 		if opts.BaseURL != "" {
 			o.BaseURL = opts.BaseURL
 		}
@@ -111,7 +116,10 @@ func New(db *database.DB, opts *Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{db: db, log: o.Logger, render: r, retry: newBackoff(o.RetryFor), smtpName: o.SMTPName, msgHost: hostOf(o.BaseURL), conns: o.MaxConns,
-		bound: o.AttemptBound, dir: o.Directory}
+		bound: o.AttemptBound, dir: o.Directory, now: o.NowFunc}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if s.bound <= 0 {
 		s.bound = 5 * time.Minute
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/notifier/smtptest"
 	"github.com/provisor/provisor/requests"
@@ -85,8 +86,7 @@ func (f *fixture) run(t *testing.T, task *tasks.Task) *requests.Instance {
 // outbox waits until the instance's messages number n and satisfy cond.
 func (f *fixture) outbox(t *testing.T, instanceID string, n int, timeout time.Duration, cond func(notifier.Notification) bool) []notifier.Notification {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	return testwait.For(t, timeout, func() ([]notifier.Notification, error) {
 		items, _, err := f.Notifier.List(f.Ctx, notifier.ListOpts{InstanceID: instanceID, Limit: 500})
 		if err != nil {
 			t.Fatal(err)
@@ -95,14 +95,27 @@ func (f *fixture) outbox(t *testing.T, instanceID string, n int, timeout time.Du
 		for _, it := range items {
 			ok = ok && cond(it)
 		}
-		if ok {
-			return items
+		if !ok {
+			return nil, fmt.Errorf("outbox of %s: %s", instanceID, describe(items))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("outbox of %s after %s: %s", instanceID, timeout, describe(items))
+		return items, nil
+	})
+}
+
+// deliveriesDone waits until no delivery job is left to run: from then on
+// nothing sends a message again, so a duplicate would have arrived.
+func (f *fixture) deliveriesDone(t *testing.T) {
+	t.Helper()
+	testwait.Until(t, 30*time.Second, func() error {
+		live, err := f.Queue.LiveEntries(f.Ctx, notifier.DeliveryArgs{}.Kind())
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		if len(live) > 0 {
+			return fmt.Errorf("%d delivery jobs not finished: %+v", len(live), live)
+		}
+		return nil
+	})
 }
 
 func describe(items []notifier.Notification) string {
@@ -301,7 +314,7 @@ func TestOutageQueuesThenDeliversOnce(t *testing.T) {
 		for _, inst := range runs {
 			f.outbox(t, inst.ID, 3, 15*time.Second, status(notifier.StatusSent))
 		}
-		time.Sleep(300 * time.Millisecond) // a duplicate would arrive now
+		f.deliveriesDone(t)
 		got := srv.ByMessageID()
 		if len(got) != 12 || srv.Accepted() != 12 {
 			t.Fatalf("%d messages, %d distinct Message-IDs; want 12", srv.Accepted(), len(got))
@@ -341,7 +354,7 @@ func TestClosedConnectionsAreDialedAgain(t *testing.T) {
 				}
 			}
 		}
-		time.Sleep(300 * time.Millisecond) // a duplicate would arrive now
+		f.deliveriesDone(t)
 		if got := srv.ByMessageID(); len(got) != 9 || srv.Accepted() != 9 {
 			t.Fatalf("%d messages, %d distinct Message-IDs; want 9", srv.Accepted(), len(got))
 		}
@@ -401,20 +414,30 @@ func TestTemporaryAndPermanentReplies(t *testing.T) {
 }
 
 // Retries stop at the end of the retry period, and the message fails with
-// the last error.
+// the last error. The period is measured by the notifier's clock, which
+// the test moves past it once a few tries have failed: how many tries fit
+// in the period does not depend on the machine's speed.
 func TestRetryPeriodEnds(t *testing.T) {
 	t.Parallel()
+	const period = time.Minute
 	srv := smtptest.Start(t, nil)
-	f := setup(t, "sqlite", &apptest.Options{Args: append(srv.Args(), "--smtp-retry-for", "2s")})
+	clock := testwait.NewClock()
+	f := setup(t, "sqlite", &apptest.Options{Args: append(srv.Args(), "--smtp-retry-for", period.String()), NowFunc: clock.Now})
 	srv.SetReply(func(*smtptest.Message, int) *smtp.SMTPError { return smtptest.Reply(421, "4.7.0", "too busy") })
 	inst := f.run(t, f.task(t, "Busy", requests.UnlockAccount, "beneficiary"))
-	rows := f.outbox(t, inst.ID, 1, 15*time.Second, status(notifier.StatusFailed))
+	f.outbox(t, inst.ID, 1, 30*time.Second, func(n notifier.Notification) bool {
+		return n.Status == notifier.StatusQueued && n.Attempts >= 3
+	})
+	clock.Advance(period)
+	rows := f.outbox(t, inst.ID, 1, 30*time.Second, status(notifier.StatusFailed))
 	n := rows[0]
 	if n.Attempts < 3 || !strings.Contains(n.LastError, "gave up after") || !strings.Contains(n.LastError, "421") || !strings.Contains(n.LastError, "4.7.0 too busy") {
 		t.Errorf("message: %s", describe(rows))
 	}
-	if d := n.UpdatedAt.Sub(n.QueuedAt); d < 2*time.Second || d > 6*time.Second {
-		t.Errorf("failed %s after it was queued; want about the 2s retry period", d)
+	// The period, plus the real time the tries took (well under another
+	// half period).
+	if d := n.UpdatedAt.Sub(n.QueuedAt); d < period || d > period*3/2 {
+		t.Errorf("failed %s after it was queued; want about the %s retry period", d, period)
 	}
 }
 
@@ -537,20 +560,16 @@ func TestHeldUntilSMTPConfigured(t *testing.T) {
 		}
 		t.Cleanup(func() { stop(); _ = second.Shutdown() })
 		srv.Wait(t, 2, 15*time.Second)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		testwait.Until(t, 10*time.Second, func() error {
 			items, _, err := second.Notifier.List(ctx, notifier.ListOpts{InstanceID: inst.ID})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(items) == 2 && items[0].Status == notifier.StatusSent && items[1].Status == notifier.StatusSent {
-				break
+				return nil
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("after configuring SMTP: %s", describe(items))
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return fmt.Errorf("after configuring SMTP: %s", describe(items))
+		})
 		for id, n := range srv.ByMessageID() {
 			if n != 1 {
 				t.Errorf("%s delivered %d times", id, n)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
@@ -90,7 +89,7 @@ func (s *Service) newNotification(instanceID string, r recipient, c *Content) No
 
 // newMessage is a new outbox row for r with content c and once key key.
 func (s *Service) newMessage(r recipient, c *Content, key string) Notification {
-	now := time.Now().UTC()
+	now := s.now().UTC()
 	id := uuid.NewString()
 	n := Notification{
 		ID: id, OnceKey: key, RecipientType: r.Type, Recipient: r.Name, Address: r.Address,

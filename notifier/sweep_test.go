@@ -1,11 +1,13 @@
 package notifier_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/database/dbtest"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/notifier/smtptest"
 	"github.com/provisor/provisor/requests"
@@ -34,12 +36,9 @@ func TestSweepRequeuesMessagesWithoutAnOwner(t *testing.T) {
 		if n, err := f.Notifier.Sweep(f.Ctx, time.Hour); err != nil || n != 0 {
 			t.Fatalf("sweep of recent messages: %d, %v", n, err)
 		}
+		// The messages go back one by one as their job lets go of them.
 		handed := 0
-		deadline := time.Now().Add(10 * time.Second)
-		for handed < 3 {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d messages handed back, want 3", handed)
-			}
+		testwait.Until(t, 10*time.Second, func() error {
 			if err := g.Exec("UPDATE notifications SET updated_at = ? WHERE instance_id = ?", time.Now().UTC().Add(-time.Hour), inst.ID).Error; err != nil {
 				t.Fatal(err)
 			}
@@ -47,9 +46,11 @@ func TestSweepRequeuesMessagesWithoutAnOwner(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			handed += n
-			time.Sleep(20 * time.Millisecond)
-		}
+			if handed += n; handed < 3 {
+				return fmt.Errorf("%d messages handed back, want 3", handed)
+			}
+			return nil
+		})
 		srv.Restart()
 		f.outbox(t, inst.ID, 3, 15*time.Second, status(notifier.StatusSent))
 		if n, err := f.Notifier.Sweep(f.Ctx, 0); err != nil || n != 0 {

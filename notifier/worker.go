@@ -94,7 +94,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		if err != nil || next == nil {
 			return err
 		}
-		wait := time.Until(*next)
+		wait := next.Sub(s.now())
 		if wait > 0 || pass >= 3 || ctx.Err() != nil {
 			return river.JobSnooze(max(wait, 0))
 		}
@@ -241,7 +241,7 @@ func wait(pending []*groupCall[string, struct{}]) error {
 // permanent error or at the end of the retry period, queued for a later
 // try otherwise (again).
 func (s *Service) failed(jobID int64, n *Notification, sendErr error) (again bool, err error) {
-	now := time.Now().UTC()
+	now := s.now().UTC()
 	if permanent(sendErr) {
 		s.log.Warn("notification refused by the SMTP server", "notification", n.ID, "address", n.Address, "err", sendErr)
 		return false, s.record(jobID, n.ID, map[string]any{"status": StatusFailed, "last_error": sendErr.Error()})
@@ -276,7 +276,7 @@ func (s *Service) due(jobID int64, ids []string, bodies map[string]*body) ([]*No
 	err := s.retryDB(func(db *gorm.DB) error {
 		rows = rows[:0]
 		return db.Select(sendColumns).Where("id IN @ids AND "+ownedByJob+" AND (status = @sending OR next_attempt_at IS NULL OR next_attempt_at <= @due)",
-			map[string]any{"ids": ids, "job": jobID, "sending": StatusSending, "due": time.Now().UTC().Add(50 * time.Millisecond)}).Find(&rows).Error
+			map[string]any{"ids": ids, "job": jobID, "sending": StatusSending, "due": s.now().UTC().Add(50 * time.Millisecond)}).Find(&rows).Error
 	})
 	if err != nil {
 		return nil, fmt.Errorf("notifier: read messages to send: %w", err)
@@ -310,7 +310,7 @@ const sentLinger = 5 * time.Millisecond
 // sentBatch records messages of several jobs as sent in one statement.
 // Each was due for its job, which alone sends it, so the id is enough.
 func (s *Service) sentBatch(ids []string) ([]struct{}, error) {
-	now := time.Now().UTC()
+	now := s.now().UTC()
 	err := s.retryDB(func(db *gorm.DB) error {
 		return db.Model(&Notification{}).Where("id IN ? AND status IN ?", ids, []string{StatusQueued, StatusSending}).
 			Updates(map[string]any{"status": StatusSent, "attempts": gorm.Expr("attempts + 1"), "last_attempt_at": now, "sent_at": now,
@@ -332,7 +332,7 @@ func (s *Service) nextAttempt(ctx context.Context, jobID int64, ids []string) (*
 	}
 	var next *time.Time
 	for _, n := range waiting {
-		at := time.Now()
+		at := s.now()
 		if n.NextAttemptAt != nil {
 			at = *n.NextAttemptAt
 		}
@@ -346,7 +346,7 @@ func (s *Service) nextAttempt(ctx context.Context, jobID int64, ids []string) (*
 // record writes the outcome of an attempt that did not deliver; the
 // message stays the job's.
 func (s *Service) record(jobID int64, id string, updates map[string]any) error {
-	now := time.Now().UTC()
+	now := s.now().UTC()
 	updates["attempts"] = gorm.Expr("attempts + 1")
 	updates["last_attempt_at"] = now
 	updates["claimed_by"] = jobID

@@ -2,6 +2,7 @@ package requests_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/database/dbtest"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/migrations"
 	"github.com/provisor/provisor/requests"
 )
@@ -61,17 +63,14 @@ func counterMismatches(t *testing.T, b *apptest.Bundle) []string {
 // loaded machine.
 func checkCounters(t *testing.T, b *apptest.Bundle, when string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		bad := counterMismatches(t, b)
-		if len(bad) == 0 {
-			return
+	err := testwait.Poll(context.Background(), 10*time.Second, func() error {
+		if bad := counterMismatches(t, b); len(bad) > 0 {
+			return errors.New("job counters differ from the jobs:\n  " + strings.Join(bad, "\n  "))
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("%s: job counters differ from the jobs for 5 seconds:\n  %s", when, strings.Join(bad, "\n  "))
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Errorf("%s: %v", when, err)
 	}
 }
 

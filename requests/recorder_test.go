@@ -3,11 +3,14 @@ package requests
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/provisor/provisor/internal/testwait"
 )
 
 // Sets that end together are written together, at most writers
@@ -88,19 +91,15 @@ func TestRecorderWritesTogether(t *testing.T) {
 // waitIdle waits until the recorder has no writer and nothing in line.
 func waitIdle(t *testing.T, rc *recorder) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testwait.Until(t, 10*time.Second, func() error {
 		rc.mu.Lock()
 		writing, line := rc.writing, len(rc.line)
 		rc.mu.Unlock()
-		if writing == 0 && line == 0 {
-			return
+		if writing != 0 || line != 0 {
+			return fmt.Errorf("recorder left with %d writing and %d in line", writing, line)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("recorder left with %d writing and %d in line", writing, line)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // Sets as large as a whole transaction, each written alone while others
@@ -137,14 +136,16 @@ func TestRecorderKeepsItsWriters(t *testing.T) {
 		wg.Wait()
 	}
 	waitIdle(t, rc)
-	// Both writers are there: two slow writes go on at once.
+	// Both writers are there: two writes that wait to be let go are under
+	// way at once.
 	most.Store(0)
+	release := make(chan struct{})
 	slow := &recorder{write: func(ctx context.Context, batch []*pendingWrite) error {
 		n := running.Add(1)
 		defer running.Add(-1)
 		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-release
 		return nil
 	}}
 	rc.write = slow.write
@@ -158,7 +159,17 @@ func TestRecorderKeepsItsWriters(t *testing.T) {
 			}
 		}()
 	}
+	err := testwait.Poll(context.Background(), 10*time.Second, func() error {
+		if n := running.Load(); n != writers {
+			return fmt.Errorf("%d transactions writing", n)
+		}
+		return nil
+	})
+	close(release)
 	wg.Wait()
+	if err != nil {
+		t.Error(err)
+	}
 	if most.Load() != writers {
 		t.Errorf("%d transactions wrote at once after the storm, want %d", most.Load(), writers)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/requests"
 )
 
@@ -323,12 +324,13 @@ func TestPermanentErrorFailsAtOnceAndCancelsDependents(t *testing.T) {
 			State   string
 			Attempt int
 		}
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		_ = testwait.Poll(b.Ctx, 10*time.Second, func() error {
 			b.DB.Gorm.Table("river_job").Select("state, attempt").Where("id = ?", *j.QueueJobID).Scan(&entry)
-			if entry.State == "completed" {
-				break
+			if entry.State != "completed" {
+				return errors.New(entry.State)
 			}
-		}
+			return nil
+		})
 		if entry.State != "completed" || entry.Attempt != 1 {
 			t.Errorf("queue entry %+v, want completed after attempt 1", entry)
 		}

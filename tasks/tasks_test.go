@@ -12,6 +12,7 @@ import (
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/database/dbtest"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )
@@ -135,12 +136,13 @@ func TestTaskLifecycle(t *testing.T) {
 		}
 		b.WaitSettled(t, inst.ID)
 		var after *tasks.Task
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		_ = testwait.Poll(b.Ctx, 10*time.Second, func() error {
 			after, _ = b.Tasks.Get(b.Ctx, task.ID)
-			if after.Status == tasks.StatusIdle {
-				break
+			if after.Status != tasks.StatusIdle {
+				return errors.New(after.Status)
 			}
-		}
+			return nil
+		})
 		if after.Status != tasks.StatusIdle || after.LastResult != requests.InstanceCompleted || after.LastRunAt == nil ||
 			after.LastInstanceID == nil || *after.LastInstanceID != inst.ID {
 			t.Errorf("after the run: %+v", after)
@@ -270,17 +272,18 @@ func TestTaskSettlesAfterConcurrentRunsAndReconciles(t *testing.T) {
 			b.WaitSettled(t, id)
 		}
 		var got *tasks.Task
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		_ = testwait.Poll(b.Ctx, 10*time.Second, func() error {
 			if got, err = b.Tasks.Get(b.Ctx, task.ID); err != nil {
 				t.Fatal(err)
 			}
 			// The runs' after-commit hooks may come in any order: one that
 			// finds no run busy makes the task Idle, and the newest run's
 			// records its result, maybe a moment later.
-			if got.Status == tasks.StatusIdle && got.LastResult == requests.InstanceCompleted {
-				break
+			if got.Status != tasks.StatusIdle || got.LastResult != requests.InstanceCompleted {
+				return errors.New(got.Status)
 			}
-		}
+			return nil
+		})
 		if got.Status != tasks.StatusIdle || got.LastResult != requests.InstanceCompleted || *got.LastInstanceID != last.ID {
 			t.Fatalf("after 30 runs: status %s, last result %s, last run %v (want %s)", got.Status, got.LastResult, *got.LastInstanceID, last.ID)
 		}
@@ -356,7 +359,17 @@ func TestConcurrentEditsOfDifferentFieldsAllStay(t *testing.T) {
 				errs <- err
 			}()
 		}
-		time.Sleep(300 * time.Millisecond)
+		// Every edit has read the task and waits for the lock.
+		testwait.Until(t, 10*time.Second, func() error {
+			n, err := b.DB.Waiting(b.Ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n < len(edits) {
+				return fmt.Errorf("%d edits wait for the lock, want %d", n, len(edits))
+			}
+			return nil
+		})
 		close(release)
 		if err := <-holderDone; err != nil {
 			t.Fatal(err)

@@ -164,21 +164,28 @@ func TestEveryRouteChecksTokenAndScope(t *testing.T) {
 		{"POST", "/api/v1/tasks/" + id + "/trigger", "trigger"}, {"GET", "/api/v1/tasks/" + id + "/history", "read"},
 		{"GET", "/api/v1/audit", "read"},
 	}
+	var scenarios []apptest.Scenario
 	for _, r := range routes {
-		if status, hdr, body := h.do(r.method, r.path, "", "", ""); status != 401 || hdr.Get("Content-Type") != "application/problem+json" ||
-			!strings.Contains(hdr.Get("WWW-Authenticate"), "Bearer") {
-			t.Errorf("anonymous %s %s = %d %s %s", r.method, r.path, status, hdr.Get("Content-Type"), body)
-		}
-		if status, _, _ := h.do(r.method, r.path, "not-a-token", "", ""); status != 401 {
-			t.Errorf("bad token %s %s = %d", r.method, r.path, status)
-		}
-		if status, _, body := h.do(r.method, r.path, none, "", ""); status != 403 || !strings.Contains(body, "needs the "+r.scope+" scope") {
-			t.Errorf("without scope %s %s = %d %s", r.method, r.path, status, body)
-		}
-		if status, _, body := h.do(r.method, r.path, all, "", ""); status == 401 || status == 403 || status >= 500 {
-			t.Errorf("with every scope %s %s = %d %s", r.method, r.path, status, body)
-		}
+		name := r.method + " " + r.path
+		scenarios = append(scenarios,
+			apptest.Scenario{Name: "anonymous " + name, Method: r.method, URL: r.path, ExpectedStatus: 401,
+				ExpectedHeaders: map[string]string{"Content-Type": "application/problem+json"},
+				AfterFunc: func(t testing.TB, res *apptest.Response) {
+					if !strings.Contains(res.Header.Get("WWW-Authenticate"), "Bearer") {
+						t.Errorf("anonymous %s: WWW-Authenticate %q", name, res.Header.Get("WWW-Authenticate"))
+					}
+				}},
+			apptest.Scenario{Name: "bad token " + name, Method: r.method, URL: r.path, Headers: bearer("not-a-token"), ExpectedStatus: 401},
+			apptest.Scenario{Name: "without scope " + name, Method: r.method, URL: r.path, Headers: bearer(none), ExpectedStatus: 403,
+				ExpectedContent: []string{"needs the " + r.scope + " scope"}},
+			apptest.Scenario{Name: "with every scope " + name, Method: r.method, URL: r.path, Headers: bearer(all),
+				AfterFunc: func(t testing.TB, res *apptest.Response) {
+					if res.Status == 401 || res.Status == 403 || res.Status >= 500 {
+						t.Errorf("with every scope %s = %d %s", name, res.Status, res.Body)
+					}
+				}})
 	}
+	apptest.RunScenarios(t, h.Bundle, scenarios)
 	for _, open := range []string{"/healthz", "/readyz", "/api/v1/openapi.yaml"} {
 		if status, _, _ := h.do("GET", open, "", "", ""); status != 200 {
 			t.Errorf("GET %s = %d", open, status)

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/requests"
 )
@@ -348,8 +350,7 @@ func quote(s string) string {
 // holds want.
 func (h harness) waitMail(t *testing.T, run, address, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	err := testwait.Poll(h.Ctx, 10*time.Second, func() error {
 		items, _, err := h.Notifier.List(h.Ctx, notifier.ListOpts{InstanceID: run, Limit: 50})
 		if err != nil {
 			t.Fatal(err)
@@ -365,12 +366,11 @@ func (h harness) waitMail(t *testing.T, run, address, want string) {
 			if !strings.Contains(full.BodyText, want) {
 				t.Errorf("email of %s to %s does not say %q:\n%s", run, address, want, full.BodyText)
 			}
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("no email of run %s to %s", run, address)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+		return errors.New("not yet")
+	})
+	if err != nil {
+		t.Errorf("no email of run %s to %s", run, address)
 	}
 }

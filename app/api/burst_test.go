@@ -11,6 +11,7 @@ import (
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/database/dbtest"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )
@@ -101,28 +102,25 @@ func TestBurstOfSubmissionsAndTriggers(t *testing.T) {
 			return
 		}
 		// Every run completes.
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			var busy, done int64
+		var done int64
+		testwait.Until(t, 2*time.Minute, func() error {
+			var busy int64
 			if err := h.DB.Gorm.Model(&requests.Instance{}).Where("status IN ?", []string{requests.InstancePending, requests.InstanceRunning}).
 				Count(&busy).Error; err != nil {
 				t.Fatal(err)
 			}
-			if err := h.DB.Gorm.Model(&requests.Instance{}).Where("status = ?", requests.InstanceCompleted).Count(&done).Error; err != nil {
-				t.Fatal(err)
+			if busy > 0 {
+				return fmt.Errorf("%d runs still busy", busy)
 			}
-			if busy == 0 {
-				if done != submissions+triggers {
-					var rows []struct{ Status, Message string }
-					h.DB.Gorm.Table("connector_jobs").Select("status, message").Where("status <> ?", requests.JobCompleted).Limit(3).Scan(&rows)
-					t.Fatalf("%d runs completed, want %d; jobs not completed: %+v", done, submissions+triggers, rows)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d runs still busy after a minute", busy)
-			}
-			time.Sleep(50 * time.Millisecond)
+			return nil
+		})
+		if err := h.DB.Gorm.Model(&requests.Instance{}).Where("status = ?", requests.InstanceCompleted).Count(&done).Error; err != nil {
+			t.Fatal(err)
+		}
+		if done != submissions+triggers {
+			var rows []struct{ Status, Message string }
+			h.DB.Gorm.Table("connector_jobs").Select("status, message").Where("status <> ?", requests.JobCompleted).Limit(3).Scan(&rows)
+			t.Fatalf("%d runs completed, want %d; jobs not completed: %+v", done, submissions+triggers, rows)
 		}
 	})
 }

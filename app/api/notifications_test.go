@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/database/dbtest"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/notifier/smtptest"
 	"github.com/provisor/provisor/requests"
@@ -50,12 +53,13 @@ func TestNotificationsAPI(t *testing.T) {
 			Items []notifier.Notification `json:"items"`
 			Total int64                   `json:"total"`
 		}
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_ = testwait.Poll(h.Ctx, 10*time.Second, func() error {
 			h.json("GET", "/api/v1/notifications?status=failed", read, "", 200, &page)
-			if page.Total == 1 || time.Now().After(deadline) {
-				break
+			if page.Total != 1 {
+				return fmt.Errorf("%d failed messages", page.Total)
 			}
-		}
+			return nil
+		})
 		if page.Total != 1 || len(page.Items) != 1 {
 			t.Fatalf("failed messages: %+v", page)
 		}
@@ -77,22 +81,15 @@ func TestNotificationsAPI(t *testing.T) {
 		if page.Total != 1 {
 			t.Errorf("by instance: %+v", page)
 		}
-		for _, c := range []struct {
-			method, path, token string
-			want                int
-		}{
-			{"GET", "/api/v1/notifications?status=bogus", read, 422},
-			{"GET", "/api/v1/notifications?instance_id=nope", read, 422},
-			{"GET", "/api/v1/notifications/not-an-id", read, 404},
-			{"GET", "/api/v1/notifications/" + inst.ID, read, 404},
-			{"GET", "/api/v1/notifications", jobs, 403},
-			{"POST", "/api/v1/notifications/" + n.ID + "/resend", read, 403},
-			{"POST", "/api/v1/notifications/" + inst.ID + "/resend", jobs, 404},
-		} {
-			if status, _, body := h.do(c.method, c.path, c.token, "", ""); status != c.want {
-				t.Errorf("%s %s = %d, want %d: %s", c.method, c.path, status, c.want, body)
-			}
-		}
+		apptest.RunScenarios(t, h.Bundle, []apptest.Scenario{
+			{Name: "unknown status", URL: "/api/v1/notifications?status=bogus", Headers: bearer(read), ExpectedStatus: 422},
+			{Name: "malformed instance", URL: "/api/v1/notifications?instance_id=nope", Headers: bearer(read), ExpectedStatus: 422},
+			{Name: "malformed id", URL: "/api/v1/notifications/not-an-id", Headers: bearer(read), ExpectedStatus: 404},
+			{Name: "an instance's id", URL: "/api/v1/notifications/" + inst.ID, Headers: bearer(read), ExpectedStatus: 404},
+			{Name: "list without read scope", URL: "/api/v1/notifications", Headers: bearer(jobs), ExpectedStatus: 403},
+			{Name: "resend without jobs scope", Method: "POST", URL: "/api/v1/notifications/" + n.ID + "/resend", Headers: bearer(read), ExpectedStatus: 403},
+			{Name: "resend of an unknown message", Method: "POST", URL: "/api/v1/notifications/" + inst.ID + "/resend", Headers: bearer(jobs), ExpectedStatus: 404},
+		})
 
 		refuse.Store(false)
 		var resent notifier.Notification
@@ -101,9 +98,13 @@ func TestNotificationsAPI(t *testing.T) {
 			t.Errorf("resent: %+v", resent)
 		}
 		srv.Wait(t, 1, 10*time.Second)
-		for deadline := time.Now().Add(10 * time.Second); one.Status != notifier.StatusSent && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		_ = testwait.Poll(h.Ctx, 10*time.Second, func() error {
 			h.json("GET", "/api/v1/notifications/"+n.ID, read, "", 200, &one)
-		}
+			if one.Status != notifier.StatusSent {
+				return errors.New(one.Status)
+			}
+			return nil
+		})
 		if one.Status != notifier.StatusSent || one.SentAt == nil || one.Attempts != 1 || one.LastError != "" {
 			t.Errorf("after resend: %+v", one)
 		}

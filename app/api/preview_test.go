@@ -112,7 +112,7 @@ func TestPreviewAPI(t *testing.T) {
 			t.Errorf("preview of the same request again: %s", p.predictions())
 		}
 		h.json("POST", "/api/v1/requests", service, body, 201, &run)
-		done = h.WaitSettled(t, run.ID)
+		h.WaitSettled(t, run.ID)
 		var got requests.Instance
 		h.json("GET", "/api/v1/request-instances/"+run.ID, read, "", 200, &got)
 		if got.JobsUnchanged != 2 || !got.Jobs[0].Unchanged || !got.Jobs[1].Unchanged || got.Jobs[2].Unchanged {

@@ -5,6 +5,7 @@ package apptest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/requests"
 )
 
@@ -32,6 +34,8 @@ type Options struct {
 	// or else a SQLite file path that does not exist yet) before the app
 	// opens and migrates it: to load a database an earlier version made.
 	Prepare func(databaseURL, sqlitePath string)
+	// NowFunc, if set, is the clock of the notifier's retry period.
+	NowFunc func() time.Time
 	// Log, if set, receives the server log (at debug level), as
 	// PROVISOR_TEST_LOG=1 sends it to stderr.
 	Log io.Writer
@@ -83,7 +87,7 @@ func New(t testing.TB, dialect string, opts *Options) *Bundle {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := app.New(ctx, cfg, log, &app.Options{ConnectorTypes: opts.ConnectorTypes})
+	a, err := app.New(ctx, cfg, log, &app.Options{ConnectorTypes: opts.ConnectorTypes, NowFunc: opts.NowFunc})
 	if err != nil {
 		cancel()
 		t.Fatalf("apptest: new app: %v", err)
@@ -174,20 +178,16 @@ func (b *Bundle) Submit(t testing.TB, r requests.Request) *requests.Instance {
 // Wait polls an instance until cond holds, and fails the test after timeout.
 func (b *Bundle) Wait(t testing.TB, id string, timeout time.Duration, cond func(*requests.Instance) bool) *requests.Instance {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	return testwait.For(t, timeout, func() (*requests.Instance, error) {
 		inst, err := b.Requests.GetInstance(b.Ctx, id)
 		if err != nil {
 			t.Fatalf("apptest: get instance %s: %v", id, err)
 		}
-		if cond(inst) {
-			return inst
+		if !cond(inst) {
+			return inst, fmt.Errorf("apptest: instance %s still %s; jobs: %s", id, inst.Status, Describe(inst))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("apptest: instance %s still %s after %s; jobs: %s", id, inst.Status, timeout, Describe(inst))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return inst, nil
+	})
 }
 
 // WaitSettled waits until an instance is no longer pending or running.

@@ -14,6 +14,8 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"github.com/provisor/provisor/internal/testwait"
 )
 
 // chromium finds the browser: CHROMIUM, or Debian's chromium (installed
@@ -176,18 +178,22 @@ func TestEndToEndInChromium(t *testing.T) {
 		chromedp.SetValue(`#status`, "completed", chromedp.ByQuery),
 		chromedp.ActionFunc(func(ctx context.Context) error {
 			var url string
-			for range 100 {
-				if err := chromedp.Location(&url).Do(ctx); err != nil {
-					return err
+			var failed error
+			err := testwait.Poll(ctx, 10*time.Second, func() error {
+				if failed = chromedp.Location(&url).Do(ctx); failed != nil {
+					return nil
 				}
 				if strings.Contains(url, "status=completed") {
 					return nil
 				}
 				var fired bool
 				_ = chromedp.Evaluate(`(function(){var s=document.getElementById("status"); if(!s) return false; s.dispatchEvent(new Event("change",{bubbles:true})); return true})()`, &fired).Do(ctx)
-				time.Sleep(100 * time.Millisecond)
+				return errors.New("the status filter did not apply: " + url)
+			})
+			if failed != nil {
+				return failed
 			}
-			return errors.New("the status filter did not apply: " + url)
+			return err
 		}),
 		chromedp.WaitVisible(`//*[contains(@class,"counters") and contains(., "activation group")]`),
 		chromedp.WaitVisible(`tr[data-open] td`, chromedp.ByQuery),

@@ -233,18 +233,15 @@ func TestRouteAccess(t *testing.T) {
 			br   *browser
 			want int
 		}{{"anonymous", anon, r.want.anon}, {"requester", req, r.want.requester}, {"admin", adm, r.want.admin}} {
-			var got response
-			if r.method == "GET" {
-				got = who.br.get(r.path)
-			} else {
-				got = who.br.post(r.path, nil)
+			s := apptest.Scenario{Name: r.method + " " + r.path + " as " + who.name, Method: r.method, URL: r.path, ExpectedStatus: who.want}
+			if who.name == "anonymous" && who.want == 303 {
+				s.AfterFunc = func(t testing.TB, res *apptest.Response) {
+					if !strings.HasPrefix(res.Header.Get("Location"), "/login?next=") {
+						t.Errorf("%s %s as anonymous redirects to %q", r.method, r.path, res.Header.Get("Location"))
+					}
+				}
 			}
-			if got.status != who.want {
-				t.Errorf("%s %s as %s = %d, want %d", r.method, r.path, who.name, got.status, who.want)
-			}
-			if who.name == "anonymous" && got.status == 303 && !strings.HasPrefix(got.header.Get("Location"), "/login?next=") {
-				t.Errorf("%s %s as anonymous redirects to %q", r.method, r.path, got.header.Get("Location"))
-			}
+			who.br.run(s)
 		}
 	}
 	// Admin pages carry the admin badge; a requester's navigation has no admin links.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/provisor/provisor/database/dbtest"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/tasks"
 )
 
@@ -75,10 +77,24 @@ func TestScheduleTwoProcesses(t *testing.T) {
 		t.Fatalf("after PATCH schedule_enabled=false: schedule_enabled %v, next runs %v", changed.ScheduleEnabled, changed.NextRuns)
 	}
 
+	// Both processes drop the schedule before tick 2 (they re-read
+	// schedules every second): from then on it cannot fire.
+	removed := regexp.MustCompile(`msg="schedule removed".* component=scheduler.* task_id=` + regexp.QuoteMeta(stop.ID))
+	for _, p := range procs {
+		testwait.Until(t, 30*time.Second, func() error {
+			if !removed.MatchString(p.logText()) {
+				return fmt.Errorf("%s still has the schedule of %s", p.name, stop.Name)
+			}
+			return nil
+		})
+	}
+	if time.Now().After(tick2) {
+		t.Fatalf("the schedule of %s was dropped after the tick of %s", stop.Name, tick2.Format(time.TimeOnly))
+	}
+
 	// Tick 2: only the first task fires, still in both processes.
 	waitFired(t, procs, keep.Name, tick2)
 	checkOneWinner(t, procs, keep.Name, tick2)
-	time.Sleep(2 * time.Second) // a late firing of the switched-off task would show by now
 	for _, p := range procs {
 		for _, f := range firings(p, stop.Name) {
 			if !f.tick.Equal(tick1) {

@@ -124,7 +124,7 @@ func (d *Directory) all(ctx context.Context, ms []connectors.Membership, grant b
 						wait = max(wait, w, 100*time.Millisecond)
 					}
 					again = append(again, i)
-					errs[i] = connectors.RetryAfter(fmt.Errorf("Graph answered %d to the $batch request for %s", r.Status, name), max(w, time.Second))
+					errs[i] = connectors.RetryAfter(fmt.Errorf("$batch request for %s: Graph answered %d", name, r.Status), max(w, time.Second))
 				case grant && r.Status == http.StatusBadRequest && isDuplicateBody(r.Body):
 					results[i], errs[i] = d.checkMember(ctx, ms[i].Entitlement.ExternalID, ids[i], name)
 				case !grant && r.Status == http.StatusNotFound:

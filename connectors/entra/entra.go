@@ -509,7 +509,7 @@ func (d *Directory) checkMember(ctx context.Context, group, user, name string) (
 		return connectors.Result{}, err
 	}
 	if len(page.Value) == 0 {
-		return connectors.Result{}, connectors.Transient(fmt.Errorf("Graph says %s is a member of %s already, and does not list it: retrying", user, name))
+		return connectors.Result{}, connectors.Transient(fmt.Errorf("%s is a member of %s already as Graph says, but Graph does not list it: retrying", user, name))
 	}
 	return result(false, "already a member of "+name, resp), nil
 }

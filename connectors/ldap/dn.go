@@ -72,7 +72,7 @@ func checkPattern(pattern, base string) error {
 	// Placeholders belong in the first RDN: the rest is a fixed parent.
 	rest := strings.Join(splitRDNs(pattern)[1:], ",")
 	if placeholder.MatchString(rest) {
-		return errors.New("placeholders may only appear in the first part (the RDN), such as uid={username},ou=people,...")
+		return errors.New("placeholders may only appear in the first part (the RDN), as in uid={username},ou=people,dc=example,dc=com")
 	}
 	if base != "" {
 		b, err := ldapv3.ParseDN(base)
