@@ -92,18 +92,28 @@ func (s *server) view(c *fiber.Ctx, a *requests.Approval) (approvalView, error) 
 // approvers, admins, the helpdesk and clients that act as a service.
 // Others are answered 404, as for an approval that does not exist.
 func (s *server) getApproval(c *fiber.Ctx) error {
-	a, err := s.Requests.GetApproval(c.UserContext(), param(c, "id"))
+	v, err := s.seen(c)
 	if err != nil {
 		return err
+	}
+	return c.JSON(v)
+}
+
+// seen returns the approval of the path as the caller sees it, or not
+// found when it is not the caller's to see.
+func (s *server) seen(c *fiber.Ctx) (approvalView, error) {
+	a, err := s.Requests.GetApproval(c.UserContext(), param(c, "id"))
+	if err != nil {
+		return approvalView{}, err
 	}
 	v, err := s.view(c, a)
 	if err != nil {
-		return err
+		return approvalView{}, err
 	}
 	if !s.maySee(c, &v) {
-		return requests.ErrApprovalNotFound
+		return approvalView{}, requests.ErrApprovalNotFound
 	}
-	return c.JSON(v)
+	return v, nil
 }
 
 func (s *server) maySee(c *fiber.Ctx, v *approvalView) bool {
@@ -188,16 +198,8 @@ func (s *server) hideUnseen(c *fiber.Ctx, err error) error {
 	if !errors.Is(err, requests.ErrNotAllowed) {
 		return err
 	}
-	a, gerr := s.Requests.GetApproval(c.UserContext(), param(c, "id"))
-	if gerr != nil {
-		return gerr
-	}
-	v, verr := s.view(c, a)
-	if verr != nil {
-		return verr
-	}
-	if !s.maySee(c, &v) {
-		return requests.ErrApprovalNotFound
+	if _, serr := s.seen(c); serr != nil {
+		return serr
 	}
 	return err
 }
