@@ -100,6 +100,14 @@ var funcs = template.FuncMap{
 	"waitsFor": waitsFor,
 	"duration": humanDuration,
 	"outcomes": requests.CountOutcomes,
+	// rateWaits sums the rate-limit waits of a run's jobs.
+	"rateWaits": func(jobs []requests.Job) int {
+		n := 0
+		for _, j := range jobs {
+			n += j.RateLimitWaits
+		}
+		return n
+	},
 	// breakDots lets a narrow screen wrap a dotted name such as a job kind
 	// ("Directory.CreateAccount") after its dots.
 	"breakDots": func(s string) template.HTML {
