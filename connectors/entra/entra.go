@@ -99,7 +99,10 @@ func OpenWith(cc connectors.Config, opts *Options) (*Directory, error) {
 	}
 	base := &http.Client{Timeout: cfg.timeout}
 	httpClient := cc2.Client(context.WithValue(context.Background(), oauth2.HTTPClient, base))
-	pacer := connectors.NewPacer()
+	// Graph counts writes per app and tenant: every connector instance of
+	// one app in one tenant (a worker opens its connector anew every
+	// second) shares one pacer.
+	pacer := connectors.SharedPacer(cfg.GraphURL + "|" + strings.ToLower(cfg.TenantID) + "|" + strings.ToLower(cfg.ClientID))
 	rest, err := connectors.NewRESTClient(connectors.RESTOptions{
 		BaseURL: cfg.GraphURL, HTTPClient: httpClient, Timeout: cfg.timeout, Backoff: o.Backoff,
 		RequestIDHeaders: []string{"request-id", "client-request-id"}, ErrorFunc: graphErrorOf, Pacer: pacer, Log: o.Log,
