@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )
@@ -100,6 +101,7 @@ var funcs = template.FuncMap{
 	"waitsFor": waitsFor,
 	"duration": humanDuration,
 	"outcomes": requests.CountOutcomes,
+	"kindLabel": identities.KindLabel,
 	// rateWaits sums the rate-limit waits of a run's jobs.
 	"rateWaits": func(jobs []requests.Job) int {
 		n := 0

@@ -201,6 +201,9 @@ func entitlementOf(e connectors.Entitlement) (kind, a, b string) {
 	return kindGroup, e.ExternalID, ""
 }
 
+// EntitlementKinds are the kinds of Entra entitlements.
+func (d *Directory) EntitlementKinds() []string { return []string{kindGroup, kindDirRole, kindAppRole} }
+
 // DirectoryRole and AppRole are the external ids of role entitlements.
 func DirectoryRole(roleDefinitionID string) string { return "role:" + roleDefinitionID }
 
