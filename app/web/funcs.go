@@ -93,14 +93,14 @@ var funcs = template.FuncMap{
 		}
 		return template.URL(out.Encode())
 	},
-	"itoa":     strconv.Itoa,
-	"bar":      progressBar,
-	"problems": problemList,
-	"fieldKey": fieldKeys,
-	"plural":   plural,
-	"waitsFor": waitsFor,
-	"duration": humanDuration,
-	"outcomes": requests.CountOutcomes,
+	"itoa":      strconv.Itoa,
+	"bar":       progressBar,
+	"problems":  problemList,
+	"fieldKey":  fieldKeys,
+	"plural":    plural,
+	"waitsFor":  waitsFor,
+	"duration":  humanDuration,
+	"outcomes":  requests.CountOutcomes,
 	"kindLabel": identities.KindLabel,
 	// rateWaits sums the rate-limit waits of a run's jobs.
 	"rateWaits": func(jobs []requests.Job) int {
