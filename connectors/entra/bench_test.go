@@ -160,8 +160,11 @@ func benchGrants(b *testing.B, dialect, shape string) {
 	b.ReportMetric(100*sustained/benchBudget, "%_of_budget")
 	b.ReportMetric(share429, "%_429")
 	b.ReportMetric(float64(st.HTTPRequests), "http_requests")
+	b.Logf("%s %s: start to first write %s, first to last write %s (longest gap %s), last write to all runs ended %s",
+		dialect, shape, st.FirstWrite.Sub(start).Round(time.Millisecond), st.LastWrite.Sub(st.FirstWrite).Round(time.Millisecond),
+		st.MaxGap.Round(time.Millisecond), start.Add(took).Sub(st.LastWrite).Round(time.Millisecond))
 	b.Logf("%s %s: %d grants in %s (%.0f/s); budget %.0f writes/s, sustained %.0f/s beyond the initial bucket = %.1f%% (target ≥ 90%%); "+
-		"%d of %d write requests answered 429 = %.2f%% (target ≤ 2%%); %d HTTP requests to Graph, %d of them $batch; %d rate-limit waits on jobs; failed jobs %d",
+		"%d of %d write requests answered 429 = %.2f%% (target ≤ 2%%); %d HTTP requests to Graph, %d of them $batch (others: %v); %d rate-limit waits on jobs; failed jobs %d",
 		dialect, shape, benchUsers, took.Round(time.Millisecond), float64(benchUsers)/took.Seconds(), benchBudget, sustained, 100*sustained/benchBudget,
-		st.Throttled, st.Writes, share429, st.HTTPRequests, st.Batches, waits, failed)
+		st.Throttled, st.Writes, share429, st.HTTPRequests, st.Batches, st.Others, waits, failed)
 }

@@ -122,6 +122,13 @@ type Stats struct {
 	WritesOK      int
 	Throttled     int // write requests answered 429, inner ones included
 	TokenRequests int
+	// FirstWrite and LastWrite are when the first and the last write
+	// taken arrived; MaxGap is the longest time between two writes taken.
+	FirstWrite, LastWrite time.Time
+	MaxGap                time.Duration
+	// Others counts the HTTP requests that are not $batch, by method and
+	// first path segment ("GET /users").
+	Others map[string]int
 }
 
 // Server is a running contract server.
@@ -425,7 +432,12 @@ func (s *Server) ExpireDeltaTokens() {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.stats
+	st := s.stats
+	st.Others = map[string]int{}
+	for k, v := range s.stats.Others {
+		st.Others[k] = v
+	}
+	return st
 }
 
 // ResetStats sets the counts to zero.
@@ -486,6 +498,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.batch(w, body)
 		return
 	}
+	s.mu.Lock()
+	if s.stats.Others == nil {
+		s.stats.Others = map[string]int{}
+	}
+	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	s.stats.Others[r.Method+" /"+seg]++
+	s.mu.Unlock()
 	writeAnswer(w, s.handle(r.Method, path, r.URL.Query(), body))
 }
 
@@ -632,6 +651,13 @@ func (s *Server) handle(method, path string, q url.Values, body []byte) answer {
 	a := s.route(method, path, q, body)
 	if isWrite(method) && a.status < 300 {
 		s.stats.WritesOK++
+		now := time.Now()
+		if s.stats.FirstWrite.IsZero() {
+			s.stats.FirstWrite = now
+		} else if gap := now.Sub(s.stats.LastWrite); gap > s.stats.MaxGap {
+			s.stats.MaxGap = gap
+		}
+		s.stats.LastWrite = now
 	}
 	return a
 }
