@@ -99,9 +99,9 @@ func OpenWith(cc connectors.Config, opts *Options) (*Directory, error) {
 	}
 	base := &http.Client{Timeout: cfg.timeout}
 	httpClient := cc2.Client(context.WithValue(context.Background(), oauth2.HTTPClient, base))
-	// Graph counts writes per app and tenant: every connector instance of
-	// one app in one tenant (a worker opens its connector anew every
-	// second) shares one pacer.
+	// Graph counts writes per app and tenant: every connector of one app in
+	// one tenant (two connector records, or the instance built after a
+	// settings change) shares one pacer and what it learnt.
 	pacer := connectors.SharedPacer(cfg.GraphURL + "|" + strings.ToLower(cfg.TenantID) + "|" + strings.ToLower(cfg.ClientID))
 	rest, err := connectors.NewRESTClient(connectors.RESTOptions{
 		BaseURL: cfg.GraphURL, HTTPClient: httpClient, Timeout: cfg.timeout, Backoff: o.Backoff,
