@@ -181,6 +181,12 @@ type EntitlementKinder interface {
 	KindOf(op Operation, e Entitlement) string
 }
 
+// EntitlementKindLister is a connector whose entitlements are of other
+// kinds than group and role (Entra ID: group, directory_role, app_role).
+type EntitlementKindLister interface {
+	EntitlementKinds() []string
+}
+
 // AccountManager is a connector that manages the lifecycle of accounts.
 // Operations address the account by Account.ExternalID when the portal
 // knows it, else by Account.Username.
@@ -274,6 +280,45 @@ func Capabilities(c Connector) []Operation {
 		if Supports(c, op) {
 			out = append(out, op)
 		}
+	}
+	return out
+}
+
+// Feature is one thing a connector can do, as the connector pages list it.
+type Feature struct {
+	Name   string // accounts, entitlements, batches, import, sign-in, health, create-groups
+	Label  string
+	Detail string
+}
+
+// Features lists what c can do, from the capability interfaces it
+// implements (and Capabilities), in a fixed order.
+func Features(c Connector) []Feature {
+	var out []Feature
+	has := map[Operation]bool{}
+	for _, op := range Capabilities(c) {
+		has[op] = true
+	}
+	if has[OpCreateAccount] {
+		out = append(out, Feature{"accounts", "Accounts", "create, delete, enable and disable accounts"})
+	}
+	if has[OpGrant] {
+		out = append(out, Feature{"entitlements", "Entitlements", "grant and revoke entitlements"})
+	}
+	if _, ok := c.(Batcher); ok {
+		out = append(out, Feature{"batches", "Batches", "many memberships in one request"})
+	}
+	if _, ok := c.(GroupCreator); ok {
+		out = append(out, Feature{"create-groups", "New entitlements", "creates an entitlement added in the portal on the system"})
+	}
+	if has[OpImport] {
+		out = append(out, Feature{"import", "Import", "full and delta imports of accounts, entitlements and memberships"})
+	}
+	if _, ok := c.(Authenticator); ok {
+		out = append(out, Feature{"sign-in", "Sign-in", "people may sign in to the portal with it, when set to"})
+	}
+	if _, ok := c.(HealthChecker); ok {
+		out = append(out, Feature{"health", "Health", "Test connection checks the system"})
 	}
 	return out
 }

@@ -108,6 +108,10 @@ type Request struct {
 	// Weight is what the request spends of the write budget (the inner
 	// requests of a batch); zero for reads, which the Pacer lets through.
 	Weight int
+	// Settle, when set, reads a success before the Pacer hears that the
+	// request is done (a batch reports the throttles inside its 200 to the
+	// Pacer there, before the next request goes).
+	Settle func(*Response)
 }
 
 // Response is a system's answer.
@@ -244,6 +248,9 @@ func (c *RESTClient) Do(ctx context.Context, req Request, out any) (*Response, e
 		}
 		resp, err := c.send(ctx, req, target, body)
 		if err != nil {
+			if c.opts.Pacer != nil && req.Weight > 0 {
+				c.opts.Pacer.Release(req.Weight)
+			}
 			if ctx.Err() != nil || attempt >= c.opts.Retries {
 				return nil, Transient(fmt.Errorf("%s %s: %w", req.Method, req.Path, err))
 			}
@@ -257,6 +264,12 @@ func (c *RESTClient) Do(ctx context.Context, req Request, out any) (*Response, e
 			if c.opts.Pacer != nil && req.Weight > 0 {
 				c.opts.Pacer.Done(req.Weight)
 			}
+			if req.Settle != nil {
+				req.Settle(resp)
+			}
+			if c.opts.Pacer != nil && req.Weight > 0 {
+				c.opts.Pacer.Release(req.Weight)
+			}
 			if out != nil && len(resp.Body) > 0 && resp.Status != http.StatusNoContent {
 				if err := json.Unmarshal(resp.Body, out); err != nil {
 					return resp, Transient(MessageErr(fmt.Errorf("%s %s: unreadable answer: %w", req.Method, req.Path, err), resp.RequestID))
@@ -269,6 +282,9 @@ func (c *RESTClient) Do(ctx context.Context, req Request, out any) (*Response, e
 		paced := c.opts.Pacer != nil && req.Weight > 0 && resp.Status == http.StatusTooManyRequests
 		if paced {
 			c.opts.Pacer.Throttled(max(wait, c.backoff(attempt)))
+		}
+		if c.opts.Pacer != nil && req.Weight > 0 {
+			c.opts.Pacer.Release(req.Weight)
 		}
 		if !retryable(resp.Status) || attempt >= c.opts.Retries || wait > c.opts.MaxWait {
 			return resp, Classify(h, wait)
@@ -422,18 +438,28 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // Pacer spreads a connector's writes over time to stay within the write
 // budget its system enforces (Graph throttles writes per app and tenant).
-// It learns the budget from the system's answers: after a 429 every
-// request waits for the Retry-After, and writes are then paced at the rate
-// that got through before it. Every client of one connector shares one.
+// It learns the budget from the system's answers, additive increase and
+// multiplicative decrease: after a 429 every request waits for the
+// Retry-After (the pause is shared by every request in flight), and writes
+// are then paced a little under the rate that got through; the pace grows
+// slowly while nothing is throttled, so that it finds the budget again
+// when the budget grows. The first estimate (from the last second, which
+// includes a full bucket) is refined at the second throttle (what got
+// through between two throttles, pause included, is the budget), and the
+// pace grows faster until then. Every client of one connector shares one
+// (see SharedPacer).
 type Pacer struct {
-	mu      sync.Mutex
-	now     func() time.Time
-	until   time.Time // no request before (a Retry-After)
-	rate    float64   // units per second; 0 is not paced
-	next    time.Time // when the next unit may go
-	since   time.Time // the last throttle's time
-	counted float64   // units done since then
-	recent  []stamp   // units done in the last second
+	mu        sync.Mutex
+	now       func() time.Time
+	until     time.Time // no request before (a Retry-After)
+	rate      float64   // units per second; 0 is not paced
+	next      time.Time // when the next unit may go
+	since     time.Time // the last throttle's time
+	counted   float64   // units done since then
+	recent    []stamp   // units done in the last second
+	throttles int       // throttles seen (each answer of one pause counts once)
+	inflight  int       // units between Wait and Release
+	wake      chan struct{}
 }
 
 type stamp struct {
@@ -441,9 +467,39 @@ type stamp struct {
 	units int
 }
 
+// Pacing constants: the pace is this share of the estimated budget, and
+// grows by the given share of itself per second without a throttle while
+// learning (before the second throttle) and after.
+const (
+	paceShare     = 0.97
+	learnGrowth   = 0.05
+	steadyGrowth  = 0.002
+	maxPaceGrowth = 1.5
+)
+
 // NewPacer returns a pacer that lets everything through until the system
 // first throttles.
 func NewPacer() *Pacer { return &Pacer{now: time.Now} }
+
+var (
+	sharedMu     sync.Mutex
+	sharedPacers = map[string]*Pacer{}
+)
+
+// SharedPacer returns the process's pacer for key (for Graph: the app and
+// the tenant, which Graph's write budget is counted by), so that what one
+// connector instance learnt applies to the next one opened for the same
+// budget and every job set sending at once waits out one pause together.
+func SharedPacer(key string) *Pacer {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	p := sharedPacers[key]
+	if p == nil {
+		p = NewPacer()
+		sharedPacers[key] = p
+	}
+	return p
+}
 
 // Rate is the paced rate (units per second), 0 before any throttle.
 func (p *Pacer) Rate() float64 {
@@ -452,44 +508,113 @@ func (p *Pacer) Rate() float64 {
 	return p.rate
 }
 
+// Throttles is how many throttles the pacer saw.
+func (p *Pacer) Throttles() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.throttles
+}
+
 // errThrottled is why a request waits in the queue rather than in a
 // worker: the system asked for a longer pause than a worker waits.
 var errThrottled = errors.New("the system asked to pause its requests")
 
+// pace is the rate now (p.mu held).
+func (p *Pacer) pace(now time.Time) float64 {
+	g := steadyGrowth
+	if p.throttles < 2 {
+		g = learnGrowth
+	}
+	return p.rate * min(maxPaceGrowth, 1+g*max(0, now.Sub(p.since).Seconds()))
+}
+
 // Wait blocks until units may be spent. When the system asked for a pause
 // longer than maxWait, it returns at once a RetryAfter error of the pause.
+// Until the first throttle, at most probeUnits are in flight at once (one
+// $batch, or as many single requests), so that the first throttle finds
+// one request sent into it, not every worker's. A request that waits for
+// its turn while a throttle comes takes a new turn after the pause: turns
+// given before it are void. Every Wait that returns nil is followed by
+// one Release of the same units.
 func (p *Pacer) Wait(ctx context.Context, units int, maxWait time.Duration) error {
-	p.mu.Lock()
-	now := p.now()
-	if left := p.until.Sub(now); maxWait > 0 && left > maxWait {
-		p.mu.Unlock()
-		return RetryAfter(errThrottled, left)
-	}
-	at := now
-	if p.until.After(at) {
-		at = p.until
-	}
-	if p.rate > 0 {
-		if p.next.After(at) {
-			at = p.next
+	for {
+		p.mu.Lock()
+		now := p.now()
+		if left := p.until.Sub(now); maxWait > 0 && left > maxWait {
+			p.mu.Unlock()
+			return RetryAfter(errThrottled, left)
 		}
-		// The pace grows by 5% a second without a throttle, so that one
-		// throttle for another reason does not slow the connector for good.
-		rate := p.rate * (1 + 0.05*now.Sub(p.since).Seconds())
-		p.next = at.Add(time.Duration(float64(units) / rate * float64(time.Second)))
+		if p.rate == 0 && p.throttles == 0 && p.inflight > 0 && p.inflight+units > probeUnits {
+			ch := p.wakeLocked()
+			p.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return Transient(ctx.Err())
+			}
+		}
+		at := now
+		if p.until.After(at) {
+			at = p.until
+		}
+		if p.rate > 0 {
+			if p.next.After(at) {
+				at = p.next
+			}
+			p.next = at.Add(time.Duration(float64(units) / p.pace(now) * float64(time.Second)))
+		}
+		gen := p.throttles
+		if !at.After(now) {
+			p.inflight += units
+			p.mu.Unlock()
+			return nil
+		}
+		p.mu.Unlock()
+		if err := sleep(ctx, at.Sub(now)); err != nil {
+			return Transient(err)
+		}
+		p.mu.Lock()
+		if p.throttles == gen && !p.now().Before(p.until) {
+			p.inflight += units
+			p.mu.Unlock()
+			return nil
+		}
+		p.mu.Unlock() // throttled meanwhile: a new turn
 	}
-	p.mu.Unlock()
-	if err := sleep(ctx, at.Sub(now)); err != nil {
-		return Transient(err)
+}
+
+// probeUnits bound the units in flight before the first throttle.
+const probeUnits = 20
+
+// wakeLocked is the channel closed at the next Release (p.mu held).
+func (p *Pacer) wakeLocked() chan struct{} {
+	if p.wake == nil {
+		p.wake = make(chan struct{})
 	}
-	return nil
+	return p.wake
+}
+
+// Release ends the units of a Wait: their request has its answer.
+func (p *Pacer) Release(units int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inflight = max(0, p.inflight-units)
+	if p.wake != nil {
+		close(p.wake)
+		p.wake = nil
+	}
 }
 
 // Reset forgets what the pacer learnt.
 func (p *Pacer) Reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.until, p.rate, p.next, p.since, p.counted, p.recent = time.Time{}, 0, time.Time{}, time.Time{}, 0, nil
+	p.until, p.rate, p.next, p.since, p.counted, p.recent, p.throttles = time.Time{}, 0, time.Time{}, time.Time{}, 0, nil, 0
+	if p.wake != nil {
+		close(p.wake)
+		p.wake = nil
+	}
 }
 
 // Done counts units the system accepted.
@@ -506,9 +631,19 @@ func (p *Pacer) Done(units int) {
 	p.recent = p.recent[cut:]
 }
 
+// Refused takes back units counted by Done that the system refused after
+// all (the inner requests of a batch answered 429 inside its 200).
+func (p *Pacer) Refused(units int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.counted = max(0, p.counted-float64(units))
+	p.recent = append(p.recent, stamp{p.now(), -units})
+}
+
 // Throttled notes a 429 asking to wait d: nothing goes before it ends, and
-// the pace becomes what got through since the previous throttle (or in
-// the last second, the first time).
+// the pace becomes a little under what got through since the previous
+// throttle (or in the last second, the first time). Answers that arrive
+// during the pause belong to the same throttle and only lengthen it.
 func (p *Pacer) Throttled(d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -533,9 +668,14 @@ func (p *Pacer) Throttled(d time.Duration) {
 		est = float64(n)
 	}
 	if est > 0 {
-		// A little under what got through, so the budget refills.
-		p.rate = est * 0.98
+		if p.rate > 0 && p.throttles >= 2 {
+			// Learnt already: a throttle says the pace went over; a lower
+			// measure than the pace (the sender was slower) says nothing.
+			est = min(est, p.pace(now))
+		}
+		p.rate = est * paceShare
 	}
+	p.throttles++
 	p.since, p.counted = now, 0
 	p.until = now.Add(d)
 	p.next = p.until

@@ -80,6 +80,41 @@ type member struct {
 
 func (member) TableName() string { return "workgroup_members" }
 
+// Entitlement kinds: a group, a role of a system that has roles, and
+// Entra ID's directory roles and app roles.
+const (
+	KindGroup         = "group"
+	KindRole          = "role"
+	KindDirectoryRole = "directory_role"
+	KindAppRole       = "app_role"
+)
+
+// Kinds lists the entitlement kinds.
+var Kinds = []string{KindGroup, KindRole, KindDirectoryRole, KindAppRole}
+
+// ValidKind reports whether kind is an entitlement kind.
+func ValidKind(kind string) bool {
+	for _, k := range Kinds {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// KindLabel is how a page names a kind.
+func KindLabel(kind string) string {
+	switch kind {
+	case KindDirectoryRole:
+		return "Directory role"
+	case KindAppRole:
+		return "App role"
+	case KindRole:
+		return "Role"
+	}
+	return "Group"
+}
+
 // Entitlement is a group or role on a connector.
 type Entitlement struct {
 	ID          string `gorm:"primaryKey" json:"id"`
@@ -461,8 +496,8 @@ func (s *Service) CreateEntitlement(ctx context.Context, connectorID string, in 
 	if in.Kind == "" {
 		in.Kind = "group"
 	}
-	if in.Kind != "group" && in.Kind != "role" {
-		problems["kind"] = "must be group or role"
+	if !ValidKind(in.Kind) {
+		problems["kind"] = "must be group, role, directory_role or app_role"
 	}
 	if len(problems) > 0 {
 		return nil, problems

@@ -223,8 +223,8 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 	for _, k := range col.entOrder {
 		e := col.ents[k]
 		kind := e.Kind
-		if kind != "role" {
-			kind = "group"
+		if !ValidKind(kind) {
+			kind = KindGroup
 		}
 		name := e.Name
 		if name == "" {

@@ -424,3 +424,82 @@ func TestJobOutcomesUp(t *testing.T) {
 		}
 	})
 }
+
+// Up to 018 gives the roles of Entra connectors, stored as kind 'role'
+// with "role:" and "approle:" external ids, the kinds directory_role and
+// app_role; the roles of other connectors stay 'role'. The new kinds pass
+// the check, others do not; down makes them 'role' again.
+func TestEntitlementKindsUp(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		ctx := context.Background()
+		db := dbtest.Open(t, dialect)
+		all, err := migrations.List(dialect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps := 0
+		for _, m := range all {
+			if m.Version >= 18 {
+				steps++
+			}
+		}
+		if ran, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil || len(ran) != steps || ran[steps-1] != 18 {
+			t.Fatalf("down: %v %v", ran, err)
+		}
+		now := "2026-12-03T00:00:00Z"
+		const entraID, ldapID = "c0c1d0e2-0000-4000-8000-000000000001", "c0c1d0e2-0000-4000-8000-000000000002"
+		for id, ty := range map[string]string{entraID: "entra", ldapID: "ldap"} {
+			if _, err := db.SQL.ExecContext(ctx, `INSERT INTO connectors (id, name, type, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)`,
+				id, "C "+ty, ty, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ents := []struct{ id, conn, ext, kind, want string }{
+			{"e0c1d0e2-0000-4000-8000-000000000001", entraID, "role:62e90394-69f5-4237-9190-012177145e10", "role", "directory_role"},
+			{"e0c1d0e2-0000-4000-8000-000000000002", entraID, "approle:sp1:ar1", "role", "app_role"},
+			{"e0c1d0e2-0000-4000-8000-000000000003", entraID, "0a1b", "group", "group"},
+			{"e0c1d0e2-0000-4000-8000-000000000004", ldapID, "role:cn=x", "role", "role"},
+		}
+		for _, e := range ents {
+			if _, err := db.SQL.ExecContext(ctx, `INSERT INTO entitlements (id, connector_id, external_id, name, kind, created_at, updated_at)
+				VALUES ($1, $2, $3, $3, $4, $5, $5)`, e.id, e.conn, e.ext, e.kind, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.SQL.ExecContext(ctx, `INSERT INTO entitlements (id, connector_id, external_id, name, kind, created_at, updated_at)
+			VALUES ('e0c1d0e2-0000-4000-8000-000000000009', $1, 'x', 'x', 'app_role', $2, $2)`, entraID, now); err == nil {
+			t.Fatal("app_role accepted before 018")
+		}
+		if _, err := migrations.Up(ctx, db.SQL, dialect); err != nil {
+			t.Fatalf("up: %v", err)
+		}
+		kindOf := func(id string) string {
+			var k string
+			if err := db.SQL.QueryRowContext(ctx, `SELECT kind FROM entitlements WHERE id = $1`, id).Scan(&k); err != nil {
+				t.Fatal(err)
+			}
+			return k
+		}
+		for _, e := range ents {
+			if got := kindOf(e.id); got != e.want {
+				t.Errorf("%s: kind %s, want %s", e.ext, got, e.want)
+			}
+		}
+		if _, err := db.SQL.ExecContext(ctx, `INSERT INTO entitlements (id, connector_id, external_id, name, kind, created_at, updated_at)
+			VALUES ('e0c1d0e2-0000-4000-8000-000000000009', $1, 'x', 'x', 'app_role', $2, $2)`, entraID, now); err != nil {
+			t.Fatalf("app_role refused after 018: %v", err)
+		}
+		if _, err := db.SQL.ExecContext(ctx, `INSERT INTO entitlements (id, connector_id, external_id, name, kind, created_at, updated_at)
+			VALUES ('e0c1d0e2-0000-4000-8000-00000000000a', $1, 'y', 'y', 'bogus', $2, $2)`, entraID, now); err == nil {
+			t.Fatal("kind bogus accepted")
+		}
+		if _, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil {
+			t.Fatalf("down again: %v", err)
+		}
+		if got := kindOf(ents[0].id); got != "role" {
+			t.Errorf("after down: %s", got)
+		}
+	})
+}

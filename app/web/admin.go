@@ -46,6 +46,12 @@ type connectorForm struct {
 	Check        *connectors.Health
 	Entitlements []identities.Entitlement
 	EntErrors    map[string]string
+	// Features are what the connector can do; OpenErr says why it could
+	// not be opened to tell.
+	Features []connectors.Feature
+	OpenErr  string
+	// Kinds are the entitlement kinds an admin may add on this connector.
+	Kinds []string
 	// Fields are the settings as a form, for a type that describes them;
 	// Settings stays as JSON under Advanced.
 	Fields []settingField
@@ -160,6 +166,15 @@ func (s *Server) connectorForm(c *fiber.Ctx, rec *connectors.Record) (connectorF
 	}
 	d.SecretNames = names
 	s.withFields(&d)
+	d.Kinds = []string{identities.KindGroup, identities.KindRole}
+	if conn, err := s.Connectors.Open(c.UserContext(), rec); err != nil {
+		d.OpenErr = err.Error()
+	} else {
+		d.Features = connectors.Features(conn)
+		if k, ok := conn.(connectors.EntitlementKindLister); ok {
+			d.Kinds = k.EntitlementKinds()
+		}
+	}
 	ents, _, err := s.Identities.ListEntitlements(c.UserContext(), rec.ID, identities.ListOpts{Limit: 500})
 	if err != nil {
 		return d, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )
@@ -92,14 +93,23 @@ var funcs = template.FuncMap{
 		}
 		return template.URL(out.Encode())
 	},
-	"itoa":     strconv.Itoa,
-	"bar":      progressBar,
-	"problems": problemList,
-	"fieldKey": fieldKeys,
-	"plural":   plural,
-	"waitsFor": waitsFor,
-	"duration": humanDuration,
-	"outcomes": requests.CountOutcomes,
+	"itoa":      strconv.Itoa,
+	"bar":       progressBar,
+	"problems":  problemList,
+	"fieldKey":  fieldKeys,
+	"plural":    plural,
+	"waitsFor":  waitsFor,
+	"duration":  humanDuration,
+	"outcomes":  requests.CountOutcomes,
+	"kindLabel": identities.KindLabel,
+	// rateWaits sums the rate-limit waits of a run's jobs.
+	"rateWaits": func(jobs []requests.Job) int {
+		n := 0
+		for _, j := range jobs {
+			n += j.RateLimitWaits
+		}
+		return n
+	},
 	// breakDots lets a narrow screen wrap a dotted name such as a job kind
 	// ("Directory.CreateAccount") after its dots.
 	"breakDots": func(s string) template.HTML {

@@ -79,3 +79,33 @@ func TestPortalNeverCancelsRevocations(t *testing.T) {
 		}
 	})
 }
+
+// The rate-limit waits a job's system asked for show on the Activation
+// Jobs dialog and on the run's page.
+func TestRateLimitWaitsShown(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		b := apptest.New(t, dialect, &apptest.Options{NoStart: true})
+		adm := adminBrowser(t, b)
+		dir, ents := b.Directory(t, "Dir", "VPN")
+		alice := b.Identity(t, "alice")
+		inst := b.Submit(t, requests.Request{Type: requests.CreateAccount, BeneficiaryType: "identity", BeneficiaryID: alice.ID,
+			ConnectorID: dir.ID, Entitlements: []string{ents["VPN"].ID}})
+		dialog := adm.do("GET", "/jobs/"+inst.ID, nil, "HX-Request", "true")
+		if strings.Contains(dialog.body, "for the system's rate limit") {
+			t.Fatalf("waits shown before any")
+		}
+		if err := b.DB.Gorm.Model(&requests.Job{}).Where("id = ?", inst.Jobs[1].ID).Update("rate_limit_waits", 3).Error; err != nil {
+			t.Fatal(err)
+		}
+		dialog = adm.do("GET", "/jobs/"+inst.ID, nil, "HX-Request", "true")
+		if !strings.Contains(dialog.body, "waited 3× for the system's rate limit") {
+			t.Errorf("the dialog shows no waits: %s", dialog.body)
+		}
+		run := adm.do("GET", "/requests/"+inst.ID, nil)
+		if strings.Count(run.body, "waited 3× for the system's rate limit") != 2 { // the run's total and the job
+			t.Errorf("the run page shows the waits %d times: %s", strings.Count(run.body, "waited 3×"), run.body)
+		}
+	})
+}

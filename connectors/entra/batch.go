@@ -87,7 +87,7 @@ func (d *Directory) all(ctx context.Context, ms []connectors.Membership, grant b
 				Responses []batchResponse `json:"responses"`
 			}
 			resp, err := d.rest.Do(ctx, connectors.Request{Method: http.MethodPost, Path: "/$batch",
-				Body: map[string]any{"requests": reqs}, Weight: len(reqs)}, &out)
+				Body: map[string]any{"requests": reqs}, Weight: len(reqs), Settle: d.settleBatch}, &out)
 			if err != nil {
 				for _, i := range chunk {
 					errs[i] = err
@@ -98,7 +98,6 @@ func (d *Directory) all(ctx context.Context, ms []connectors.Membership, grant b
 			for _, r := range out.Responses {
 				byID[r.ID] = r // answers come in any order
 			}
-			var throttled time.Duration
 			for k, i := range chunk {
 				r, ok := byID[strconv.Itoa(k)]
 				name := nameOf(ms[i].Entitlement)
@@ -118,7 +117,6 @@ func (d *Directory) all(ctx context.Context, ms []connectors.Membership, grant b
 					w := connectors.ParseRetryAfter(r.Headers["Retry-After"], time.Now())
 					if r.Status == http.StatusTooManyRequests {
 						waits[i]++
-						throttled = max(throttled, w, time.Second)
 					}
 					if r.Status != http.StatusTooManyRequests {
 						wait = max(wait, w, 100*time.Millisecond)
@@ -140,9 +138,6 @@ func (d *Directory) all(ctx context.Context, ms []connectors.Membership, grant b
 					errs[i] = connectors.Classify(h, 0)
 				}
 			}
-			if throttled > 0 {
-				d.pacer.Throttled(throttled)
-			}
 		}
 		if len(again) == 0 || round+1 >= batchRounds || wait > 10*time.Second {
 			break
@@ -155,6 +150,33 @@ func (d *Directory) all(ctx context.Context, ms []connectors.Membership, grant b
 		todo = again
 	}
 	return results, errs
+}
+
+// settleBatch tells the pacer of the inner requests of a $batch answered
+// 429 (they did not spend the budget, and the pause they ask for applies
+// to every request), before the pacer lets the next request go.
+func (d *Directory) settleBatch(resp *connectors.Response) {
+	var out struct {
+		Responses []struct {
+			Status  int               `json:"status"`
+			Headers map[string]string `json:"headers"`
+		} `json:"responses"`
+	}
+	if json.Unmarshal(resp.Body, &out) != nil {
+		return
+	}
+	var throttled time.Duration
+	refused := 0
+	for _, r := range out.Responses {
+		if r.Status == http.StatusTooManyRequests {
+			refused++
+			throttled = max(throttled, connectors.ParseRetryAfter(r.Headers["Retry-After"], time.Now()), time.Second)
+		}
+	}
+	if refused > 0 {
+		d.pacer.Refused(refused)
+		d.pacer.Throttled(throttled)
+	}
 }
 
 func isDuplicateBody(body json.RawMessage) bool {

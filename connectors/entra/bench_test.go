@@ -7,6 +7,9 @@ package entra_test
 
 import (
 	"fmt"
+	"math"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,12 +26,24 @@ import (
 	"github.com/provisor/provisor/requests"
 )
 
-const (
-	benchUsers = 2000
-	// benchBudget is the server's write budget (writes per second); its
-	// bucket holds one second's worth and starts full.
-	benchBudget = 400
-)
+const benchUsers = 2000
+
+// benchBudget is the server's write budget (writes per second): Microsoft
+// Graph's documented write quota for an application+tenant pair in the
+// identity and access service, 3,000 requests per 2 minutes 30 seconds
+// (https://learn.microsoft.com/graph/throttling-limits#identity-and-access-service-limits),
+// which is 20 writes/s; each request inside a $batch counts. The bucket
+// holds one second's worth and starts full: the app has spent its window
+// already, as a busy provisioning app has (with a fresh window of 3,000
+// the 2,000 writes would never be throttled and the run would measure the
+// machine, not the pacing). PROVISOR_ENTRA_BENCH_BUDGET overrides it (for
+// a quick trial at a higher budget).
+var benchBudget = func() float64 {
+	if v, err := strconv.ParseFloat(os.Getenv("PROVISOR_ENTRA_BENCH_BUDGET"), 64); err == nil && v > 0 {
+		return v
+	}
+	return 3000.0 / 150
+}()
 
 // BenchmarkEntraGrants grants one group to 2,000 accounts through the
 // whole of Provisor (queue, workers, connector, database), as one
@@ -139,14 +154,17 @@ func benchGrants(b *testing.B, dialect, shape string) {
 	if completed != benchUsers || failed != 0 || members != benchUsers {
 		b.Fatalf("%d completed, %d failed, %d members", completed, failed, members)
 	}
-	sustained := float64(st.WritesOK-benchBudget) / took.Seconds()
+	sustained := (float64(st.WritesOK) - math.Ceil(benchBudget)) / took.Seconds()
 	share429 := 100 * float64(st.Throttled) / float64(st.Writes)
 	b.ReportMetric(float64(benchUsers)/took.Seconds(), "grants/s")
 	b.ReportMetric(100*sustained/benchBudget, "%_of_budget")
 	b.ReportMetric(share429, "%_429")
 	b.ReportMetric(float64(st.HTTPRequests), "http_requests")
-	b.Logf("%s %s: %d grants in %s (%.0f/s); budget %d writes/s, sustained %.0f/s beyond the initial bucket = %.1f%% (target ≥ 90%%); "+
-		"%d of %d write requests answered 429 = %.2f%% (target ≤ 2%%); %d HTTP requests to Graph, %d of them $batch; %d rate-limit waits on jobs; failed jobs %d",
+	b.Logf("%s %s: start to first write %s, first to last write %s (longest gap %s), last write to all runs ended %s",
+		dialect, shape, st.FirstWrite.Sub(start).Round(time.Millisecond), st.LastWrite.Sub(st.FirstWrite).Round(time.Millisecond),
+		st.MaxGap.Round(time.Millisecond), start.Add(took).Sub(st.LastWrite).Round(time.Millisecond))
+	b.Logf("%s %s: %d grants in %s (%.0f/s); budget %.0f writes/s, sustained %.0f/s beyond the initial bucket = %.1f%% (target ≥ 90%%); "+
+		"%d of %d write requests answered 429 = %.2f%% (target ≤ 2%%); %d HTTP requests to Graph, %d of them $batch (others: %v); %d rate-limit waits on jobs; failed jobs %d",
 		dialect, shape, benchUsers, took.Round(time.Millisecond), float64(benchUsers)/took.Seconds(), benchBudget, sustained, 100*sustained/benchBudget,
-		st.Throttled, st.Writes, share429, st.HTTPRequests, st.Batches, waits, failed)
+		st.Throttled, st.Writes, share429, st.HTTPRequests, st.Batches, st.Others, waits, failed)
 }

@@ -99,7 +99,10 @@ func OpenWith(cc connectors.Config, opts *Options) (*Directory, error) {
 	}
 	base := &http.Client{Timeout: cfg.timeout}
 	httpClient := cc2.Client(context.WithValue(context.Background(), oauth2.HTTPClient, base))
-	pacer := connectors.NewPacer()
+	// Graph counts writes per app and tenant: every connector of one app in
+	// one tenant (two connector records, or the instance built after a
+	// settings change) shares one pacer and what it learnt.
+	pacer := connectors.SharedPacer(cfg.GraphURL + "|" + strings.ToLower(cfg.TenantID) + "|" + strings.ToLower(cfg.ClientID))
 	rest, err := connectors.NewRESTClient(connectors.RESTOptions{
 		BaseURL: cfg.GraphURL, HTTPClient: httpClient, Timeout: cfg.timeout, Backoff: o.Backoff,
 		RequestIDHeaders: []string{"request-id", "client-request-id"}, ErrorFunc: graphErrorOf, Pacer: pacer, Log: o.Log,
@@ -197,6 +200,9 @@ func entitlementOf(e connectors.Entitlement) (kind, a, b string) {
 	}
 	return kindGroup, e.ExternalID, ""
 }
+
+// EntitlementKinds are the kinds of Entra entitlements.
+func (d *Directory) EntitlementKinds() []string { return []string{kindGroup, kindDirRole, kindAppRole} }
 
 // DirectoryRole and AppRole are the external ids of role entitlements.
 func DirectoryRole(roleDefinitionID string) string { return "role:" + roleDefinitionID }

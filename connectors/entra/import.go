@@ -180,12 +180,19 @@ func (d *Directory) importFrom(ctx context.Context, from cookie, sink connectors
 	if err != nil {
 		return next, err
 	}
+	// Directory roles and app roles have no delta: they are read whole
+	// on every import, with their assignments as complete member lists.
+	roles, err := d.importRoles(ctx, sink)
+	if err != nil {
+		return next, err
+	}
 	if full {
 		for _, g := range groups {
 			if err := sink.Members(ctx, g, members[g]); err != nil {
 				return next, err
 			}
 		}
+		groups = append(groups, roles...)
 		if _, fallback := sink.(*fullSink); fallback {
 			// The import is a delta that became full: what the round does
 			// not list is gone.
@@ -195,4 +202,153 @@ func (d *Directory) importFrom(ctx context.Context, from cookie, sink connectors
 		}
 	}
 	return next, nil
+}
+
+type roleDefinition struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
+	Description string `json:"description"`
+	IsEnabled   *bool  `json:"isEnabled"`
+}
+
+type servicePrincipal struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
+	AppRoles    []struct {
+		ID                 string   `json:"id"`
+		DisplayName        string   `json:"displayName"`
+		Description        string   `json:"description"`
+		IsEnabled          *bool    `json:"isEnabled"`
+		AllowedMemberTypes []string `json:"allowedMemberTypes"`
+	} `json:"appRoles"`
+}
+
+type appRoleAssignment struct {
+	PrincipalID   string `json:"principalId"`
+	PrincipalType string `json:"principalType"`
+	AppRoleID     string `json:"appRoleId"`
+}
+
+// collect pages a Graph collection into out.
+func collect[T any](ctx context.Context, d *Directory, req connectors.Request, out *[]T) error {
+	return d.rest.NextLinks(ctx, req, func(body []byte) (string, error) {
+		var p deltaPage[T]
+		if err := json.Unmarshal(body, &p); err != nil {
+			return "", connectors.Transient(fmt.Errorf("%s: %w", req.Path, err))
+		}
+		*out = append(*out, p.Value...)
+		return p.NextLink, nil
+	})
+}
+
+// forbidden reports a 403: the app lacks a permission, which the import
+// notes and goes on without what it would read.
+func forbidden(err error) bool {
+	h := connectors.HTTPErrorOf(err)
+	return h != nil && h.Status == http.StatusForbidden
+}
+
+func note(sink connectors.ImportSink, msg string) {
+	if n, ok := sink.(connectors.Noter); ok {
+		n.Note(msg)
+	}
+}
+
+// importRoles reads the directory role definitions (enabled ones) with
+// their directory-wide assignments, and the app roles users may hold of
+// every service principal with their assignments, as entitlements of the
+// kinds directory_role and app_role; it returns their external ids. A
+// missing permission (RoleManagement.Read.Directory, Application.Read.All)
+// leaves that part out and says so.
+func (d *Directory) importRoles(ctx context.Context, sink connectors.MemberChangeSink) ([]string, error) {
+	var ids []string
+	var defs []roleDefinition
+	err := collect(ctx, d, connectors.Request{Method: http.MethodGet, Path: "/roleManagement/directory/roleDefinitions",
+		Query: url.Values{"$select": {"id,displayName,description,isEnabled"}}}, &defs)
+	switch {
+	case forbidden(err):
+		note(sink, "directory roles not imported: the app lacks the permission RoleManagement.Read.Directory")
+	case err != nil:
+		return nil, err
+	default:
+		var as []roleAssignment
+		if err := collect(ctx, d, connectors.Request{Method: http.MethodGet, Path: "/roleManagement/directory/roleAssignments",
+			Query: url.Values{"$select": {"principalId,roleDefinitionId,directoryScopeId"}}}, &as); err != nil {
+			return nil, err
+		}
+		holders := map[string][]string{}
+		for _, a := range as {
+			if a.DirectoryScopeID == "/" || a.DirectoryScopeID == "" {
+				holders[a.RoleDefinitionID] = append(holders[a.RoleDefinitionID], a.PrincipalID)
+			}
+		}
+		for _, r := range defs {
+			if r.IsEnabled != nil && !*r.IsEnabled {
+				continue
+			}
+			ext := DirectoryRole(r.ID)
+			if err := sink.Entitlement(ctx, connectors.Entitlement{ExternalID: ext, Name: r.DisplayName, Kind: kindDirRole}); err != nil {
+				return nil, err
+			}
+			if err := sink.Members(ctx, ext, append([]string{}, holders[r.ID]...)); err != nil {
+				return nil, err
+			}
+			ids = append(ids, ext)
+		}
+	}
+	var sps []servicePrincipal
+	err = collect(ctx, d, connectors.Request{Method: http.MethodGet, Path: "/servicePrincipals",
+		Query: url.Values{"$select": {"id,displayName,appRoles"}}}, &sps)
+	switch {
+	case forbidden(err):
+		note(sink, "app roles not imported: the app lacks the permission Application.Read.All")
+		return ids, nil
+	case err != nil:
+		return nil, err
+	}
+	for _, sp := range sps {
+		var roles []string
+		for _, r := range sp.AppRoles {
+			if (r.IsEnabled == nil || *r.IsEnabled) && slicesContains(r.AllowedMemberTypes, "User") {
+				roles = append(roles, r.ID)
+			}
+		}
+		if len(roles) == 0 {
+			continue // nothing a user can hold: no need to read its assignments
+		}
+		var as []appRoleAssignment
+		if err := collect(ctx, d, connectors.Request{Method: http.MethodGet, Path: "/servicePrincipals/" + url.PathEscape(sp.ID) + "/appRoleAssignedTo",
+			Query: url.Values{"$select": {"principalId,principalType,appRoleId"}}}, &as); err != nil {
+			return nil, err
+		}
+		holders := map[string][]string{}
+		for _, a := range as {
+			if a.PrincipalType == "" || a.PrincipalType == "User" {
+				holders[a.AppRoleID] = append(holders[a.AppRoleID], a.PrincipalID)
+			}
+		}
+		for _, r := range sp.AppRoles {
+			if !slicesContains(roles, r.ID) {
+				continue
+			}
+			ext := AppRole(sp.ID, r.ID)
+			if err := sink.Entitlement(ctx, connectors.Entitlement{ExternalID: ext, Name: sp.DisplayName + ": " + r.DisplayName, Kind: kindAppRole}); err != nil {
+				return nil, err
+			}
+			if err := sink.Members(ctx, ext, append([]string{}, holders[r.ID]...)); err != nil {
+				return nil, err
+			}
+			ids = append(ids, ext)
+		}
+	}
+	return ids, nil
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
 }

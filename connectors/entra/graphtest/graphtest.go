@@ -76,6 +76,32 @@ type AppRoleAssignment struct {
 	AppRoleID   string `json:"appRoleId"`
 }
 
+// RoleDefinition is a unifiedRoleDefinition (a directory role).
+type RoleDefinition struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
+	Description string `json:"description,omitempty"`
+	IsEnabled   bool   `json:"isEnabled"`
+	IsBuiltIn   bool   `json:"isBuiltIn"`
+}
+
+// ServicePrincipal is a servicePrincipal with the app roles it defines.
+type ServicePrincipal struct {
+	ID          string    `json:"id"`
+	DisplayName string    `json:"displayName"`
+	AppRoles    []AppRole `json:"appRoles"`
+}
+
+// AppRole is an appRole of a service principal.
+type AppRole struct {
+	ID                 string   `json:"id"`
+	DisplayName        string   `json:"displayName"`
+	Description        string   `json:"description,omitempty"`
+	Value              string   `json:"value,omitempty"`
+	IsEnabled          bool     `json:"isEnabled"`
+	AllowedMemberTypes []string `json:"allowedMemberTypes"`
+}
+
 // Fault answers matching requests with an error, Times times.
 type Fault struct {
 	// Method and Path match a request ("" any); Path matches as a prefix
@@ -96,6 +122,13 @@ type Stats struct {
 	WritesOK      int
 	Throttled     int // write requests answered 429, inner ones included
 	TokenRequests int
+	// FirstWrite and LastWrite are when the first and the last write
+	// taken arrived; MaxGap is the longest time between two writes taken.
+	FirstWrite, LastWrite time.Time
+	MaxGap                time.Duration
+	// Others counts the HTTP requests that are not $batch, by method and
+	// first path segment ("GET /users").
+	Others map[string]int
 }
 
 // Server is a running contract server.
@@ -106,6 +139,8 @@ type Server struct {
 	groups     map[string]*Group
 	roles      map[string]*RoleAssignment
 	appRoles   map[string]map[string]*AppRoleAssignment // service principal -> assignments
+	roleDefs   map[string]*RoleDefinition
+	sps        map[string]*ServicePrincipal
 	faults     []*Fault
 	lag        map[string]int // user id -> 404s left (replication lag)
 	lagNext    int
@@ -145,7 +180,7 @@ func New(t testing.TB, opts *Options) *Server {
 		opts = &Options{}
 	}
 	s := &Server{users: map[string]*User{}, groups: map[string]*Group{}, roles: map[string]*RoleAssignment{},
-		appRoles: map[string]map[string]*AppRoleAssignment{}, lag: map[string]int{}, pageSize: opts.PageSize, shuffle: true}
+		appRoles: map[string]map[string]*AppRoleAssignment{}, roleDefs: map[string]*RoleDefinition{}, sps: map[string]*ServicePrincipal{}, lag: map[string]int{}, pageSize: opts.PageSize, shuffle: true}
 	if s.pageSize <= 0 {
 		s.pageSize = 100
 	}
@@ -228,6 +263,52 @@ func (s *Server) AddServicePrincipal() string {
 	id := newID()
 	s.appRoles[id] = map[string]*AppRoleAssignment{}
 	return id
+}
+
+// AddRoleDefinition stores a directory role definition and returns its id.
+func (s *Server) AddRoleDefinition(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := newID()
+	s.roleDefs[id] = &RoleDefinition{ID: id, DisplayName: name, IsEnabled: true, IsBuiltIn: true}
+	return id
+}
+
+// AddApplication makes a service principal named name with app roles of
+// the given names (assignable to users; a name starting with "app:" is
+// for applications only), and returns its id and its app role ids.
+func (s *Server) AddApplication(name string, roles ...string) (string, []string) {
+	sp := s.AddServicePrincipal()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := &ServicePrincipal{ID: sp, DisplayName: name, AppRoles: []AppRole{}}
+	var ids []string
+	for _, r := range roles {
+		ar := AppRole{ID: newID(), DisplayName: r, Value: strings.ReplaceAll(r, " ", "."), IsEnabled: true, AllowedMemberTypes: []string{"User"}}
+		if rest, ok := strings.CutPrefix(r, "app:"); ok {
+			ar.DisplayName, ar.AllowedMemberTypes = rest, []string{"Application"}
+		}
+		p.AppRoles = append(p.AppRoles, ar)
+		ids = append(ids, ar.ID)
+	}
+	s.sps[sp] = p
+	return sp, ids
+}
+
+// AssignRole gives a user a directory role (scope "/").
+func (s *Server) AssignRole(user, roleDefinition string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := newID()
+	s.roles[id] = &RoleAssignment{ID: id, PrincipalID: user, RoleDefinitionID: roleDefinition, DirectoryScopeID: "/"}
+}
+
+// AssignAppRole gives a user an app role of a service principal.
+func (s *Server) AssignAppRole(user, sp, appRole string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := newID()
+	s.appRoles[sp][id] = &AppRoleAssignment{ID: id, PrincipalID: user, ResourceID: sp, AppRoleID: appRole}
 }
 
 // User returns a copy of the user with id or UPN, or nil.
@@ -351,7 +432,12 @@ func (s *Server) ExpireDeltaTokens() {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.stats
+	st := s.stats
+	st.Others = map[string]int{}
+	for k, v := range s.stats.Others {
+		st.Others[k] = v
+	}
+	return st
 }
 
 // ResetStats sets the counts to zero.
@@ -412,6 +498,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.batch(w, body)
 		return
 	}
+	s.mu.Lock()
+	if s.stats.Others == nil {
+		s.stats.Others = map[string]int{}
+	}
+	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	s.stats.Others[r.Method+" /"+seg]++
+	s.mu.Unlock()
 	writeAnswer(w, s.handle(r.Method, path, r.URL.Query(), body))
 }
 
@@ -558,6 +651,13 @@ func (s *Server) handle(method, path string, q url.Values, body []byte) answer {
 	a := s.route(method, path, q, body)
 	if isWrite(method) && a.status < 300 {
 		s.stats.WritesOK++
+		now := time.Now()
+		if s.stats.FirstWrite.IsZero() {
+			s.stats.FirstWrite = now
+		} else if gap := now.Sub(s.stats.LastWrite); gap > s.stats.MaxGap {
+			s.stats.MaxGap = gap
+		}
+		s.stats.LastWrite = now
 	}
 	return a
 }
@@ -650,6 +750,30 @@ func (s *Server) route(method, path string, q url.Values, body []byte) answer {
 			return answer{status: 204}
 		}
 		return notFound(parts[3])
+	case path == "/roleManagement/directory/roleDefinitions" && method == "GET":
+		ids := make([]string, 0, len(s.roleDefs))
+		for id := range s.roleDefs {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		from, to, next := s.page("/roleManagement/directory/roleDefinitions", q, len(ids))
+		var out []any
+		for _, id := range ids[from:to] {
+			out = append(out, s.roleDefs[id])
+		}
+		return collection(out, next)
+	case path == "/servicePrincipals" && method == "GET":
+		ids := make([]string, 0, len(s.sps))
+		for id := range s.sps {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		from, to, next := s.page("/servicePrincipals", q, len(ids))
+		var out []any
+		for _, id := range ids[from:to] {
+			out = append(out, s.sps[id])
+		}
+		return collection(out, next)
 	case path == "/roleManagement/directory/roleAssignments":
 		return s.roleAssignments(method, q, body)
 	case len(parts) == 4 && parts[0] == "roleManagement" && parts[3] != "" && method == "DELETE":
