@@ -60,19 +60,23 @@ func classify(what string, err error) error {
 		if what == "" {
 			return err
 		}
-		return &connectors.Error{Permanent: ce.Permanent, Err: fmt.Errorf("%s: %w", what, ce.Err)}
+		return &connectors.Error{Permanent: ce.Permanent, Err: fmt.Errorf("%s: %w", what, ce.Err), Code: ce.Code}
 	}
 	if what != "" {
 		err = fmt.Errorf("%s: %w", what, err)
 	}
 	if tlsProblem(err) != "" {
-		return connectors.Permanent(fmt.Errorf("%w (%s)", err, tlsProblem(err)))
+		return &connectors.Error{Permanent: true, Err: fmt.Errorf("%w (%s)", err, tlsProblem(err)), Code: "TLS"}
 	}
 	var le *ldapv3.Error
-	if errors.As(err, &le) && permanentCodes[le.ResultCode] {
-		return connectors.Permanent(err)
+	code := ""
+	if errors.As(err, &le) && le.ResultCode < ldapv3.ErrorNetwork {
+		code = fmt.Sprintf("LDAP %d", le.ResultCode)
 	}
-	return connectors.Transient(err)
+	if le != nil && permanentCodes[le.ResultCode] {
+		return &connectors.Error{Permanent: true, Err: err, Code: code}
+	}
+	return &connectors.Error{Err: err, Code: code}
 }
 
 // resultCode returns the LDAP result code of err, or 0.
