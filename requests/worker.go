@@ -144,6 +144,9 @@ type setRun struct {
 	// accounts are the portal's accounts of the set's identities on the
 	// connector, read once: operations get their external ids.
 	accounts map[string]*identities.Account
+	// made are the external ids of the accounts the set created, by
+	// identity, for the provisioning log of the jobs after the create.
+	made map[string]string
 
 	outcomes  []outcome // not written yet
 	lastFlush time.Time
@@ -422,6 +425,14 @@ func (r *setRun) record(o outcome) {
 	if j := o.job; j.IdentityID != nil {
 		if a := r.accounts[*j.IdentityID]; a != nil && a.Username == j.Username {
 			o.targetID = a.ExternalID
+		}
+		if o.result.ExternalID != "" {
+			if r.made == nil {
+				r.made = map[string]string{}
+			}
+			r.made[*j.IdentityID] = o.result.ExternalID
+		} else if o.targetID == "" {
+			o.targetID = r.made[*j.IdentityID]
 		}
 	}
 	if j := o.job; j.EntitlementID != nil {

@@ -222,13 +222,16 @@ func (d *Directory) Grant(ctx context.Context, a connectors.Account, e connector
 	})
 	if err != nil {
 		// A foreign key names a missing account or group: say which.
+		t.Step("modify", "add the membership", err)
 		if err := d.accountExists(ctx, a.Username); err != nil {
-			return connectors.Result{}, err
+			t.Step("lookup", "find the account "+a.Username, err)
+			return connectors.Result{Steps: t.Steps}, err
 		}
 		if err := d.groupExists(ctx, e.ExternalID); err != nil {
-			return connectors.Result{}, err
+			t.Step("lookup", "find the group "+e.ExternalID, err)
+			return connectors.Result{Steps: t.Steps}, err
 		}
-		return connectors.Result{}, connectors.Transient(err)
+		return connectors.Result{Steps: t.Steps}, connectors.Transient(err)
 	}
 	t.Step("modify", "add the membership unless it exists", nil)
 	if n == 0 {
