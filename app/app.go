@@ -182,7 +182,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Tasks.ScheduleChangedFunc = a.Scheduler.Changed
 	portal, err := web.New(web.Deps{
 		Log: log, DB: db.Gorm, Access: a.Access, Identities: a.Identities, Connectors: a.Connectors,
-		Requests: a.Requests, Tasks: a.Tasks, Schedules: a.Scheduler, Notifier: a.Notifier, Imports: a.Importer,
+		Requests: a.Requests, Tasks: a.Tasks, Schedules: a.Scheduler, Notifier: a.Notifier, Imports: a.Importer, Logs: a.Logs,
 		SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"), StuckAfter: cfg.StuckAfter,
 	})
 	if err != nil {
@@ -191,7 +191,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	}
 	a.HTTP = api.NewServer(api.Deps{
 		Log: log, Access: a.Access, Identities: a.Identities, Connectors: a.Connectors,
-		Requests: a.Requests, Tasks: a.Tasks, DB: db, Notifier: a.Notifier, Web: portal, Imports: a.Importer,
+		Requests: a.Requests, Tasks: a.Tasks, DB: db, Notifier: a.Notifier, Web: portal, Imports: a.Importer, Logs: a.Logs,
 	})
 	return a, nil
 }
