@@ -129,3 +129,20 @@ func tlsProblem(err error) string {
 	}
 	return ""
 }
+
+// permanent and transient classify err as connectors.Permanent and
+// connectors.Transient do, and keep the LDAP result code in it, for the
+// provisioning log.
+func permanent(err error) error { return coded(connectors.Permanent(err)) }
+func transient(err error) error { return coded(connectors.Transient(err)) }
+
+// coded sets the LDAP result code of a classified error that has none.
+func coded(err error) error {
+	var ce *connectors.Error
+	if errors.As(err, &ce) && ce.Code == "" {
+		if c := resultCode(err); c != 0 && c < ldapv3.ErrorNetwork {
+			ce.Code = fmt.Sprintf("LDAP %d", c)
+		}
+	}
+	return err
+}
