@@ -68,4 +68,3 @@ func TestProvisioningLogOnSlapd(t *testing.T) {
 		}
 	})
 }
-
