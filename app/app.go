@@ -67,6 +67,9 @@ type Options struct {
 	ConnectorTypes []connectors.Type
 	// NoWorkers builds an app that inserts jobs but runs none.
 	NoWorkers bool
+	// NoProvisioningLog writes no provisioning log entries: the benchmark
+	// measures their cost with it.
+	NoProvisioningLog bool
 }
 
 // New opens the database, applies migrations and wires every component.
@@ -119,7 +122,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Access = access.New(db.Gorm)
 	a.Logs = provlog.New(db.Gorm)
 	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, Logger: log,
-		ImportFunc: a.Importer.RunJob, People: people{a.Access}, ApprovalExpiry: cfg.ApprovalExpiry})
+		ImportFunc: a.Importer.RunJob, People: people{a.Access}, ApprovalExpiry: cfg.ApprovalExpiry, NoProvisioningLog: opts.NoProvisioningLog})
 	// The settled hooks run in order in the transaction that settles a
 	// run: the task's (which locks the task's row, so that concurrent runs
 	// of one task agree on Triggered or Idle) goes last, to hold that lock
