@@ -4,7 +4,7 @@ BIN     := bin/provisor
 # Tests of every package; one run stays under 15 minutes on 2 cores.
 TESTFLAGS ?= -count=1 -timeout 14m
 
-.PHONY: build run test test-race bench vet fmt clean
+.PHONY: build run test test-race bench bench-logs vet fmt clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/provisor
@@ -29,6 +29,11 @@ RACE_RUN      := TestSignInSlowDownUnderParallelAttempts|TestBurstOfSubmissionsA
 test-race:
 	$(GO) test -race $(TESTFLAGS) -skip 'TestLongSetRunsInSlicesWithinTheRescueDelay|TestAuthorizationMatrix' $(RACE_PKGS)
 	$(GO) test -race $(TESTFLAGS) -run '$(RACE_RUN)' $(RACE_FILTERED)
+
+## bench-logs: provisioning log search and CSV download on 10,000,000 entries (PostgreSQL) and 1,000,000 (SQLite)
+bench-logs:
+	PROVISOR_BENCH_LOG_ROWS=10000000 PROVISOR_BENCH_LOG_DIALECT=postgres $(GO) test -count=1 -timeout 60m -v -run TestLogSearchAndExportSpeed ./provlog/
+	PROVISOR_BENCH_LOG_ROWS=1000000 PROVISOR_BENCH_LOG_DIALECT=sqlite $(GO) test -count=1 -timeout 60m -v -run TestLogSearchAndExportSpeed ./provlog/
 
 ## bench: throughput and latency on PostgreSQL and SQLite (see BENCHMARKS.md)
 bench: build

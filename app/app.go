@@ -32,6 +32,7 @@ import (
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/notifier"
+	"github.com/provisor/provisor/provlog"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )
@@ -49,6 +50,7 @@ type App struct {
 	Tasks      *tasks.Service
 	Access     *access.Service
 	Notifier   *notifier.Service
+	Logs       *provlog.Log
 	Scheduler  *Scheduler
 	HTTP       *fiber.App
 
@@ -68,6 +70,9 @@ type Options struct {
 	// NowFunc is the clock of the notifier's retry period (default
 	// time.Now), for tests that end a period without waiting for it.
 	NowFunc func() time.Time
+	// NoProvisioningLog writes no provisioning log entries: the benchmark
+	// measures their cost with it.
+	NoProvisioningLog bool
 }
 
 // New opens the database, applies migrations and wires every component.
@@ -118,8 +123,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Identities = identities.New(db.Gorm, a.Connectors)
 	a.Importer = identities.NewImporter(a.Identities)
 	a.Access = access.New(db.Gorm)
+	a.Logs = provlog.New(db.Gorm)
 	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, Logger: log,
-		ImportFunc: a.Importer.RunJob, People: people{a.Access}, ApprovalExpiry: cfg.ApprovalExpiry})
+		ImportFunc: a.Importer.RunJob, People: people{a.Access}, ApprovalExpiry: cfg.ApprovalExpiry, NoProvisioningLog: opts.NoProvisioningLog})
 	// The settled hooks run in order in the transaction that settles a
 	// run: the task's (which locks the task's row, so that concurrent runs
 	// of one task agree on Triggered or Idle) goes last, to hold that lock
@@ -152,6 +158,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		river.AddWorker(workers, notifier.NewWorker(a.Notifier))
 		river.AddWorker(workers, requests.NewSweepWorker(a.Requests, sweepAfter))
 		river.AddWorker(workers, notifier.NewSweepWorker(a.Notifier, sweepAfter))
+		river.AddWorker(workers, provlog.NewPruneWorker(a.Logs, cfg.LogRetention, log.With("component", "provisioning-log")))
 		qopts.Workers = workers
 		// The sweeps run on the queue's leader, one process of many.
 		qopts.Periodic = []*river.PeriodicJob{
@@ -161,6 +168,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 			river.NewPeriodicJob(river.PeriodicInterval(sweepEvery), func() (river.JobArgs, *river.InsertOpts) {
 				return notifier.SweepArgs{}, &river.InsertOpts{MaxAttempts: 1}
 			}, nil),
+			river.NewPeriodicJob(river.PeriodicInterval(pruneEvery), func() (river.JobArgs, *river.InsertOpts) {
+				return provlog.PruneArgs{}, &river.InsertOpts{MaxAttempts: 1}
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		}
 		qopts.MaxWorkers = cfg.Workers
 		qopts.Queues = map[string]int{notifier.Queue: notifier.QueueWorkers}
@@ -178,7 +188,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Tasks.ScheduleChangedFunc = a.Scheduler.Changed
 	portal, err := web.New(web.Deps{
 		Log: log, DB: db.Gorm, Access: a.Access, Identities: a.Identities, Connectors: a.Connectors,
-		Requests: a.Requests, Tasks: a.Tasks, Schedules: a.Scheduler, Notifier: a.Notifier, Imports: a.Importer,
+		Requests: a.Requests, Tasks: a.Tasks, Schedules: a.Scheduler, Notifier: a.Notifier, Imports: a.Importer, Logs: a.Logs,
 		SecureCookies: strings.HasPrefix(cfg.BaseURL, "https://"), StuckAfter: cfg.StuckAfter,
 	})
 	if err != nil {
@@ -187,7 +197,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	}
 	a.HTTP = api.NewServer(api.Deps{
 		Log: log, Access: a.Access, Identities: a.Identities, Connectors: a.Connectors,
-		Requests: a.Requests, Tasks: a.Tasks, DB: db, Notifier: a.Notifier, Web: portal, Imports: a.Importer,
+		Requests: a.Requests, Tasks: a.Tasks, DB: db, Notifier: a.Notifier, Web: portal, Imports: a.Importer, Logs: a.Logs,
 	})
 	return a, nil
 }
@@ -198,6 +208,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 const (
 	sweepEvery = time.Minute
 	sweepAfter = 2 * time.Minute
+	// pruneEvery is how often old provisioning log entries are deleted.
+	pruneEvery = 24 * time.Hour
 )
 
 // Start starts the workers and the scheduler.

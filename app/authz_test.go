@@ -141,6 +141,9 @@ POST   /workgroups                              -                        401   4
 GET    /workgroups/:id                          {workgroup}              login 403   403   403   ok    login login login login login login login login
 POST   /workgroups/:id/members                  -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
 GET    /audit                                   -                        login 403   403   403   ok    login login login login login login login login
+GET    /provisioning-logs                       -                        login 403   403   403   ok    login login login login login login login login
+GET    /provisioning-logs/download              -                        login 403   403   403   ok    login login login login login login login login
+GET    /provisioning-logs/:id                   -                        login 403   403   403   pass  login login login login login login login login
 GET    /imports                                 -                        login 403   403   403   ok    login login login login login login login login
 POST   /imports/run                             -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
 GET    /imports/:id                             -                        login 403   403   403   pass  login login login login login login login login
@@ -209,6 +212,7 @@ POST   /api/v1/tasks/:id/trigger                -                        401   4
 GET    /api/v1/tasks/:id/history                {task}                   401   401   401   401   401   ok    403   403   403   403   403   403   403
 GET    /api/v1/tasks/:id/preview                {task}                   401   401   401   401   401   ok    403   403   403   403   403   403   403
 GET    /api/v1/audit                            -                        401   401   401   401   401   ok    403   403   403   403   403   403   403
+GET    /api/v1/provisioning-logs                -                        401   401   401   401   401   ok    403   403   403   403   403   403   403
 GET    /api/v1/imports                          -                        401   401   401   401   401   ok    403   403   403   403   403   403   403
 GET    /api/v1/imports/:id                      -                        401   401   401   401   401   pass  403   403   403   403   403   403   403
 POST   /api/v1/imports/:id/approve              -                        401   401   401   401   401   403   403   403   403   403   pass  403   403

@@ -83,6 +83,48 @@ type Result struct {
 	// RateLimitWaits counts the times the system asked to slow down and
 	// was waited for before the operation got its answer.
 	RateLimitWaits int
+	// Steps are what the operation did on the system (lookup, modify,
+	// verify), with their timings, where the connector tells them.
+	Steps []Step
+	// Changes are the properties the operation changed, old and new,
+	// where the connector knows them.
+	Changes []PropertyChange
+	// Warning says the operation ended but needs an admin's attention
+	// (an import that waits for approval).
+	Warning bool
+}
+
+// Step is one step of an operation on a system, as the provisioning log
+// shows it.
+type Step struct {
+	Name     string        `json:"name"` // lookup, claim, modify, verify
+	Detail   string        `json:"detail,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+	Failed   bool          `json:"failed,omitempty"`
+}
+
+// PropertyChange is one property an operation changed on a system.
+type PropertyChange struct {
+	Name string `json:"name"`
+	Old  string `json:"old"`
+	New  string `json:"new"`
+}
+
+// Timer records the steps of an operation as it goes: each call to Step
+// ends the step begun at the previous call (or at the Timer's start).
+type Timer struct {
+	last  time.Time
+	Steps []Step
+}
+
+// NewTimer starts timing an operation's steps.
+func NewTimer() *Timer { return &Timer{last: time.Now()} }
+
+// Step ends a step named name.
+func (t *Timer) Step(name, detail string, err error) {
+	now := time.Now()
+	t.Steps = append(t.Steps, Step{Name: name, Detail: detail, Duration: now.Sub(t.last), Failed: err != nil})
+	t.last = now
 }
 
 // Health is the outcome of a connection check.

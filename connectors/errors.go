@@ -22,6 +22,9 @@ type Error struct {
 	RetryAfter time.Duration
 	// RequestID is the system's id of the request that failed, if any.
 	RequestID string
+	// Code is the system's error code ("LDAP 32", an HTTP status or a
+	// REST system's code), for the provisioning log's advice.
+	Code string
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
@@ -68,6 +71,33 @@ func RetryAfterOf(err error) (time.Duration, bool) {
 		return e.RetryAfter, true
 	}
 	return 0, false
+}
+
+// CodeOf returns the system's error code of err, or "".
+func CodeOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Code != "" {
+		return e.Code
+	}
+	if h := HTTPErrorOf(err); h != nil {
+		if h.Code != "" {
+			return h.Code
+		}
+		return fmt.Sprintf("HTTP %d", h.Status)
+	}
+	return ""
+}
+
+// RequestIDOf returns the system's request id of err, or "".
+func RequestIDOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.RequestID != "" {
+		return e.RequestID
+	}
+	if h := HTTPErrorOf(err); h != nil {
+		return h.RequestID
+	}
+	return ""
 }
 
 // IsTimeout reports whether err came from a deadline.

@@ -57,6 +57,10 @@ type Import struct {
 	DecidedBy     string          `json:"decided_by,omitempty"`
 	DecidedAt     *time.Time      `json:"decided_at,omitempty"`
 	AppliedAt     *time.Time      `json:"applied_at,omitempty"`
+
+	// steps are the import's steps with their timings, for the
+	// provisioning log's entry of its job.
+	steps []connectors.Step
 }
 
 // TableName is the table of imports.
@@ -203,7 +207,9 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 	if !ok {
 		return nil, connectors.Permanent(fmt.Errorf("connector %s cannot be imported", rec.Name))
 	}
+	timer := connectors.NewTimer()
 	next, err := importer.Import(ctx, mode, cookie, col)
+	timer.Step("read", fmt.Sprintf("%s import of %s", mode, rec.Name), err)
 	if err != nil {
 		return nil, err
 	}
@@ -251,6 +257,8 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 		}
 		return im.save(tx, imp)
 	})
+	timer.Step("apply", "plan and apply the changes to the portal", err)
+	imp.steps = timer.Steps
 	if err != nil {
 		return nil, fmt.Errorf("identities: import %s: %w", rec.Name, err)
 	}
@@ -440,5 +448,6 @@ func (im *Importer) RunJob(ctx context.Context, connectorID string, mode connect
 	if err != nil {
 		return connectors.Result{}, err
 	}
-	return connectors.Result{Changed: imp.Status == ImportApplied && imp.Changed(), Message: imp.Message}, nil
+	return connectors.Result{Changed: imp.Status == ImportApplied && imp.Changed(), Message: imp.Message,
+		Steps: imp.steps, Warning: imp.Status == ImportAwaitingApproval}, nil
 }

@@ -188,6 +188,9 @@ func (s *Service) writeOutcomesTx(ctx context.Context, tx *gorm.DB, batch []*pen
 			return err
 		}
 	}
+	if err := s.logOutcomesTx(tx, batch, insts, updated); err != nil {
+		return err
+	}
 	if err := s.ids.ApplyTx(ctx, tx, changes...); err != nil {
 		return fmt.Errorf("requests: record the jobs' changes: %w", err)
 	}

@@ -67,6 +67,9 @@ type Options struct {
 	// ApprovalExpiry is how long a request waits for its approvals before
 	// it expires (default DefaultApprovalExpiry).
 	ApprovalExpiry time.Duration
+	// NoProvisioningLog writes no provisioning log entries; only the
+	// benchmark sets it, to measure what the entries cost.
+	NoProvisioningLog bool
 }
 
 // Service starts and steers request instances.

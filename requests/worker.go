@@ -144,6 +144,9 @@ type setRun struct {
 	// accounts are the portal's accounts of the set's identities on the
 	// connector, read once: operations get their external ids.
 	accounts map[string]*identities.Account
+	// made are the external ids of the accounts the set created, by
+	// identity, for the provisioning log of the jobs after the create.
+	made map[string]string
 
 	outcomes  []outcome // not written yet
 	lastFlush time.Time
@@ -167,6 +170,10 @@ type outcome struct {
 	status, message      string
 	event                string // the message of the history entry; message if empty
 	result               connectors.Result
+	err                  error // the operation's error, for the provisioning log
+	// targetID and entitlementID are the external ids of the job's account
+	// and entitlement as the set knew them, for the provisioning log.
+	targetID, entitlementID string
 	// waits counts the rate-limit waits of this attempt.
 	waits int
 }
@@ -368,7 +375,7 @@ func (r *setRun) claim(ctx context.Context, jobs []*Job) ([]*Job, time.Time) {
 // conclude keeps what an attempt of a claimed job came to.
 func (r *setRun) conclude(j *Job, startedAt time.Time, result connectors.Result, err error) {
 	o := outcome{job: j, claimed: true, interrupted: j.Status == JobRunning, startedAt: startedAt, endedAt: time.Now().UTC(),
-		waits: result.RateLimitWaits}
+		waits: result.RateLimitWaits, result: result, err: err}
 	wait, throttled := connectors.RetryAfterOf(err)
 	switch {
 	case err == nil:
@@ -415,6 +422,24 @@ func (r *setRun) fail(err error) {
 // record keeps an outcome for the next flush.
 func (r *setRun) record(o outcome) {
 	r.status[o.job.ID] = o.status
+	if j := o.job; j.IdentityID != nil {
+		if a := r.accounts[*j.IdentityID]; a != nil && a.Username == j.Username {
+			o.targetID = a.ExternalID
+		}
+		if o.result.ExternalID != "" {
+			if r.made == nil {
+				r.made = map[string]string{}
+			}
+			r.made[*j.IdentityID] = o.result.ExternalID
+		} else if o.targetID == "" {
+			o.targetID = r.made[*j.IdentityID]
+		}
+	}
+	if j := o.job; j.EntitlementID != nil {
+		if e := r.ents[*j.EntitlementID]; e != nil {
+			o.entitlementID = e.ExternalID
+		}
+	}
 	r.outcomes = append(r.outcomes, o)
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/notifier"
+	"github.com/provisor/provisor/provlog"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )
@@ -44,6 +45,8 @@ type Deps struct {
 	Notifier   *notifier.Service
 	// Imports are the directory imports and their approvals.
 	Imports *identities.Importer
+	// Logs is the provisioning log.
+	Logs *provlog.Log
 	// Web, if set, is the portal served beside the API; it renders the
 	// errors of its own pages.
 	Web Web
@@ -132,6 +135,7 @@ func (s *server) Routes(r fiber.Router) {
 	r.Get("/tasks/:id/preview", read, s.previewTask)
 
 	r.Get("/audit", read, s.listAudit)
+	r.Get("/provisioning-logs", read, s.listProvisioningLogs)
 
 	r.Get("/imports", read, s.listImports)
 	r.Get("/imports/:id", read, s.getImport)
@@ -242,7 +246,7 @@ func (s *server) errorHandler(c *fiber.Ctx, err error) error {
 	case errors.As(err, &ce):
 		pe = problem(422, "the input has problems; see errors", fieldsOf(ce)...)
 	case errors.Is(err, requests.ErrNotFound), errors.Is(err, tasks.ErrNotFound), errors.Is(err, identities.ErrNotFound), errors.Is(err, connectors.ErrNotFound),
-		errors.Is(err, access.ErrNotFound):
+		errors.Is(err, access.ErrNotFound), errors.Is(err, provlog.ErrNotFound):
 		pe = problem(404, err.Error())
 	case errors.Is(err, requests.ErrConflict), errors.Is(err, identities.ErrConflict), errors.Is(err, access.ErrConflict):
 		pe = problem(409, strings.TrimPrefix(err.Error(), "conflict: "))

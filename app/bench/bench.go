@@ -263,6 +263,14 @@ func runDialect(ctx context.Context, o *Options, dialect string) (*Result, error
 	if res.Latency, err = env.latency(ctx, o.LatencyRuns); err != nil {
 		return nil, err
 	}
+	// The same drain without provisioning log entries first, then with
+	// them on the database that has the first one's rows: what the entries
+	// cost, measured in the same run.
+	env.noLog = true
+	if res.ProvisorNoLog, err = env.throughput(ctx, o.Tasks); err != nil {
+		return nil, err
+	}
+	env.noLog = false
 	if res.Provisor, err = env.throughput(ctx, o.Tasks); err != nil {
 		return nil, err
 	}

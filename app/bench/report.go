@@ -34,8 +34,22 @@ type Result struct {
 	Dialect  string
 	River    RiverResult
 	Provisor ProvisorResult
-	Latency  LatencyResult
+	// ProvisorNoLog is the same drain without provisioning log entries.
+	ProvisorNoLog ProvisorResult
+	Latency       LatencyResult
 }
+
+// LogCost is the share of Provisor's drain rate that writing the
+// provisioning log entries costs.
+func (r *Result) LogCost() float64 {
+	if r.ProvisorNoLog.JobsPerSec() == 0 {
+		return 0
+	}
+	return 1 - r.Provisor.JobsPerSec()/r.ProvisorNoLog.JobsPerSec()
+}
+
+// TargetLogCost is the most the provisioning log may cost.
+const TargetLogCost = 0.10
 
 // RiverResult is the raw River run: Insert is the time to write the jobs,
 // Worked from start until every job was worked, Elapsed from start until
@@ -134,6 +148,8 @@ func (rep *Report) rows() []row {
 		{"raw River: start to all completed, jobs/s", func(r *Result) string { return fmt.Sprintf("%.0f", r.River.JobsPerSec()) }},
 		{"Provisor: trigger (10 jobs each), runs/s", func(r *Result) string { return fmt.Sprintf("%.1f", r.Provisor.TriggersPerSec()) }},
 		{"Provisor: start to all runs final, jobs/s", func(r *Result) string { return fmt.Sprintf("%.0f", r.Provisor.JobsPerSec()) }},
+		{"Provisor without provisioning log entries, jobs/s", func(r *Result) string { return fmt.Sprintf("%.0f", r.ProvisorNoLog.JobsPerSec()) }},
+		{"cost of the provisioning log entries", func(r *Result) string { return fmt.Sprintf("%.1f%%", 100*r.LogCost()) }},
 		{"Provisor / raw River", func(r *Result) string { return fmt.Sprintf("%.2f", r.Ratio()) }},
 		{"end to end (write + drain): Provisor / raw River, jobs/s", func(r *Result) string {
 			return fmt.Sprintf("%.0f / %.0f = %.2f", r.Provisor.EndToEndJobsPerSec(), r.River.EndToEndJobsPerSec(), r.EndToEndRatio())
@@ -157,6 +173,7 @@ func (rep *Report) targets() []string {
 		}
 		out = append(out,
 			fmt.Sprintf("Provisor jobs/s >= %.1f x raw River jobs/s: %.2f x, %s", TargetRatio, r.Ratio(), passMiss(r.RatioPass())),
+			fmt.Sprintf("provisioning log entries cost <= %.0f%% of jobs/s: %.1f%%, %s", 100*TargetLogCost, 100*r.LogCost(), passMiss(r.LogCost() <= TargetLogCost)),
 			fmt.Sprintf("p50 trigger-to-completion < %s: %s, %s", ms(TargetLatencyP50), ms(percentile(r.Latency.DB, 0.5)), passMiss(r.LatencyPass())))
 	}
 	return out

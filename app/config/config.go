@@ -58,6 +58,9 @@ type Config struct {
 	// ApprovalExpiry is how long a request waits for its approvals before
 	// it expires.
 	ApprovalExpiry time.Duration
+	// LogRetention is how long provisioning log entries are kept; a daily
+	// job deletes older ones.
+	LogRetention time.Duration
 	// Demo loads demo data into an empty database.
 	Demo bool
 	// SMTP is where completion emails go; nil when no SMTP server is
@@ -119,6 +122,7 @@ var Settings = []Setting{
 	{"schedule-sync", "PROVISOR_SCHEDULE_SYNC", "10s", "how often schedules are re-read from the database", false},
 	{"stuck-after", "PROVISOR_STUCK_AFTER", "15m", "jobs pending or running longer than this are flagged as possibly stuck", false},
 	{"approval-expiry", "PROVISOR_APPROVAL_EXPIRY", "7d", "how long a request that needs approval waits for it before it expires (1h to 90d; such as 72h, 7d or 2w)", false},
+	{"log-retention", "PROVISOR_LOG_RETENTION", "90d", "how long provisioning log entries are kept (1d to 3650d; such as 30d or 52w); a daily job deletes older ones", false},
 	{"demo", "PROVISOR_DEMO", "false", "load demo data into an empty database", true},
 	{"smtp-url", "PROVISOR_SMTP_URL", "", "SMTP server for completion emails, smtp://user:pass@host:587?tls=starttls (tls=tls for implicit TLS, tls=none for a local relay); empty holds emails in the outbox", false},
 	{"smtp-from", "PROVISOR_SMTP_FROM", "", "sender address of completion emails, such as Provisor <provisor@example.com>; required with --smtp-url", false},
@@ -200,6 +204,11 @@ func parse(v map[string]*string) (*Config, error) {
 		bad("approval-expiry", "%q is not a duration from 1h to 90d, such as 72h, 7d or 2w", *v["approval-expiry"])
 	} else {
 		c.ApprovalExpiry = d
+	}
+	if d, err := days(strings.TrimSpace(*v["log-retention"])); err != nil || d < 24*time.Hour || d > 3650*24*time.Hour {
+		bad("log-retention", "%q is not a duration from 1d to 3650d, such as 30d or 52w", *v["log-retention"])
+	} else {
+		c.LogRetention = d
 	}
 	demo, err := strconv.ParseBool(*v["demo"])
 	if err != nil {

@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"github.com/provisor/provisor/provlog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -308,6 +309,8 @@ func (s *Server) identityCreate(c *fiber.Ctx) error {
 type identityData struct {
 	Identity *identities.Identity
 	Accounts []accountView
+	// Timeline is the provisioning log of the identity, newest first.
+	Timeline []provlog.Entry
 	managerData
 }
 
@@ -342,6 +345,9 @@ func (s *Server) showIdentity(c *fiber.Ctx, status int, errs map[string]string) 
 		}
 		v.Entitlements, _ = s.Identities.EntitlementsOf(ctx, a.ConnectorID, id.ID)
 		d.Accounts = append(d.Accounts, v)
+	}
+	if d.Timeline, err = s.timelineOf(ctx, id.ID); err != nil {
+		return err
 	}
 	return s.render(c, status, "identity", s.newPage(c, "identities", id.DisplayName, d))
 }

@@ -228,6 +228,45 @@ func TestEndToEndInChromium(t *testing.T) {
 		t.Errorf("location %s", loc)
 	}
 
+	// The provisioning log of the run: searched by the username in another
+	// case, an entry's tabs, and the timeline on the person's page.
+	var logText, stepsText, timeline string
+	err = chromedp.Run(ctx,
+		chromedp.Click(`a[href="/provisioning-logs"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#provlogs`, chromedp.ByQuery),
+		chromedp.SendKeys(`#q`, "RITA", chromedp.ByQuery),
+		chromedp.Submit(`#q`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#provlogs td[data-label=When] a`, chromedp.ByQuery),
+		chromedp.Text(`#provlogs`, &logText, chromedp.ByQuery),
+		shot(t, "10-provisioning-logs"),
+		chromedp.Click(`#provlogs td[data-label=When] a`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#tab-summary`, chromedp.ByQuery),
+		shot(t, "11-provisioning-log-summary"),
+		chromedp.Click(`a[href$="?tab=steps"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#tab-steps`, chromedp.ByQuery),
+		chromedp.Text(`#tab-steps`, &stepsText, chromedp.ByQuery),
+		chromedp.Click(`a[href$="?tab=properties"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#tab-properties`, chromedp.ByQuery),
+		shot(t, "12-provisioning-log-properties"),
+		chromedp.Click(`a[href$="?tab=troubleshooting"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#tab-troubleshooting`, chromedp.ByQuery),
+		chromedp.Navigate(base+"/identities/"+w.rita),
+		chromedp.WaitVisible(`#timeline`, chromedp.ByQuery),
+		chromedp.Text(`#timeline`, &timeline, chromedp.ByQuery),
+		shot(t, "13-identity-timeline"),
+	)
+	if err != nil {
+		t.Fatalf("provisioning logs: %v", err)
+	}
+	for _, want := range []string{"Corp Directory", "Grant", "Create", "Success", "rita"} {
+		if !strings.Contains(logText, want) || !strings.Contains(timeline, strings.Replace(want, "rita", "run", 1)) {
+			t.Errorf("log or timeline lacks %q:\n%s\n%s", want, logText, timeline)
+		}
+	}
+	if !strings.Contains(stepsText, "Modify") {
+		t.Errorf("steps tab: %s", stepsText)
+	}
+
 	// Users and API clients: reset the requester's password in place; the
 	// row shows the new one once. (The confirmation is accepted.)
 	rita, err := w.Access.UserByUsername(w.Ctx, "rita")

@@ -47,7 +47,19 @@ var funcs = template.FuncMap{
 		}
 		return t.In(loc).Format("2006-01-02 15:04 ") + tz
 	},
-	"title":     title,
+	"title": title,
+	"deref": func(s *string) string {
+		if s == nil {
+			return ""
+		}
+		return *s
+	},
+	"logStatus": func(s string) string {
+		if s == "no_change" {
+			return "No change"
+		}
+		return title(s)
+	},
 	"typeLabel": func(t any) string { return requests.Type(fmt.Sprint(t)).Label() },
 	"pct": func(done, total int) int {
 		if total <= 0 {

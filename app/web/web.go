@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/provisor/provisor/provlog"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -50,6 +51,7 @@ type Deps struct {
 	Schedules  NextRunner
 	Notifier   *notifier.Service
 	Imports    *identities.Importer
+	Logs       *provlog.Log
 	// SecureCookies marks cookies Secure (the portal is served over HTTPS).
 	SecureCookies bool
 	// StuckAfter flags jobs pending or running longer than this.
@@ -176,6 +178,9 @@ func (s *Server) Routes(app *fiber.App) {
 	app.Post("/workgroups/:id/owner", admin, s.workgroupOwner)
 
 	app.Get("/audit", admin, s.auditPage)
+	app.Get("/provisioning-logs", admin, s.logsPage)
+	app.Get("/provisioning-logs/download", admin, s.logsDownload)
+	app.Get("/provisioning-logs/:id", admin, s.logEntryPage)
 
 	app.Get("/imports", admin, s.importsPage)
 	app.Post("/imports/run", admin, s.importRunNow)
@@ -268,7 +273,7 @@ func (s *Server) HandleError(c *fiber.Ctx, err error) error {
 	case errors.As(err, &fe):
 		status, msg = fe.Code, fe.Message
 	case errors.Is(err, requests.ErrNotFound), errors.Is(err, tasks.ErrNotFound), errors.Is(err, identities.ErrNotFound), errors.Is(err, connectors.ErrNotFound),
-		errors.Is(err, access.ErrNotFound):
+		errors.Is(err, access.ErrNotFound), errors.Is(err, provlog.ErrNotFound):
 		status, msg = http.StatusNotFound, "There is nothing here: it may have been deleted, or the link is wrong."
 	case errors.Is(err, requests.ErrConflict), errors.Is(err, access.ErrConflict):
 		status, msg = http.StatusConflict, strings.TrimPrefix(err.Error(), "conflict: ")

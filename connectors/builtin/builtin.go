@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -115,6 +116,7 @@ func (d *Directory) CreateAccount(ctx context.Context, a connectors.Account) (co
 		return connectors.Result{}, connectors.Permanent(errors.New("username is empty"))
 	}
 	now := time.Now().UTC()
+	t := connectors.NewTimer()
 	var created int64
 	if err := d.write(ctx, func(g *gorm.DB) error {
 		res := g.Clauses(clause.OnConflict{DoNothing: true}).Create(&dirAccount{
@@ -126,10 +128,13 @@ func (d *Directory) CreateAccount(ctx context.Context, a connectors.Account) (co
 	}); err != nil {
 		return connectors.Result{}, connectors.Transient(err)
 	}
+	t.Step("modify", "insert the account unless it exists", nil)
 	if created == 0 {
-		return connectors.Result{ExternalID: a.Username, Message: "account " + a.Username + " already exists"}, nil
+		return connectors.Result{ExternalID: a.Username, Message: "account " + a.Username + " already exists", Steps: t.Steps}, nil
 	}
-	return connectors.Result{Changed: true, ExternalID: a.Username, Message: "account " + a.Username + " created"}, nil
+	return connectors.Result{Changed: true, ExternalID: a.Username, Message: "account " + a.Username + " created", Steps: t.Steps,
+		Changes: []connectors.PropertyChange{{Name: "username", New: a.Username}, {Name: "display_name", New: a.DisplayName},
+			{Name: "email", New: a.Email}}}, nil
 }
 
 // DeleteAccount deletes the account and its memberships; a missing account is no error.
@@ -164,6 +169,7 @@ func (d *Directory) DisableAccount(ctx context.Context, a connectors.Account) (c
 
 func (d *Directory) setLocked(ctx context.Context, a connectors.Account, locked bool) (connectors.Result, error) {
 	word := map[bool]string{true: "locked", false: "unlocked"}[locked]
+	t := connectors.NewTimer()
 	n, err := d.exec(ctx, func(g *gorm.DB) *gorm.DB {
 		return g.Model(&dirAccount{}).Where("connector_id = ? AND username = ? AND locked = ?", d.connectorID, a.Username, !locked).
 			Updates(map[string]any{"locked": locked, "updated_at": time.Now().UTC()})
@@ -171,13 +177,17 @@ func (d *Directory) setLocked(ctx context.Context, a connectors.Account, locked 
 	if err != nil {
 		return connectors.Result{}, connectors.Transient(err)
 	}
+	t.Step("modify", "set locked to "+strconv.FormatBool(locked), nil)
 	if n > 0 {
-		return connectors.Result{Changed: true, Message: "account " + a.Username + " " + word}, nil
+		return connectors.Result{Changed: true, Message: "account " + a.Username + " " + word, Steps: t.Steps,
+			Changes: []connectors.PropertyChange{{Name: "locked", Old: strconv.FormatBool(!locked), New: strconv.FormatBool(locked)}}}, nil
 	}
-	if err := d.accountExists(ctx, a.Username); err != nil {
-		return connectors.Result{}, err
+	err = d.accountExists(ctx, a.Username)
+	t.Step("lookup", "find the account "+a.Username, err)
+	if err != nil {
+		return connectors.Result{Steps: t.Steps}, err
 	}
-	return connectors.Result{Message: "account " + a.Username + " was already " + word}, nil
+	return connectors.Result{Message: "account " + a.Username + " was already " + word, Steps: t.Steps}, nil
 }
 
 func (d *Directory) accountExists(ctx context.Context, username string) error {
@@ -204,6 +214,7 @@ func (d *Directory) groupExists(ctx context.Context, name string) error {
 
 // Grant adds the account to the group; an existing membership is no error.
 func (d *Directory) Grant(ctx context.Context, a connectors.Account, e connectors.Entitlement) (connectors.Result, error) {
+	t := connectors.NewTimer()
 	n, err := d.exec(ctx, func(g *gorm.DB) *gorm.DB {
 		return g.Clauses(clause.OnConflict{DoNothing: true}).Create(&dirMember{
 			ConnectorID: d.connectorID, GroupName: e.ExternalID, Username: a.Username, AddedAt: time.Now().UTC(),
@@ -211,22 +222,28 @@ func (d *Directory) Grant(ctx context.Context, a connectors.Account, e connector
 	})
 	if err != nil {
 		// A foreign key names a missing account or group: say which.
+		t.Step("modify", "add the membership", err)
 		if err := d.accountExists(ctx, a.Username); err != nil {
-			return connectors.Result{}, err
+			t.Step("lookup", "find the account "+a.Username, err)
+			return connectors.Result{Steps: t.Steps}, err
 		}
 		if err := d.groupExists(ctx, e.ExternalID); err != nil {
-			return connectors.Result{}, err
+			t.Step("lookup", "find the group "+e.ExternalID, err)
+			return connectors.Result{Steps: t.Steps}, err
 		}
-		return connectors.Result{}, connectors.Transient(err)
+		return connectors.Result{Steps: t.Steps}, connectors.Transient(err)
 	}
+	t.Step("modify", "add the membership unless it exists", nil)
 	if n == 0 {
-		return connectors.Result{Message: a.Username + " was already a member of " + e.ExternalID}, nil
+		return connectors.Result{Message: a.Username + " was already a member of " + e.ExternalID, Steps: t.Steps}, nil
 	}
-	return connectors.Result{Changed: true, Message: a.Username + " added to " + e.ExternalID}, nil
+	return connectors.Result{Changed: true, Message: a.Username + " added to " + e.ExternalID, Steps: t.Steps,
+		Changes: []connectors.PropertyChange{{Name: "member of " + e.ExternalID, Old: "false", New: "true"}}}, nil
 }
 
 // Revoke removes the account from the group; an absent membership is no error.
 func (d *Directory) Revoke(ctx context.Context, a connectors.Account, e connectors.Entitlement) (connectors.Result, error) {
+	t := connectors.NewTimer()
 	n, err := d.exec(ctx, func(g *gorm.DB) *gorm.DB {
 		return g.Where("connector_id = ? AND group_name = ? AND username = ?", d.connectorID, e.ExternalID, a.Username).Delete(&dirMember{})
 	})
@@ -234,12 +251,17 @@ func (d *Directory) Revoke(ctx context.Context, a connectors.Account, e connecto
 		return connectors.Result{}, connectors.Transient(err)
 	}
 	if n == 0 {
-		if err := d.groupExists(ctx, e.ExternalID); err != nil {
-			return connectors.Result{}, err
+		t.Step("modify", "remove the membership", nil)
+		err := d.groupExists(ctx, e.ExternalID)
+		t.Step("lookup", "find the group "+e.ExternalID, err)
+		if err != nil {
+			return connectors.Result{Steps: t.Steps}, err
 		}
-		return connectors.Result{Message: a.Username + " was not a member of " + e.ExternalID}, nil
+		return connectors.Result{Message: a.Username + " was not a member of " + e.ExternalID, Steps: t.Steps}, nil
 	}
-	return connectors.Result{Changed: true, Message: a.Username + " removed from " + e.ExternalID}, nil
+	t.Step("modify", "remove the membership", nil)
+	return connectors.Result{Changed: true, Message: a.Username + " removed from " + e.ExternalID, Steps: t.Steps,
+		Changes: []connectors.PropertyChange{{Name: "member of " + e.ExternalID, Old: "true", New: "false"}}}, nil
 }
 
 // exec runs one write statement through d.write and says how many rows it changed.

@@ -125,7 +125,7 @@ func (d *Directory) do(ctx context.Context, fn func(c *ldapv3.Conn) error) error
 		broken := cut || isConnectionError(err)
 		d.pool.put(c, broken)
 		if cut || ctx.Err() != nil {
-			return connectors.Transient(fmt.Errorf("canceled: %w", context.Cause(ctx)))
+			return transient(fmt.Errorf("canceled: %w", context.Cause(ctx)))
 		}
 		if broken && reused && attempt == 0 {
 			continue
@@ -169,14 +169,14 @@ func (d *Directory) userFilter(usernames ...string) string {
 
 // ambiguous is the error of a username that more than one account has.
 func (d *Directory) ambiguous(username string) error {
-	return connectors.Permanent(fmt.Errorf("more than one account is called %s under %s", username, d.cfg.UserBaseDN))
+	return permanent(fmt.Errorf("more than one account is called %s under %s", username, d.cfg.UserBaseDN))
 }
 
 // findUser looks the account up by username (escaped into the filter), or
 // by its DN when known. It returns nil when there is none.
 func (d *Directory) findUser(c *ldapv3.Conn, a connectors.Account) (*user, error) {
 	if strings.TrimSpace(a.Username) == "" && a.ExternalID == "" {
-		return nil, connectors.Permanent(errors.New("username is empty"))
+		return nil, permanent(errors.New("username is empty"))
 	}
 	var res *ldapv3.SearchResult
 	var err error
@@ -212,7 +212,7 @@ func (d *Directory) findUser(c *ldapv3.Conn, a connectors.Account) (*user, error
 }
 
 func noAccount(a connectors.Account) error {
-	return connectors.Permanent(fmt.Errorf("no such account: %s", a.Username))
+	return permanent(fmt.Errorf("no such account: %s", a.Username))
 }
 
 // onAccount runs fn on a connection with the account's entry, which must
@@ -250,7 +250,7 @@ func (d *Directory) CreateAccount(ctx context.Context, a connectors.Account) (co
 		}
 		dn, req, err := d.addRequest(a)
 		if err != nil {
-			return connectors.Permanent(err)
+			return permanent(err)
 		}
 		err = c.Add(req)
 		if resultCode(err) == ldapv3.LDAPResultEntryAlreadyExists {
@@ -397,7 +397,7 @@ func (d *Directory) DeleteAccount(ctx context.Context, a connectors.Account) (co
 				if len(left) > 0 {
 					msg += " (it was " + leftGroups(left) + ")"
 				}
-				return connectors.Permanent(errors.New(msg))
+				return permanent(errors.New(msg))
 			}
 		}
 		res = connectors.Result{Changed: true, Message: "account " + a.Username + " deleted (" + u.DN + ")"}
@@ -535,10 +535,10 @@ func (d *Directory) setEnabled(ctx context.Context, a connectors.Account, enable
 
 func checkGroupDN(e connectors.Entitlement) error {
 	if e.ExternalID == "" {
-		return connectors.Permanent(fmt.Errorf("entitlement %s has no DN", e.Name))
+		return permanent(fmt.Errorf("entitlement %s has no DN", e.Name))
 	}
 	if _, err := ldapv3.ParseDN(e.ExternalID); err != nil {
-		return connectors.Permanent(fmt.Errorf("entitlement %s: %q is not a valid DN: %v", e.Name, e.ExternalID, err))
+		return permanent(fmt.Errorf("entitlement %s: %q is not a valid DN: %v", e.Name, e.ExternalID, err))
 	}
 	return nil
 }
@@ -588,7 +588,7 @@ func changed(a connectors.Account, e connectors.Entitlement, added bool) connect
 }
 
 func noGroup(e connectors.Entitlement, err error) error {
-	return connectors.Permanent(fmt.Errorf("no such group: %s: %w", e.ExternalID, err))
+	return permanent(fmt.Errorf("no such group: %s: %w", e.ExternalID, err))
 }
 
 func notMember(a connectors.Account, e connectors.Entitlement) connectors.Result {
@@ -633,7 +633,7 @@ func (d *Directory) removeMember(c *ldapv3.Conn, a connectors.Account, e connect
 	case ldapv3.LDAPResultNoSuchObject:
 		return connectors.Result{}, noGroup(e, err)
 	case ldapv3.LDAPResultObjectClassViolation:
-		return connectors.Result{}, connectors.Permanent(fmt.Errorf("%s is the last member of %s, and its object class needs one: %w", a.Username, groupName(e), err))
+		return connectors.Result{}, permanent(fmt.Errorf("%s is the last member of %s, and its object class needs one: %w", a.Username, groupName(e), err))
 	}
 	if err != nil {
 		return connectors.Result{}, err

@@ -60,19 +60,23 @@ func classify(what string, err error) error {
 		if what == "" {
 			return err
 		}
-		return &connectors.Error{Permanent: ce.Permanent, Err: fmt.Errorf("%s: %w", what, ce.Err)}
+		return &connectors.Error{Permanent: ce.Permanent, Err: fmt.Errorf("%s: %w", what, ce.Err), Code: ce.Code}
 	}
 	if what != "" {
 		err = fmt.Errorf("%s: %w", what, err)
 	}
 	if tlsProblem(err) != "" {
-		return connectors.Permanent(fmt.Errorf("%w (%s)", err, tlsProblem(err)))
+		return &connectors.Error{Permanent: true, Err: fmt.Errorf("%w (%s)", err, tlsProblem(err)), Code: "TLS"}
 	}
 	var le *ldapv3.Error
-	if errors.As(err, &le) && permanentCodes[le.ResultCode] {
-		return connectors.Permanent(err)
+	code := ""
+	if errors.As(err, &le) && le.ResultCode < ldapv3.ErrorNetwork {
+		code = fmt.Sprintf("LDAP %d", le.ResultCode)
 	}
-	return connectors.Transient(err)
+	if le != nil && permanentCodes[le.ResultCode] {
+		return &connectors.Error{Permanent: true, Err: err, Code: code}
+	}
+	return &connectors.Error{Err: err, Code: code}
 }
 
 // resultCode returns the LDAP result code of err, or 0.
@@ -124,4 +128,21 @@ func tlsProblem(err error) string {
 		return "the server's certificate could not be verified: " + ve.Err.Error()
 	}
 	return ""
+}
+
+// permanent and transient classify err as connectors.Permanent and
+// connectors.Transient do, and keep the LDAP result code in it, for the
+// provisioning log.
+func permanent(err error) error { return coded(connectors.Permanent(err)) }
+func transient(err error) error { return coded(connectors.Transient(err)) }
+
+// coded sets the LDAP result code of a classified error that has none.
+func coded(err error) error {
+	var ce *connectors.Error
+	if errors.As(err, &ce) && ce.Code == "" {
+		if c := resultCode(err); c != 0 && c < ldapv3.ErrorNetwork {
+			ce.Code = fmt.Sprintf("LDAP %d", c)
+		}
+	}
+	return err
 }

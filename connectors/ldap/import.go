@@ -198,7 +198,7 @@ func (d *Directory) domainControllerUSN(c *ldapv3.Conn) (string, int64, error) {
 	e := res.Entries[0]
 	usn, err := strconv.ParseInt(e.GetEqualFoldAttributeValue("highestCommittedUSN"), 10, 64)
 	if err != nil {
-		return "", 0, connectors.Permanent(errors.New("the root DSE has no highestCommittedUSN: is this Active Directory?"))
+		return "", 0, permanent(errors.New("the root DSE has no highestCommittedUSN: is this Active Directory?"))
 	}
 	return e.GetEqualFoldAttributeValue("dsServiceName"), usn, nil
 }
@@ -219,7 +219,7 @@ func (d *Directory) pagedSearch(ctx context.Context, c *ldapv3.Conn, req *ldapv3
 				seen += len(res.Entries)
 			}
 			// A search cut short is never taken for the whole directory.
-			return connectors.Permanent(fmt.Errorf("the directory stopped the search under %s after %d entries (size limit): "+
+			return permanent(fmt.Errorf("the directory stopped the search under %s after %d entries (size limit): "+
 				"give the service account a limit that covers the whole base (slapd: limits dn.exact=\"%s\" size.prtotal=unlimited): %w",
 				req.BaseDN, seen, d.cfg.BindDN, err))
 		}

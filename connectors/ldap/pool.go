@@ -39,7 +39,7 @@ func (p *pool) get(ctx context.Context) (*ldapv3.Conn, bool, error) {
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, false, connectors.Transient(fmt.Errorf("waiting for a directory connection: %w", ctx.Err()))
+		return nil, false, transient(fmt.Errorf("waiting for a directory connection: %w", ctx.Err()))
 	}
 	p.mu.Lock()
 	// A closed pool (its connector was replaced by one with newer
@@ -130,7 +130,7 @@ func dial(ctx context.Context, cfg *config, dn, password string) (*ldapv3.Conn, 
 func dialOne(ctx context.Context, cfg *config, rawURL string) (*ldapv3.Conn, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, connectors.Permanent(err)
+		return nil, permanent(err)
 	}
 	d := &net.Dialer{Timeout: cfg.connectTimeout}
 	if dl, ok := ctx.Deadline(); ok {
@@ -145,7 +145,7 @@ func dialOne(ctx context.Context, cfg *config, rawURL string) (*ldapv3.Conn, err
 	}
 	if err != nil {
 		if v := verifyErr(); v != nil {
-			return nil, connectors.Permanent(fmt.Errorf("TLS with %s: %w (%s)", u.Host, v, tlsProblem(v)))
+			return nil, permanent(fmt.Errorf("TLS with %s: %w (%s)", u.Host, v, tlsProblem(v)))
 		}
 		return nil, err
 	}

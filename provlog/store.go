@@ -1,0 +1,288 @@
+package provlog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/provisor/provisor/database"
+)
+
+// Log is the provisioning log of one database.
+type Log struct {
+	db *gorm.DB
+}
+
+// New returns the log stored in db.
+func New(db *gorm.DB) *Log { return &Log{db: db} }
+
+// insertBatch bounds the rows of one INSERT: 35 columns each stay under
+// both dialects' limit of parameters. SQLite binds a statement's
+// parameters in a time that grows faster than their number (500 rows
+// take twenty times as long as ten statements of 50), so it gets smaller
+// statements.
+const (
+	insertBatch       = 500
+	insertBatchSQLite = 50
+)
+
+// InsertTx writes entries in tx, in one statement per few hundred.
+func InsertTx(tx *gorm.DB, entries []Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	for i := range entries {
+		entries[i].Prepare()
+	}
+	size := insertBatch
+	if tx.Dialector.Name() != database.Postgres {
+		size = insertBatchSQLite
+	}
+	if err := tx.CreateInBatches(&entries, size).Error; err != nil {
+		return fmt.Errorf("provlog: write %d entries: %w", len(entries), err)
+	}
+	return nil
+}
+
+// Filter selects entries. Zero fields select all.
+type Filter struct {
+	// Query matches any identifier of the source or the target (name,
+	// email, username, UPN, DN, external id, group), case-insensitive, in
+	// part.
+	Query       string
+	ConnectorID string
+	IdentityID  string
+	InstanceID  string
+	Action      string
+	Status      string
+	ErrorClass  string
+	Since       time.Time // inclusive
+	Until       time.Time // exclusive
+	// Before is the cursor of a page: the entries older than it.
+	Before Cursor
+	Limit  int
+}
+
+// Cursor is the position of an entry in the log, newest first.
+type Cursor struct {
+	At time.Time
+	ID string
+}
+
+// IsZero reports whether c is no position (the newest entries).
+func (c Cursor) IsZero() bool { return c.ID == "" }
+
+// String is the cursor as a page link carries it.
+func (c Cursor) String() string {
+	if c.IsZero() {
+		return ""
+	}
+	return c.At.UTC().Format(time.RFC3339Nano) + "_" + c.ID
+}
+
+// ParseCursor reads a cursor of String; "" is the zero cursor.
+func ParseCursor(s string) (Cursor, error) {
+	if s == "" {
+		return Cursor{}, nil
+	}
+	at, id, ok := strings.Cut(s, "_")
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if !ok || err != nil || len(id) != 36 {
+		return Cursor{}, errors.New("not a page of the log")
+	}
+	return Cursor{At: t, ID: id}, nil
+}
+
+// escapeLike escapes the wildcards of LIKE in s.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+func (f *Filter) apply(q *gorm.DB) *gorm.DB {
+	if t := strings.ToLower(strings.TrimSpace(f.Query)); t != "" {
+		q = q.Where(`search LIKE ? ESCAPE '\'`, "%"+escapeLike(t)+"%")
+	}
+	if f.ConnectorID != "" {
+		q = q.Where("connector_id = ?", f.ConnectorID)
+	}
+	if f.IdentityID != "" {
+		q = q.Where("identity_id = ?", f.IdentityID)
+	}
+	if f.InstanceID != "" {
+		q = q.Where("instance_id = ?", f.InstanceID)
+	}
+	if f.Action != "" {
+		q = q.Where("action = ?", f.Action)
+	}
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status)
+	}
+	if f.ErrorClass != "" {
+		q = q.Where("error_class = ?", f.ErrorClass)
+	}
+	if !f.Since.IsZero() {
+		q = q.Where("at >= ?", f.Since.UTC())
+	}
+	if !f.Until.IsZero() {
+		q = q.Where("at < ?", f.Until.UTC())
+	}
+	if !f.Before.IsZero() {
+		q = q.Where("(at < ? OR (at = ? AND id < ?))", f.Before.At.UTC(), f.Before.At.UTC(), f.Before.ID)
+	}
+	return q.Order("at DESC, id DESC")
+}
+
+// Validate checks the filter's choices.
+func (f *Filter) Validate() error {
+	if f.Action != "" && !oneOf(f.Action, Actions) {
+		return fmt.Errorf("action %q is not one of %s", f.Action, strings.Join(Actions, ", "))
+	}
+	if f.Status != "" && !oneOf(f.Status, Statuses) {
+		return fmt.Errorf("status %q is not one of %s", f.Status, strings.Join(Statuses, ", "))
+	}
+	if f.ErrorClass != "" && !oneOf(f.ErrorClass, Classes) {
+		return fmt.Errorf("error class %q is not one of %s", f.ErrorClass, strings.Join(Classes, ", "))
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		return errors.New("the end of the time range must be after its start")
+	}
+	return nil
+}
+
+func oneOf(s string, list []string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// DefaultLimit and MaxLimit bound a page of Search.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 500
+)
+
+// Search returns a page of the entries f selects, newest first, and the
+// cursor of the next page (zero at the end).
+func (l *Log) Search(ctx context.Context, f Filter) ([]Entry, Cursor, error) {
+	if err := f.Validate(); err != nil {
+		return nil, Cursor{}, err
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	limit = min(limit, MaxLimit)
+	var out []Entry
+	if err := f.apply(l.db.WithContext(ctx).Model(&Entry{})).Omit("search").Limit(limit + 1).Find(&out).Error; err != nil {
+		return nil, Cursor{}, fmt.Errorf("provlog: search: %w", err)
+	}
+	var next Cursor
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = Cursor{At: last.At, ID: last.ID}
+	}
+	for i := range out {
+		out[i].decode()
+	}
+	return out, next, nil
+}
+
+// Get returns the entry of id.
+func (l *Log) Get(ctx context.Context, id string) (*Entry, error) {
+	var e Entry
+	if err := l.db.WithContext(ctx).Where("id = ?", id).Take(&e).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("provlog: get %s: %w", id, err)
+	}
+	e.decode()
+	return &e, nil
+}
+
+// ErrNotFound is returned for an entry that does not exist.
+var ErrNotFound = errors.New("provlog: no such entry")
+
+// Stream calls fn with each entry f selects, newest first, reading them
+// from the database as fn goes (f.Limit and f.Before apply): the whole
+// set is never in memory. The Entry given to fn is reused.
+func (l *Log) Stream(ctx context.Context, f Filter, fn func(*Entry) error) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	q := f.apply(l.db.WithContext(ctx).Model(&Entry{})).Select(streamColumns)
+	if f.Limit > 0 {
+		q = q.Limit(f.Limit)
+	}
+	rows, err := q.Rows()
+	if err != nil {
+		return fmt.Errorf("provlog: export: %w", err)
+	}
+	defer rows.Close()
+	var e Entry
+	var connectorID, identityID, instanceID, taskID, jobID sql.NullString
+	for rows.Next() {
+		e = Entry{}
+		if err := rows.Scan(&e.ID, &e.At, &e.DurationMS, &connectorID, &e.ConnectorName, &e.ConnectorType, &e.Action,
+			&e.Operation, &e.Kind, &identityID, &e.IdentityName, &e.IdentityEmail, &e.TargetUsername, &e.TargetExternalID,
+			&e.EntitlementName, &e.EntitlementExternalID, &e.InitiatedBy, &e.Trigger, &instanceID, &taskID, &e.TaskName,
+			&jobID, &e.JobSeq, &e.Attempt, &e.Status, &e.ErrorClass, &e.ErrorCode, &e.ErrorMessage, &e.RequestID,
+			&e.Message, &e.StepsJSON, &e.ChangesJSON); err != nil {
+			return fmt.Errorf("provlog: export: %w", err)
+		}
+		e.ConnectorID, e.IdentityID, e.InstanceID = ptr(connectorID), ptr(identityID), ptr(instanceID)
+		e.TaskID, e.JobID = ptr(taskID), ptr(jobID)
+		e.Recommendation = Recommend(e.ErrorClass, e.ErrorCode, e.ErrorMessage)
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// streamColumns are the columns Stream scans, in its order.
+const streamColumns = "id, at, duration_ms, connector_id, connector_name, connector_type, action, operation, kind, " +
+	"identity_id, identity_name, identity_email, target_username, target_external_id, entitlement_name, " +
+	"entitlement_external_id, initiated_by, trigger, instance_id, task_id, task_name, job_id, job_seq, attempt, " +
+	"status, error_class, error_code, error_message, request_id, message, steps, changes"
+
+func ptr(s sql.NullString) *string {
+	if !s.Valid {
+		return nil
+	}
+	v := s.String
+	return &v
+}
+
+// PruneBatch is how many entries one statement of Prune deletes: small
+// enough that a delete never holds the table long.
+const PruneBatch = 1000
+
+// Prune deletes the entries older than before, PruneBatch at a time, each
+// batch in its own statement, and returns how many it deleted.
+func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		res := l.db.WithContext(ctx).Exec(`DELETE FROM provisioning_logs WHERE id IN
+			(SELECT id FROM provisioning_logs WHERE at < ? ORDER BY at LIMIT ?)`, before.UTC(), PruneBatch)
+		if res.Error != nil {
+			return total, fmt.Errorf("provlog: prune: %w", res.Error)
+		}
+		total += res.RowsAffected
+		if res.RowsAffected < PruneBatch {
+			return total, nil
+		}
+	}
+}
