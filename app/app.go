@@ -132,6 +132,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	}
 	a.Requests.OnSettled(a.Notifier.InstanceSettledTx)
 	a.Requests.OnApproval(a.Notifier.ApprovalTx)
+	a.Requests.OnConnectorState(a.Notifier.ConnectorStateTx)
 	a.Tasks = tasks.New(db, a.Requests)
 	// A directory connector, once saved, gets its Data Import tasks.
 	a.Connectors.SavedFunc = func(ctx context.Context, r *connectors.Record) {
@@ -146,6 +147,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	if !opts.NoWorkers {
 		workers := river.NewWorkers()
 		river.AddWorker(workers, requests.NewWorker(a.Requests))
+		river.AddWorker(workers, requests.NewProbeWorker(a.Requests))
 		river.AddWorker(workers, notifier.NewWorker(a.Notifier))
 		river.AddWorker(workers, requests.NewSweepWorker(a.Requests, sweepAfter))
 		river.AddWorker(workers, notifier.NewSweepWorker(a.Notifier, sweepAfter))

@@ -67,6 +67,12 @@ type Options struct {
 	// ApprovalExpiry is how long a request waits for its approvals before
 	// it expires (default DefaultApprovalExpiry).
 	ApprovalExpiry time.Duration
+	// Quarantine says when a failing connector is quarantined.
+	Quarantine QuarantineRules
+	// ObserveFunc, when set, is told of every operation that ran: its
+	// connector, kind, outcome (completed, no_change, failed, retrying,
+	// waiting) and how long it took. It must be fast (a metric).
+	ObserveFunc func(connector, kind, outcome string, took time.Duration)
 }
 
 // Service starts and steers request instances.
@@ -82,6 +88,9 @@ type Service struct {
 
 	openMu sync.Mutex
 	open   map[string]openConnector // by connector id, see openConnector
+	states map[string]cachedState   // by connector id, see connectorState
+
+	onState []ConnectorStateFunc
 
 	recorder *recorder
 }
@@ -105,7 +114,10 @@ func New(db *database.DB, ids *identities.Service, store *connectors.Store, opts
 		o.ImportFunc = opts.ImportFunc
 		o.People = opts.People
 		o.ApprovalExpiry = opts.ApprovalExpiry
+		o.Quarantine = opts.Quarantine
+		o.ObserveFunc = opts.ObserveFunc
 	}
+	o.Quarantine = o.Quarantine.withDefaults()
 	s := &Service{db: db, ids: ids, connectors: store, opts: o}
 	s.recorder = newRecorder(s)
 	return s

@@ -60,17 +60,26 @@ func classify(what string, err error) error {
 		if what == "" {
 			return err
 		}
-		return &connectors.Error{Permanent: ce.Permanent, Err: fmt.Errorf("%s: %w", what, ce.Err)}
+		return &connectors.Error{Permanent: ce.Permanent, Class: ce.Class, Err: fmt.Errorf("%s: %w", what, ce.Err)}
 	}
 	if what != "" {
 		err = fmt.Errorf("%s: %w", what, err)
 	}
 	if tlsProblem(err) != "" {
-		return connectors.Permanent(fmt.Errorf("%w (%s)", err, tlsProblem(err)))
+		return connectors.Misconfigured(fmt.Errorf("%w (%s)", err, tlsProblem(err)))
+	}
+	switch resultCode(err) {
+	case ldapv3.LDAPResultInvalidCredentials, ldapv3.LDAPResultInappropriateAuthentication:
+		// Only the service account's binds come here: a person's sign-in
+		// is told apart before (see Authenticate).
+		return connectors.Auth(err)
 	}
 	var le *ldapv3.Error
 	if errors.As(err, &le) && permanentCodes[le.ResultCode] {
 		return connectors.Permanent(err)
+	}
+	if unreachable(err) {
+		return connectors.Connection(err)
 	}
 	return connectors.Transient(err)
 }
@@ -101,6 +110,24 @@ func isConnectionError(err error) bool {
 	case ldapv3.ErrorNetwork, ldapv3.LDAPResultServerDown, ldapv3.LDAPResultConnectError,
 		ldapv3.LDAPResultTimeout, ldapv3.ErrorUnexpectedMessage, ldapv3.ErrorUnexpectedResponse,
 		ldapv3.ErrorMalformedPacket, ldapv3.LDAPResultUnavailable, ldapv3.LDAPResultBusy:
+		return true
+	}
+	return false
+}
+
+// unreachable reports whether err says the server could not be reached or
+// the connection broke (as opposed to an answer of the server, or the
+// worker's own stop).
+func unreachable(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	switch resultCode(err) {
+	case ldapv3.ErrorNetwork, ldapv3.LDAPResultServerDown, ldapv3.LDAPResultConnectError, ldapv3.LDAPResultUnavailable:
 		return true
 	}
 	return false

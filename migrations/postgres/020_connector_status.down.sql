@@ -1,0 +1,3 @@
+DROP INDEX connector_jobs_waiting;
+DROP TABLE connector_hours;
+DROP TABLE connector_states;
