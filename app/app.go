@@ -116,7 +116,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Importer = identities.NewImporter(a.Identities)
 	a.Access = access.New(db.Gorm)
 	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, Logger: log,
-		ImportFunc: a.Importer.RunJob, People: people{a.Access}, ApprovalExpiry: cfg.ApprovalExpiry})
+		ImportFunc: a.Importer.RunJob, People: people{a.Access}, ApprovalExpiry: cfg.ApprovalExpiry,
+		Quarantine: requests.QuarantineRules{ConnectionFailures: cfg.QuarantineFailures, FailureRatio: cfg.QuarantineRatio,
+			Window: cfg.QuarantineWindow, ProbeMin: cfg.ProbeMin, ProbeMax: cfg.ProbeMax}})
 	// The settled hooks run in order in the transaction that settles a
 	// run: the task's (which locks the task's row, so that concurrent runs
 	// of one task agree on Triggered or Idle) goes last, to hold that lock

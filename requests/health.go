@@ -380,8 +380,8 @@ func (s *Service) stateChangedTx(ctx context.Context, tx *gorm.DB, ch *Connector
 // oneLine shortens s to one line of at most n bytes.
 func oneLine(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = s[:n]
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n])
 	}
 	return s
 }
