@@ -627,6 +627,10 @@ type ConnectorStatus struct {
 	Queue QueueCounts `json:"queue"`
 	// Hours are the last 24 hours, oldest first.
 	Hours []HourCount `json:"hours"`
+	// Importing is its import job running now, if any; Imports are its
+	// last import jobs that ended, newest first.
+	Importing *Job  `json:"importing,omitempty"`
+	Imports   []Job `json:"-"`
 }
 
 // QueueCounts are a connector's waiting jobs.
@@ -691,6 +695,18 @@ func (s *Service) ConnectorStatus(ctx context.Context, id string) (*ConnectorSta
 		default:
 			out.Queue.Pending += c.N
 		}
+	}
+	var running []Job
+	if err := g.Where("connector_id = ? AND operation = ? AND status = ?", id, string(connectors.OpImport), JobRunning).
+		Order("started_at DESC").Limit(1).Find(&running).Error; err != nil {
+		return nil, err
+	}
+	if len(running) == 1 {
+		out.Importing = &running[0]
+	}
+	if err := g.Where("connector_id = ? AND operation = ? AND status IN ?", id, string(connectors.OpImport), []string{JobCompleted, JobFailed}).
+		Order("ended_at DESC").Limit(20).Find(&out.Imports).Error; err != nil {
+		return nil, err
 	}
 	now := time.Now().UTC().Truncate(time.Hour)
 	from := now.Add(-23 * time.Hour)

@@ -13,11 +13,19 @@ import (
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/requests"
 )
 
 type connectorsData struct {
 	Items  []connectors.Record
 	Labels map[string]string
+	// States are the connectors' current states, by id.
+	States map[string]connectorListState
+}
+
+type connectorListState struct {
+	Shown string
+	State requests.ConnectorState
 }
 
 func (s *Server) connectorsPage(c *fiber.Ctx) error {
@@ -25,9 +33,15 @@ func (s *Server) connectorsPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	d := connectorsData{Items: list, Labels: map[string]string{}}
+	states, err := s.Requests.ConnectorStates(c.UserContext())
+	if err != nil {
+		return err
+	}
+	d := connectorsData{Items: list, Labels: map[string]string{}, States: map[string]connectorListState{}}
 	for _, r := range list {
 		d.Labels[r.Type] = s.typeLabel(r.Type)
+		st := states[r.ID]
+		d.States[r.ID] = connectorListState{Shown: st.Shown(r.Enabled), State: st}
 	}
 	return s.render(c, fiber.StatusOK, "connectors", s.newPage(c, "connectors", "Connectors", d))
 }
@@ -49,6 +63,8 @@ type connectorForm struct {
 	// Fields are the settings as a form, for a type that describes them;
 	// Settings stays as JSON under Advanced.
 	Fields []settingField
+	// Status is the connector's current status.
+	Status *connectorStatus
 }
 
 // withFields fills the settings form of the connector's type from
@@ -175,6 +191,9 @@ func (s *Server) connectorPage(c *fiber.Ctx) error {
 	}
 	d, err := s.connectorForm(c, rec)
 	if err != nil {
+		return err
+	}
+	if d.Status, err = s.connectorStatusOf(c, rec.ID); err != nil {
 		return err
 	}
 	return s.render(c, fiber.StatusOK, "connector", s.newPage(c, "connectors", rec.Name, d))

@@ -32,3 +32,6 @@ CREATE TABLE connector_hours (
 -- A connector's queue (its pending and scheduled jobs), counted on its
 -- page and released at once when a quarantine ends.
 CREATE INDEX connector_jobs_waiting ON connector_jobs (connector_id, status, queue_job_id) WHERE status IN ('pending', 'scheduled');
+
+-- A connector's import cycles, for its status: the running one and the last ones.
+CREATE INDEX connector_jobs_imports ON connector_jobs (connector_id, ended_at) WHERE operation = 'import';
