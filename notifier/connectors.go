@@ -53,7 +53,9 @@ func (s *Service) ConnectorStateTx(ctx context.Context, tx *gorm.DB, ch *request
 			continue
 		}
 		key := fmt.Sprintf("connector %s %s %d %s", ch.ConnectorID, event, ch.Since.UnixMilli(), a.Address)
-		rows = append(rows, s.newMessage(recipient{Type: RecipientAdmin, Name: a.Name, Address: a.Address}, c, key))
+		n := s.newMessage(recipient{Type: RecipientAdmin, Name: a.Name, Address: a.Address}, c, key)
+		n.ConnectorID = &ch.ConnectorID
+		rows = append(rows, n)
 	}
 	if len(rows) == 0 {
 		return nil

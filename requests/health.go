@@ -82,7 +82,7 @@ type ConnectorState struct {
 	ConsecutiveFailures int `json:"consecutive_failures"`
 	// Recent holds the outcomes of the last operations, oldest first:
 	// '1' a success, '0' a failure, 'c' a failure to reach the system.
-	Recent      string     `json:"-"`
+	Recent      string     `json:"recent,omitempty"`
 	LastError   string     `json:"last_error,omitempty"`
 	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
 	// LastSuccessAt is the last time Provisor signed in to the system and

@@ -35,3 +35,14 @@ CREATE INDEX connector_jobs_waiting ON connector_jobs (connector_id, status, que
 
 -- A connector's import cycles, for its status: the running one and the last ones.
 CREATE INDEX connector_jobs_imports ON connector_jobs (connector_id, ended_at) WHERE operation = 'import';
+
+-- The outbox carries the admins' emails about a connector entering and
+-- leaving quarantine: about a connector, not a run nor an approval.
+ALTER TABLE notifications ADD COLUMN connector_id uuid REFERENCES connectors (id) ON DELETE CASCADE;
+ALTER TABLE notifications DROP CONSTRAINT notifications_recipient_type_check;
+ALTER TABLE notifications ADD CONSTRAINT notifications_recipient_type_check
+    CHECK (recipient_type IN ('identity', 'requester', 'beneficiary', 'approver', 'admin'));
+ALTER TABLE notifications DROP CONSTRAINT notifications_about;
+ALTER TABLE notifications ADD CONSTRAINT notifications_about
+    CHECK (instance_id IS NOT NULL OR approval_id IS NOT NULL OR connector_id IS NOT NULL);
+CREATE INDEX notifications_connector ON notifications (connector_id) WHERE connector_id IS NOT NULL;
