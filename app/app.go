@@ -51,6 +51,9 @@ type App struct {
 	Notifier   *notifier.Service
 	Scheduler  *Scheduler
 	HTTP       *fiber.App
+	Metrics    *Metrics
+
+	stopMetrics func(context.Context) error
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -109,7 +112,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		db.Close()
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, DB: db}
+	a := &App{Config: cfg, Log: log, DB: db, Metrics: newMetrics(db)}
 	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm, db.WriteRelaxed), ldap.Type(), ldap.ADType(), entra.Type()}, opts.ConnectorTypes...)...)
 	a.Connectors = connectors.NewStore(db.Gorm, registry, sealer)
 	a.Identities = identities.New(db.Gorm, a.Connectors)
@@ -118,7 +121,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, Logger: log,
 		ImportFunc: a.Importer.RunJob, People: people{a.Access}, ApprovalExpiry: cfg.ApprovalExpiry,
 		Quarantine: requests.QuarantineRules{ConnectionFailures: cfg.QuarantineFailures, FailureRatio: cfg.QuarantineRatio,
-			Window: cfg.QuarantineWindow, ProbeMin: cfg.ProbeMin, ProbeMax: cfg.ProbeMax}})
+			Window: cfg.QuarantineWindow, ProbeMin: cfg.ProbeMin, ProbeMax: cfg.ProbeMax},
+		ObserveFunc: a.Metrics.observeJob})
 	// The settled hooks run in order in the transaction that settles a
 	// run: the task's (which locks the task's row, so that concurrent runs
 	// of one task agree on Triggered or Idle) goes last, to hold that lock
@@ -186,10 +190,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		db.Close()
 		return nil, err
 	}
-	a.HTTP = api.NewServer(api.Deps{
+	deps := api.Deps{
 		Log: log, Access: a.Access, Identities: a.Identities, Connectors: a.Connectors,
 		Requests: a.Requests, Tasks: a.Tasks, DB: db, Notifier: a.Notifier, Web: portal, Imports: a.Importer,
-	})
+		Middleware: a.Metrics.middleware,
+	}
+	if cfg.MetricsToken != "" {
+		deps.Metrics = a.Metrics.tokenHandler(cfg.MetricsToken)
+	}
+	a.HTTP = api.NewServer(deps)
 	return a, nil
 }
 
@@ -212,6 +221,13 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	if err := a.Scheduler.Start(ctx); err != nil {
 		return fmt.Errorf("app: start scheduler: %w", err)
+	}
+	if a.Config.MetricsAddr != "" && a.stopMetrics == nil {
+		stop, err := a.Metrics.serve(ctx, a.Config.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("app: serve metrics on %s (PROVISOR_METRICS_ADDR): %w", a.Config.MetricsAddr, err)
+		}
+		a.stopMetrics = stop
 	}
 	return nil
 }
@@ -257,6 +273,11 @@ func (a *App) shutdown(bound time.Duration) error {
 	var errs []error
 	if err := a.HTTP.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("app: stop http: %w", err))
+	}
+	if a.stopMetrics != nil {
+		if err := a.stopMetrics(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("app: stop metrics: %w", err))
+		}
 	}
 	if err := a.Scheduler.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("app: %w", err))

@@ -96,7 +96,7 @@ func (ConnectorState) TableName() string { return "connector_states" }
 
 // Shown is the state the pages show: Disabled for a connector switched
 // off, Degraded for an active one whose last operation failed.
-func (c *ConnectorState) Shown(enabled bool) string {
+func (c ConnectorState) Shown(enabled bool) string {
 	switch {
 	case !enabled:
 		return StateDisabled
@@ -109,13 +109,13 @@ func (c *ConnectorState) Shown(enabled bool) string {
 }
 
 // Waiting says whether the connector's jobs wait instead of running.
-func (c *ConnectorState) Waiting() bool {
+func (c ConnectorState) Waiting() bool {
 	return c.State == StateQuarantined || c.State == StatePaused
 }
 
 // WaitReason is what a job waiting for the connector says, such as
 // "connector quarantined: bind refused, next probe 10:42".
-func (c *ConnectorState) WaitReason() string {
+func (c ConnectorState) WaitReason() string {
 	switch c.State {
 	case StateQuarantined:
 		msg := "connector quarantined: " + c.Reason
@@ -130,7 +130,7 @@ func (c *ConnectorState) WaitReason() string {
 }
 
 // FailureRatio is the percentage of the recent operations that failed.
-func (c *ConnectorState) FailureRatio() int {
+func (c ConnectorState) FailureRatio() int {
 	if c.Recent == "" {
 		return 0
 	}

@@ -47,6 +47,11 @@ type Deps struct {
 	// Web, if set, is the portal served beside the API; it renders the
 	// errors of its own pages.
 	Web Web
+	// Middleware, if set, runs first on every request (the metrics'
+	// timing).
+	Middleware fiber.Handler
+	// Metrics, if set, serves GET /metrics (it checks its own token).
+	Metrics fiber.Handler
 }
 
 // Web is the portal as the server mounts it.
@@ -71,6 +76,12 @@ func NewServer(d Deps) *fiber.App {
 	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
 		s.Log.Error("panic", "method", c.Method(), "path", c.Path(), "panic", fmt.Sprint(e), "stack", string(debug.Stack()))
 	}}))
+	if d.Middleware != nil {
+		app.Use(d.Middleware)
+	}
+	if d.Metrics != nil {
+		app.Get("/metrics", d.Metrics)
+	}
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", s.ready)
 	s.Routes(app.Group("/api/v1"))
