@@ -181,6 +181,11 @@ func (s *Server) connectorForm(c *fiber.Ctx, rec *connectors.Record) (connectorF
 		return d, err
 	}
 	d.Entitlements = ents
+	// Every render of the page has the status card, those of a form
+	// refused too.
+	if d.Status, err = s.connectorStatusOf(c, rec.ID); err != nil {
+		return d, err
+	}
 	return d, nil
 }
 
@@ -191,9 +196,6 @@ func (s *Server) connectorPage(c *fiber.Ctx) error {
 	}
 	d, err := s.connectorForm(c, rec)
 	if err != nil {
-		return err
-	}
-	if d.Status, err = s.connectorStatusOf(c, rec.ID); err != nil {
 		return err
 	}
 	return s.render(c, fiber.StatusOK, "connector", s.newPage(c, "connectors", rec.Name, d))
