@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/database"
+	"github.com/provisor/provisor/input"
 )
 
 // Log is the provisioning log of one database.
@@ -104,7 +105,7 @@ func escapeLike(s string) string {
 }
 
 func (f *Filter) apply(q *gorm.DB) *gorm.DB {
-	if t := strings.ToLower(strings.TrimSpace(f.Query)); t != "" {
+	if t := strings.ToLower(strings.TrimSpace(input.Search(f.Query))); t != "" {
 		q = q.Where(`search LIKE ? ESCAPE '\'`, "%"+escapeLike(t)+"%")
 	}
 	if f.ConnectorID != "" {
