@@ -177,7 +177,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 				return notifier.SweepArgs{}, &river.InsertOpts{MaxAttempts: 1}
 			}, nil),
 			river.NewPeriodicJob(river.PeriodicInterval(pruneEvery), func() (river.JobArgs, *river.InsertOpts) {
-				return provlog.PruneArgs{}, &river.InsertOpts{MaxAttempts: 1}
+				// A prune cut short by its process's end is taken over and
+				// finished (it deletes in batches, so running it again is safe).
+				return provlog.PruneArgs{}, &river.InsertOpts{MaxAttempts: 3}
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		}
 		qopts.MaxWorkers = cfg.Workers
