@@ -24,6 +24,25 @@ func tables(t *testing.T, db *database.DB) int {
 	return n
 }
 
+// downBefore reverses every migration from version on, leaving db as the
+// one before version made it.
+func downBefore(t *testing.T, db *database.DB, dialect string, version int) {
+	t.Helper()
+	all, err := migrations.List(dialect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := 0
+	for _, m := range all {
+		if m.Version >= version {
+			steps++
+		}
+	}
+	if ran, err := migrations.Down(context.Background(), db.SQL, dialect, steps); err != nil || len(ran) != steps || ran[steps-1] != version {
+		t.Fatalf("down to before %03d: %v %v", version, ran, err)
+	}
+}
+
 // Up, down and up again leave the same schema; status lists what ran.
 func TestUpDownUp(t *testing.T) {
 	t.Parallel()
@@ -175,19 +194,7 @@ func TestIdentitySourceUp(t *testing.T) {
 		t.Parallel()
 		ctx := context.Background()
 		db := dbtest.Open(t, dialect)
-		all, err := migrations.List(dialect)
-		if err != nil {
-			t.Fatal(err)
-		}
-		steps := 0
-		for _, m := range all {
-			if m.Version >= 9 {
-				steps++
-			}
-		}
-		if ran, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil || len(ran) != steps || ran[steps-1] != 9 {
-			t.Fatalf("down: %v %v", ran, err)
-		}
+		downBefore(t, db, dialect, 9)
 		const conn, imported, local, gone = "9c1d0e2f-0000-4000-8000-000000000001", "9c1d0e2f-0000-4000-8000-000000000002",
 			"9c1d0e2f-0000-4000-8000-000000000003", "9c1d0e2f-0000-4000-8000-000000000004"
 		now := "2026-11-24T00:00:00Z"
@@ -228,19 +235,7 @@ func TestAccessActivityUp(t *testing.T) {
 		t.Parallel()
 		ctx := context.Background()
 		db := dbtest.Open(t, dialect)
-		all, err := migrations.List(dialect)
-		if err != nil {
-			t.Fatal(err)
-		}
-		steps := 0
-		for _, m := range all {
-			if m.Version >= 10 {
-				steps++
-			}
-		}
-		if ran, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil || len(ran) != steps || ran[steps-1] != 10 {
-			t.Fatalf("down: %v %v", ran, err)
-		}
+		downBefore(t, db, dialect, 10)
 		const signedIn, never = "a0c1d0e2-0000-4000-8000-000000000001", "a0c1d0e2-0000-4000-8000-000000000002"
 		now := "2026-11-24T00:00:00Z"
 		for _, q := range []struct {
@@ -283,19 +278,7 @@ func TestInternalActorsUp(t *testing.T) {
 		t.Parallel()
 		ctx := context.Background()
 		db := dbtest.Open(t, dialect)
-		all, err := migrations.List(dialect)
-		if err != nil {
-			t.Fatal(err)
-		}
-		steps := 0
-		for _, m := range all {
-			if m.Version >= 12 {
-				steps++
-			}
-		}
-		if ran, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil || len(ran) != steps || ran[steps-1] != 12 {
-			t.Fatalf("down: %v %v", ran, err)
-		}
+		downBefore(t, db, dialect, 12)
 		const conn, importTask, userTask, scheduled, manual = "12a0c0de-0000-4000-8000-000000000001", "12a0c0de-0000-4000-8000-000000000002",
 			"12a0c0de-0000-4000-8000-000000000003", "12a0c0de-0000-4000-8000-000000000004", "12a0c0de-0000-4000-8000-000000000005"
 		const sysUser, colonUser = "12a0c0de-0000-4000-8000-000000000006", "12a0c0de-0000-4000-8000-000000000007"
@@ -349,9 +332,7 @@ func TestInternalActorsUp(t *testing.T) {
 				t.Errorf("user %s disabled %v, want %v", id, disabled, want)
 			}
 		}
-		if _, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil {
-			t.Fatalf("down again: %v", err)
-		}
+		downBefore(t, db, dialect, 12)
 		check("down", taskBy, importTask, "system")
 		check("down", runBy, scheduled, "scheduler")
 	})
@@ -365,19 +346,7 @@ func TestJobOutcomesUp(t *testing.T) {
 		t.Parallel()
 		ctx := context.Background()
 		db := dbtest.Open(t, dialect)
-		all, err := migrations.List(dialect)
-		if err != nil {
-			t.Fatal(err)
-		}
-		steps := 0
-		for _, m := range all {
-			if m.Version >= 17 {
-				steps++
-			}
-		}
-		if ran, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil || len(ran) != steps || ran[steps-1] != 17 {
-			t.Fatalf("down: %v %v", ran, err)
-		}
+		downBefore(t, db, dialect, 17)
 		const run = "b0c1d0e2-0000-4000-8000-000000000001"
 		const ben = "b0c1d0e2-0000-4000-8000-0000000000aa"
 		now := "2026-11-24T00:00:00Z"
@@ -435,19 +404,7 @@ func TestEntitlementKindsUp(t *testing.T) {
 		t.Parallel()
 		ctx := context.Background()
 		db := dbtest.Open(t, dialect)
-		all, err := migrations.List(dialect)
-		if err != nil {
-			t.Fatal(err)
-		}
-		steps := 0
-		for _, m := range all {
-			if m.Version >= 18 {
-				steps++
-			}
-		}
-		if ran, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil || len(ran) != steps || ran[steps-1] != 18 {
-			t.Fatalf("down: %v %v", ran, err)
-		}
+		downBefore(t, db, dialect, 18)
 		now := "2026-12-03T00:00:00Z"
 		const entraID, ldapID = "c0c1d0e2-0000-4000-8000-000000000001", "c0c1d0e2-0000-4000-8000-000000000002"
 		for id, ty := range map[string]string{entraID: "entra", ldapID: "ldap"} {
@@ -495,9 +452,7 @@ func TestEntitlementKindsUp(t *testing.T) {
 			VALUES ('e0c1d0e2-0000-4000-8000-00000000000a', $1, 'y', 'y', 'bogus', $2, $2)`, entraID, now); err == nil {
 			t.Fatal("kind bogus accepted")
 		}
-		if _, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil {
-			t.Fatalf("down again: %v", err)
-		}
+		downBefore(t, db, dialect, 18)
 		if got := kindOf(ents[0].id); got != "role" {
 			t.Errorf("after down: %s", got)
 		}

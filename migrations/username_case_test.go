@@ -17,19 +17,7 @@ func TestUsernameCaseUp(t *testing.T) {
 		t.Parallel()
 		ctx := context.Background()
 		db := dbtest.Open(t, dialect)
-		all, err := migrations.List(dialect)
-		if err != nil {
-			t.Fatal(err)
-		}
-		steps := 0
-		for _, m := range all {
-			if m.Version >= 15 {
-				steps++
-			}
-		}
-		if ran, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil || len(ran) != steps || ran[steps-1] != 15 {
-			t.Fatalf("down: %v %v", ran, err)
-		}
+		downBefore(t, db, dialect, 15)
 		const u1, u2, u3 = "15a0c0de-0000-4000-8000-000000000001", "15a0c0de-0000-4000-8000-000000000002", "15a0c0de-0000-4000-8000-000000000003"
 		const i1, i2, i3 = "15a0c0de-0000-4000-8000-000000000004", "15a0c0de-0000-4000-8000-000000000005", "15a0c0de-0000-4000-8000-000000000006"
 		for _, q := range []struct {
@@ -78,8 +66,6 @@ func TestUsernameCaseUp(t *testing.T) {
 			('15a0c0de-0000-4000-8000-000000000007', 'Bob', 'x', 'requester', '2026-01-04T00:00:00Z', '2026-01-04T00:00:00Z')`); err == nil {
 			t.Error("Bob beside bob was stored")
 		}
-		if _, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil {
-			t.Fatalf("down again: %v", err)
-		}
+		downBefore(t, db, dialect, 15)
 	})
 }
