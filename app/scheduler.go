@@ -180,6 +180,7 @@ func (s *Scheduler) reload(ctx context.Context) error {
 			continue
 		}
 		s.jobs[t.ID] = scheduled{key: want[t.ID], job: j.ID()}
+		s.log.Debug("schedule added", "task_id", id, "task", name, "cron", expr, "timezone", tz)
 	}
 	return nil
 }

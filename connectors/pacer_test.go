@@ -2,10 +2,13 @@ package connectors
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/provisor/provisor/internal/testwait"
 )
 
 // The pacer learns the budget: the first estimate from the last second,
@@ -93,15 +96,28 @@ func TestPacerProbesAndRenewsTurns(t *testing.T) {
 	p.rate, p.throttles, p.since = 100, 2, time.Now()
 	p.next = time.Now().Add(100 * time.Millisecond)
 	p.mu.Unlock()
-	start := time.Now()
-	done := make(chan time.Duration)
+	p.mu.Lock()
+	given := p.next
+	p.mu.Unlock()
+	done := make(chan time.Time)
 	go func() {
 		_ = p.Wait(ctx, 10, time.Minute)
-		done <- time.Since(start)
+		done <- time.Now()
 	}()
-	time.Sleep(50 * time.Millisecond)
+	// The throttle comes while the turn is taken and not yet due.
+	testwait.Until(t, 10*time.Second, func() error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !p.next.After(given) {
+			return errors.New("the waiting request has not taken its turn")
+		}
+		return nil
+	})
 	p.Throttled(300 * time.Millisecond)
-	if took := <-done; took < 350*time.Millisecond || took > 600*time.Millisecond {
-		t.Fatalf("the waiting turn went after %s, want just after the pause (350 ms)", took)
+	p.mu.Lock()
+	until := p.until
+	p.mu.Unlock()
+	if went := <-done; went.Before(until) {
+		t.Fatalf("the waiting turn went %s before the end of the pause, want after it", until.Sub(went))
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -206,7 +205,12 @@ func TestPortalWalkInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatalf("double click: %v", err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Every request the clicks sent has its answer (htmx marks an element
+	// with htmx-request while its request is out), so every run they made
+	// is in the database.
+	if err := chromedp.Run(ctx, chromedp.Poll(`document.querySelector('.htmx-request') === null`, nil)); err != nil {
+		t.Fatalf("waiting for the clicks' requests: %v", err)
+	}
 	if n := runs(); n != before+1 {
 		t.Errorf("a double click on Trigger made %d runs", n-before)
 	}

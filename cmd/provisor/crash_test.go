@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/database/dbtest"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/notifier/smtptest"
 	"github.com/provisor/provisor/requests"
 )
@@ -70,20 +72,14 @@ func crashAndRecover(t *testing.T, dialect string) {
 
 	// Kill the process in the middle: once a tenth of the jobs completed
 	// (a loaded machine may take a while to get there).
-	deadline := time.Now().Add(180 * time.Second)
-	var done int64
-	for {
-		done = count(t, db, `SELECT count(*) FROM connector_jobs WHERE status = 'completed'`)
-		if done >= total/10 {
-			break
+	testwait.Until(t, 180*time.Second, func() error {
+		if done := count(t, db, `SELECT count(*) FROM connector_jobs WHERE status = 'completed'`); done < total/10 {
+			return fmt.Errorf("only %d of %d jobs completed", done, total)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d jobs completed after 180s", done, total)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	first.kill()
-	done = count(t, db, `SELECT count(*) FROM connector_jobs WHERE status = 'completed'`)
+	done := count(t, db, `SELECT count(*) FROM connector_jobs WHERE status = 'completed'`)
 	runningJobs := count(t, db, `SELECT count(*) FROM connector_jobs WHERE status = 'running'`)
 	var orphans []int64
 	if err := db.Raw(`SELECT id FROM river_job WHERE kind = 'connector_job' AND state = 'running' ORDER BY id`).Scan(&orphans).Error; err != nil {
@@ -128,17 +124,12 @@ func crashAndRecover(t *testing.T, dialect string) {
 
 	// The queue drains: entries the dead process held are rescued and end
 	// without running their job again.
-	deadline = time.Now().Add(90 * time.Second)
-	for {
-		left := count(t, db, `SELECT count(*) FROM river_job WHERE kind = 'connector_job' AND state NOT IN ('completed', 'cancelled', 'discarded')`)
-		if left == 0 {
-			break
+	testwait.Until(t, 90*time.Second, func() error {
+		if left := count(t, db, `SELECT count(*) FROM river_job WHERE kind = 'connector_job' AND state NOT IN ('completed', 'cancelled', 'discarded')`); left > 0 {
+			return fmt.Errorf("%d queue entries are not finalized after the restart", left)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d queue entries are still not finalized 90s after the restart", left)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return nil
+	})
 	if n := count(t, db, `SELECT count(*) FROM river_job WHERE kind = 'connector_job' AND state <> 'completed'`); n != 0 {
 		t.Errorf("%d queue entries ended cancelled or discarded, want none", n)
 	}
@@ -421,13 +412,12 @@ type heldEntry struct {
 func (s *crashSuite) crash(moment string, reached func() bool) {
 	t := s.t
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for !reached() {
-		if time.Now().After(deadline) {
-			t.Fatalf("kill %d (%s): the moment did not come within 2m", s.kills+1, moment)
+	testwait.Until(t, 2*time.Minute, func() error {
+		if !reached() {
+			return fmt.Errorf("kill %d (%s): the moment did not come", s.kills+1, moment)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	s.srv.kill()
 	s.kills++
 	var held []heldEntry
@@ -487,12 +477,13 @@ func (s *crashSuite) crash(moment string, reached func() bool) {
 	}
 	// Polled a little beyond the bound, so that a miss is measured rather
 	// than only noticed.
-	limit := restart.Add(resumeBound + 10*time.Second)
-	left := stuck()
-	for len(left) > 0 && time.Now().Before(limit) {
-		time.Sleep(100 * time.Millisecond)
-		left = stuck()
-	}
+	var left []heldEntry
+	_ = testwait.Poll(context.Background(), time.Until(restart.Add(resumeBound+10*time.Second)), func() error {
+		if left = stuck(); len(left) > 0 {
+			return fmt.Errorf("%d held entries", len(left))
+		}
+		return nil
+	})
 	took := time.Since(restart)
 	if len(left) > 0 {
 		t.Errorf("kill %d (%s): %d of %d held entries (first: %s of %d jobs) still held by the dead process %s after the restart; want them moved on within %s",
@@ -511,21 +502,21 @@ func (s *crashSuite) crash(moment string, reached func() bool) {
 // those that do; the others are reported, and the suite goes on without them.
 func (s *crashSuite) waitStatus(ids []string, want, what string) []string {
 	s.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
 	var ok []string
 	for _, id := range ids {
-		for {
-			inst := s.api.instance(id)
-			if inst.Status == want {
-				ok = append(ok, id)
-				break
+		err := testwait.Poll(ctx, 90*time.Second, func() error {
+			if inst := s.api.instance(id); inst.Status != want {
+				return fmt.Errorf("run %s is %s (%d of %d jobs done), want %s", id, inst.Status, inst.JobsDone, inst.JobsTotal, want)
 			}
-			if time.Now().After(deadline) {
-				s.t.Errorf("%s: run %s is %s (%d of %d jobs done) after 90s, want %s", what, id, inst.Status, inst.JobsDone, inst.JobsTotal, want)
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
+			return nil
+		})
+		if err != nil {
+			s.t.Errorf("%s: %v", what, err)
+			continue
 		}
+		ok = append(ok, id)
 	}
 	return ok
 }
@@ -599,16 +590,13 @@ func (s *crashSuite) check() {
 // waitFor polls left until it reports 0, and fails the test after timeout.
 func waitFor(t *testing.T, timeout time.Duration, what string, left func() int64) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		n := left()
-		if n == 0 {
-			return
+	err := testwait.Poll(context.Background(), timeout, func() error {
+		if n := left(); n > 0 {
+			return fmt.Errorf("%d left", n)
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("%s: %d left after %s", what, n, timeout)
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Errorf("%s: %v", what, err)
 	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/provisor/provisor/app/api"
 	"github.com/provisor/provisor/database"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/requests"
 )
 
@@ -122,23 +123,22 @@ func startServer(t *testing.T, name string, args ...string) *server {
 
 func (s *server) waitReady() {
 	s.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	testwait.Until(s.t, 60*time.Second, func() error {
 		select {
 		case <-s.done:
 			s.t.Fatalf("%s exited before it was ready: %v", s.name, s.err)
 		default:
 		}
 		resp, err := http.Get(s.URL + "/readyz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return fmt.Errorf("%s is not ready: %w", s.name, err)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	s.t.Fatalf("%s is not ready after 60s", s.name)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s is not ready: /readyz answers %d", s.name, resp.StatusCode)
+		}
+		return nil
+	})
 }
 
 // kill ends the process at once with SIGKILL, as a crash or an OOM kill
@@ -285,16 +285,12 @@ func (a *apiClient) waitFinal(timeout time.Duration, ids ...string) {
 	a.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for _, id := range ids {
-		for {
-			inst := a.instance(id)
-			if requests.Final(inst.Status) {
-				break
+		testwait.Until(a.t, time.Until(deadline), func() error {
+			if inst := a.instance(id); !requests.Final(inst.Status) {
+				return fmt.Errorf("instance %s is still %s (%d of %d jobs done)", id, inst.Status, inst.JobsDone, inst.JobsTotal)
 			}
-			if time.Now().After(deadline) {
-				a.t.Fatalf("instance %s is still %s (%d of %d jobs done) after %s", id, inst.Status, inst.JobsDone, inst.JobsTotal, timeout)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 }
 

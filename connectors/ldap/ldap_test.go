@@ -494,7 +494,7 @@ func TestLDAPErrors(t *testing.T) {
 	slow := openSlapd(t, s, `"request_timeout":"100ms"`)
 	ctxShort, cancel := context.WithTimeout(ctx, time.Nanosecond)
 	defer cancel()
-	time.Sleep(time.Millisecond)
+	<-ctxShort.Done()
 	if _, err := slow.CreateAccount(ctxShort, connectors.Account{Username: "late"}); err == nil || connectors.IsPermanent(err) {
 		t.Errorf("canceled: %v", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )
@@ -236,7 +237,15 @@ func TestLDAPThroughProvisor(t *testing.T) {
 		}
 
 		// Changes made in the directory come in with the delta import.
-		time.Sleep(1100 * time.Millisecond) // modifyTimestamp has whole seconds
+		// modifyTimestamp has whole seconds: the changes are made in a
+		// second after the one the last import read up to.
+		last := time.Now().Truncate(time.Second)
+		testwait.Until(t, 5*time.Second, func() error {
+			if !time.Now().Truncate(time.Second).After(last) {
+				return errors.New("still in the second of the last import")
+			}
+			return nil
+		})
 		add := ldapv3.NewAddRequest("uid=kim,"+ldaptest.PeopleDN, nil)
 		add.Attribute("objectClass", []string{"inetOrgPerson"})
 		add.Attribute("uid", []string{"kim"})
@@ -311,9 +320,18 @@ func TestLDAPThroughProvisor(t *testing.T) {
 		wg := b.Workgroup(t, "Everyone", everyone...)
 		run := b.Submit(t, requests.Request{Type: requests.AddEntitlements, BeneficiaryType: requests.BeneficiaryWorkgroup,
 			BeneficiaryID: wg.ID, ConnectorID: conn.ID, Entitlements: []string{ents["vpn"].ID, ents["staff"].ID}})
-		time.Sleep(30 * time.Millisecond)
+		// slapd stops once the first job is done, and comes back once a job
+		// failed against it and waits for its retry (or the run ended).
+		b.Wait(t, run.ID, 60*time.Second, func(i *requests.Instance) bool { return i.JobsDone > 0 || !requests.Busy(i.Status) })
 		s.Stop()
-		time.Sleep(300 * time.Millisecond)
+		b.Wait(t, run.ID, 60*time.Second, func(i *requests.Instance) bool {
+			for _, j := range i.Jobs {
+				if j.Status == requests.JobPending && j.Attempts > 0 {
+					return true
+				}
+			}
+			return !requests.Busy(i.Status)
+		})
 		if err := s.Start(); err != nil {
 			t.Fatal(err)
 		}
