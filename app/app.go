@@ -197,10 +197,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		db.Close()
 		return nil, err
 	}
-	a.HTTP = api.NewServer(api.Deps{
+	a.HTTP = a.newHTTP(api.New(api.Deps{
 		Log: log, Access: a.Access, Identities: a.Identities, Connectors: a.Connectors,
-		Requests: a.Requests, Tasks: a.Tasks, DB: db, Notifier: a.Notifier, Web: portal, Imports: a.Importer, Logs: a.Logs,
-	})
+		Requests: a.Requests, Tasks: a.Tasks, DB: db, Notifier: a.Notifier, Imports: a.Importer, Logs: a.Logs,
+	}), portal)
 	return a, nil
 }
 

@@ -13,12 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/recover"
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/connectors"
@@ -47,45 +45,24 @@ type Deps struct {
 	Imports *identities.Importer
 	// Logs is the provisioning log.
 	Logs *provlog.Log
-	// Web, if set, is the portal served beside the API; it renders the
-	// errors of its own pages.
-	Web Web
-}
-
-// Web is the portal as the server mounts it.
-type Web interface {
-	Routes(app *fiber.App)
-	HandleError(c *fiber.Ctx, err error) error
 }
 
 type server struct{ Deps }
 
-// NewServer returns the HTTP server with the API and health routes.
-func NewServer(d Deps) *fiber.App {
-	s := &server{d}
-	app := fiber.New(fiber.Config{
-		ErrorHandler:          s.errorHandler,
-		DisableStartupMessage: true,
-		BodyLimit:             1 << 20,
-		AppName:               "Provisor",
-	})
-	// A panic in a handler is logged with its stack and answered 500,
-	// instead of ending the process.
-	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
-		s.Log.Error("panic", "method", c.Method(), "path", c.Path(), "panic", fmt.Sprint(e), "stack", string(debug.Stack()))
-	}}))
-	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
-	app.Get("/readyz", s.ready)
-	s.Routes(app.Group("/api/v1"))
-	if d.Web != nil {
-		d.Web.Routes(app)
-	}
-	GuardIDs(app)
-	return app
-}
+// Server is the API, as the HTTP server of the app mounts it.
+type Server struct{ s *server }
 
-// Routes mounts the API on r.
-func (s *server) Routes(r fiber.Router) {
+// New returns the API.
+func New(d Deps) *Server { return &Server{&server{d}} }
+
+// Mount registers the API's routes on r, the /api/v1 group.
+func (a *Server) Mount(r fiber.Router) { a.s.routes(r) }
+
+// HandleError answers err as application/problem+json.
+func (a *Server) HandleError(c *fiber.Ctx, err error) error { return a.s.errorHandler(c, err) }
+
+// routes mounts the API on r.
+func (s *server) routes(r fiber.Router) {
 	r.Get("/openapi.yaml", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, "application/yaml")
 		return c.Send(openapi)
@@ -164,13 +141,6 @@ func (s *server) Routes(r fiber.Router) {
 	r.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 }
 
-func (s *server) ready(c *fiber.Ctx) error {
-	if err := s.DB.SQL.PingContext(c.UserContext()); err != nil {
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "database unreachable"})
-	}
-	return c.JSON(fiber.Map{"status": "ready"})
-}
-
 // Problem is an application/problem+json body (RFC 9457).
 type Problem struct {
 	Type   string                `json:"type"`
@@ -223,9 +193,6 @@ func sortFields(f []requests.FieldError) {
 
 // errorHandler turns every error into problem+json.
 func (s *server) errorHandler(c *fiber.Ctx, err error) error {
-	if s.Web != nil && !strings.HasPrefix(strings.ToLower(c.Path()), "/api/") {
-		return s.Web.HandleError(c, err)
-	}
 	var pe *problemError
 	var ve *requests.ValidationError
 	var re *requests.PolicyError

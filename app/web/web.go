@@ -109,8 +109,8 @@ func (s *Server) parse(fsys fs.FS) error {
 	return nil
 }
 
-// Routes mounts the portal on app.
-func (s *Server) Routes(app *fiber.App) {
+// Mount registers the portal's routes on app.
+func (s *Server) Mount(app fiber.Router) {
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(views.Static()), MaxAge: 3600}))
 	app.Get("/favicon.ico", func(c *fiber.Ctx) error { return c.Redirect("/static/favicon.svg", fiber.StatusMovedPermanently) })
 	app.Use(s.secureHeaders, s.loadSession)
@@ -246,20 +246,36 @@ func (s *Server) execute(c *fiber.Ctx, status int, name, tmpl string, data any) 
 	return c.Status(status).Send(buf.Bytes())
 }
 
-// isHTMX reports whether htmx made the request.
-func isHTMX(c *fiber.Ctx) bool { return c.Get("HX-Request") == "true" }
+// IsHTMX reports whether htmx made the request.
+func IsHTMX(c *fiber.Ctx) bool { return c.Get("HX-Request") == "true" }
 
 // redirect sends the browser to to, as htmx expects it for htmx requests.
 func redirect(c *fiber.Ctx, to string) error {
-	if isHTMX(c) {
+	if IsHTMX(c) {
 		c.Set("HX-Redirect", to)
 		return c.SendStatus(fiber.StatusNoContent)
 	}
 	return c.Redirect(to, fiber.StatusSeeOther)
 }
 
-// HandleError renders an error as a page, or as a short message for htmx.
-func (s *Server) HandleError(c *fiber.Ctx, err error) error {
+// ErrorPage answers err with an error page.
+func (s *Server) ErrorPage(c *fiber.Ctx, err error) error {
+	status, msg := s.explain(c, err)
+	p := s.newPage(c, "", http.StatusText(status), map[string]any{"Status": status, "Message": msg})
+	return s.render(c, status, "error", p)
+}
+
+// ErrorFragment answers err with a short message for an htmx request,
+// shown in the page's flash area.
+func (s *Server) ErrorFragment(c *fiber.Ctx, err error) error {
+	status, msg := s.explain(c, err)
+	c.Set("HX-Retarget", "#flash")
+	c.Set("HX-Reswap", "innerHTML")
+	return s.execute(c, status, "error", "message", map[string]any{"Status": status, "Message": msg})
+}
+
+// explain is the status and the message the portal shows for err.
+func (s *Server) explain(c *fiber.Ctx, err error) (int, string) {
 	status, msg := http.StatusInternalServerError, "Something went wrong on our side. The server log has the details."
 	var fe *fiber.Error
 	var ve *requests.ValidationError
@@ -285,13 +301,7 @@ func (s *Server) HandleError(c *fiber.Ctx, err error) error {
 	if status == http.StatusNotFound && msg == "Cannot "+c.Method()+" "+c.Path() {
 		msg = "There is no page at this address."
 	}
-	if isHTMX(c) {
-		c.Set("HX-Retarget", "#flash")
-		c.Set("HX-Reswap", "innerHTML")
-		return s.execute(c, status, "error", "message", map[string]any{"Status": status, "Message": msg})
-	}
-	p := s.newPage(c, "", http.StatusText(status), map[string]any{"Status": status, "Message": msg})
-	return s.render(c, status, "error", p)
+	return status, msg
 }
 
 // param returns a path parameter copied out of Fiber's reused buffers.
