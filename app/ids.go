@@ -7,7 +7,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/provisor/provisor/input"
-	"github.com/provisor/provisor/requests"
 )
 
 // idParams are the path parameters that hold ids: every route of the API
@@ -42,7 +41,7 @@ func guardIDs(app *fiber.App) {
 				for _, n := range names {
 					v := c.Params(n)
 					if !input.ID(v) && !(clients && n == "id" && clientRef.MatchString(v)) {
-						return requests.ErrNotFound
+						return input.ErrNotFound
 					}
 				}
 				return c.Next()

@@ -42,18 +42,10 @@ type Record struct {
 func (Record) TableName() string { return "connectors" }
 
 // ErrNotFound is returned for an unknown connector.
-var ErrNotFound = errors.New("connector not found")
+var ErrNotFound = fmt.Errorf("connector %w", input.ErrNotFound)
 
 // FieldErrors maps a field to what is wrong with it.
-type FieldErrors map[string]string
-
-func (f FieldErrors) Error() string {
-	parts := make([]string, 0, len(f))
-	for k, v := range f {
-		parts = append(parts, k+": "+v)
-	}
-	return "invalid connector: " + strings.Join(parts, "; ")
-}
+type FieldErrors = input.FieldErrors
 
 // Input is what a client sends to create or change a connector. Secrets
 // left out of an update keep their stored value.

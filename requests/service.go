@@ -23,10 +23,10 @@ import (
 
 // Errors a caller can act on.
 var (
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = fmt.Errorf("%w", input.ErrNotFound)
 	// ErrConflict is wrapped by errors that say why an action does not apply
 	// to the current state (cancel a running job, retry a completed one).
-	ErrConflict = errors.New("conflict")
+	ErrConflict = fmt.Errorf("%w", input.ErrConflict)
 )
 
 func conflict(format string, a ...any) error {

@@ -134,7 +134,7 @@ type Input struct {
 
 // Errors.
 var (
-	ErrNotFound = errors.New("task not found")
+	ErrNotFound = fmt.Errorf("task %w", input.ErrNotFound)
 	ErrConflict = requests.ErrConflict
 )
 

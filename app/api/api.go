@@ -19,6 +19,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/provisor/provisor/access"
+	"github.com/provisor/provisor/app/httperr"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
@@ -174,54 +175,24 @@ func httpTitle(status int) string {
 
 func fiberStatus(status int) string { return fiber.NewError(status).Message }
 
-func fieldsOf(m map[string]string) []requests.FieldError {
-	out := make([]requests.FieldError, 0, len(m))
-	for k, v := range m {
-		out = append(out, requests.FieldError{Field: k, Message: v})
-	}
-	sortFields(out)
-	return out
-}
-
-func sortFields(f []requests.FieldError) {
-	for i := 1; i < len(f); i++ {
-		for j := i; j > 0 && f[j].Field < f[j-1].Field; j-- {
-			f[j], f[j-1] = f[j-1], f[j]
-		}
-	}
-}
-
 // errorHandler turns every error into problem+json.
 func (s *server) errorHandler(c *fiber.Ctx, err error) error {
 	var pe *problemError
-	var ve *requests.ValidationError
-	var re *requests.PolicyError
-	var ie identities.FieldErrors
-	var ce connectors.FieldErrors
-	var fe *fiber.Error
-	switch {
-	case errors.As(err, &pe):
-	case errors.As(err, &re):
-		pe = problem(403, re.Error())
-		pe.p.Rule, pe.p.Refusals = re.Refusals[0].Rule, re.Refusals
-	case errors.As(err, &ve):
-		pe = problem(422, "the input has problems; see errors", ve.Fields...)
-	case errors.Is(err, requests.ErrNotAllowed):
-		pe = problem(403, err.Error())
-	case errors.As(err, &ie):
-		pe = problem(422, "the input has problems; see errors", fieldsOf(ie)...)
-	case errors.As(err, &ce):
-		pe = problem(422, "the input has problems; see errors", fieldsOf(ce)...)
-	case errors.Is(err, requests.ErrNotFound), errors.Is(err, tasks.ErrNotFound), errors.Is(err, identities.ErrNotFound), errors.Is(err, connectors.ErrNotFound),
-		errors.Is(err, access.ErrNotFound), errors.Is(err, provlog.ErrNotFound):
-		pe = problem(404, err.Error())
-	case errors.Is(err, requests.ErrConflict), errors.Is(err, identities.ErrConflict), errors.Is(err, access.ErrConflict):
-		pe = problem(409, strings.TrimPrefix(err.Error(), "conflict: "))
-	case errors.As(err, &fe):
-		pe = problem(fe.Code, fe.Message)
-	default:
-		s.Log.Error("api error", "method", c.Method(), "path", c.Path(), "err", err)
-		pe = problem(500, "internal error; the server log has details")
+	if !errors.As(err, &pe) {
+		class := httperr.Classify(err)
+		switch {
+		case class.Internal():
+			s.Log.Error("api error", "method", c.Method(), "path", c.Path(), "err", err)
+			pe = problem(500, "internal error; the server log has details")
+		case class.Fields != nil:
+			pe = problem(class.Status, "the input has problems; see errors", class.Fields...)
+		default:
+			pe = problem(class.Status, class.Message)
+		}
+		if class.Policy != nil {
+			pe.p.Rule, pe.p.Refusals = class.Policy.Refusals[0].Rule, class.Policy.Refusals
+		}
+		class.SetRetryAfter(c)
 	}
 	c.Set(fiber.HeaderContentType, "application/problem+json")
 	if pe.p.Status == 401 {
