@@ -140,13 +140,24 @@ func (p *Principal) Has(scope string) bool { return slices.Contains(p.Scopes, sc
 type Service struct {
 	db       *gorm.DB
 	tokenTTL time.Duration
+	opts     Options
+}
+
+// Options configure the Service. A nil *Options means defaults.
+type Options struct {
 	// DirectoryFunc, if set, signs in people a directory knows and who
 	// have no local password (see directorySignIn).
 	DirectoryFunc DirectorySignInFunc
 }
 
 // New returns the service.
-func New(db *gorm.DB) *Service { return &Service{db: db, tokenTTL: time.Hour} }
+func New(db *gorm.DB, opts *Options) *Service {
+	s := &Service{db: db, tokenTTL: time.Hour}
+	if opts != nil {
+		s.opts = *opts
+	}
+	return s
+}
 
 // TokenTTL is how long an access token lives.
 func (s *Service) TokenTTL() time.Duration { return s.tokenTTL }

@@ -17,7 +17,7 @@ func TestUsersAndTokens(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dialect string) {
 		t.Parallel()
 		db := dbtest.Open(t, dialect)
-		s := access.New(db.Gorm)
+		s := access.New(db.Gorm, nil)
 		ctx := t.Context()
 		if _, err := s.CreateUser(ctx, access.UserInput{Username: "-x", Email: "bad", Password: "short", Role: "root"}, "cli"); err == nil ||
 			!strings.Contains(err.Error(), "username") || !strings.Contains(err.Error(), "email") ||
@@ -80,7 +80,7 @@ func TestSignInSlowDownUnderParallelAttempts(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dialect string) {
 		t.Parallel()
 		db := dbtest.Open(t, dialect)
-		s := access.New(db.Gorm)
+		s := access.New(db.Gorm, nil)
 		ctx := t.Context()
 		pw := access.GeneratePassword()
 		if _, err := s.CreateUser(ctx, access.UserInput{Username: "rita", Password: pw, Role: access.RoleRequester}, "cli"); err != nil {
@@ -150,7 +150,7 @@ func TestSignInFailuresElsewhereDoNotLockOut(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dialect string) {
 		t.Parallel()
 		db := dbtest.Open(t, dialect)
-		s := access.New(db.Gorm)
+		s := access.New(db.Gorm, nil)
 		ctx := t.Context()
 		pw, mallory := access.GeneratePassword(), access.GeneratePassword()
 		for u, p := range map[string]string{"admin": pw, "mallory": mallory} {
@@ -210,10 +210,9 @@ func TestSignInUnjudgedAttemptsAreNotHeld(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dialect string) {
 		t.Parallel()
 		db := dbtest.Open(t, dialect)
-		s := access.New(db.Gorm)
-		s.DirectoryFunc = func(context.Context, string, string) (*access.DirectoryIdentity, error) {
+		s := access.New(db.Gorm, &access.Options{DirectoryFunc: func(context.Context, string, string) (*access.DirectoryIdentity, error) {
 			return nil, access.ErrDirectoryUnavailable
-		}
+		}})
 		for i := range 8 {
 			if _, _, err := s.SignIn(t.Context(), "dora", "pw", "192.0.2.1"); !errors.Is(err, access.ErrDirectoryUnavailable) {
 				t.Fatalf("attempt %d: %v", i, err)

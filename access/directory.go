@@ -48,7 +48,7 @@ func (u *User) IsDirectoryUser() bool { return strings.HasPrefix(u.PasswordHash,
 // person up to date: created at the first sign-in, role from the admin
 // group at every sign-in. A local user of the same name is never taken over.
 func (s *Service) directorySignIn(ctx context.Context, username, password string) (*User, error) {
-	if s.DirectoryFunc == nil {
+	if s.opts.DirectoryFunc == nil {
 		return nil, ErrInvalidCredentials
 	}
 	// existing returns the user of a name, and refuses local users. A
@@ -67,7 +67,7 @@ func (s *Service) directorySignIn(ctx context.Context, username, password string
 	if _, err := existing(username); err != nil {
 		return nil, err
 	}
-	d, err := s.DirectoryFunc(ctx, username, password)
+	d, err := s.opts.DirectoryFunc(ctx, username, password)
 	if err != nil {
 		return nil, err
 	}

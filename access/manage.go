@@ -19,11 +19,11 @@ import (
 // Errors of the admin actions on users and clients.
 var (
 	// ErrNotFound is returned for an unknown user or client.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = fmt.Errorf("%w", input.ErrNotFound)
 	// ErrConflict is wrapped by errors that say why an action does not
 	// apply: the user is disabled already, the client revoked already, the
 	// user is the last enabled admin.
-	ErrConflict = errors.New("conflict")
+	ErrConflict = fmt.Errorf("%w", input.ErrConflict)
 	// ErrAccountDisabled is returned by sign-in for a disabled user whose
 	// password was right.
 	ErrAccountDisabled = errors.New("the account is disabled")

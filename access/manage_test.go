@@ -30,7 +30,7 @@ func TestDisableEnableAndLastAdmin(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dialect string) {
 		t.Parallel()
 		db := dbtest.Open(t, dialect)
-		s := access.New(db.Gorm)
+		s := access.New(db.Gorm, nil)
 		ctx := t.Context()
 		adm, _ := mustUser(t, s, "admin", access.RoleAdmin)
 		rita, pw := mustUser(t, s, "rita", access.RoleRequester)
@@ -120,7 +120,7 @@ func TestLastAdminUnderParallelDisables(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dialect string) {
 		t.Parallel()
 		db := dbtest.Open(t, dialect)
-		s := access.New(db.Gorm)
+		s := access.New(db.Gorm, nil)
 		a, _ := mustUser(t, s, "ann", access.RoleAdmin)
 		b, _ := mustUser(t, s, "bob", access.RoleAdmin)
 		errs := make([]error, 2)
@@ -160,7 +160,7 @@ func TestResetPassword(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dialect string) {
 		t.Parallel()
 		db := dbtest.Open(t, dialect)
-		s := access.New(db.Gorm)
+		s := access.New(db.Gorm, nil)
 		ctx := t.Context()
 		rita, old := mustUser(t, s, "rita", access.RoleRequester)
 		_, cookie, err := s.SignIn(ctx, "rita", old, "192.0.2.1")
@@ -181,9 +181,9 @@ func TestResetPassword(t *testing.T) {
 			t.Errorf("new password: %v", err)
 		}
 
-		s.DirectoryFunc = func(context.Context, string, string) (*access.DirectoryIdentity, error) {
+		s = access.New(db.Gorm, &access.Options{DirectoryFunc: func(context.Context, string, string) (*access.DirectoryIdentity, error) {
 			return &access.DirectoryIdentity{Source: "Corp AD", Username: "dora"}, nil
-		}
+		}})
 		if _, _, err := s.SignIn(ctx, "dora", "directory-pw", "192.0.2.2"); err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +211,7 @@ func TestRevokeClient(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dialect string) {
 		t.Parallel()
 		db := dbtest.Open(t, dialect)
-		s := access.New(db.Gorm)
+		s := access.New(db.Gorm, nil)
 		ctx := t.Context()
 		c, secret, err := s.CreateClient(ctx, "nightly", []string{access.ScopeRead}, "cli")
 		if err != nil {

@@ -118,47 +118,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		return nil, err
 	}
 	a := &App{Config: cfg, Log: log, DB: db}
-	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm, db.WriteRelaxed), ldap.Type(), ldap.ADType(), entra.Type()}, opts.ConnectorTypes...)...)
-	a.Connectors = connectors.NewStore(db.Gorm, registry, sealer)
-	a.Identities = identities.New(db.Gorm, a.Connectors)
-	a.Importer = identities.NewImporter(a.Identities)
-	a.Access = access.New(db.Gorm)
-	a.Logs = provlog.New(db.Gorm)
-	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, Logger: log,
-		ImportFunc: a.Importer.RunJob, People: people{a.Access}, ApprovalExpiry: cfg.ApprovalExpiry, NoProvisioningLog: opts.NoProvisioningLog})
-	// The settled hooks run in order in the transaction that settles a
-	// run: the task's (which locks the task's row, so that concurrent runs
-	// of one task agree on Triggered or Idle) goes last, to hold that lock
-	// for the shortest time.
-	a.Notifier, err = notifier.New(db, &notifier.Options{
-		SMTP: (*notifier.SMTP)(cfg.SMTP), SMTPName: cfg.RedactedSMTP(), RetryFor: cfg.SMTPRetryFor, BaseURL: cfg.BaseURL,
-		AttemptBound: cfg.RescueAfter, Logger: log.With("component", "notifier"), NowFunc: opts.NowFunc,
-		Directory: mailboxes{access: a.Access, identities: a.Identities},
-	})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	a.Requests.OnSettled(a.Notifier.InstanceSettledTx)
-	a.Requests.OnApproval(a.Notifier.ApprovalTx)
-	a.Tasks = tasks.New(db, a.Requests)
-	// A directory connector, once saved, gets its Data Import tasks.
-	a.Connectors.SavedFunc = func(ctx context.Context, r *connectors.Record) {
-		if _, err := a.Tasks.EnsureImportTasks(ctx, r); err != nil {
-			log.Warn("data import tasks not created", "connector", r.Name, "err", err)
-		}
-	}
-	a.Access.DirectoryFunc = directorySignIn(a.Connectors, log.With("component", "sign-in"))
-	a.Tasks.SetIdentities(a.Identities)
-
+	// The queue comes first: the services insert jobs into it. Its
+	// workers need the services, and are added to its bundle once they
+	// exist, before it starts (River allows workers added after the
+	// client is made).
+	var workers *river.Workers
 	qopts := &database.QueueOptions{Logger: log.With("component", "queue"), ID: processID()}
 	if !opts.NoWorkers {
-		workers := river.NewWorkers()
-		river.AddWorker(workers, requests.NewWorker(a.Requests))
-		river.AddWorker(workers, notifier.NewWorker(a.Notifier))
-		river.AddWorker(workers, requests.NewSweepWorker(a.Requests, sweepAfter))
-		river.AddWorker(workers, notifier.NewSweepWorker(a.Notifier, sweepAfter))
-		river.AddWorker(workers, provlog.NewPruneWorker(a.Logs, cfg.LogRetention, log.With("component", "provisioning-log")))
+		workers = river.NewWorkers()
 		qopts.Workers = workers
 		// The sweeps run on the queue's leader, one process of many.
 		qopts.Periodic = []*river.PeriodicJob{
@@ -184,10 +151,46 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		db.Close()
 		return nil, err
 	}
-	a.Requests.SetQueue(a.Queue)
-	a.Notifier.SetQueue(a.Queue)
+	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm, db.WriteRelaxed), ldap.Type(), ldap.ADType(), entra.Type()}, opts.ConnectorTypes...)...)
+	// A directory connector, once saved, gets its Data Import tasks: the
+	// tasks service needs the requests service, which needs the store, so
+	// the store calls the app, which exists before both.
+	a.Connectors = connectors.NewStore(db.Gorm, registry, sealer, &connectors.StoreOptions{SavedFunc: a.connectorSaved})
+	a.Identities = identities.New(db.Gorm, a.Connectors)
+	a.Importer = identities.NewImporter(a.Identities)
+	a.Access = access.New(db.Gorm, &access.Options{DirectoryFunc: directorySignIn(a.Connectors, log.With("component", "sign-in"))})
+	a.Logs = provlog.New(db.Gorm)
+	a.Notifier, err = notifier.New(db, a.Queue, &notifier.Options{
+		SMTP: (*notifier.SMTP)(cfg.SMTP), SMTPName: cfg.RedactedSMTP(), RetryFor: cfg.SMTPRetryFor, BaseURL: cfg.BaseURL,
+		AttemptBound: cfg.RescueAfter, Logger: log.With("component", "notifier"), NowFunc: opts.NowFunc,
+		Directory: mailboxes{access: a.Access, identities: a.Identities},
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	// The settled hooks run in order in the transaction that settles a
+	// run: the task's (which locks the task's row, so that concurrent runs
+	// of one task agree on Triggered or Idle) goes last, to hold that lock
+	// for the shortest time.
+	rollUp := tasks.NewRollUp(db)
+	a.Requests = requests.New(db, a.Queue, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, Logger: log,
+		ImportFunc: a.Importer.RunJob, People: people{a.Access}, ApprovalExpiry: cfg.ApprovalExpiry, NoProvisioningLog: opts.NoProvisioningLog,
+		SettledFuncs:      []requests.SettledFunc{a.Notifier.InstanceSettledTx, rollUp.InstanceBusyTx},
+		AfterSettledFuncs: []requests.AfterSettledFunc{rollUp.InstanceSettled},
+		ApprovalFuncs:     []requests.ApprovalFunc{a.Notifier.ApprovalTx},
+	})
+	// The scheduler reads the tasks, and the tasks tell it of the
+	// schedules they change: through the app, which exists before both.
+	a.Tasks = tasks.New(db, a.Requests, &tasks.Options{Identities: a.Identities, ScheduleChangedFunc: a.scheduleChanged})
 	a.Scheduler = NewScheduler(a.Tasks, log.With("component", "scheduler"), cfg.ScheduleSync)
-	a.Tasks.ScheduleChangedFunc = a.Scheduler.Changed
+	if workers != nil {
+		river.AddWorker(workers, requests.NewWorker(a.Requests))
+		river.AddWorker(workers, notifier.NewWorker(a.Notifier))
+		river.AddWorker(workers, requests.NewSweepWorker(a.Requests, sweepAfter))
+		river.AddWorker(workers, notifier.NewSweepWorker(a.Notifier, sweepAfter))
+		river.AddWorker(workers, provlog.NewPruneWorker(a.Logs, cfg.LogRetention, log.With("component", "provisioning-log")))
+	}
 	portal, err := web.New(web.Deps{
 		Log: log, DB: db.Gorm, Access: a.Access, Identities: a.Identities, Connectors: a.Connectors,
 		Requests: a.Requests, Tasks: a.Tasks, Schedules: a.Scheduler, Notifier: a.Notifier, Imports: a.Importer, Logs: a.Logs,
@@ -197,12 +200,24 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		db.Close()
 		return nil, err
 	}
-	a.HTTP = api.NewServer(api.Deps{
+	a.HTTP = a.newHTTP(api.New(api.Deps{
 		Log: log, Access: a.Access, Identities: a.Identities, Connectors: a.Connectors,
-		Requests: a.Requests, Tasks: a.Tasks, DB: db, Notifier: a.Notifier, Web: portal, Imports: a.Importer, Logs: a.Logs,
-	})
+		Requests: a.Requests, Tasks: a.Tasks, DB: db, Notifier: a.Notifier, Imports: a.Importer, Logs: a.Logs,
+	}), portal)
 	return a, nil
 }
+
+// connectorSaved gives a directory connector, once saved, its Data Import
+// tasks.
+func (a *App) connectorSaved(ctx context.Context, r *connectors.Record) {
+	if _, err := a.Tasks.EnsureImportTasks(ctx, r); err != nil {
+		a.Log.Warn("data import tasks not created", "connector", r.Name, "err", err)
+	}
+}
+
+// scheduleChanged has this process's scheduler apply a task's schedule at
+// once.
+func (a *App) scheduleChanged(taskID string) { a.Scheduler.Changed(taskID) }
 
 // The sweeps look for work that no worker owns (see requests.Service.Sweep
 // and notifier.Service.Sweep) every sweepEvery, and take for abandoned

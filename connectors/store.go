@@ -42,18 +42,10 @@ type Record struct {
 func (Record) TableName() string { return "connectors" }
 
 // ErrNotFound is returned for an unknown connector.
-var ErrNotFound = errors.New("connector not found")
+var ErrNotFound = fmt.Errorf("connector %w", input.ErrNotFound)
 
 // FieldErrors maps a field to what is wrong with it.
-type FieldErrors map[string]string
-
-func (f FieldErrors) Error() string {
-	parts := make([]string, 0, len(f))
-	for k, v := range f {
-		parts = append(parts, k+": "+v)
-	}
-	return "invalid connector: " + strings.Join(parts, "; ")
-}
+type FieldErrors = input.FieldErrors
 
 // Input is what a client sends to create or change a connector. Secrets
 // left out of an update keep their stored value.
@@ -75,8 +67,13 @@ type Store struct {
 	mu    sync.Mutex
 	cache map[string]cached
 
-	// SavedFunc, when set, is called after a connector was created or
-	// changed (app sets it to give directories their data import tasks).
+	opts StoreOptions
+}
+
+// StoreOptions configure a Store. A nil *StoreOptions means defaults.
+type StoreOptions struct {
+	// SavedFunc, if set, is called after a connector was created or
+	// changed (the app gives directories their data import tasks).
 	SavedFunc func(ctx context.Context, r *Record)
 }
 
@@ -86,8 +83,12 @@ type cached struct {
 }
 
 // NewStore returns a store over db.
-func NewStore(db *gorm.DB, registry *Registry, sealer *Sealer) *Store {
-	return &Store{db: db, registry: registry, sealer: sealer, cache: map[string]cached{}}
+func NewStore(db *gorm.DB, registry *Registry, sealer *Sealer, opts *StoreOptions) *Store {
+	s := &Store{db: db, registry: registry, sealer: sealer, cache: map[string]cached{}}
+	if opts != nil {
+		s.opts = *opts
+	}
+	return s
 }
 
 // Registry returns the connector types the store knows.
@@ -153,8 +154,8 @@ func (s *Store) Create(ctx context.Context, in Input) (*Record, error) {
 		}
 		return nil, fmt.Errorf("connectors: create %s: %w", in.Name, err)
 	}
-	if s.SavedFunc != nil {
-		s.SavedFunc(ctx, r)
+	if s.opts.SavedFunc != nil {
+		s.opts.SavedFunc(ctx, r)
 	}
 	return r, nil
 }
@@ -191,8 +192,8 @@ func (s *Store) Update(ctx context.Context, id string, in Input) (*Record, error
 		return nil, fmt.Errorf("connectors: update %s: %w", id, res.Error)
 	}
 	r, err = s.Get(ctx, id)
-	if err == nil && s.SavedFunc != nil {
-		s.SavedFunc(ctx, r)
+	if err == nil && s.opts.SavedFunc != nil {
+		s.opts.SavedFunc(ctx, r)
 	}
 	return r, err
 }

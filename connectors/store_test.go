@@ -22,7 +22,7 @@ func newStore(t *testing.T, dialect string) *connectors.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return connectors.NewStore(db.Gorm, connectors.NewRegistry(ldap.Type(), ldap.ADType()), sealer)
+	return connectors.NewStore(db.Gorm, connectors.NewRegistry(ldap.Type(), ldap.ADType()), sealer, nil)
 }
 
 // ldapSettings are valid settings of an ldap connector on url, with extra

@@ -160,21 +160,12 @@ type membership struct {
 
 func (membership) TableName() string { return "memberships" }
 
-// Errors.
-var (
-	ErrNotFound = errors.New("not found")
-)
+// ErrNotFound is returned for an unknown identity, workgroup, account or
+// entitlement: a value of the package's own, that is input.ErrNotFound.
+var ErrNotFound = fmt.Errorf("%w", input.ErrNotFound)
 
 // FieldErrors maps a field to what is wrong with it.
-type FieldErrors map[string]string
-
-func (f FieldErrors) Error() string {
-	parts := make([]string, 0, len(f))
-	for k, v := range f {
-		parts = append(parts, k+": "+v)
-	}
-	return "invalid input: " + strings.Join(parts, "; ")
-}
+type FieldErrors = input.FieldErrors
 
 // Service manages identities, workgroups and entitlements.
 type Service struct {

@@ -3,7 +3,6 @@ package identities
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/input"
 )
 
 // Import statuses.
@@ -31,7 +31,7 @@ var ImportStatuses = []string{ImportAwaitingApproval, ImportApproved, ImportReje
 
 // ErrConflict is wrapped by errors about an action that does not apply to
 // an import's status (approving a rejected import).
-var ErrConflict = errors.New("conflict")
+var ErrConflict = fmt.Errorf("%w", input.ErrConflict)
 
 // DefaultDeletionThreshold is the share (percent) of a connector's accounts
 // an import may delete or lock without approval, unless the connector says

@@ -5,7 +5,10 @@
 // counted in characters, and names stay on one line.
 //
 // The checks return the problem as a message for the field ("" when the
-// value is fine), for the caller to report with the field's name.
+// value is fine), for the caller to report with the field's name
+// (FieldErrors). The errors every package's own wrap, ErrNotFound and
+// ErrConflict, are here too: a package that checks input says with them
+// why it refused it.
 package input
 
 import (

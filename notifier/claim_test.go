@@ -33,7 +33,7 @@ func TestClaimAndCrashRecovery(t *testing.T) {
 			t.Fatal(err)
 		}
 		db := dbtest.Open(t, dialect)
-		s, err := New(db, &Options{SMTP: (*SMTP)(cfg.SMTP), RetryFor: time.Minute})
+		s, err := New(db, nil, &Options{SMTP: (*SMTP)(cfg.SMTP), RetryFor: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +116,7 @@ func TestStartupLogRedactsPassword(t *testing.T) {
 	}
 	var out bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&out, nil))
-	s, err := New(dbtest.Open(t, "sqlite"), &Options{SMTP: (*SMTP)(cfg.SMTP), SMTPName: cfg.RedactedSMTP(), Logger: log})
+	s, err := New(dbtest.Open(t, "sqlite"), nil, &Options{SMTP: (*SMTP)(cfg.SMTP), SMTPName: cfg.RedactedSMTP(), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,10 +88,10 @@ type Mailbox struct {
 	Name, Address string
 }
 
-// New returns the service. The queue is set later with SetQueue, since the
-// queue's workers need the service; register its hook with
-// requests.Service.OnSettled(s.InstanceSettledTx).
-func New(db *database.DB, opts *Options) (*Service, error) {
+// New returns the service; its deliveries go to queue. Its hooks are
+// requests.Options' SettledFuncs (InstanceSettledTx) and ApprovalFuncs
+// (ApprovalTx).
+func New(db *database.DB, queue *database.Queue, opts *Options) (*Service, error) {
 	o := Options{RetryFor: 24 * time.Hour, MaxConns: 4, BaseURL: "http://localhost", Logger: slog.New(slog.DiscardHandler)}
 	if opts != nil {
 		o.SMTP, o.SMTPName, o.Templates = opts.SMTP, opts.SMTPName, opts.Templates
@@ -115,7 +115,7 @@ func New(db *database.DB, opts *Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{db: db, log: o.Logger, render: r, retry: newBackoff(o.RetryFor), smtpName: o.SMTPName, msgHost: hostOf(o.BaseURL), conns: o.MaxConns,
+	s := &Service{db: db, queue: queue, log: o.Logger, render: r, retry: newBackoff(o.RetryFor), smtpName: o.SMTPName, msgHost: hostOf(o.BaseURL), conns: o.MaxConns,
 		bound: o.AttemptBound, dir: o.Directory, now: o.NowFunc}
 	if s.now == nil {
 		s.now = time.Now
@@ -149,9 +149,6 @@ func New(db *database.DB, opts *Options) (*Service, error) {
 	}
 	return s, nil
 }
-
-// SetQueue gives the service the queue its deliveries go to.
-func (s *Service) SetQueue(q *database.Queue) { s.queue = q }
 
 // Configured reports whether an SMTP server is configured; without one,
 // messages are held.

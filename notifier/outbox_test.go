@@ -18,7 +18,7 @@ func TestRunSharesOneBody(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dialect string) {
 		t.Parallel()
 		db := dbtest.Open(t, dialect)
-		s, err := New(db, nil) // no SMTP: the messages are held, no queue needed
+		s, err := New(db, nil, nil) // no SMTP: the messages are held, no queue needed
 		if err != nil {
 			t.Fatal(err)
 		}

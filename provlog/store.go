@@ -211,7 +211,7 @@ func (l *Log) Get(ctx context.Context, id string) (*Entry, error) {
 }
 
 // ErrNotFound is returned for an entry that does not exist.
-var ErrNotFound = errors.New("provlog: no such entry")
+var ErrNotFound = fmt.Errorf("provlog: entry %w", input.ErrNotFound)
 
 // Stream calls fn with each entry f selects, newest first, reading them
 // from the database as fn goes (f.Limit and f.Before apply): the whole

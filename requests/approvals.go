@@ -198,10 +198,6 @@ type ApprovalEvent struct {
 // approval.
 type ApprovalFunc func(ctx context.Context, tx *gorm.DB, ev *ApprovalEvent) error
 
-// OnApproval registers fn to hear of approval steps that open and task
-// approvals that end.
-func (s *Service) OnApproval(fn ApprovalFunc) { s.onApproval = append(s.onApproval, fn) }
-
 // Errors of the approval flow. A *DecisionError wraps ErrNotAllowed.
 var ErrNotAllowed = errors.New("not allowed to decide this approval")
 

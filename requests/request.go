@@ -120,15 +120,17 @@ type Request struct {
 }
 
 // FieldError names a field and what is wrong with it.
-type FieldError struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
+type FieldError = input.FieldError
 
-// ValidationError lists every problem of a request.
+// ValidationError lists every problem of a request (a field may have
+// several). It is an input.Invalid.
 type ValidationError struct {
 	Fields []FieldError
 }
+
+// FieldList returns the problems in the order they were found (the checks
+// of a request sort them by field).
+func (e *ValidationError) FieldList() []FieldError { return e.Fields }
 
 func (e *ValidationError) Error() string {
 	parts := make([]string, len(e.Fields))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,10 +23,10 @@ import (
 
 // Errors a caller can act on.
 var (
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = fmt.Errorf("%w", input.ErrNotFound)
 	// ErrConflict is wrapped by errors that say why an action does not apply
 	// to the current state (cancel a running job, retry a completed one).
-	ErrConflict = errors.New("conflict")
+	ErrConflict = fmt.Errorf("%w", input.ErrConflict)
 )
 
 func conflict(format string, a ...any) error {
@@ -70,6 +71,14 @@ type Options struct {
 	// NoProvisioningLog writes no provisioning log entries; only the
 	// benchmark sets it, to measure what the entries cost.
 	NoProvisioningLog bool
+	// SettledFuncs run, in order, in the transaction that moves an
+	// instance between busy and settled, either way.
+	SettledFuncs []SettledFunc
+	// AfterSettledFuncs run, in order, once that transaction committed.
+	AfterSettledFuncs []AfterSettledFunc
+	// ApprovalFuncs run, in order, in the transaction that opens approval
+	// steps or ends a task's approval.
+	ApprovalFuncs []ApprovalFunc
 }
 
 // Service starts and steers request instances.
@@ -89,9 +98,8 @@ type Service struct {
 	recorder *recorder
 }
 
-// New returns the service. The queue is set later with SetQueue, since the
-// queue's workers need the service.
-func New(db *database.DB, ids *identities.Service, store *connectors.Store, opts *Options) *Service {
+// New returns the service; its jobs go to queue.
+func New(db *database.DB, queue *database.Queue, ids *identities.Service, store *connectors.Store, opts *Options) *Service {
 	o := Options{MaxAttempts: 10, DependencyWait: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)}
 	if opts != nil {
 		if opts.MaxAttempts > 0 {
@@ -109,23 +117,18 @@ func New(db *database.DB, ids *identities.Service, store *connectors.Store, opts
 		o.People = opts.People
 		o.ApprovalExpiry = opts.ApprovalExpiry
 	}
-	s := &Service{db: db, ids: ids, connectors: store, opts: o}
+	s := &Service{db: db, queue: queue, ids: ids, connectors: store, opts: o}
+	if opts != nil {
+		s.settled = slices.Clone(opts.SettledFuncs)
+		s.after = slices.Clone(opts.AfterSettledFuncs)
+		s.onApproval = slices.Clone(opts.ApprovalFuncs)
+	}
 	s.recorder = newRecorder(s)
 	return s
 }
 
-// SetQueue gives the service the queue its jobs go to.
-func (s *Service) SetQueue(q *database.Queue) { s.queue = q }
-
-// OnSettled registers fn to run when an instance settles or becomes busy again.
-func (s *Service) OnSettled(fn SettledFunc) { s.settled = append(s.settled, fn) }
-
-// AfterSettled registers fn to run after an instance settled or became busy
-// again, once that is committed.
-func (s *Service) AfterSettled(fn AfterSettledFunc) { s.after = append(s.after, fn) }
-
 // transition is an instance that moved between busy and settled in a
-// transaction, kept for the AfterSettled hooks.
+// transaction, kept for the AfterSettledFuncs.
 type transition struct {
 	inst Instance
 	prev string
@@ -133,7 +136,7 @@ type transition struct {
 
 type transitionsKey struct{}
 
-// inTx runs fn in a transaction, then the AfterSettled hooks of the
+// inTx runs fn in a transaction, then the AfterSettledFuncs of the
 // instances it settled, once it committed.
 func (s *Service) inTx(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
 	return s.inTxWith(ctx, s.db.InTx, fn)
@@ -747,7 +750,7 @@ func (s *Service) rollUpCountedTx(ctx context.Context, tx *gorm.DB, inst *Instan
 
 // settledTx runs the settled hooks of inst, whose status changed from
 // prev, when it moved between busy and settled, and keeps it for the
-// AfterSettled hooks.
+// AfterSettledFuncs.
 func (s *Service) settledTx(ctx context.Context, tx *gorm.DB, inst *Instance, prev string) error {
 	status := inst.Status
 	if Busy(prev) != Busy(status) || (Final(status) && !Final(prev)) {

@@ -134,7 +134,7 @@ type Input struct {
 
 // Errors.
 var (
-	ErrNotFound = errors.New("task not found")
+	ErrNotFound = fmt.Errorf("task %w", input.ErrNotFound)
 	ErrConflict = requests.ErrConflict
 )
 
@@ -143,25 +143,31 @@ type FieldErrors = requests.ValidationError
 
 // Service manages tasks.
 type Service struct {
-	db   *database.DB
-	reqs *requests.Service
-	ids  *identities.Service
-	// ScheduleChanged is called after a task's schedule may have changed, so
-	// the scheduler of this process applies it at once.
+	db     *database.DB
+	reqs   *requests.Service
+	rollUp *RollUp
+	opts   Options
+}
+
+// Options configure the Service. A nil *Options means defaults.
+type Options struct {
+	// Identities are what notification recipients are checked against when
+	// a task is saved; without them a task cannot notify an identity.
+	Identities *identities.Service
+	// ScheduleChangedFunc, if set, is called after a task's schedule may
+	// have changed, so the scheduler of this process applies it at once.
 	ScheduleChangedFunc func(taskID string)
 }
 
-// New returns the service and registers its roll-up with reqs.
-func New(db *database.DB, reqs *requests.Service) *Service {
-	s := &Service{db: db, reqs: reqs}
-	reqs.OnSettled(s.instanceBusyTx)
-	reqs.AfterSettled(s.instanceSettled)
+// New returns the service. A task's status follows its runs through the
+// hooks of a RollUp given to reqs.
+func New(db *database.DB, reqs *requests.Service, opts *Options) *Service {
+	s := &Service{db: db, reqs: reqs, rollUp: NewRollUp(db)}
+	if opts != nil {
+		s.opts = *opts
+	}
 	return s
 }
-
-// SetIdentities gives the service the identities that notification
-// recipients are checked against when a task is saved.
-func (s *Service) SetIdentities(ids *identities.Service) { s.ids = ids }
 
 var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
@@ -397,10 +403,10 @@ func (s *Service) checkRecipients(ctx context.Context, n Notify) ([]requests.Fie
 			bad(i, "%q is neither an identity id nor requester or beneficiary", r)
 			continue
 		}
-		if s.ids == nil {
+		if s.opts.Identities == nil {
 			return nil, errors.New("tasks: no identities to check notification recipients against")
 		}
-		id, err := s.ids.GetIdentity(ctx, r)
+		id, err := s.opts.Identities.GetIdentity(ctx, r)
 		switch {
 		case errors.Is(err, identities.ErrNotFound):
 			bad(i, "no identity with id %s", r)
@@ -570,7 +576,7 @@ func (s *Service) UpdateChecked(ctx context.Context, id string, in Input, actor 
 		case !*in.Enabled:
 			updates["status"] = StatusDisabled
 		case cur.Status == StatusDisabled:
-			busy, err := s.busyTx(tx, id)
+			busy, err := busyTx(tx, id)
 			if err != nil {
 				return err
 			}
@@ -715,8 +721,8 @@ func (s *Service) Delete(ctx context.Context, id, actor string) error {
 }
 
 func (s *Service) scheduleChanged(id string) {
-	if s.ScheduleChangedFunc != nil {
-		s.ScheduleChangedFunc(id)
+	if s.opts.ScheduleChangedFunc != nil {
+		s.opts.ScheduleChangedFunc(id)
 	}
 }
 
@@ -942,16 +948,25 @@ func (s *Service) TriggerTick(ctx context.Context, id string, tick time.Time) (*
 const busyRuns = "request_instances.status IN ('" + requests.InstancePending + "', '" + requests.InstanceRunning + "')"
 
 // busyTx reports whether a run of the task is under way.
-func (s *Service) busyTx(tx *gorm.DB, taskID string) (bool, error) {
+func busyTx(tx *gorm.DB, taskID string) (bool, error) {
 	var n int64
 	err := tx.Model(&requests.Instance{}).Where("task_id = ? AND "+busyRuns, taskID).Count(&n).Error
 	return n > 0, err
 }
 
-// instanceBusyTx marks a task Triggered, in the same transaction, when one
+// RollUp keeps each task's status in step with its runs. Its hooks go in
+// requests.Options: InstanceBusyTx in SettledFuncs, InstanceSettled in
+// AfterSettledFuncs. It needs only the database, so that it exists before
+// the requests service, which the tasks service needs.
+type RollUp struct{ db *database.DB }
+
+// NewRollUp returns the roll-up of the tasks in db.
+func NewRollUp(db *database.DB) *RollUp { return &RollUp{db: db} }
+
+// InstanceBusyTx marks a task Triggered, in the same transaction, when one
 // of its runs becomes busy again (a job retried, a revocation run by Force
 // End).
-func (s *Service) instanceBusyTx(ctx context.Context, tx *gorm.DB, inst *requests.Instance, prev string) error {
+func (r *RollUp) InstanceBusyTx(ctx context.Context, tx *gorm.DB, inst *requests.Instance, prev string) error {
 	if inst.TaskID == nil || !requests.Busy(inst.Status) {
 		return nil
 	}
@@ -959,7 +974,7 @@ func (s *Service) instanceBusyTx(ctx context.Context, tx *gorm.DB, inst *request
 		Updates(map[string]any{"status": StatusTriggered, "updated_at": time.Now().UTC()}).Error
 }
 
-// instanceSettled brings a task to Idle once its last busy run settled, and
+// InstanceSettled brings a task to Idle once its last busy run settled, and
 // records the result of its newest run. It runs after the run's
 // transaction committed, and writes the task's row only when something
 // changes: when many runs of one task end together, they do not queue up on
@@ -969,24 +984,24 @@ func (s *Service) instanceBusyTx(ctx context.Context, tx *gorm.DB, inst *request
 // busy runs; whichever of the last runs looks last sees them all settled.
 // A process that dies between the commit and this look leaves the task
 // Triggered until Reconcile finds it.
-func (s *Service) instanceSettled(ctx context.Context, inst *requests.Instance, prev string) {
+func (r *RollUp) InstanceSettled(ctx context.Context, inst *requests.Instance, prev string) {
 	if inst.TaskID == nil || requests.Busy(inst.Status) {
 		return
 	}
-	if err := s.settle(ctx, *inst.TaskID, inst); err != nil {
+	if err := r.settle(ctx, *inst.TaskID, inst); err != nil {
 		slog.Warn("task status not updated after its run ended", "task", *inst.TaskID, "run", inst.ID, "err", err)
 	}
 }
 
 // settle updates a task after inst (nil when reconciling) settled.
-func (s *Service) settle(ctx context.Context, id string, inst *requests.Instance) error {
+func (r *RollUp) settle(ctx context.Context, id string, inst *requests.Instance) error {
 	// One look, without a lock: the task, and whether a run of it is
 	// under way.
 	var look struct {
 		Task
 		Busy bool
 	}
-	res := s.db.Gorm.WithContext(ctx).Model(&Task{}).
+	res := r.db.Gorm.WithContext(ctx).Model(&Task{}).
 		Select("tasks.status, tasks.last_instance_id, tasks.last_run_at, EXISTS (SELECT 1 FROM request_instances WHERE request_instances.task_id = tasks.id AND "+busyRuns+") AS busy").
 		Where("tasks.id = ?", id).Scan(&look)
 	if res.Error != nil || res.RowsAffected == 0 {
@@ -995,7 +1010,7 @@ func (s *Service) settle(ctx context.Context, id string, inst *requests.Instance
 	if newest := inst != nil && isNewest(&look.Task, inst); !newest && (look.Busy || look.Status != StatusTriggered) {
 		return nil
 	}
-	return s.db.InTx(ctx, func(tx *gorm.DB) error {
+	return r.db.InTx(ctx, func(tx *gorm.DB) error {
 		// Lock the task's row and read it again: the runs that end
 		// together agree on Triggered or Idle.
 		var t Task
@@ -1004,7 +1019,7 @@ func (s *Service) settle(ctx context.Context, id string, inst *requests.Instance
 			return res.Error
 		}
 		updates := map[string]any{}
-		busy, err := s.busyTx(tx, id)
+		busy, err := busyTx(tx, id)
 		if err != nil {
 			return err
 		}
@@ -1050,7 +1065,7 @@ func (s *Service) Reconcile(ctx context.Context) error {
 				last = inst
 			}
 		}
-		if err := s.settle(ctx, id, last); err != nil {
+		if err := s.rollUp.settle(ctx, id, last); err != nil {
 			return err
 		}
 	}

@@ -13,14 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/recover"
 
 	"github.com/provisor/provisor/access"
+	"github.com/provisor/provisor/app/httperr"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
@@ -47,45 +46,24 @@ type Deps struct {
 	Imports *identities.Importer
 	// Logs is the provisioning log.
 	Logs *provlog.Log
-	// Web, if set, is the portal served beside the API; it renders the
-	// errors of its own pages.
-	Web Web
-}
-
-// Web is the portal as the server mounts it.
-type Web interface {
-	Routes(app *fiber.App)
-	HandleError(c *fiber.Ctx, err error) error
 }
 
 type server struct{ Deps }
 
-// NewServer returns the HTTP server with the API and health routes.
-func NewServer(d Deps) *fiber.App {
-	s := &server{d}
-	app := fiber.New(fiber.Config{
-		ErrorHandler:          s.errorHandler,
-		DisableStartupMessage: true,
-		BodyLimit:             1 << 20,
-		AppName:               "Provisor",
-	})
-	// A panic in a handler is logged with its stack and answered 500,
-	// instead of ending the process.
-	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
-		s.Log.Error("panic", "method", c.Method(), "path", c.Path(), "panic", fmt.Sprint(e), "stack", string(debug.Stack()))
-	}}))
-	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
-	app.Get("/readyz", s.ready)
-	s.Routes(app.Group("/api/v1"))
-	if d.Web != nil {
-		d.Web.Routes(app)
-	}
-	GuardIDs(app)
-	return app
-}
+// Server is the API, as the HTTP server of the app mounts it.
+type Server struct{ s *server }
 
-// Routes mounts the API on r.
-func (s *server) Routes(r fiber.Router) {
+// New returns the API.
+func New(d Deps) *Server { return &Server{&server{d}} }
+
+// Mount registers the API's routes on r, the /api/v1 group.
+func (a *Server) Mount(r fiber.Router) { a.s.routes(r) }
+
+// HandleError answers err as application/problem+json.
+func (a *Server) HandleError(c *fiber.Ctx, err error) error { return a.s.errorHandler(c, err) }
+
+// routes mounts the API on r.
+func (s *server) routes(r fiber.Router) {
 	r.Get("/openapi.yaml", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, "application/yaml")
 		return c.Send(openapi)
@@ -164,13 +142,6 @@ func (s *server) Routes(r fiber.Router) {
 	r.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 }
 
-func (s *server) ready(c *fiber.Ctx) error {
-	if err := s.DB.SQL.PingContext(c.UserContext()); err != nil {
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "database unreachable"})
-	}
-	return c.JSON(fiber.Map{"status": "ready"})
-}
-
 // Problem is an application/problem+json body (RFC 9457).
 type Problem struct {
 	Type   string                `json:"type"`
@@ -204,57 +175,24 @@ func httpTitle(status int) string {
 
 func fiberStatus(status int) string { return fiber.NewError(status).Message }
 
-func fieldsOf(m map[string]string) []requests.FieldError {
-	out := make([]requests.FieldError, 0, len(m))
-	for k, v := range m {
-		out = append(out, requests.FieldError{Field: k, Message: v})
-	}
-	sortFields(out)
-	return out
-}
-
-func sortFields(f []requests.FieldError) {
-	for i := 1; i < len(f); i++ {
-		for j := i; j > 0 && f[j].Field < f[j-1].Field; j-- {
-			f[j], f[j-1] = f[j-1], f[j]
-		}
-	}
-}
-
 // errorHandler turns every error into problem+json.
 func (s *server) errorHandler(c *fiber.Ctx, err error) error {
-	if s.Web != nil && !strings.HasPrefix(strings.ToLower(c.Path()), "/api/") {
-		return s.Web.HandleError(c, err)
-	}
 	var pe *problemError
-	var ve *requests.ValidationError
-	var re *requests.PolicyError
-	var ie identities.FieldErrors
-	var ce connectors.FieldErrors
-	var fe *fiber.Error
-	switch {
-	case errors.As(err, &pe):
-	case errors.As(err, &re):
-		pe = problem(403, re.Error())
-		pe.p.Rule, pe.p.Refusals = re.Refusals[0].Rule, re.Refusals
-	case errors.As(err, &ve):
-		pe = problem(422, "the input has problems; see errors", ve.Fields...)
-	case errors.Is(err, requests.ErrNotAllowed):
-		pe = problem(403, err.Error())
-	case errors.As(err, &ie):
-		pe = problem(422, "the input has problems; see errors", fieldsOf(ie)...)
-	case errors.As(err, &ce):
-		pe = problem(422, "the input has problems; see errors", fieldsOf(ce)...)
-	case errors.Is(err, requests.ErrNotFound), errors.Is(err, tasks.ErrNotFound), errors.Is(err, identities.ErrNotFound), errors.Is(err, connectors.ErrNotFound),
-		errors.Is(err, access.ErrNotFound), errors.Is(err, provlog.ErrNotFound):
-		pe = problem(404, err.Error())
-	case errors.Is(err, requests.ErrConflict), errors.Is(err, identities.ErrConflict), errors.Is(err, access.ErrConflict):
-		pe = problem(409, strings.TrimPrefix(err.Error(), "conflict: "))
-	case errors.As(err, &fe):
-		pe = problem(fe.Code, fe.Message)
-	default:
-		s.Log.Error("api error", "method", c.Method(), "path", c.Path(), "err", err)
-		pe = problem(500, "internal error; the server log has details")
+	if !errors.As(err, &pe) {
+		class := httperr.Classify(err)
+		switch {
+		case class.Internal():
+			s.Log.Error("api error", "method", c.Method(), "path", c.Path(), "err", err)
+			pe = problem(500, "internal error; the server log has details")
+		case class.Fields != nil:
+			pe = problem(class.Status, "the input has problems; see errors", class.Fields...)
+		default:
+			pe = problem(class.Status, class.Message)
+		}
+		if class.Policy != nil {
+			pe.p.Rule, pe.p.Refusals = class.Policy.Refusals[0].Rule, class.Policy.Refusals
+		}
+		class.SetRetryAfter(c)
 	}
 	c.Set(fiber.HeaderContentType, "application/problem+json")
 	if pe.p.Status == 401 {

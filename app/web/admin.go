@@ -14,6 +14,7 @@ import (
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/input"
 )
 
 type connectorsData struct {
@@ -130,13 +131,9 @@ func rawList(c *fiber.Ctx, name string) []string {
 }
 
 func fieldMap(err error) map[string]string {
-	var fe connectors.FieldErrors
+	var fe input.FieldErrors
 	if errors.As(err, &fe) {
-		return map[string]string(fe)
-	}
-	var ie identities.FieldErrors
-	if errors.As(err, &ie) {
-		return map[string]string(ie)
+		return fe
 	}
 	return nil
 }

@@ -225,7 +225,7 @@ func (s *Server) approvalWithdraw(c *fiber.Ctx) error {
 // errors go to the error page (403 with the reason, 409 when decided).
 func (s *Server) decisionError(c *fiber.Ctx, a *requests.Approval, comment string, err error) error {
 	var ve *requests.ValidationError
-	if !errors.As(err, &ve) || isHTMX(c) {
+	if !errors.As(err, &ve) || IsHTMX(c) {
 		return err
 	}
 	errs := map[string]string{}

@@ -160,7 +160,7 @@ func (s *Server) jobsPage(c *fiber.Ctx) error {
 		h.Href = "/jobs?" + q.Encode()
 		d.Heads[col] = h
 	}
-	if isHTMX(c) && c.Get("HX-Target") == "jobs-board" {
+	if IsHTMX(c) && c.Get("HX-Target") == "jobs-board" {
 		return s.fragment(c, "jobs", "board", d)
 	}
 	return s.render(c, fiber.StatusOK, "jobs", s.newPage(c, "jobs", "Connector Jobs", d))
@@ -246,7 +246,7 @@ func (s *Server) showDialog(c *fiber.Ctx, id, message string) error {
 		// The board behind the dialog shows what the action changed.
 		c.Set("HX-Trigger", "jobs-changed")
 	}
-	if !isHTMX(c) {
+	if !IsHTMX(c) {
 		// Without htmx, the dialog opens on the page itself.
 		return c.Redirect("/jobs?open="+url.QueryEscape(inst.ID), fiber.StatusSeeOther)
 	}

@@ -89,7 +89,7 @@ func (s *Server) instancePage(c *fiber.Ctx) error {
 	if d.Approval, err = s.approvalOf(c, inst.ApprovalID); err != nil {
 		return err
 	}
-	if isHTMX(c) {
+	if IsHTMX(c) {
 		return s.fragment(c, "request", "run", d)
 	}
 	return s.render(c, fiber.StatusOK, "request", s.newPage(c, "requests", "Run "+inst.ID, d))

@@ -58,7 +58,7 @@ func (s *Server) tasksPage(c *fiber.Ctx) error {
 		}
 		d.Gates[items[i].ID] = gate
 	}
-	if isHTMX(c) && c.Get("HX-Target") == "task-grid" {
+	if IsHTMX(c) && c.Get("HX-Target") == "task-grid" {
 		return s.fragment(c, "tasks", "grid", s.newPage(c, "tasks", "Tasks", d))
 	}
 	return s.render(c, fiber.StatusOK, "tasks", s.newPage(c, "tasks", "Tasks", d))
@@ -132,7 +132,7 @@ func (s *Server) taskTrigger(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if isHTMX(c) && c.Get("HX-Target") != "" {
+	if IsHTMX(c) && c.Get("HX-Target") != "" {
 		t, err = s.Tasks.Get(c.UserContext(), t.ID)
 		if err != nil {
 			return err

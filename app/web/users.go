@@ -71,7 +71,7 @@ func (s *Server) usersPage(c *fiber.Ctx) error {
 // refused shows why an action did not apply: in place for htmx, as a flash
 // on the page otherwise.
 func (s *Server) refused(c *fiber.Ctx, err error) error {
-	if isHTMX(c) || !errors.Is(err, access.ErrConflict) {
+	if IsHTMX(c) || !errors.Is(err, access.ErrConflict) {
 		return err
 	}
 	s.flash(c, strings.TrimPrefix(err.Error(), access.ErrConflict.Error()+": "))
@@ -95,7 +95,7 @@ func (s *Server) userSetDisabled(c *fiber.Ctx, disabled bool) error {
 		s.clearCookie(c, sessionCookie)
 		return redirect(c, "/login")
 	}
-	if isHTMX(c) {
+	if IsHTMX(c) {
 		return s.userRow(c, u, "")
 	}
 	if disabled {
@@ -113,7 +113,7 @@ func (s *Server) userResetPassword(c *fiber.Ctx) error {
 	if err != nil {
 		return s.refused(c, err)
 	}
-	if isHTMX(c) {
+	if IsHTMX(c) {
 		return s.userRow(c, u, pw)
 	}
 	d, err := s.usersData(c)
@@ -129,7 +129,7 @@ func (s *Server) clientRevoke(c *fiber.Ctx) error {
 	if err != nil {
 		return s.refused(c, err)
 	}
-	if isHTMX(c) {
+	if IsHTMX(c) {
 		return s.fragment(c, "users", "client-row", clientRowData{C: cl, CSRF: session(c).CSRFToken})
 	}
 	s.flash(c, "The API client "+cl.Name+" is revoked: its tokens no longer work.")

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/provisor/provisor/provlog"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -26,9 +25,12 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/access"
+	"github.com/provisor/provisor/app/httperr"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/input"
 	"github.com/provisor/provisor/notifier"
+	"github.com/provisor/provisor/provlog"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 	"github.com/provisor/provisor/views"
@@ -109,8 +111,8 @@ func (s *Server) parse(fsys fs.FS) error {
 	return nil
 }
 
-// Routes mounts the portal on app.
-func (s *Server) Routes(app *fiber.App) {
+// Mount registers the portal's routes on app.
+func (s *Server) Mount(app fiber.Router) {
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(views.Static()), MaxAge: 3600}))
 	app.Get("/favicon.ico", func(c *fiber.Ctx) error { return c.Redirect("/static/favicon.svg", fiber.StatusMovedPermanently) })
 	app.Use(s.secureHeaders, s.loadSession)
@@ -246,52 +248,63 @@ func (s *Server) execute(c *fiber.Ctx, status int, name, tmpl string, data any) 
 	return c.Status(status).Send(buf.Bytes())
 }
 
-// isHTMX reports whether htmx made the request.
-func isHTMX(c *fiber.Ctx) bool { return c.Get("HX-Request") == "true" }
+// IsHTMX reports whether htmx made the request.
+func IsHTMX(c *fiber.Ctx) bool { return c.Get("HX-Request") == "true" }
 
 // redirect sends the browser to to, as htmx expects it for htmx requests.
 func redirect(c *fiber.Ctx, to string) error {
-	if isHTMX(c) {
+	if IsHTMX(c) {
 		c.Set("HX-Redirect", to)
 		return c.SendStatus(fiber.StatusNoContent)
 	}
 	return c.Redirect(to, fiber.StatusSeeOther)
 }
 
-// HandleError renders an error as a page, or as a short message for htmx.
-func (s *Server) HandleError(c *fiber.Ctx, err error) error {
-	status, msg := http.StatusInternalServerError, "Something went wrong on our side. The server log has the details."
-	var fe *fiber.Error
-	var ve *requests.ValidationError
-	var pe *requests.PolicyError
-	var de *requests.DecisionError
-	switch {
-	case errors.As(err, &pe):
-		status, msg = http.StatusForbidden, "Not allowed: "+pe.Error()+"."
-	case errors.As(err, &de):
-		status, msg = http.StatusForbidden, "Not allowed: "+de.Reason+"."
-	case errors.As(err, &fe):
-		status, msg = fe.Code, fe.Message
-	case errors.Is(err, requests.ErrNotFound), errors.Is(err, tasks.ErrNotFound), errors.Is(err, identities.ErrNotFound), errors.Is(err, connectors.ErrNotFound),
-		errors.Is(err, access.ErrNotFound), errors.Is(err, provlog.ErrNotFound):
-		status, msg = http.StatusNotFound, "There is nothing here: it may have been deleted, or the link is wrong."
-	case errors.Is(err, requests.ErrConflict), errors.Is(err, access.ErrConflict):
-		status, msg = http.StatusConflict, strings.TrimPrefix(err.Error(), "conflict: ")
-	case errors.As(err, &ve):
-		status, msg = http.StatusUnprocessableEntity, ve.Error()
-	default:
-		s.Log.Error("portal error", "method", c.Method(), "path", c.Path(), "err", err)
-	}
-	if status == http.StatusNotFound && msg == "Cannot "+c.Method()+" "+c.Path() {
-		msg = "There is no page at this address."
-	}
-	if isHTMX(c) {
-		c.Set("HX-Retarget", "#flash")
-		c.Set("HX-Reswap", "innerHTML")
-		return s.execute(c, status, "error", "message", map[string]any{"Status": status, "Message": msg})
-	}
+// ErrorPage answers err with an error page.
+func (s *Server) ErrorPage(c *fiber.Ctx, err error) error {
+	status, msg := s.explain(c, err)
 	p := s.newPage(c, "", http.StatusText(status), map[string]any{"Status": status, "Message": msg})
 	return s.render(c, status, "error", p)
+}
+
+// ErrorFragment answers err with a short message for an htmx request,
+// shown in the page's flash area.
+func (s *Server) ErrorFragment(c *fiber.Ctx, err error) error {
+	status, msg := s.explain(c, err)
+	c.Set("HX-Retarget", "#flash")
+	c.Set("HX-Reswap", "innerHTML")
+	return s.execute(c, status, "error", "message", map[string]any{"Status": status, "Message": msg})
+}
+
+// explain is the status and the message the portal shows for err.
+func (s *Server) explain(c *fiber.Ctx, err error) (int, string) {
+	class := httperr.Classify(err)
+	class.SetRetryAfter(c)
+	msg := class.Message
+	var de *requests.DecisionError
+	switch class.Status {
+	case http.StatusInternalServerError:
+		if class.Internal() {
+			s.Log.Error("portal error", "method", c.Method(), "path", c.Path(), "err", err)
+			msg = "Something went wrong on our side. The server log has the details."
+		}
+	case http.StatusForbidden:
+		if errors.As(err, &de) {
+			msg = de.Reason
+		}
+		if class.Policy != nil || de != nil || errors.Is(err, requests.ErrNotAllowed) {
+			msg = "Not allowed: " + msg + "."
+		}
+	case http.StatusNotFound:
+		if errors.Is(err, input.ErrNotFound) {
+			msg = "There is nothing here: it may have been deleted, or the link is wrong."
+		} else if msg == "Cannot "+c.Method()+" "+c.Path() {
+			msg = "There is no page at this address."
+		}
+	case http.StatusTooManyRequests:
+		msg = "Too many attempts. Wait " + class.RetryAfter.Round(time.Second).String() + " and try again."
+	}
+	return class.Status, msg
 }
 
 // param returns a path parameter copied out of Fiber's reused buffers.

@@ -291,7 +291,7 @@ func (s *Server) showStep(c *fiber.Ctx, status int, d *requests.Draft, i int, er
 		}
 	}
 	title := "New Request: " + d.Type.Label()
-	if isHTMX(c) && c.Method() == fiber.MethodGet && c.Get("HX-Target") != "" {
+	if IsHTMX(c) && c.Method() == fiber.MethodGet && c.Get("HX-Target") != "" {
 		return s.fragment(c, "wizard", "results-"+wd.Step, wd)
 	}
 	return s.render(c, status, "wizard", s.newPage(c, "new", title, wd))

@@ -34,7 +34,7 @@ func Example() {
 		return
 	}
 	sealer, _ := connectors.NewSealer("an example key of at least thirty-two characters")
-	store := connectors.NewStore(db.Gorm, connectors.NewRegistry(builtin.Type(db.Gorm, db.WriteRelaxed)), sealer)
+	store := connectors.NewStore(db.Gorm, connectors.NewRegistry(builtin.Type(db.Gorm, db.WriteRelaxed)), sealer, nil)
 	rec, err := store.Create(ctx, connectors.Input{Name: "Corp Dir", Type: builtin.TypeName})
 	if err != nil {
 		fmt.Println(err)

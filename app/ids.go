@@ -1,4 +1,4 @@
-package api
+package app
 
 import (
 	"regexp"
@@ -7,7 +7,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/provisor/provisor/input"
-	"github.com/provisor/provisor/requests"
 )
 
 // idParams are the path parameters that hold ids: every route of the API
@@ -20,12 +19,12 @@ var idParams = map[string]bool{"id": true, "job": true}
 // its pc_… client id.
 var clientRef = regexp.MustCompile(`^pc_[A-Za-z0-9_-]{1,64}$`)
 
-// GuardIDs puts the id check in front of the last handler of every route
+// guardIDs puts the id check in front of the last handler of every route
 // of app with an id in its path (after the routes' scope and role
 // checks, so a caller who may not use the route is told that first). It
 // reads the route table, so routes added later are checked too; it is
 // called once all routes are mounted.
-func GuardIDs(app *fiber.App) {
+func guardIDs(app *fiber.App) {
 	for _, routes := range app.Stack() {
 		for _, r := range routes {
 			var names []string
@@ -42,7 +41,7 @@ func GuardIDs(app *fiber.App) {
 				for _, n := range names {
 					v := c.Params(n)
 					if !input.ID(v) && !(clients && n == "id" && clientRef.MatchString(v)) {
-						return requests.ErrNotFound
+						return input.ErrNotFound
 					}
 				}
 				return c.Next()
