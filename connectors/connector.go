@@ -4,10 +4,11 @@
 // error kinds that decide whether a job retries or waits, the HTTP client
 // base of REST connectors (RESTClient), and the registry of types.
 //
-// The types are "internal" (the built-in directory, package builtin), "ldap",
-// "ad", "entra" and "scim". Every operation is idempotent: granting a
-// membership that exists, or deleting an account that is gone, succeeds
-// without change, so a job retried after a crash does no harm.
+// The types are "internal" (the built-in directory, package builtin),
+// "ldap" and "ad" (package ldap) and "entra" (package entra); a program
+// that embeds Provisor may register more. Every operation is idempotent:
+// granting a membership that exists, or deleting an account that is gone,
+// succeeds without change, so a job retried after a crash does no harm.
 package connectors
 
 import (

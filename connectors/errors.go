@@ -1,7 +1,6 @@
 package connectors
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -98,11 +97,6 @@ func RequestIDOf(err error) string {
 		return h.RequestID
 	}
 	return ""
-}
-
-// IsTimeout reports whether err came from a deadline.
-func IsTimeout(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded)
 }
 
 // BoundSettings returns the JSON names of the fields of the settings

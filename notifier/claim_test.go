@@ -64,12 +64,11 @@ func TestClaimAndCrashRecovery(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		// The first two are job 7's (queued again for it); the third was
-		// marked "sending" by job 7 in an earlier version of Provisor,
-		// whose process stopped during the attempt.
+		// The three are job 7's (queued again for it); the third had an
+		// attempt already.
 		set(ids[0], map[string]any{"claimed_by": 7})
 		set(ids[1], map[string]any{"claimed_by": 7})
-		set(ids[2], map[string]any{"claimed_by": 7, "status": StatusSending, "attempts": 1})
+		set(ids[2], map[string]any{"claimed_by": 7, "attempts": 1})
 
 		// Another job (the one that failed them, say) does not touch them.
 		if settled, err := s.deliver(ctx, 8, ids, time.Now().Add(time.Minute)); err != nil || settled || srv.Accepted() != 0 {

@@ -16,15 +16,13 @@ import (
 	"github.com/provisor/provisor/requests"
 )
 
-// Statuses of a notification. Sending is only left by earlier versions,
-// which marked a message before each attempt: the job that marked it
-// sends it again. A message being sent now is queued.
+// Statuses of a notification. A message being sent now is queued: nothing
+// is written before an attempt.
 const (
-	StatusHeld    = "held"
-	StatusQueued  = "queued"
-	StatusSending = "sending"
-	StatusSent    = "sent"
-	StatusFailed  = "failed"
+	StatusHeld   = "held"
+	StatusQueued = "queued"
+	StatusSent   = "sent"
+	StatusFailed = "failed"
 )
 
 // Statuses lists the statuses a listing can be filtered by; queued
@@ -148,7 +146,7 @@ func withBodies(db *gorm.DB, msgs []*Notification, bodies map[string]*body) erro
 
 // ListOpts filter and page the outbox. Zero values mean everything, first page.
 type ListOpts struct {
-	// Status is queued (with sending), sent, failed or held.
+	// Status is queued (with the messages being sent), sent, failed or held.
 	Status     string
 	InstanceID string
 	Limit      int
@@ -163,16 +161,12 @@ func (s *Service) List(ctx context.Context, o ListOpts) ([]Notification, int64, 
 	case StatusSent:
 		q = q.Where("status = ?", StatusSent)
 	default:
-		statuses := []string{o.Status}
-		switch {
-		case o.Status == StatusQueued:
-			statuses = append(statuses, StatusSending)
-		case !slices.Contains(Statuses, o.Status) && o.Status != StatusSending:
+		if !slices.Contains(Statuses, o.Status) {
 			return nil, 0, fmt.Errorf("notifier: unknown status %q; use one of %s", o.Status, strings.Join(Statuses, ", "))
 		}
 		// Only messages not yet sent are indexed by status: SQLite uses
 		// that index when the query states its condition.
-		q = q.Where("status IN ? AND "+unsent, statuses)
+		q = q.Where("status = ? AND "+unsent, o.Status)
 	}
 	if o.InstanceID != "" {
 		q = q.Where("instance_id = ?", o.InstanceID)

@@ -54,7 +54,7 @@ func (s *Service) Sweep(ctx context.Context, olderThan time.Duration) (int, erro
 	// between are too new to be taken.
 	var msgs []Notification
 	if err := s.db.Gorm.WithContext(ctx).Select("id, claimed_by").
-		Where("status IN ? AND "+unsent+" AND updated_at < ?", []string{StatusQueued, StatusSending}, time.Now().UTC().Add(-olderThan)).
+		Where("status = ? AND "+unsent+" AND updated_at < ?", StatusQueued, time.Now().UTC().Add(-olderThan)).
 		Order("created_at").Limit(sweepBatch).Find(&msgs).Error; err != nil {
 		return 0, fmt.Errorf("notifier: sweep: %w", err)
 	}
@@ -106,7 +106,7 @@ func (s *Service) Sweep(ctx context.Context, olderThan time.Duration) (int, erro
 			// meanwhile stays where it is.
 			for _, id := range part {
 				n := byID[id]
-				q := tx.Model(&Notification{}).Where("id = ? AND status IN ?", n.ID, []string{StatusQueued, StatusSending})
+				q := tx.Model(&Notification{}).Where("id = ? AND status = ?", n.ID, StatusQueued)
 				if n.ClaimedBy == nil {
 					q = q.Where("claimed_by IS NULL")
 				} else {

@@ -152,10 +152,6 @@ func (s *Service) deliver(ctx context.Context, jobID int64, ids []string, until 
 			if time.Now().After(until) {
 				return false, errors.Join(errTimeUp, wait(pending))
 			}
-			if n.Status == StatusSending {
-				s.log.Warn("notification: the previous attempt ended without a result; sending again with the same Message-ID",
-					"notification", n.ID, "message_id", n.MessageID, "address", n.Address)
-			}
 			sendErr := broken
 			if sendErr == nil {
 				sendErr = l.send(ctx, s.message(n))
@@ -260,9 +256,8 @@ func (s *Service) failed(jobID int64, n *Notification, sendErr error) (again boo
 
 // ownedByJob is the condition on the messages a job may send: queued ones
 // that belong to it (claimed_by names the job that queued a message again;
-// a message written with its job names none), and those an earlier version
-// of Provisor marked "sending" for it before its process stopped.
-const ownedByJob = `((status = '` + StatusQueued + `' AND (claimed_by IS NULL OR claimed_by = @job)) OR (status = '` + StatusSending + `' AND claimed_by = @job))`
+// a message written with its job names none).
+const ownedByJob = `(status = '` + StatusQueued + `' AND (claimed_by IS NULL OR claimed_by = @job))`
 
 // sendColumns are what sending a message and recording its outcome read.
 const sendColumns = "id, recipient, address, subject, body_id, message_id, status, attempts, created_at, queued_at"
@@ -275,8 +270,8 @@ func (s *Service) due(jobID int64, ids []string, bodies map[string]*body) ([]*No
 	var rows []Notification
 	err := s.retryDB(func(db *gorm.DB) error {
 		rows = rows[:0]
-		return db.Select(sendColumns).Where("id IN @ids AND "+ownedByJob+" AND (status = @sending OR next_attempt_at IS NULL OR next_attempt_at <= @due)",
-			map[string]any{"ids": ids, "job": jobID, "sending": StatusSending, "due": s.now().UTC().Add(50 * time.Millisecond)}).Find(&rows).Error
+		return db.Select(sendColumns).Where("id IN @ids AND "+ownedByJob+" AND (next_attempt_at IS NULL OR next_attempt_at <= @due)",
+			map[string]any{"ids": ids, "job": jobID, "due": s.now().UTC().Add(50 * time.Millisecond)}).Find(&rows).Error
 	})
 	if err != nil {
 		return nil, fmt.Errorf("notifier: read messages to send: %w", err)
@@ -312,7 +307,7 @@ const sentLinger = 5 * time.Millisecond
 func (s *Service) sentBatch(ids []string) ([]struct{}, error) {
 	now := s.now().UTC()
 	err := s.retryDB(func(db *gorm.DB) error {
-		return db.Model(&Notification{}).Where("id IN ? AND status IN ?", ids, []string{StatusQueued, StatusSending}).
+		return db.Model(&Notification{}).Where("id IN ? AND status = ?", ids, StatusQueued).
 			Updates(map[string]any{"status": StatusSent, "attempts": gorm.Expr("attempts + 1"), "last_attempt_at": now, "sent_at": now,
 				"next_attempt_at": nil, "last_error": "", "updated_at": now}).Error
 	})

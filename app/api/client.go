@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/provisor/provisor/requests"
 )
@@ -25,7 +27,7 @@ type Client struct {
 	ClientSecret string
 	HTTP         *http.Client
 
-	token string
+	tokens oauth2.TokenSource
 }
 
 // APIError is an error answer of the API.
@@ -53,36 +55,27 @@ func (c *Client) http() *http.Client {
 	return &http.Client{Timeout: 30 * time.Second}
 }
 
-// Authenticate gets a bearer token.
+// Authenticate gets a bearer token (OAuth2 client credentials, the
+// credentials in the Authorization header). Do gets the next one when it
+// expires.
 func (c *Client) Authenticate(ctx context.Context) error {
-	form := url.Values{"grant_type": {"client_credentials"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.BaseURL, "/")+"/api/v1/token", strings.NewReader(form.Encode()))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
-	resp, err := c.http().Do(req)
-	if err != nil {
+	cfg := &clientcredentials.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret,
+		TokenURL: strings.TrimRight(c.BaseURL, "/") + "/api/v1/token", AuthStyle: oauth2.AuthStyleInHeader}
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, c.http())
+	tok, err := cfg.Token(ctx)
+	var re *oauth2.RetrieveError
+	var ue *url.Error
+	switch {
+	case errors.As(err, &re):
+		return fmt.Errorf("authentication failed (%d %s): %s", re.Response.StatusCode, re.ErrorCode, re.ErrorDescription)
+	case errors.As(err, &ue):
 		return fmt.Errorf("cannot reach %s: %w", c.BaseURL, err)
+	case err != nil:
+		return fmt.Errorf("authentication failed: unexpected answer from %s: %w", c.BaseURL, err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error       string `json:"error"`
-			Description string `json:"error_description"`
-		}
-		_ = json.Unmarshal(body, &e)
-		return fmt.Errorf("authentication failed (%d %s): %s", resp.StatusCode, e.Error, e.Description)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {
-		return fmt.Errorf("authentication failed: unexpected answer from %s", c.BaseURL)
-	}
-	c.token = tok.AccessToken
+	// The next tokens are fetched when Do needs them, outside the
+	// context of this call.
+	c.tokens = oauth2.ReuseTokenSource(tok, cfg.TokenSource(context.WithoutCancel(ctx)))
 	return nil
 }
 
@@ -103,7 +96,14 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.tokens == nil {
+		return errors.New("api: Authenticate before Do")
+	}
+	tok, err := c.tokens.Token()
+	if err != nil {
+		return fmt.Errorf("api: renew the bearer token: %w", err)
+	}
+	tok.SetAuthHeader(req)
 	resp, err := c.http().Do(req)
 	if err != nil {
 		return err
@@ -189,9 +189,11 @@ func (c *Client) InvokeTask(ctx context.Context, o InvokeOpts) (*requests.Instan
 			if ctx.Err() != nil {
 				return &inst, fmt.Errorf("%w: run %s is still %s after %s", ErrTimeout, inst.ID, last, o.Timeout)
 			}
-			// A restart of the server is no reason to give up: try again.
-			if c.Authenticate(ctx) != nil {
-				continue
+			// A restart of the server is no reason to give up: look again,
+			// with a new token if the server forgot the old one.
+			var ae *APIError
+			if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+				_ = c.Authenticate(ctx) // a failure shows in the next look
 			}
 			continue
 		}

@@ -99,14 +99,16 @@ const (
 )
 
 // Setting describes one configuration setting: its flag, its environment
-// variable, its default and what it does. The README's table is made from it.
+// variable, its default and what it does. The README's configuration table
+// is written by hand; TestReadmeListsEverySetting fails when it lacks the
+// row of a setting.
 type Setting struct {
 	Flag, Env, Default, Usage string
 	// Bool settings are switches: --demo alone means true.
 	Bool bool
 }
 
-// Settings lists every setting in the order the README shows them.
+// Settings lists every setting, in the order the README's table lists them.
 var Settings = []Setting{
 	{"addr", "PROVISOR_ADDR", "127.0.0.1:8080", "host:port to listen on", false},
 	{"database", "PROVISOR_DATABASE_URL", "", "postgres://user@host:5432/db; empty for the embedded SQLite database in the data folder", false},
