@@ -116,6 +116,7 @@ func New(db *database.DB, queue *database.Queue, ids *identities.Service, store 
 		o.ImportFunc = opts.ImportFunc
 		o.People = opts.People
 		o.ApprovalExpiry = opts.ApprovalExpiry
+		o.NoProvisioningLog = opts.NoProvisioningLog
 	}
 	s := &Service{db: db, queue: queue, ids: ids, connectors: store, opts: o}
 	if opts != nil {
