@@ -493,7 +493,8 @@ func (d *Target) setActive(ctx context.Context, a connectors.Account, on bool) (
 	}
 	var u User
 	path := "/Users/" + url.PathEscape(id)
-	if _, err := d.do(ctx, connectors.Request{Method: http.MethodGet, Path: path}, &u); err != nil {
+	got, err := d.do(ctx, connectors.Request{Method: http.MethodGet, Path: path}, &u)
+	if err != nil {
 		if connectors.StatusOf(err) == http.StatusNotFound {
 			return connectors.Result{}, connectors.Permanent(fmt.Errorf("%w: %s", errNoUser, id))
 		}
@@ -518,7 +519,9 @@ func (d *Target) setActive(ctx context.Context, a connectors.Account, on bool) (
 			return connectors.Result{}, connectors.Transient(connectors.MessageErr(fmt.Errorf("PATCH %s answered 200 but the user is still not %s", path, word), resp.RequestID))
 		}
 	}
-	return result(true, word, resp), nil
+	r := result(true, word, resp)
+	r.RateLimitWaits += got.Waits
+	return r, nil
 }
 
 func nameOf(e connectors.Entitlement) string {
