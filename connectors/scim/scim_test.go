@@ -463,7 +463,10 @@ func (s *sink) Entitlement(_ context.Context, e connectors.Entitlement) error {
 	s.ents[e.ExternalID] = e
 	return nil
 }
-func (s *sink) Deleted(_ context.Context, id string) error { s.deleted = append(s.deleted, id); return nil }
+func (s *sink) Deleted(_ context.Context, id string) error {
+	s.deleted = append(s.deleted, id)
+	return nil
+}
 func (s *sink) Members(_ context.Context, g string, m []string) error {
 	s.members[g] = m
 	return nil
