@@ -12,15 +12,27 @@ import (
 	"github.com/provisor/provisor/connectors"
 )
 
-// cookie is where the next delta import starts: the target's time of the
-// start of the last import.
+// cookie is where the next delta import starts: what is newer than Since
+// is read. Since is by the target's clock, a second before the newest
+// meta.lastModified read (a change in that second after the read is not
+// lost), or, from a target that states none, the start of the import less
+// deltaOverlap by the connector's clock.
 type cookie struct {
 	Since time.Time `json:"since"`
 }
 
-// deltaOverlap is read again at every delta import, for the target's
-// clock and for changes in the second the last import started.
+// deltaOverlap is read again at every delta import of a target without
+// meta.lastModified, for the difference of the clocks.
 const deltaOverlap = time.Minute
+
+// newest keeps the latest meta.lastModified an import read.
+type newest struct{ t time.Time }
+
+func (n *newest) see(m Meta) {
+	if t, err := time.Parse(time.RFC3339, m.LastModified); err == nil && t.After(n.t) {
+		n.t = t
+	}
+}
 
 // Import reads users, groups and their members. A full import pages
 // /Users and /Groups (startIndex, count). A delta import reads the users
@@ -56,13 +68,14 @@ func (d *Target) Import(ctx context.Context, mode connectors.ImportMode, ck stri
 	}
 	var since string
 	if delta {
-		since = from.Since.Add(-deltaOverlap).UTC().Format(time.RFC3339)
+		since = from.Since.UTC().Format(time.RFC3339)
 	}
-	users, err := d.readUsers(ctx, since, ds)
+	seen := &newest{}
+	users, err := d.readUsers(ctx, since, ds, seen)
 	if err != nil {
 		return "", err
 	}
-	groups, err := d.readGroups(ctx, since, ds)
+	groups, err := d.readGroups(ctx, since, ds, seen)
 	if err != nil {
 		return "", err
 	}
@@ -79,7 +92,14 @@ func (d *Target) Import(ctx context.Context, mode connectors.ImportMode, ck stri
 			return "", err
 		}
 	}
-	b, _ := json.Marshal(cookie{Since: start})
+	next := cookie{Since: start.Add(-deltaOverlap)}
+	switch {
+	case !seen.t.IsZero():
+		next.Since = seen.t.Add(-time.Second)
+	case delta:
+		next.Since = from.Since // nothing changed
+	}
+	b, _ := json.Marshal(next)
 	return string(b), nil
 }
 
@@ -120,12 +140,13 @@ func sinceFilter(q url.Values, since string) url.Values {
 	return q
 }
 
-func (d *Target) readUsers(ctx context.Context, since string, sink connectors.DirectorySink) ([]string, error) {
+func (d *Target) readUsers(ctx context.Context, since string, sink connectors.DirectorySink, seen *newest) ([]string, error) {
 	var ids []string
 	err := pages(ctx, d, "/Users", sinceFilter(url.Values{}, since), func(u User) error {
 		if u.ID == "" || u.UserName == "" {
 			return nil
 		}
+		seen.see(u.Meta)
 		a := connectors.ImportedAccount{Account: connectors.Account{Username: u.UserName, ExternalID: u.ID, DisplayName: u.DisplayName,
 			GivenName: u.Name.GivenName, Surname: u.Name.FamilyName, Email: u.email()}}
 		a.Locked = u.Active.Set && !u.Active.Value
@@ -136,12 +157,13 @@ func (d *Target) readUsers(ctx context.Context, since string, sink connectors.Di
 	return ids, advise(err)
 }
 
-func (d *Target) readGroups(ctx context.Context, since string, sink connectors.DirectorySink) ([]string, error) {
+func (d *Target) readGroups(ctx context.Context, since string, sink connectors.DirectorySink, seen *newest) ([]string, error) {
 	var ids []string
 	err := pages(ctx, d, "/Groups", sinceFilter(url.Values{}, since), func(g Group) error {
 		if g.ID == "" {
 			return nil
 		}
+		seen.see(g.Meta)
 		name := g.DisplayName
 		if name == "" {
 			name = g.ID

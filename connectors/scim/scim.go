@@ -220,6 +220,12 @@ type User struct {
 		Primary Bool   `json:"primary"`
 	} `json:"emails"`
 	Active Bool `json:"active"`
+	Meta   Meta `json:"meta"`
+}
+
+// Meta is a resource's metadata.
+type Meta struct {
+	LastModified string `json:"lastModified"`
 }
 
 // email is the work address, else the primary one, else the first.
@@ -248,6 +254,7 @@ type Group struct {
 		Value string `json:"value"`
 		Type  string `json:"type"`
 	} `json:"members"`
+	Meta Meta `json:"meta"`
 }
 
 // ListResponse is a page of a SCIM list (RFC 7644 3.4.2).
