@@ -30,12 +30,16 @@ const (
 )
 
 // Type returns the "scim" connector type.
-func Type() connectors.Type {
+func Type() connectors.Type { return TypeWith(nil) }
+
+// TypeWith is the "scim" connector type whose connectors are opened with
+// opts (benchmarks give them their transport).
+func TypeWith(opts *Options) connectors.Type {
 	return connectors.Type{
 		Name:  TypeName,
 		Label: "SCIM 2.0",
 		New: func(cfg connectors.Config) (connectors.Connector, error) {
-			return Open(cfg)
+			return OpenWith(cfg, opts)
 		},
 		ValidateSettings: func(settings json.RawMessage, secrets map[string]string) map[string]string {
 			_, problems := parse(settings, secrets)
@@ -649,7 +653,7 @@ func (d *Target) removeMember(ctx context.Context, id string, e connectors.Entit
 
 // GrantAll adds several memberships: each group's member list is read
 // once, and only the members missing are added, one PATCH each (a failed
-// PATCH fails its membership alone).
+// PATCH fails its membership alone), patchStreams at a time.
 func (d *Target) GrantAll(ctx context.Context, ms []connectors.Membership) ([]connectors.Result, []error) {
 	return d.all(ctx, ms, true)
 }
@@ -660,10 +664,17 @@ func (d *Target) RevokeAll(ctx context.Context, ms []connectors.Membership) ([]c
 	return d.all(ctx, ms, false)
 }
 
+// patchStreams is how many PATCH requests of one batch are in flight at
+// once: a SCIM target takes one membership a request, and a batch's
+// memberships are independent of each other.
+const patchStreams = 4
+
 func (d *Target) all(ctx context.Context, ms []connectors.Membership, grant bool) ([]connectors.Result, []error) {
 	results, errs := make([]connectors.Result, len(ms)), make([]error, len(ms))
 	lists := map[string]map[string]bool{}
 	listErr := map[string]error{}
+	ids := make([]string, len(ms))
+	var todo []int
 	for i, m := range ms {
 		id, err := d.userID(ctx, m.Account)
 		if err != nil {
@@ -693,18 +704,35 @@ func (d *Target) all(ctx context.Context, ms []connectors.Membership, grant bool
 			results[i] = connectors.Result{Message: "already a member of " + nameOf(m.Entitlement)}
 		case !grant && !there:
 			results[i] = connectors.Result{Message: "not a member of " + nameOf(m.Entitlement)}
-		case grant:
-			results[i], errs[i] = d.addMember(ctx, id, m.Entitlement)
-			if errs[i] == nil {
-				lists[g][id] = true
-			}
 		default:
-			results[i], errs[i] = d.removeMember(ctx, id, m.Entitlement)
-			if errs[i] == nil {
+			// Marked now, so that the same membership twice in a batch is
+			// sent once.
+			if grant {
+				lists[g][id] = true
+			} else {
 				delete(lists[g], id)
 			}
+			ids[i] = id
+			todo = append(todo, i)
 		}
 	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(patchStreams, len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := next.Add(1) - 1; k < int64(len(todo)); k = next.Add(1) - 1 {
+				i := todo[k]
+				if grant {
+					results[i], errs[i] = d.addMember(ctx, ids[i], ms[i].Entitlement)
+				} else {
+					results[i], errs[i] = d.removeMember(ctx, ids[i], ms[i].Entitlement)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 	return results, errs
 }
 
