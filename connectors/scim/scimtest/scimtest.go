@@ -75,6 +75,11 @@ type Server struct {
 	log       []Request
 	record    bool
 	patches   int
+	first     time.Time
+	last      time.Time
+	inflight  int
+	most      int
+	busy      time.Duration
 }
 
 type resource struct {
@@ -189,16 +194,29 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		sw := &statusWriter{ResponseWriter: w}
+		began := time.Now()
 		defer func() {
 			s.mu.Lock()
+			s.busy += time.Since(began)
 			if s.record {
 				s.log = append(s.log, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: body, Status: sw.status})
 			}
 			if r.Method == http.MethodPatch {
 				s.patches++
+				s.last = time.Now()
+				s.inflight--
 			}
 			s.mu.Unlock()
 		}()
+		if r.Method == http.MethodPatch {
+			s.mu.Lock()
+			if s.first.IsZero() {
+				s.first = time.Now()
+			}
+			s.inflight++
+			s.most = max(s.most, s.inflight)
+			s.mu.Unlock()
+		}
 		s.mu.Lock()
 		refuse, throttled, retry := s.refuse, s.throttle > 0, s.retry
 		if throttled {
@@ -254,6 +272,21 @@ func (s *Server) Requests() []Request {
 func (s *Server) Record(on bool) {
 	s.mu.Lock()
 	s.record, s.log = on, nil
+	s.mu.Unlock()
+}
+
+// PatchStats are the times of the first and the last PATCH since the
+// last ResetPatchStats, and the most PATCH requests in flight at once.
+func (s *Server) PatchStats() (first, last time.Time, most int, busy time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.first, s.last, s.most, s.busy
+}
+
+// ResetPatchStats forgets the PATCH times and the most in flight.
+func (s *Server) ResetPatchStats() {
+	s.mu.Lock()
+	s.first, s.last, s.most, s.busy = time.Time{}, time.Time{}, 0, 0
 	s.mu.Unlock()
 }
 
