@@ -68,6 +68,17 @@ type Options struct {
 	Transport http.RoundTripper
 }
 
+// sharedTransport carries the requests of every SCIM connector of the
+// process, as http.DefaultTransport would, but keeps more idle connections
+// to one host (workers send to a target in parallel, and the worker opens
+// a connector instance per job set): the instances reuse each other's
+// connections instead of each leaving its own open.
+var sharedTransport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return t
+}()
+
 // Target is one SCIM connector.
 type Target struct {
 	cfg  *config
@@ -96,10 +107,7 @@ func OpenWith(cc connectors.Config, opts *Options) (*Target, error) {
 	}
 	transport := o.Transport
 	if transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		// Workers send in parallel to one host: keep their connections.
-		t.MaxIdleConnsPerHost = 64
-		transport = t
+		transport = sharedTransport
 	}
 	var httpClient *http.Client
 	switch cfg.Auth {
