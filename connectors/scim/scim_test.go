@@ -228,6 +228,25 @@ func TestQuirkSwitches(t *testing.T) {
 	}
 }
 
+// With user_name email, the identity's email is the userName, also when
+// the account is looked up.
+func TestUserNameFromEmail(t *testing.T) {
+	t.Parallel()
+	must := mustOf(t)
+	ctx := context.Background()
+	srv := scimtest.New(t, nil)
+	g := srv.AddGroup("G")
+	d := open(t, srv, `,"user_name":"email"`)
+	acct := connectors.Account{Username: "ada", Email: "ada@example.test"}
+	r := must(d.CreateAccount(ctx, acct))
+	if srv.UserID("ada@example.test") != r.ExternalID || srv.UserID("ada") != "" {
+		t.Fatalf("created %+v", r)
+	}
+	if r := must(open(t, srv, `,"user_name":"email"`).Grant(ctx, acct, connectors.Entitlement{ExternalID: g})); !r.Changed {
+		t.Fatalf("grant by email: %+v", r)
+	}
+}
+
 func TestPagingAcrossPages(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -307,6 +326,17 @@ func TestErrors(t *testing.T) {
 		srv.Throttle(2, "0.01")
 		r := must(d.DisableAccount(ctx, connectors.Account{ExternalID: uid}))
 		if !r.Changed || r.RateLimitWaits == 0 {
+			t.Fatalf("%+v", r)
+		}
+	})
+	t.Run("503 with Retry-After is waited for", func(t *testing.T) {
+		t.Parallel()
+		must := mustOf(t)
+		srv := scimtest.New(t, nil)
+		d := open(t, srv, "")
+		srv.Unavailable(2, "0.01")
+		r := must(d.CreateAccount(ctx, connectors.Account{Username: "late"}))
+		if !r.Changed || srv.UserID("late") != r.ExternalID {
 			t.Fatalf("%+v", r)
 		}
 	})

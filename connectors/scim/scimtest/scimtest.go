@@ -5,8 +5,8 @@
 // Groups with members. The store answers filters on userName, id,
 // displayName, externalId and members.value (eq) and on meta.lastModified
 // (gt, ge), and pages with startIndex and count. Switches make it behave
-// like quirky targets: PATCH answered 204 always, 429 with Retry-After,
-// 401 to everything; a duplicate userName is refused with 409 uniqueness
+// like quirky targets: PATCH answered 204 always, 429 or 503 with
+// Retry-After, 401 to everything; a duplicate userName is refused with 409 uniqueness
 // as RFC 7644 says.
 package scimtest
 
@@ -70,6 +70,7 @@ type Server struct {
 	clock     time.Time
 	noContent bool
 	throttle  int
+	busyCode  int
 	retry     string
 	refuse    bool
 	log       []Request
@@ -218,7 +219,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			s.mu.Unlock()
 		}
 		s.mu.Lock()
-		refuse, throttled, retry := s.refuse, s.throttle > 0, s.retry
+		refuse, throttled, retry, code := s.refuse, s.throttle > 0, s.retry, s.busyCode
 		if throttled {
 			s.throttle--
 		}
@@ -230,7 +231,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			scimError(sw, http.StatusUnauthorized, "", "Authorization failure. The authorization header is invalid or missing.")
 		case throttled:
 			sw.Header().Set("Retry-After", retry)
-			scimError(sw, http.StatusTooManyRequests, "", "Too many requests")
+			scimError(sw, code, "", http.StatusText(code))
 		default:
 			next.ServeHTTP(sw, r)
 		}
@@ -248,7 +249,14 @@ func (s *Server) AnswerPatchNoContent(on bool) {
 // Throttle answers the next n requests 429 with Retry-After retryAfter.
 func (s *Server) Throttle(n int, retryAfter string) {
 	s.mu.Lock()
-	s.throttle, s.retry = n, retryAfter
+	s.throttle, s.retry, s.busyCode = n, retryAfter, http.StatusTooManyRequests
+	s.mu.Unlock()
+}
+
+// Unavailable answers the next n requests 503 with Retry-After retryAfter.
+func (s *Server) Unavailable(n int, retryAfter string) {
+	s.mu.Lock()
+	s.throttle, s.retry, s.busyCode = n, retryAfter, http.StatusServiceUnavailable
 	s.mu.Unlock()
 }
 
