@@ -56,6 +56,9 @@ func (d *Target) Import(ctx context.Context, mode connectors.ImportMode, ck stri
 	delta := mode == connectors.ImportDelta && !from.Since.IsZero()
 	if delta {
 		switch f, err := d.features(ctx); {
+		case connectors.StatusOf(err) == http.StatusNotFound:
+			note(sink, "the target has no /ServiceProviderConfig to say whether it filters: imported in full")
+			delta = false
 		case err != nil:
 			return "", err
 		case d.cfg.DeltaImport == "off":
