@@ -29,6 +29,7 @@ import (
 	"github.com/provisor/provisor/connectors/builtin"
 	"github.com/provisor/provisor/connectors/entra"
 	"github.com/provisor/provisor/connectors/ldap"
+	"github.com/provisor/provisor/connectors/scim"
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/notifier"
@@ -151,7 +152,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		db.Close()
 		return nil, err
 	}
-	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm, db.WriteRelaxed), ldap.Type(), ldap.ADType(), entra.Type()}, opts.ConnectorTypes...)...)
+	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm, db.WriteRelaxed), ldap.Type(), ldap.ADType(), entra.Type(), scim.Type()}, opts.ConnectorTypes...)...)
 	// A directory connector, once saved, gets its Data Import tasks: the
 	// tasks service needs the requests service, which needs the store, so
 	// the store calls the app, which exists before both.

@@ -63,6 +63,10 @@ type Account struct {
 	Attributes map[string]string `json:"attributes,omitempty"`
 }
 
+// AttributeIdentityID is the Account attribute a create gets holding the
+// portal's id of the account's identity (SCIM's externalId).
+const AttributeIdentityID = "identity_id"
+
 // Entitlement identifies a group or role on a connector.
 type Entitlement struct {
 	ExternalID string `json:"external_id"`

@@ -643,6 +643,7 @@ func (r *setRun) subjects(ctx context.Context, j *Job) (connectors.Account, conn
 			acct.DisplayName, acct.Email = id.DisplayName, id.Email
 			acct.GivenName, acct.Surname = splitName(id.DisplayName)
 		}
+		acct.Attributes = map[string]string{connectors.AttributeIdentityID: *j.IdentityID}
 	}
 	if j.EntitlementID != nil {
 		e, ok := r.ents[*j.EntitlementID]
