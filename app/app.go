@@ -27,8 +27,10 @@ import (
 	"github.com/provisor/provisor/app/web"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/builtin"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/entra"
 	"github.com/provisor/provisor/connectors/ldap"
+	"github.com/provisor/provisor/connectors/secrets"
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/notifier"
@@ -43,7 +45,7 @@ type App struct {
 	Log        *slog.Logger
 	DB         *database.DB
 	Queue      *database.Queue
-	Connectors *connectors.Store
+	Connectors *configured.Store
 	Identities *identities.Service
 	Importer   *identities.Importer
 	Requests   *requests.Service
@@ -93,7 +95,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	if err != nil {
 		return nil, err
 	}
-	sealer, err := connectors.NewSealer(key)
+	sealer, err := secrets.NewSealer(key)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +121,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	}
 	a := &App{Config: cfg, Log: log, DB: db}
 	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm, db.WriteRelaxed), ldap.Type(), ldap.ADType(), entra.Type()}, opts.ConnectorTypes...)...)
-	a.Connectors = connectors.NewStore(db.Gorm, registry, sealer)
+	a.Connectors = configured.NewStore(db.Gorm, registry, sealer)
 	a.Identities = identities.New(db.Gorm, a.Connectors)
 	a.Importer = identities.NewImporter(a.Identities)
 	a.Access = access.New(db.Gorm)
@@ -143,7 +145,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Requests.OnApproval(a.Notifier.ApprovalTx)
 	a.Tasks = tasks.New(db, a.Requests)
 	// A directory connector, once saved, gets its Data Import tasks.
-	a.Connectors.SavedFunc = func(ctx context.Context, r *connectors.Record) {
+	a.Connectors.SavedFunc = func(ctx context.Context, r *configured.Record) {
 		if _, err := a.Tasks.EnsureImportTasks(ctx, r); err != nil {
 			log.Warn("data import tasks not created", "connector", r.Name, "err", err)
 		}

@@ -131,3 +131,17 @@ func MessageWithRequest(msg, requestID string) string {
 	}
 	return fmt.Sprintf("%s (request id %s)", msg, requestID)
 }
+
+// ErrNotFound is returned for an unknown connector.
+var ErrNotFound = errors.New("connector not found")
+
+// FieldErrors maps a field to what is wrong with it.
+type FieldErrors map[string]string
+
+func (f FieldErrors) Error() string {
+	parts := make([]string, 0, len(f))
+	for k, v := range f {
+		parts = append(parts, k+": "+v)
+	}
+	return "invalid connector: " + strings.Join(parts, "; ")
+}

@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/input"
 )
@@ -179,11 +180,11 @@ func (f FieldErrors) Error() string {
 // Service manages identities, workgroups and entitlements.
 type Service struct {
 	db         *gorm.DB
-	connectors *connectors.Store
+	connectors *configured.Store
 }
 
 // New returns the service.
-func New(db *gorm.DB, store *connectors.Store) *Service {
+func New(db *gorm.DB, store *configured.Store) *Service {
 	return &Service{db: db, connectors: store}
 }
 

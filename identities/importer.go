@@ -13,6 +13,7 @@ import (
 
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 )
 
 // Import statuses.
@@ -409,7 +410,7 @@ func (im *Importer) decide(ctx context.Context, id, actor string, approve bool) 
 		action := "import.reject"
 		if approve {
 			action = "import.approve"
-			var rec connectors.Record
+			var rec configured.Record
 			if err := tx.Where("id = ?", imp.ConnectorID).Take(&rec).Error; err != nil {
 				return err
 			}

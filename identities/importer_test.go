@@ -14,6 +14,7 @@ import (
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
 )
@@ -134,7 +135,7 @@ func groupDN(g string) string { return "cn=" + g + ",ou=groups,dc=example,dc=tes
 type importBundle struct {
 	*apptest.Bundle
 	dir *fakeDir
-	rec *connectors.Record
+	rec *configured.Record
 }
 
 func setupImport(t *testing.T, dialect string) *importBundle {
@@ -143,7 +144,7 @@ func setupImport(t *testing.T, dialect string) *importBundle {
 		Name: "fakedir", Label: "Fake directory",
 		New: func(connectors.Config) (connectors.Connector, error) { return dir, nil },
 	}}})
-	rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Corp", Type: "fakedir"})
+	rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Corp", Type: "fakedir"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +227,7 @@ func TestImportCreatesCorrelatesAndFollowsChanges(t *testing.T) {
 		if got := strings.Join(b.memberships(t), " "); got != "admins:carol staff:alice staff:bob" {
 			t.Errorf("memberships: %s", got)
 		}
-		var rec connectors.Record
+		var rec configured.Record
 		b.DB.Gorm.Where("id = ?", b.rec.ID).Take(&rec)
 		if rec.ImportCookie != "n:1" || rec.UpdatedAt.Sub(b.rec.UpdatedAt).Abs() > time.Microsecond {
 			t.Errorf("cookie %q, updated %v (was %v)", rec.ImportCookie, rec.UpdatedAt, b.rec.UpdatedAt)
@@ -305,7 +306,7 @@ func TestImportAfterConnectorRename(t *testing.T) {
 			t.Fatalf("bob leaves: %s", imp.Message)
 		}
 
-		if _, err := b.Connectors.Update(b.Ctx, b.rec.ID, connectors.Input{Name: "Corp Directory"}); err != nil {
+		if _, err := b.Connectors.Update(b.Ctx, b.rec.ID, configured.Input{Name: "Corp Directory"}); err != nil {
 			t.Fatal(err)
 		}
 		// Alice's name and address change; Bob comes back under another entry.
@@ -393,7 +394,7 @@ func TestImportThresholdWaitsForApproval(t *testing.T) {
 		if _, err := b.Importer.Approve(b.Ctx, second.ID, "admin"); !errors.Is(err, identities.ErrConflict) {
 			t.Errorf("approve twice: %v", err)
 		}
-		var rec connectors.Record
+		var rec configured.Record
 		b.DB.Gorm.Where("id = ?", b.rec.ID).Take(&rec)
 		if rec.ImportCookie != "n:3" {
 			t.Errorf("cookie after approval: %q", rec.ImportCookie)

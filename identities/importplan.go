@@ -15,6 +15,7 @@ import (
 
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 )
 
 // collector is the ImportSink of a run: it keeps what the connector reads,
@@ -584,7 +585,7 @@ func nonEmpty(s, def string) string {
 // apply makes the planned changes in tx, on st: the portal's view read in
 // tx, or nil to read it now (a plan approved later applies to what is
 // there then).
-func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Record, importID string, changes []PlannedChange, st *state) (ImportCounts, error) {
+func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Record, importID string, changes []PlannedChange, st *state) (ImportCounts, error) {
 	var counts ImportCounts
 	if st == nil {
 		var err error
@@ -773,7 +774,7 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Reco
 // the import is in (accByKey: the connector's accounts by key, as applied),
 // deciding each again on the identities as they are now (managerUpdate),
 // and records each change in the audit trail.
-func (im *Importer) applyManagers(tx *gorm.DB, rec *connectors.Record, importID string, changes []PlannedChange,
+func (im *Importer) applyManagers(tx *gorm.DB, rec *configured.Record, importID string, changes []PlannedChange,
 	accByKey map[string]*Account, link *linker, now time.Time, counts *ImportCounts) error {
 	identityOf := func(ext string) *Identity {
 		a := accByKey[key(ext)]
@@ -868,7 +869,7 @@ func (im *Importer) freeUsername(tx *gorm.DB, connectorID, keepID, username stri
 // usernames, then among emails; a new identity otherwise.
 type linker struct {
 	tx  *gorm.DB
-	rec *connectors.Record
+	rec *configured.Record
 	st  *state
 
 	bySourceExt map[string]string
@@ -882,7 +883,7 @@ type linker struct {
 	linkedExisting int
 }
 
-func newLinker(tx *gorm.DB, rec *connectors.Record, st *state) (*linker, error) {
+func newLinker(tx *gorm.DB, rec *configured.Record, st *state) (*linker, error) {
 	l := &linker{tx: tx, rec: rec, st: st, bySourceExt: map[string]string{}, byUsername: map[string]string{},
 		byEmail: map[string]string{}, taken: map[string]bool{}, linked: map[string]bool{}, all: map[string]*Identity{}}
 	var ids []Identity

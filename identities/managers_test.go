@@ -6,6 +6,7 @@ import (
 
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
 )
@@ -216,7 +217,7 @@ func TestImportManagersOff(t *testing.T) {
 		t.Errorf("stated manager kept with managers off: %q", acc["alice"].ManagerExternalID)
 	}
 	// Another connector set alice's manager: this one does not take it over.
-	other, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Other", Type: "fakedir"})
+	other, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Other", Type: "fakedir"})
 	if err != nil {
 		t.Fatal(err)
 	}

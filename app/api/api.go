@@ -22,6 +22,7 @@ import (
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/notifier"
@@ -39,7 +40,7 @@ type Deps struct {
 	DB         *database.DB
 	Access     *access.Service
 	Identities *identities.Service
-	Connectors *connectors.Store
+	Connectors *configured.Store
 	Requests   *requests.Service
 	Tasks      *tasks.Service
 	Notifier   *notifier.Service

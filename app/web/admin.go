@@ -3,21 +3,23 @@ package web
 import (
 	"encoding/json"
 	"errors"
-	"github.com/provisor/provisor/provlog"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/provisor/provisor/provlog"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
 )
 
 type connectorsData struct {
-	Items  []connectors.Record
+	Items  []configured.Record
 	Labels map[string]string
 }
 
@@ -35,7 +37,7 @@ func (s *Server) connectorsPage(c *fiber.Ctx) error {
 
 type connectorForm struct {
 	New          bool
-	Rec          *connectors.Record
+	Rec          *configured.Record
 	Types        []typeOption
 	Name         string
 	Type         string
@@ -93,8 +95,8 @@ func (s *Server) connectorNew(c *fiber.Ctx) error {
 
 // connectorInput reads the form: settings as JSON, secrets as name/value
 // pairs of which an empty value keeps the stored secret.
-func (s *Server) connectorInput(c *fiber.Ctx, typeName string) (connectors.Input, map[string]string, string) {
-	in := connectors.Input{Name: form(c, "name"), Type: form(c, "type"), Description: strings.TrimSpace(form(c, "description")),
+func (s *Server) connectorInput(c *fiber.Ctx, typeName string) (configured.Input, map[string]string, string) {
+	in := configured.Input{Name: form(c, "name"), Type: form(c, "type"), Description: strings.TrimSpace(form(c, "description")),
 		Secrets: map[string]string{}}
 	on := form(c, "enabled") == "on"
 	in.Enabled = &on
@@ -159,7 +161,7 @@ func (s *Server) connectorCreate(c *fiber.Ctx) error {
 	return s.render(c, fiber.StatusUnprocessableEntity, "connector", s.newPage(c, "connectors", "New connector", d))
 }
 
-func (s *Server) connectorForm(c *fiber.Ctx, rec *connectors.Record) (connectorForm, error) {
+func (s *Server) connectorForm(c *fiber.Ctx, rec *configured.Record) (connectorForm, error) {
 	d := connectorForm{Rec: rec, Name: rec.Name, Type: rec.Type, Description: rec.Description, Enabled: rec.Enabled, Settings: rec.Settings}
 	names, err := s.Connectors.SecretNames(rec)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 )
@@ -24,7 +25,7 @@ type importsData struct {
 	// admin's decision.
 	Waiting []identities.Import
 	// Sources are the connectors that can be imported now.
-	Sources []connectors.Record
+	Sources []configured.Record
 	Errors  map[string]string
 }
 

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/provisor/provisor/provlog"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -21,12 +20,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/provisor/provisor/provlog"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/requests"
@@ -45,7 +47,7 @@ type Deps struct {
 	DB         *gorm.DB
 	Access     *access.Service
 	Identities *identities.Service
-	Connectors *connectors.Store
+	Connectors *configured.Store
 	Requests   *requests.Service
 	Tasks      *tasks.Service
 	Schedules  NextRunner

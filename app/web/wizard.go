@@ -10,7 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
@@ -51,8 +51,8 @@ type wizardData struct {
 	Identities []identities.Identity
 	Workgroups []identities.Workgroup
 	// Connector step.
-	Connectors []connectors.Record
-	Connector  *connectors.Record
+	Connectors []configured.Record
+	Connector  *configured.Record
 	// Access step: what may be chosen, and what is shown but not offered.
 	Entitlements []offer
 	Selected     []identities.Entitlement
@@ -591,7 +591,7 @@ func problemList(errs map[string]string, skip ...string) []problem {
 
 // offers reports whether the connector of r can do what a request of type t
 // asks (any type when t is not chosen yet): the wizard offers only those.
-func (s *Server) offers(ctx context.Context, r *connectors.Record, t requests.Type) bool {
+func (s *Server) offers(ctx context.Context, r *configured.Record, t requests.Type) bool {
 	if t == "" {
 		return true
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
@@ -341,7 +342,7 @@ func TestStoreOpensOneConnector(t *testing.T) {
 	t.Parallel()
 	s := ldaptest.StartSlapd(t, nil)
 	b := apptest.New(t, "sqlite", &apptest.Options{NoStart: true})
-	rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Corp", Type: "ldap", Settings: []byte(s.Settings("")),
+	rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Corp", Type: "ldap", Settings: []byte(s.Settings("")),
 		Secrets: map[string]string{"bind_password": ldaptest.AdminPassword}})
 	if err != nil {
 		t.Fatal(err)
@@ -368,7 +369,7 @@ func TestStoreOpensOneConnector(t *testing.T) {
 	if _, err := got[0].(connectors.AccountManager).CreateAccount(b.Ctx, connectors.Account{Username: "x"}); err != nil {
 		t.Errorf("shared connector was closed: %v", err)
 	}
-	rec, err = b.Connectors.Update(b.Ctx, rec.ID, connectors.Input{Name: "Corp", Settings: []byte(s.Settings(`"pool_size":2`))})
+	rec, err = b.Connectors.Update(b.Ctx, rec.ID, configured.Input{Name: "Corp", Settings: []byte(s.Settings(`"pool_size":2`))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +395,7 @@ func TestDirectorySignIn(t *testing.T) {
 	b := apptest.New(t, "sqlite", &apptest.Options{NoStart: true})
 	settings := fmt.Sprintf(`{"urls":[%q],"bind_dn":%q,"user_base_dn":%q,"group_base_dn":%q,"login_enabled":true,"admin_group_dn":%q}`,
 		s.URL, ldaptest.AdminDN, ldaptest.PeopleDN, ldaptest.GroupsDN, "cn=portal-admins,"+ldaptest.GroupsDN)
-	if _, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Corp LDAP", Type: "ldap", Settings: json.RawMessage(settings),
+	if _, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Corp LDAP", Type: "ldap", Settings: json.RawMessage(settings),
 		Secrets: map[string]string{"bind_password": ldaptest.AdminPassword}}); err != nil {
 		t.Fatal(err)
 	}
