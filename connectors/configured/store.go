@@ -18,6 +18,7 @@ import (
 
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/secrets"
+	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/input"
 )
 
@@ -135,7 +136,7 @@ func (s *Store) Create(ctx context.Context, in Input) (*Record, error) {
 		Health: "unknown", CreatedAt: now, UpdatedAt: now,
 	}
 	if err := s.db.WithContext(ctx).Create(r).Error; err != nil {
-		if isUnique(err) {
+		if database.IsUniqueViolation(err) {
 			return nil, connectors.FieldErrors{"name": "a connector called " + in.Name + " already exists"}
 		}
 		return nil, fmt.Errorf("connectors: create %s: %w", in.Name, err)
@@ -172,7 +173,7 @@ func (s *Store) Update(ctx context.Context, id string, in Input) (*Record, error
 		"secrets": sealed, "enabled": enabled, "updated_at": time.Now().UTC(),
 	})
 	if res.Error != nil {
-		if isUnique(res.Error) {
+		if database.IsUniqueViolation(res.Error) {
 			return nil, connectors.FieldErrors{"name": "a connector called " + in.Name + " already exists"}
 		}
 		return nil, fmt.Errorf("connectors: update %s: %w", id, res.Error)
@@ -361,14 +362,6 @@ func (s *Store) RecordHealth(ctx context.Context, id string, h connectors.Health
 	now := time.Now().UTC()
 	return s.db.WithContext(ctx).Model(&Record{}).Where("id = ?", id).
 		Updates(map[string]any{"health": status, "health_message": h.Message, "health_at": now}).Error
-}
-
-func isUnique(err error) bool {
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
-		return true
-	}
-	s := err.Error()
-	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
 }
 
 // SecretNames lists the names of a connector's stored secrets, never their values.

@@ -123,3 +123,33 @@ func TestStoredSecretStaysWithItsServer(t *testing.T) {
 		}
 	})
 }
+
+// A second connector of the same name is refused with a message on the
+// name, on both databases (each words its unique violation its own way),
+// whether it is created or renamed.
+func TestDuplicateNameIsAFieldError(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t, dialect)
+		settings := ldapSettings("ldap://127.0.0.1:1", "")
+		secrets := map[string]string{"bind_password": "pw"}
+		if _, err := s.Create(ctx, configured.Input{Name: "Corp LDAP", Type: ldap.TypeLDAP, Settings: settings, Secrets: secrets}); err != nil {
+			t.Fatal(err)
+		}
+		other, err := s.Create(ctx, configured.Input{Name: "Other LDAP", Type: ldap.TypeLDAP, Settings: settings, Secrets: secrets})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Create(ctx, configured.Input{Name: "Corp LDAP", Type: ldap.TypeLDAP, Settings: settings, Secrets: secrets})
+		var fe connectors.FieldErrors
+		if !errors.As(err, &fe) || !strings.Contains(fe["name"], "already exists") {
+			t.Fatalf("create: got %v, want a field error on name", err)
+		}
+		_, err = s.Update(ctx, other.ID, configured.Input{Name: "Corp LDAP", Settings: settings})
+		if !errors.As(err, &fe) || !strings.Contains(fe["name"], "already exists") {
+			t.Fatalf("rename: got %v, want a field error on name", err)
+		}
+	})
+}
