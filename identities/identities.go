@@ -252,12 +252,7 @@ type ListOpts struct {
 	Reach *Reach
 }
 
-func (o ListOpts) limit() int {
-	if o.Limit <= 0 || o.Limit > 500 {
-		return 100
-	}
-	return o.Limit
-}
+func (o ListOpts) limit() int { return database.PageLimit(o.Limit, 100) }
 
 func likePattern(q string) string {
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
@@ -272,13 +267,7 @@ func (s *Service) ListIdentities(ctx context.Context, opts ListOpts) ([]Identity
 		p := likePattern(opts.Query)
 		q = q.Where(`lower(username) LIKE ? ESCAPE '\' OR lower(display_name) LIKE ? ESCAPE '\' OR lower(email) LIKE ? ESCAPE '\'`, p, p, p)
 	}
-	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, err
-	}
-	var out []Identity
-	err := q.Order("username").Limit(opts.limit()).Offset(opts.Offset).Find(&out).Error
-	return out, total, err
+	return database.FindPage[Identity](q, "username", opts.limit(), opts.Offset, nil)
 }
 
 // GetIdentity returns one identity.
@@ -403,14 +392,9 @@ func (s *Service) ListWorkgroups(ctx context.Context, opts ListOpts) ([]Workgrou
 	if opts.Query != "" {
 		q = q.Where(`lower(name) LIKE ? ESCAPE '\'`, likePattern(opts.Query))
 	}
-	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, err
-	}
-	var out []Workgroup
-	err := q.Select("workgroups.*, (SELECT count(*) FROM workgroup_members m WHERE m.workgroup_id = workgroups.id) AS member_count").
-		Order("name").Limit(opts.limit()).Offset(opts.Offset).Find(&out).Error
-	return out, total, err
+	return database.FindPage[Workgroup](q, "name", opts.limit(), opts.Offset, func(q *gorm.DB) *gorm.DB {
+		return q.Select("workgroups.*, (SELECT count(*) FROM workgroup_members m WHERE m.workgroup_id = workgroups.id) AS member_count")
+	})
 }
 
 // GetWorkgroup returns one workgroup.
@@ -530,13 +514,7 @@ func (s *Service) ListEntitlements(ctx context.Context, connectorID string, opts
 	if opts.Query != "" {
 		q = q.Where(`lower(name) LIKE ? ESCAPE '\'`, likePattern(opts.Query))
 	}
-	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, err
-	}
-	var out []Entitlement
-	err := q.Order("name").Limit(opts.limit()).Offset(opts.Offset).Find(&out).Error
-	return out, total, err
+	return database.FindPage[Entitlement](q, "name", opts.limit(), opts.Offset, nil)
 }
 
 // GetEntitlement returns one entitlement.

@@ -14,6 +14,7 @@ import (
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/configured"
+	"github.com/provisor/provisor/database"
 )
 
 // Import statuses.
@@ -329,15 +330,9 @@ func (im *Importer) ListImports(ctx context.Context, f ImportFilter) ([]Import, 
 	default:
 		q = q.Where("job_id IN ?", f.JobIDs)
 	}
-	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, err
-	}
-	if f.Limit <= 0 || f.Limit > 500 {
-		f.Limit = 50
-	}
-	var out []Import
-	if err := q.Omit("changes").Order("created_at DESC, id").Limit(f.Limit).Offset(f.Offset).Find(&out).Error; err != nil {
+	out, total, err := database.FindPage[Import](q, "created_at DESC, id", database.PageLimit(f.Limit, 50), f.Offset,
+		func(q *gorm.DB) *gorm.DB { return q.Omit("changes") })
+	if err != nil {
 		return nil, 0, err
 	}
 	for i := range out {

@@ -269,10 +269,8 @@ func (s *Server) connectorAddEntitlement(c *fiber.Ctx) error {
 }
 
 type listData[T any] struct {
-	Items  []T
-	Total  int64
-	Page   int
-	Pages  int
+	Items []T
+	Paging
 	Q      string
 	Query  url.Values
 	Errors map[string]string
@@ -284,13 +282,13 @@ func (s *Server) identitiesPage(c *fiber.Ctx) error {
 }
 
 func (s *Server) showIdentities(c *fiber.Ctx, status int, errs, input map[string]string) error {
-	d := listData[identities.Identity]{Page: pageNumber(c), Q: query(c, "q"), Query: currentQuery(c), Errors: errs, Input: input}
+	d := listData[identities.Identity]{Paging: pagingOf(c), Q: query(c, "q"), Query: currentQuery(c), Errors: errs, Input: input}
 	var err error
-	d.Items, d.Total, err = s.Identities.ListIdentities(c.UserContext(), identities.ListOpts{Query: d.Q, Limit: gridPageSize, Offset: (d.Page - 1) * gridPageSize})
+	d.Items, d.Total, err = s.Identities.ListIdentities(c.UserContext(), identities.ListOpts{Query: d.Q, Limit: d.Limit(), Offset: d.Offset()})
 	if err != nil {
 		return err
 	}
-	d.Pages = pages(d.Total, gridPageSize)
+	d.counted(d.Total)
 	return s.render(c, status, "identities", s.newPage(c, "identities", "Identities", d))
 }
 
@@ -359,13 +357,13 @@ func (s *Server) workgroupsPage(c *fiber.Ctx) error {
 }
 
 func (s *Server) showWorkgroups(c *fiber.Ctx, status int, errs, input map[string]string) error {
-	d := listData[identities.Workgroup]{Page: pageNumber(c), Q: query(c, "q"), Query: currentQuery(c), Errors: errs, Input: input}
+	d := listData[identities.Workgroup]{Paging: pagingOf(c), Q: query(c, "q"), Query: currentQuery(c), Errors: errs, Input: input}
 	var err error
-	d.Items, d.Total, err = s.Identities.ListWorkgroups(c.UserContext(), identities.ListOpts{Query: d.Q, Limit: gridPageSize, Offset: (d.Page - 1) * gridPageSize})
+	d.Items, d.Total, err = s.Identities.ListWorkgroups(c.UserContext(), identities.ListOpts{Query: d.Q, Limit: d.Limit(), Offset: d.Offset()})
 	if err != nil {
 		return err
 	}
-	d.Pages = pages(d.Total, gridPageSize)
+	d.counted(d.Total)
 	return s.render(c, status, "workgroups", s.newPage(c, "identities", "Workgroups", d))
 }
 
@@ -434,9 +432,8 @@ func (s *Server) workgroupAddMembers(c *fiber.Ctx) error {
 }
 
 type auditData struct {
-	Items            []audit.Event
-	Total            int64
-	Page, Pages      int
+	Items []audit.Event
+	Paging
 	Actor, Action    string
 	Since, Until, TZ string
 	Query            url.Values
@@ -466,9 +463,9 @@ func localTime(v, tz string) (time.Time, error) {
 }
 
 func (s *Server) auditPage(c *fiber.Ctx) error {
-	d := auditData{Page: pageNumber(c), Actor: query(c, "actor"), Action: query(c, "action"), Since: query(c, "since"),
+	d := auditData{Paging: pagingOf(c), Actor: query(c, "actor"), Action: query(c, "action"), Since: query(c, "since"),
 		Until: query(c, "until"), TZ: query(c, "tz"), Query: currentQuery(c), Errors: map[string]string{}, Actions: auditActions}
-	f := audit.Filter{Actor: d.Actor, Action: d.Action, Limit: gridPageSize, Offset: (d.Page - 1) * gridPageSize}
+	f := audit.Filter{Actor: d.Actor, Action: d.Action, Limit: d.Limit(), Offset: d.Offset()}
 	var err error
 	if d.Since != "" {
 		if f.Since, err = localTime(d.Since, d.TZ); err != nil {
@@ -489,7 +486,7 @@ func (s *Server) auditPage(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		d.Pages = pages(d.Total, gridPageSize)
+		d.counted(d.Total)
 	} else {
 		status = fiber.StatusUnprocessableEntity
 	}

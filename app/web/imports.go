@@ -14,10 +14,8 @@ import (
 )
 
 type importsData struct {
-	Runs     []importRun
-	Total    int64
-	Page     int
-	Pages    int
+	Runs []importRun
+	Paging
 	Status   string
 	Statuses []string
 	Query    url.Values
@@ -49,14 +47,14 @@ func (s *Server) importsPage(c *fiber.Ctx) error {
 
 func (s *Server) showImports(c *fiber.Ctx, status int, errs map[string]string) error {
 	ctx := c.UserContext()
-	d := importsData{Page: pageNumber(c), Status: queryIn(c, "status", requests.InstanceStatuses), Statuses: requests.InstanceStatuses,
+	d := importsData{Paging: pagingOf(c), Status: queryIn(c, "status", requests.InstanceStatuses), Statuses: requests.InstanceStatuses,
 		Query: currentQuery(c), Errors: errs}
 	insts, total, err := s.Requests.ListInstances(ctx, requests.InstanceFilter{Type: requests.DataImport, Status: d.Status,
-		Limit: gridPageSize, Offset: (d.Page - 1) * gridPageSize})
+		Limit: d.Limit(), Offset: d.Offset()})
 	if err != nil {
 		return err
 	}
-	d.Total, d.Pages = total, pages(total, gridPageSize)
+	d.counted(total)
 	jobIDs := []string{}
 	for _, inst := range insts {
 		run := importRun{Inst: inst, Connector: inst.BeneficiaryName}
