@@ -33,6 +33,7 @@ import (
 	"github.com/provisor/provisor/connectors/secrets"
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/provlog"
 	"github.com/provisor/provisor/requests"
@@ -47,7 +48,7 @@ type App struct {
 	Queue      *database.Queue
 	Connectors *configured.Store
 	Identities *identities.Service
-	Importer   *identities.Importer
+	Importer   *imports.Importer
 	Requests   *requests.Service
 	Tasks      *tasks.Service
 	Access     *access.Service
@@ -123,7 +124,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm, db.WriteRelaxed), ldap.Type(), ldap.ADType(), entra.Type()}, opts.ConnectorTypes...)...)
 	a.Connectors = configured.NewStore(db.Gorm, registry, sealer)
 	a.Identities = identities.New(db.Gorm, a.Connectors)
-	a.Importer = identities.NewImporter(a.Identities)
+	a.Importer = imports.NewImporter(db.Gorm, a.Connectors)
 	a.Access = access.New(db.Gorm)
 	a.Logs = provlog.New(db.Gorm)
 	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, Logger: log,

@@ -121,13 +121,13 @@ func grantsTx(tx *gorm.DB, changes []Change, accounts map[[2]string]*Account) er
 	if err != nil {
 		return err
 	}
-	grants := make([]membership, len(changes))
+	grants := make([]Membership, len(changes))
 	for i, c := range changes {
 		a, err := accountTx(tx, c, accounts, true)
 		if err != nil {
 			return err
 		}
-		grants[i] = membership{AccountID: a.ID, EntitlementID: c.EntitlementID, GrantedAt: time.Now().UTC(), ExpiresAt: c.ExpiresAt}
+		grants[i] = Membership{AccountID: a.ID, EntitlementID: c.EntitlementID, GrantedAt: time.Now().UTC(), ExpiresAt: c.ExpiresAt}
 	}
 	return writeGrantsTx(tx, grants, have)
 }
@@ -154,13 +154,13 @@ func revokesTx(tx *gorm.DB, changes []Change, accounts map[[2]string]*Account) e
 	if len(args) == 0 {
 		return nil
 	}
-	return tx.Where(where.String(), args...).Delete(&membership{}).Error
+	return tx.Where(where.String(), args...).Delete(&Membership{}).Error
 }
 
 // writeGrantsTx writes the grants that are new or change their
 // membership's expiry; have holds the expiry of each membership held.
-func writeGrantsTx(tx *gorm.DB, grants []membership, have map[[2]string]*time.Time) error {
-	var write []membership
+func writeGrantsTx(tx *gorm.DB, grants []Membership, have map[[2]string]*time.Time) error {
+	var write []Membership
 	seen := map[[2]string]int{}
 	for _, g := range grants {
 		k := [2]string{g.AccountID, g.EntitlementID}
@@ -243,7 +243,7 @@ func applyTx(tx *gorm.DB, c Change, accounts map[[2]string]*Account) error {
 		if err != nil {
 			return err
 		}
-		if err := tx.Where("account_id = ?", a.ID).Delete(&membership{}).Error; err != nil {
+		if err := tx.Where("account_id = ?", a.ID).Delete(&Membership{}).Error; err != nil {
 			return err
 		}
 		return setStatus("deleted")

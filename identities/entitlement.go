@@ -114,7 +114,7 @@ func (s *Service) CreateEntitlement(ctx context.Context, connectorID string, in 
 	}
 	now := time.Now().UTC()
 	e := &Entitlement{ID: uuid.NewString(), ConnectorID: rec.ID, ExternalID: in.ExternalID, Name: in.Name, Kind: in.Kind,
-		Description: in.Description, Policy: defaultPolicy(rec, in.ExternalID), CreatedAt: now, UpdatedAt: now}
+		Description: in.Description, Policy: DefaultPolicy(rec, in.ExternalID), CreatedAt: now, UpdatedAt: now}
 	if err := s.db.WithContext(ctx).Create(e).Error; err != nil {
 		if database.IsUniqueViolation(err) {
 			return nil, FieldErrors{"external_id": in.ExternalID + " already exists on " + rec.Name}

@@ -20,6 +20,10 @@ var (
 	ErrNotFound = errors.New("not found")
 )
 
+// ErrConflict is wrapped by errors about an action that does not apply to
+// an import's status (approving a rejected import).
+var ErrConflict = errors.New("conflict")
+
 // FieldErrors maps a field to what is wrong with it.
 type FieldErrors map[string]string
 

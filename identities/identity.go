@@ -46,7 +46,7 @@ type Identity struct {
 func (Identity) TableName() string { return "identities" }
 
 // importedBy reports whether the import of connector connectorID made the identity.
-func (i *Identity) importedBy(connectorID string) bool {
+func (i *Identity) ImportedBy(connectorID string) bool {
 	return i.SourceConnectorID != nil && *i.SourceConnectorID == connectorID
 }
 

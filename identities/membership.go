@@ -7,14 +7,14 @@ import (
 	"gorm.io/gorm"
 )
 
-type membership struct {
+type Membership struct {
 	AccountID     string `gorm:"primaryKey"`
 	EntitlementID string `gorm:"primaryKey"`
 	GrantedAt     time.Time
 	ExpiresAt     *time.Time
 }
 
-func (membership) TableName() string { return "memberships" }
+func (Membership) TableName() string { return "memberships" }
 
 // HeldTx returns which of the entitlements each account holds, as the
 // portal last recorded it, by account id and entitlement id, read in tx.
@@ -24,7 +24,7 @@ func (s *Service) HeldTx(ctx context.Context, tx *gorm.DB, accountIDs, entitleme
 		return out, nil
 	}
 	for start := 0; start < len(accountIDs); start += 500 {
-		var rows []membership
+		var rows []Membership
 		if err := tx.WithContext(ctx).Select("account_id, entitlement_id").Where("account_id IN ? AND entitlement_id IN ?",
 			accountIDs[start:min(start+500, len(accountIDs))], entitlementIDs).Find(&rows).Error; err != nil {
 			return nil, err

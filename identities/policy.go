@@ -126,7 +126,7 @@ func adminGroupPolicy() Policy {
 }
 
 // defaultPolicy is the policy of a new entitlement of rec.
-func defaultPolicy(rec *configured.Record, externalID string) Policy {
+func DefaultPolicy(rec *configured.Record, externalID string) Policy {
 	if dn := adminGroupDN(rec); dn != "" && normDN(externalID) == dn {
 		return adminGroupPolicy()
 	}
@@ -136,7 +136,7 @@ func defaultPolicy(rec *configured.Record, externalID string) Policy {
 // raiseAdminGroupTx gives the admin group of rec its policy, unless
 // someone set the group's policy: the setting may have named the group
 // after it was imported.
-func raiseAdminGroupTx(tx *gorm.DB, rec *configured.Record, now time.Time) error {
+func RaiseAdminGroupTx(tx *gorm.DB, rec *configured.Record, now time.Time) error {
 	dn := adminGroupDN(rec)
 	if dn == "" {
 		return nil

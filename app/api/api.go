@@ -25,6 +25,7 @@ import (
 	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/provlog"
 	"github.com/provisor/provisor/requests"
@@ -45,7 +46,7 @@ type Deps struct {
 	Tasks      *tasks.Service
 	Notifier   *notifier.Service
 	// Imports are the directory imports and their approvals.
-	Imports *identities.Importer
+	Imports *imports.Importer
 	// Logs is the provisioning log.
 	Logs *provlog.Log
 	// Web, if set, is the portal served beside the API; it renders the

@@ -10,6 +10,7 @@ import (
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 	"github.com/provisor/provisor/requests"
 )
 
@@ -21,7 +22,7 @@ type importsData struct {
 	Query    url.Values
 	// Waiting are the imports over their threshold that wait for an
 	// admin's decision.
-	Waiting []identities.Import
+	Waiting []imports.Import
 	// Sources are the connectors that can be imported now.
 	Sources []configured.Record
 	Errors  map[string]string
@@ -35,7 +36,7 @@ type importRun struct {
 	Mode      string
 	Connector string
 	Job       *requests.Job
-	Import    *identities.Import
+	Import    *imports.Import
 }
 
 // importsPage lists every import run, newest first, whatever its status,
@@ -70,11 +71,11 @@ func (s *Server) showImports(c *fiber.Ctx, status int, errs map[string]string) e
 		d.Runs = append(d.Runs, run)
 	}
 	if len(jobIDs) > 0 {
-		imps, _, err := s.Imports.ListImports(ctx, identities.ImportFilter{JobIDs: jobIDs, Limit: 500})
+		imps, _, err := s.Imports.ListImports(ctx, imports.ImportFilter{JobIDs: jobIDs, Limit: 500})
 		if err != nil {
 			return err
 		}
-		byJob := map[string]*identities.Import{}
+		byJob := map[string]*imports.Import{}
 		for i := range imps {
 			if imps[i].JobID != nil {
 				byJob[*imps[i].JobID] = &imps[i]
@@ -86,7 +87,7 @@ func (s *Server) showImports(c *fiber.Ctx, status int, errs map[string]string) e
 			}
 		}
 	}
-	if d.Waiting, _, err = s.Imports.ListImports(ctx, identities.ImportFilter{Status: identities.ImportAwaitingApproval, Limit: 50}); err != nil {
+	if d.Waiting, _, err = s.Imports.ListImports(ctx, imports.ImportFilter{Status: imports.ImportAwaitingApproval, Limit: 50}); err != nil {
 		return err
 	}
 	list, err := s.Connectors.List(ctx)

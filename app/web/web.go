@@ -30,6 +30,7 @@ import (
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
@@ -52,7 +53,7 @@ type Deps struct {
 	Tasks      *tasks.Service
 	Schedules  NextRunner
 	Notifier   *notifier.Service
-	Imports    *identities.Importer
+	Imports    *imports.Importer
 	Logs       *provlog.Log
 	// SecureCookies marks cookies Secure (the portal is served over HTTPS).
 	SecureCookies bool

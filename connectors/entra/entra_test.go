@@ -17,6 +17,7 @@ import (
 	"github.com/provisor/provisor/connectors/entra/graphtest"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 )
 
 func open(t *testing.T, g *graphtest.Server, log *slog.Logger, extra ...string) *entra.Directory {
@@ -312,7 +313,7 @@ func TestImport(t *testing.T) {
 		g.RemoveMember(vpn.ID, users[2].ID)
 		g.SetDisplayName(users[5].ID, "Fay Renamed")
 		imp, err = b.Importer.Run(b.Ctx, rec.ID, connectors.ImportDelta, "")
-		if err != nil || imp.Status != identities.ImportApplied || imp.Counts.AccountsDeleted != 1 || imp.Counts.MembershipsRemoved < 1 {
+		if err != nil || imp.Status != imports.ImportApplied || imp.Counts.AccountsDeleted != 1 || imp.Counts.MembershipsRemoved < 1 {
 			t.Fatalf("delta import: %v %+v", err, imp)
 		}
 		ents, _, _ := b.Identities.ListEntitlements(b.Ctx, rec.ID, identities.ListOpts{Query: "VPN"})
@@ -332,7 +333,7 @@ func TestImport(t *testing.T) {
 			t.Fatal(err)
 		}
 		imp, err = b.Importer.Run(b.Ctx, rec.ID, connectors.ImportDelta, "")
-		if err != nil || !strings.Contains(imp.Message, "delta token expired") || imp.Status != identities.ImportAwaitingApproval || imp.Counts.AccountsDeleted != 1 {
+		if err != nil || !strings.Contains(imp.Message, "delta token expired") || imp.Status != imports.ImportAwaitingApproval || imp.Counts.AccountsDeleted != 1 {
 			t.Fatalf("expired delta: %v %+v", err, imp)
 		}
 	})

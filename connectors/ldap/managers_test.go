@@ -16,6 +16,7 @@ import (
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 )
 
 func personLDIF(uid, manager string) string {
@@ -93,7 +94,7 @@ func TestLDAPManagersThroughProvisor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		run := func(mode connectors.ImportMode) *identities.Import {
+		run := func(mode connectors.ImportMode) *imports.Import {
 			t.Helper()
 			imp, err := b.Importer.Run(b.Ctx, rec.ID, mode, "")
 			if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )
@@ -271,18 +272,18 @@ func TestLDAPThroughProvisor(t *testing.T) {
 			t.Errorf("threshold job: %q", job.Message)
 		}
 		var pending struct {
-			Items []identities.Import `json:"items"`
-			Total int                 `json:"total"`
+			Items []imports.Import `json:"items"`
+			Total int              `json:"total"`
 		}
 		a.json("GET", "/api/v1/imports?status=awaiting_approval&connector_id="+conn.ID, "", 200, &pending)
 		if pending.Total != 1 {
 			t.Fatalf("pending imports: %+v", pending)
 		}
-		var one identities.Import
+		var one imports.Import
 		a.json("GET", "/api/v1/imports/"+pending.Items[0].ID, "", 200, &one)
 		var deletes []string
 		for _, c := range one.Changes {
-			if c.Op == identities.ChangeDeleteAccount {
+			if c.Op == imports.ChangeDeleteAccount {
 				deletes = append(deletes, c.Username)
 			}
 		}
@@ -293,7 +294,7 @@ func TestLDAPThroughProvisor(t *testing.T) {
 			t.Fatal("ivy")
 		}
 		a.json("POST", "/api/v1/imports/"+one.ID+"/approve", "", 200, &one)
-		if one.Status != identities.ImportApplied || !strings.HasPrefix(one.DecidedBy, "api:") {
+		if one.Status != imports.ImportApplied || !strings.HasPrefix(one.DecidedBy, "api:") {
 			t.Errorf("approved: %+v", one)
 		}
 		a.json("POST", "/api/v1/imports/"+one.ID+"/reject", "", 409, nil)

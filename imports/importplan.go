@@ -1,4 +1,4 @@
-package identities
+package imports
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/configured"
+	"github.com/provisor/provisor/identities"
 )
 
 // collector is the ImportSink of a run: it keeps what the connector reads,
@@ -123,21 +124,21 @@ func (c *collector) Present(_ context.Context, ids []string) error {
 
 // state is the portal's view of one connector.
 type state struct {
-	accounts  []Account
-	accByExt  map[string]*Account
-	accByUser map[string]*Account
-	ents      []Entitlement
-	entByExt  map[string]*Entitlement
+	accounts  []identities.Account
+	accByExt  map[string]*identities.Account
+	accByUser map[string]*identities.Account
+	ents      []identities.Entitlement
+	entByExt  map[string]*identities.Entitlement
 	// members maps an entitlement id to its account ids.
 	members map[string]map[string]bool
 	// groups maps an account id to its entitlement ids.
 	groups map[string]map[string]bool
-	ids    map[string]*Identity
+	ids    map[string]*identities.Identity
 }
 
 func loadState(tx *gorm.DB, connectorID string) (*state, error) {
-	st := &state{accByExt: map[string]*Account{}, accByUser: map[string]*Account{}, entByExt: map[string]*Entitlement{},
-		members: map[string]map[string]bool{}, groups: map[string]map[string]bool{}, ids: map[string]*Identity{}}
+	st := &state{accByExt: map[string]*identities.Account{}, accByUser: map[string]*identities.Account{}, entByExt: map[string]*identities.Entitlement{},
+		members: map[string]map[string]bool{}, groups: map[string]map[string]bool{}, ids: map[string]*identities.Identity{}}
 	if err := tx.Where("connector_id = ?", connectorID).Order("username").Find(&st.accounts).Error; err != nil {
 		return nil, err
 	}
@@ -154,8 +155,8 @@ func loadState(tx *gorm.DB, connectorID string) (*state, error) {
 	for i := range st.ents {
 		st.entByExt[key(st.ents[i].ExternalID)] = &st.ents[i]
 	}
-	var ms []membership
-	if err := tx.Model(&membership{}).Joins("JOIN accounts a ON a.id = memberships.account_id").
+	var ms []identities.Membership
+	if err := tx.Model(&identities.Membership{}).Joins("JOIN accounts a ON a.id = memberships.account_id").
 		Where("a.connector_id = ?", connectorID).Select("memberships.account_id, memberships.entitlement_id").Find(&ms).Error; err != nil {
 		return nil, err
 	}
@@ -169,8 +170,8 @@ func loadState(tx *gorm.DB, connectorID string) (*state, error) {
 		}
 		st.groups[m.AccountID][m.EntitlementID] = true
 	}
-	var linked []Identity
-	if err := tx.Model(&Identity{}).Where("id IN (SELECT identity_id FROM accounts WHERE connector_id = ? AND identity_id IS NOT NULL)", connectorID).
+	var linked []identities.Identity
+	if err := tx.Model(&identities.Identity{}).Where("id IN (SELECT identity_id FROM accounts WHERE connector_id = ? AND identity_id IS NOT NULL)", connectorID).
 		Find(&linked).Error; err != nil {
 		return nil, err
 	}
@@ -224,8 +225,8 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 	for _, k := range col.entOrder {
 		e := col.ents[k]
 		kind := e.Kind
-		if !ValidKind(kind) {
-			kind = KindGroup
+		if !identities.ValidKind(kind) {
+			kind = identities.KindGroup
 		}
 		name := e.Name
 		if name == "" {
@@ -251,7 +252,7 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 
 	// Accounts: matched by external id first, then by username (accounts
 	// made by a job before the system's key was known, or moved since).
-	match := map[string]*Account{}
+	match := map[string]*identities.Account{}
 	claimed := map[string]bool{}
 	for _, k := range col.accOrder {
 		if old := st.accByExt[k]; old != nil && !claimed[old.ID] {
@@ -287,7 +288,7 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 			(ch.Manager != nil && old.ManagerExternalID != *ch.Manager)
 		if old.IdentityID != nil {
 			// Identities this connector made follow its names and emails.
-			if id := st.ids[*old.IdentityID]; id != nil && id.importedBy(connectorID) && (id.DisplayName != nonEmpty(a.DisplayName, a.Username) || id.Email != a.Email) {
+			if id := st.ids[*old.IdentityID]; id != nil && id.ImportedBy(connectorID) && (id.DisplayName != nonEmpty(a.DisplayName, a.Username) || id.Email != a.Email) {
 				changed = true
 			}
 		}
@@ -322,7 +323,7 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 
 	// Memberships. Directories give each group's complete member list
 	// (Members); other systems give each account's groups.
-	accountKey := func(acc *Account) string {
+	accountKey := func(acc *identities.Account) string {
 		if acc.ExternalID != "" {
 			return key(acc.ExternalID)
 		}
@@ -472,7 +473,7 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 // decides again on what is there then.
 func planManagers(col *collector, st *state, known map[string]string, connectorID string, c *ImportCounts) []PlannedChange {
 	var out []PlannedChange
-	accByID := make(map[string]*Account, len(st.accounts))
+	accByID := make(map[string]*identities.Account, len(st.accounts))
 	for i := range st.accounts {
 		accByID[st.accounts[i].ID] = &st.accounts[i]
 	}
@@ -484,7 +485,7 @@ func planManagers(col *collector, st *state, known map[string]string, connectorI
 	// identityOf returns an account's identity and whether it is known
 	// before applying: an account created now, or unlinked and read now
 	// (it may be linked), is not.
-	identityOf := func(k string) (*Identity, bool) {
+	identityOf := func(k string) (*identities.Identity, bool) {
 		acc := accByID[known[k]]
 		if acc == nil {
 			return nil, false
@@ -548,7 +549,7 @@ func planManagers(col *collector, st *state, known map[string]string, connectorI
 // (nil: none). The directory wins where it states a manager, over one set
 // by hand; where it states none, it clears only a manager it set itself.
 // A manager another connector's import set is left to that connector.
-func managerUpdate(id *Identity, want, connectorID string) (bool, *string) {
+func managerUpdate(id *identities.Identity, want, connectorID string) (bool, *string) {
 	if want == id.ID {
 		want = "" // a manager pointing at the identity itself is ignored
 	}
@@ -594,10 +595,10 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Reco
 		}
 	}
 	now := time.Now().UTC()
-	var newEnts []Entitlement
-	var newAccounts []Account
-	var newIdentities []Identity
-	var newMembers []membership
+	var newEnts []identities.Entitlement
+	var newAccounts []identities.Account
+	var newIdentities []identities.Identity
+	var newMembers []identities.Membership
 
 	// Entitlements.
 	for _, ch := range changes {
@@ -605,14 +606,14 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Reco
 		switch ch.Op {
 		case ChangeCreateEntitlement, ChangeUpdateEntitlement:
 			if old := st.entByExt[k]; old != nil {
-				if err := tx.Model(&Entitlement{}).Where("id = ?", old.ID).Updates(map[string]any{
+				if err := tx.Model(&identities.Entitlement{}).Where("id = ?", old.ID).Updates(map[string]any{
 					"external_id": ch.ExternalID, "name": ch.Name, "kind": ch.Kind, "deleted": false, "updated_at": now}).Error; err != nil {
 					return counts, err
 				}
 				continue
 			}
-			e := Entitlement{ID: uuid.NewString(), ConnectorID: rec.ID, ExternalID: ch.ExternalID, Name: ch.Name, Kind: ch.Kind,
-				Policy: defaultPolicy(rec, ch.ExternalID), CreatedAt: now, UpdatedAt: now}
+			e := identities.Entitlement{ID: uuid.NewString(), ConnectorID: rec.ID, ExternalID: ch.ExternalID, Name: ch.Name, Kind: ch.Kind,
+				Policy: identities.DefaultPolicy(rec, ch.ExternalID), CreatedAt: now, UpdatedAt: now}
 			newEnts = append(newEnts, e)
 			st.entByExt[k] = &newEnts[len(newEnts)-1]
 		case ChangeDeleteEntitlement:
@@ -620,10 +621,10 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Reco
 			if old == nil {
 				continue
 			}
-			if err := tx.Model(&Entitlement{}).Where("id = ?", old.ID).Updates(map[string]any{"deleted": true, "updated_at": now}).Error; err != nil {
+			if err := tx.Model(&identities.Entitlement{}).Where("id = ?", old.ID).Updates(map[string]any{"deleted": true, "updated_at": now}).Error; err != nil {
 				return counts, err
 			}
-			if err := tx.Where("entitlement_id = ?", old.ID).Delete(&membership{}).Error; err != nil {
+			if err := tx.Where("entitlement_id = ?", old.ID).Delete(&identities.Membership{}).Error; err != nil {
 				return counts, err
 			}
 		}
@@ -631,7 +632,7 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Reco
 	if err := tx.CreateInBatches(newEnts, 500).Error; err != nil {
 		return counts, err
 	}
-	if err := raiseAdminGroupTx(tx, rec, now); err != nil {
+	if err := identities.RaiseAdminGroupTx(tx, rec, now); err != nil {
 		return counts, err
 	}
 	// Re-point the map at stored rows (the slice may have grown after the
@@ -642,7 +643,7 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Reco
 
 	// Accounts and their identities. The identities the connector made show
 	// its name, which may have changed since.
-	if err := tx.Model(&Identity{}).Where("source_connector_id = ? AND source <> ?", rec.ID, rec.Name).
+	if err := tx.Model(&identities.Identity{}).Where("source_connector_id = ? AND source <> ?", rec.ID, rec.Name).
 		Updates(map[string]any{"source": rec.Name, "updated_at": now}).Error; err != nil {
 		return counts, err
 	}
@@ -651,7 +652,7 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Reco
 		return counts, err
 	}
 	pending := map[string]bool{}
-	accByKey := map[string]*Account{}
+	accByKey := map[string]*identities.Account{}
 	for i := range st.accounts {
 		a := &st.accounts[i]
 		if a.ExternalID != "" {
@@ -671,7 +672,7 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Reco
 					continue // two entries with one username: the first one wins
 				}
 				pending[key(ch.Username)] = true
-				a := Account{ID: uuid.NewString(), ConnectorID: rec.ID, Username: ch.Username, ExternalID: ch.ExternalID,
+				a := identities.Account{ID: uuid.NewString(), ConnectorID: rec.ID, Username: ch.Username, ExternalID: ch.ExternalID,
 					Status: ch.Status, CreatedAt: now, UpdatedAt: now}
 				if ch.Manager != nil {
 					a.ManagerExternalID = *ch.Manager
@@ -709,7 +710,7 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Reco
 			} else if err := link.refresh(*old.IdentityID, ch, now); err != nil {
 				return counts, err
 			}
-			if err := tx.Model(&Account{}).Where("id = ?", old.ID).Updates(updates).Error; err != nil {
+			if err := tx.Model(&identities.Account{}).Where("id = ?", old.ID).Updates(updates).Error; err != nil {
 				return counts, err
 			}
 			old.ExternalID = ch.ExternalID
@@ -722,10 +723,10 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Reco
 			if old == nil || old.Status == "deleted" {
 				continue
 			}
-			if err := tx.Where("account_id = ?", old.ID).Delete(&membership{}).Error; err != nil {
+			if err := tx.Where("account_id = ?", old.ID).Delete(&identities.Membership{}).Error; err != nil {
 				return counts, err
 			}
-			if err := tx.Model(&Account{}).Where("id = ?", old.ID).Updates(map[string]any{"status": "deleted", "updated_at": now}).Error; err != nil {
+			if err := tx.Model(&identities.Account{}).Where("id = ?", old.ID).Updates(map[string]any{"status": "deleted", "updated_at": now}).Error; err != nil {
 				return counts, err
 			}
 			old.Status = "deleted"
@@ -754,10 +755,10 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Reco
 			continue
 		}
 		if ch.Op == ChangeAddMembership {
-			newMembers = append(newMembers, membership{AccountID: a.ID, EntitlementID: e.ID, GrantedAt: now})
+			newMembers = append(newMembers, identities.Membership{AccountID: a.ID, EntitlementID: e.ID, GrantedAt: now})
 			continue
 		}
-		if err := tx.Where("account_id = ? AND entitlement_id = ?", a.ID, e.ID).Delete(&membership{}).Error; err != nil {
+		if err := tx.Where("account_id = ? AND entitlement_id = ?", a.ID, e.ID).Delete(&identities.Membership{}).Error; err != nil {
 			return counts, err
 		}
 	}
@@ -775,8 +776,8 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Reco
 // deciding each again on the identities as they are now (managerUpdate),
 // and records each change in the audit trail.
 func (im *Importer) applyManagers(tx *gorm.DB, rec *configured.Record, importID string, changes []PlannedChange,
-	accByKey map[string]*Account, link *linker, now time.Time, counts *ImportCounts) error {
-	identityOf := func(ext string) *Identity {
+	accByKey map[string]*identities.Account, link *linker, now time.Time, counts *ImportCounts) error {
+	identityOf := func(ext string) *identities.Identity {
 		a := accByKey[key(ext)]
 		if a == nil || a.Status == "deleted" || a.IdentityID == nil {
 			return nil
@@ -832,7 +833,7 @@ func (im *Importer) applyManagers(tx *gorm.DB, rec *configured.Record, importID 
 			manager, source = m, rec.ID
 		}
 		for start := 0; start < len(ids); start += 500 {
-			if err := tx.Model(&Identity{}).Where("id IN ?", ids[start:min(start+500, len(ids))]).Updates(map[string]any{
+			if err := tx.Model(&identities.Identity{}).Where("id IN ?", ids[start:min(start+500, len(ids))]).Updates(map[string]any{
 				"manager_id": manager, "manager_source_connector_id": source, "updated_at": now}).Error; err != nil {
 				return err
 			}
@@ -859,7 +860,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // imported account takes (an account deleted and made again under another
 // key), so the connector's usernames stay unique.
 func (im *Importer) freeUsername(tx *gorm.DB, connectorID, keepID, username string, now time.Time) error {
-	return tx.Model(&Account{}).
+	return tx.Model(&identities.Account{}).
 		Where("connector_id = ? AND username = ? AND id <> ? AND status = 'deleted'", connectorID, username, keepID).
 		Updates(map[string]any{"username": gorm.Expr("username || ? || id", "~"), "updated_at": now}).Error
 }
@@ -878,22 +879,22 @@ type linker struct {
 	taken       map[string]bool
 	// linked holds identities that already have an account on the connector.
 	linked map[string]bool
-	all    map[string]*Identity
+	all    map[string]*identities.Identity
 	// linkedExisting counts accounts linked to identities that existed.
 	linkedExisting int
 }
 
 func newLinker(tx *gorm.DB, rec *configured.Record, st *state) (*linker, error) {
 	l := &linker{tx: tx, rec: rec, st: st, bySourceExt: map[string]string{}, byUsername: map[string]string{},
-		byEmail: map[string]string{}, taken: map[string]bool{}, linked: map[string]bool{}, all: map[string]*Identity{}}
-	var ids []Identity
-	if err := tx.Model(&Identity{}).Where("status <> 'deleted'").Find(&ids).Error; err != nil {
+		byEmail: map[string]string{}, taken: map[string]bool{}, linked: map[string]bool{}, all: map[string]*identities.Identity{}}
+	var ids []identities.Identity
+	if err := tx.Model(&identities.Identity{}).Where("status <> 'deleted'").Find(&ids).Error; err != nil {
 		return nil, err
 	}
 	for i := range ids {
 		id := &ids[i]
 		l.all[id.ID] = id
-		if id.importedBy(rec.ID) && id.ExternalID != "" {
+		if id.ImportedBy(rec.ID) && id.ExternalID != "" {
 			l.bySourceExt[key(id.ExternalID)] = id.ID
 		}
 		l.byUsername[key(id.Username)] = id.ID
@@ -906,7 +907,7 @@ func newLinker(tx *gorm.DB, rec *configured.Record, st *state) (*linker, error) 
 		}
 	}
 	var usernames []string
-	if err := tx.Model(&Identity{}).Pluck("username", &usernames).Error; err != nil {
+	if err := tx.Model(&identities.Identity{}).Pluck("username", &usernames).Error; err != nil {
 		return nil, err
 	}
 	for _, u := range usernames {
@@ -922,7 +923,7 @@ func newLinker(tx *gorm.DB, rec *configured.Record, st *state) (*linker, error) 
 
 // identityFor returns the identity id for an account that has none, and
 // the identity to create when it is new.
-func (l *linker) identityFor(ch PlannedChange) (string, *Identity) {
+func (l *linker) identityFor(ch PlannedChange) (string, *identities.Identity) {
 	corr := ch.Correlation
 	if corr == "" {
 		corr = ch.Username
@@ -949,7 +950,7 @@ func (l *linker) identityFor(ch PlannedChange) (string, *Identity) {
 		username = fmt.Sprintf("%s-%d", ch.Username, n)
 	}
 	now := time.Now().UTC()
-	id := &Identity{ID: uuid.NewString(), Username: username, DisplayName: nonEmpty(ch.DisplayName, ch.Username), Email: ch.Email,
+	id := &identities.Identity{ID: uuid.NewString(), Username: username, DisplayName: nonEmpty(ch.DisplayName, ch.Username), Email: ch.Email,
 		Source: l.rec.Name, SourceConnectorID: &l.rec.ID, ExternalID: corr, Status: "active", CreatedAt: now, UpdatedAt: now}
 	l.taken[key(username)] = true
 	l.bySourceExt[k] = id.ID
@@ -962,7 +963,7 @@ func (l *linker) identityFor(ch PlannedChange) (string, *Identity) {
 // when the identity came from a directory (local ones are left alone).
 func (l *linker) refresh(identityID string, ch PlannedChange, now time.Time) error {
 	id := l.all[identityID]
-	if id == nil || !id.importedBy(l.rec.ID) {
+	if id == nil || !id.ImportedBy(l.rec.ID) {
 		return nil
 	}
 	name := nonEmpty(ch.DisplayName, ch.Username)
@@ -970,5 +971,5 @@ func (l *linker) refresh(identityID string, ch PlannedChange, now time.Time) err
 		return nil
 	}
 	id.DisplayName, id.Email = name, ch.Email
-	return l.tx.Model(&Identity{}).Where("id = ?", identityID).Updates(map[string]any{"display_name": name, "email": ch.Email, "updated_at": now}).Error
+	return l.tx.Model(&identities.Identity{}).Where("id = ?", identityID).Updates(map[string]any{"display_name": name, "email": ch.Email, "updated_at": now}).Error
 }

@@ -1,4 +1,4 @@
-package identities
+package imports
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database"
+	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/input"
 )
 
 // Import statuses.
@@ -30,10 +32,6 @@ const (
 
 // ImportStatuses lists the statuses in the order a filter offers them.
 var ImportStatuses = []string{ImportAwaitingApproval, ImportApproved, ImportRejected, ImportApplied, ImportSuperseded}
-
-// ErrConflict is wrapped by errors about an action that does not apply to
-// an import's status (approving a rejected import).
-var ErrConflict = errors.New("conflict")
 
 // DefaultDeletionThreshold is the share (percent) of a connector's accounts
 // an import may delete or lock without approval, unless the connector says
@@ -159,15 +157,17 @@ type PlannedChange struct {
 // importing the same connector at once both compute and apply a plan; the
 // plans state the result wanted, so the second one finds little to do.
 type Importer struct {
-	s *Service
+	db         *gorm.DB
+	connectors *configured.Store
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
 }
 
-// NewImporter returns the importer of s's tables.
-func NewImporter(s *Service) *Importer {
-	return &Importer{s: s, locks: map[string]*sync.Mutex{}}
+// NewImporter returns the importer of the connectors of store into the
+// portal's tables in db.
+func NewImporter(db *gorm.DB, store *configured.Store) *Importer {
+	return &Importer{db: db, connectors: store, locks: map[string]*sync.Mutex{}}
 }
 
 func (im *Importer) lock(connectorID string) func() {
@@ -187,7 +187,7 @@ func (im *Importer) lock(connectorID string) func() {
 // (empty when none). Errors from the connector keep their classification.
 func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors.ImportMode, jobID string) (*Import, error) {
 	defer im.lock(connectorID)()
-	rec, conn, err := im.s.connectors.OpenByID(ctx, connectorID)
+	rec, conn, err := im.connectors.OpenByID(ctx, connectorID)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +224,7 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 	if jobID != "" {
 		imp.JobID = &jobID
 	}
-	err = im.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = im.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		st, err := loadState(tx, rec.ID)
 		if err != nil {
 			return err
@@ -254,7 +254,7 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 		now := time.Now().UTC()
 		imp.Status, imp.AppliedAt = ImportApplied, &now
 		imp.Message = col.noted(imp.summary())
-		if err := im.s.connectors.SaveImportCookieTx(tx, rec.ID, next); err != nil {
+		if err := im.connectors.SaveImportCookieTx(tx, rec.ID, next); err != nil {
 			return err
 		}
 		return im.save(tx, imp)
@@ -316,7 +316,7 @@ type ImportFilter struct {
 // ListImports returns imports newest first, without their planned changes,
 // and how many match.
 func (im *Importer) ListImports(ctx context.Context, f ImportFilter) ([]Import, int64, error) {
-	q := im.s.db.WithContext(ctx).Model(&Import{})
+	q := im.db.WithContext(ctx).Model(&Import{})
 	if f.ConnectorID != "" {
 		q = q.Where("connector_id = ?", f.ConnectorID)
 	}
@@ -345,7 +345,7 @@ func (im *Importer) ListImports(ctx context.Context, f ImportFilter) ([]Import, 
 
 // GetImport returns one import with its planned changes.
 func (im *Importer) GetImport(ctx context.Context, id string) (*Import, error) {
-	imp, err := get[Import](ctx, im.s.db, id)
+	imp, err := getImport(ctx, im.db, id)
 	if err != nil {
 		return nil, err
 	}
@@ -387,7 +387,7 @@ func (im *Importer) decide(ctx context.Context, id, actor string, approve bool) 
 		return nil, err
 	}
 	defer im.lock(imp.ConnectorID)()
-	err = im.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = im.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		now := time.Now().UTC()
 		status := map[bool]string{true: ImportApproved, false: ImportRejected}[approve]
 		res := tx.Model(&Import{}).Where("id = ? AND status = ?", id, ImportAwaitingApproval).
@@ -400,7 +400,7 @@ func (im *Importer) decide(ctx context.Context, id, actor string, approve bool) 
 			if err := tx.Select("status").Where("id = ?", id).Take(&cur).Error; err != nil {
 				return err
 			}
-			return fmt.Errorf("%w: import %s is %s, not awaiting approval", ErrConflict, id, cur.Status)
+			return fmt.Errorf("%w: import %s is %s, not awaiting approval", identities.ErrConflict, id, cur.Status)
 		}
 		action := "import.reject"
 		if approve {
@@ -419,7 +419,7 @@ func (im *Importer) decide(ctx context.Context, id, actor string, approve bool) 
 			if err != nil {
 				return err
 			}
-			if err := im.s.connectors.SaveImportCookieTx(tx, rec.ID, imp.Cookie); err != nil {
+			if err := im.connectors.SaveImportCookieTx(tx, rec.ID, imp.Cookie); err != nil {
 				return err
 			}
 			if err := tx.Model(&Import{}).Where("id = ?", id).Updates(map[string]any{"status": ImportApplied, "applied_at": now, "counts": string(counts)}).Error; err != nil {
@@ -446,4 +446,19 @@ func (im *Importer) RunJob(ctx context.Context, connectorID string, mode connect
 	}
 	return connectors.Result{Changed: imp.Status == ImportApplied && imp.Changed(), Message: imp.Message,
 		Steps: imp.steps, Warning: imp.Status == ImportAwaitingApproval}, nil
+}
+
+func getImport(ctx context.Context, db *gorm.DB, id string) (*Import, error) {
+	if !input.ID(id) {
+		return nil, identities.ErrNotFound
+	}
+	var out Import
+	err := db.WithContext(ctx).Where("id = ?", id).Take(&out).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, identities.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

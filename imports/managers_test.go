@@ -1,4 +1,4 @@
-package identities_test
+package imports_test
 
 import (
 	"strings"
@@ -9,6 +9,7 @@ import (
 	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 )
 
 // managerOf returns the username of the manager of the identity of the
@@ -170,7 +171,7 @@ func TestImportManagers(t *testing.T) {
 			delete(d.users, userDN(u))
 		}
 		plan := b.run(t, connectors.ImportFull)
-		if plan.Status != identities.ImportAwaitingApproval || plan.Counts.ManagersSet != 1 {
+		if plan.Status != imports.ImportAwaitingApproval || plan.Counts.ManagersSet != 1 {
 			t.Fatalf("plan: %s %+v", plan.Status, plan.Counts)
 		}
 		got, err := b.Importer.GetImport(b.Ctx, plan.ID)
@@ -179,7 +180,7 @@ func TestImportManagers(t *testing.T) {
 		}
 		var ops []string
 		for _, c := range got.Changes {
-			if c.Op == identities.ChangeSetManager {
+			if c.Op == imports.ChangeSetManager {
 				ops = append(ops, c.Username+"->"+*c.Manager)
 			}
 		}
