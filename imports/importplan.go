@@ -193,35 +193,83 @@ func accountStatus(a connectors.ImportedAccount) string {
 // With readsManagers, account changes carry the manager each account
 // states and the managers of identities follow (see Importer).
 func plan(col *collector, st *state, mode connectors.ImportMode, connectorID string, readsManagers bool) ([]PlannedChange, ImportCounts) {
-	var out []PlannedChange
-	var c ImportCounts
-	c.AccountsRead, c.GroupsRead = len(col.accounts), len(col.ents)
+	p := newPlanner(col, st, mode, connectorID)
+	p.entitlements()
+	p.matchAccounts()
+	p.accounts(readsManagers)
+	p.knownAccounts()
+	// Memberships. Directories give each group's complete member list
+	// (Members); other systems give each account's groups.
+	if col.sawMembers || col.present != nil {
+		p.membershipsByGroup()
+	} else {
+		p.membershipsByAccount()
+	}
+	if readsManagers {
+		p.out = append(p.out, planManagers(col, st, p.known, connectorID, &p.c)...)
+	}
+	if p.c.AccountsKnown > 0 {
+		p.c.RiskPercent = math.Round(float64(p.c.AccountsDeleted+p.c.AccountsLocked)*1000/float64(p.c.AccountsKnown)) / 10
+	}
+	return p.out, p.c
+}
+
+// planner holds what plan has found so far: the changes listed and
+// counted, and how the accounts read match those the portal knows.
+type planner struct {
+	col         *collector
+	st          *state
+	mode        connectors.ImportMode
+	connectorID string
+	deleted     map[string]bool
+
+	out []PlannedChange
+	c   ImportCounts
+
+	// match maps an account read (by key) to the portal's account it is;
+	// claimed holds the portal ids matched.
+	match   map[string]*identities.Account
+	claimed map[string]bool
+	// known maps an account key (as the system names it) to the account's
+	// current portal id, or "" for an account this import creates;
+	// keyOfID is its reverse for the accounts that exist.
+	known   map[string]string
+	keyOfID map[string]string
+}
+
+func newPlanner(col *collector, st *state, mode connectors.ImportMode, connectorID string) *planner {
+	p := &planner{col: col, st: st, mode: mode, connectorID: connectorID, deleted: map[string]bool{}}
+	p.c.AccountsRead, p.c.GroupsRead = len(col.accounts), len(col.ents)
 	for _, a := range st.accounts {
 		if a.Status != "deleted" {
-			c.AccountsKnown++
+			p.c.AccountsKnown++
 		}
 	}
-	deleted := map[string]bool{}
 	for _, id := range col.deleted {
-		deleted[id] = true
+		p.deleted[id] = true
 	}
-	// gone reports whether an object the portal knows left the system.
-	gone := func(ext string, seen bool) bool {
-		k := key(ext)
-		switch {
-		case deleted[k]:
-			return true
-		case seen:
-			return false
-		case mode == connectors.ImportFull:
-			return true
-		case col.present != nil:
-			return !col.present[k]
-		}
-		return false
-	}
+	return p
+}
 
-	// Entitlements.
+// gone reports whether an object the portal knows left the system.
+func (p *planner) gone(ext string, seen bool) bool {
+	k := key(ext)
+	switch {
+	case p.deleted[k]:
+		return true
+	case seen:
+		return false
+	case p.mode == connectors.ImportFull:
+		return true
+	case p.col.present != nil:
+		return !p.col.present[k]
+	}
+	return false
+}
+
+// entitlements lists the entitlements to create, update and delete.
+func (p *planner) entitlements() {
+	col, st := p.col, p.st
 	for _, k := range col.entOrder {
 		e := col.ents[k]
 		kind := e.Kind
@@ -235,38 +283,46 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 		old := st.entByExt[k]
 		switch {
 		case old == nil:
-			out = append(out, PlannedChange{Op: ChangeCreateEntitlement, ExternalID: e.ExternalID, Name: name, Kind: kind})
-			c.EntitlementsCreated++
+			p.out = append(p.out, PlannedChange{Op: ChangeCreateEntitlement, ExternalID: e.ExternalID, Name: name, Kind: kind})
+			p.c.EntitlementsCreated++
 		case old.Deleted || old.Name != name || old.Kind != kind || old.ExternalID != e.ExternalID:
-			out = append(out, PlannedChange{Op: ChangeUpdateEntitlement, ExternalID: e.ExternalID, Name: name, Kind: kind})
-			c.EntitlementsUpdated++
+			p.out = append(p.out, PlannedChange{Op: ChangeUpdateEntitlement, ExternalID: e.ExternalID, Name: name, Kind: kind})
+			p.c.EntitlementsUpdated++
 		}
 	}
 	for _, e := range st.ents {
 		_, seen := col.ents[key(e.ExternalID)]
-		if !e.Deleted && gone(e.ExternalID, seen) {
-			out = append(out, PlannedChange{Op: ChangeDeleteEntitlement, ExternalID: e.ExternalID, Name: e.Name})
-			c.EntitlementsDeleted++
+		if !e.Deleted && p.gone(e.ExternalID, seen) {
+			p.out = append(p.out, PlannedChange{Op: ChangeDeleteEntitlement, ExternalID: e.ExternalID, Name: e.Name})
+			p.c.EntitlementsDeleted++
 		}
 	}
+}
 
-	// Accounts: matched by external id first, then by username (accounts
-	// made by a job before the system's key was known, or moved since).
-	match := map[string]*identities.Account{}
-	claimed := map[string]bool{}
+// matchAccounts matches the accounts read to the portal's by external id
+// first, then by username (accounts made by a job before the system's key
+// was known, or moved since).
+func (p *planner) matchAccounts() {
+	col, st := p.col, p.st
+	p.match, p.claimed = map[string]*identities.Account{}, map[string]bool{}
 	for _, k := range col.accOrder {
-		if old := st.accByExt[k]; old != nil && !claimed[old.ID] {
-			match[k], claimed[old.ID] = old, true
+		if old := st.accByExt[k]; old != nil && !p.claimed[old.ID] {
+			p.match[k], p.claimed[old.ID] = old, true
 		}
 	}
 	for _, k := range col.accOrder {
-		if match[k] != nil {
+		if p.match[k] != nil {
 			continue
 		}
-		if old := st.accByUser[key(col.accounts[k].Username)]; old != nil && !claimed[old.ID] {
-			match[k], claimed[old.ID] = old, true
+		if old := st.accByUser[key(col.accounts[k].Username)]; old != nil && !p.claimed[old.ID] {
+			p.match[k], p.claimed[old.ID] = old, true
 		}
 	}
+}
+
+// accounts lists the accounts to create, update (lock, unlock) and delete.
+func (p *planner) accounts(readsManagers bool) {
+	col, st := p.col, p.st
 	for _, k := range col.accOrder {
 		a := col.accounts[k]
 		status := accountStatus(a)
@@ -276,11 +332,11 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 			m := key(a.Manager)
 			ch.Manager = &m
 		}
-		old := match[k]
+		old := p.match[k]
 		if old == nil {
 			ch.Op = ChangeCreateAccount
-			out = append(out, ch)
-			c.AccountsCreated++
+			p.out = append(p.out, ch)
+			p.c.AccountsCreated++
 			continue
 		}
 		ch.Before = old.Status
@@ -288,7 +344,7 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 			(ch.Manager != nil && old.ManagerExternalID != *ch.Manager)
 		if old.IdentityID != nil {
 			// Identities this connector made follow its names and emails.
-			if id := st.ids[*old.IdentityID]; id != nil && id.ImportedBy(connectorID) && (id.DisplayName != nonEmpty(a.DisplayName, a.Username) || id.Email != a.Email) {
+			if id := st.ids[*old.IdentityID]; id != nil && id.ImportedBy(p.connectorID) && (id.DisplayName != nonEmpty(a.DisplayName, a.Username) || id.Email != a.Email) {
 				changed = true
 			}
 		}
@@ -296,171 +352,179 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 			continue
 		}
 		ch.Op = ChangeUpdateAccount
-		out = append(out, ch)
+		p.out = append(p.out, ch)
 		switch {
 		case old.Status == "enabled" && status == "locked":
-			c.AccountsLocked++
+			p.c.AccountsLocked++
 		case old.Status == "locked" && status == "enabled":
-			c.AccountsUnlocked++
+			p.c.AccountsUnlocked++
 		default:
-			c.AccountsUpdated++
+			p.c.AccountsUpdated++
 		}
 	}
 	for i := range st.accounts {
 		a := &st.accounts[i]
-		if a.Status == "deleted" || claimed[a.ID] {
+		if a.Status == "deleted" || p.claimed[a.ID] {
 			continue
 		}
 		ext := a.ExternalID
 		if ext == "" {
 			ext = a.Username
 		}
-		if gone(ext, false) {
-			out = append(out, PlannedChange{Op: ChangeDeleteAccount, ExternalID: ext, Username: a.Username, Before: a.Status, Status: "deleted"})
-			c.AccountsDeleted++
+		if p.gone(ext, false) {
+			p.out = append(p.out, PlannedChange{Op: ChangeDeleteAccount, ExternalID: ext, Username: a.Username, Before: a.Status, Status: "deleted"})
+			p.c.AccountsDeleted++
 		}
 	}
+}
 
-	// Memberships. Directories give each group's complete member list
-	// (Members); other systems give each account's groups.
-	accountKey := func(acc *identities.Account) string {
-		if acc.ExternalID != "" {
-			return key(acc.ExternalID)
-		}
-		return key(acc.Username)
+// accountKey is an account's key as the system names it.
+func accountKey(acc *identities.Account) string {
+	if acc.ExternalID != "" {
+		return key(acc.ExternalID)
 	}
-	// known maps an account key (as the system names it) to the account's
-	// current portal id, or "" for an account this import creates.
-	known := map[string]string{}
+	return key(acc.Username)
+}
+
+// knownAccounts works out the accounts of the connector once the account
+// changes listed are applied (known and keyOfID).
+func (p *planner) knownAccounts() {
+	col, st := p.col, p.st
+	p.known = map[string]string{}
 	for i := range st.accounts {
 		if st.accounts[i].Status != "deleted" {
-			known[accountKey(&st.accounts[i])] = st.accounts[i].ID
+			p.known[accountKey(&st.accounts[i])] = st.accounts[i].ID
 		}
 	}
 	for _, k := range col.accOrder {
-		if old := match[k]; old != nil {
-			delete(known, accountKey(old))
-			known[k] = old.ID
+		if old := p.match[k]; old != nil {
+			delete(p.known, accountKey(old))
+			p.known[k] = old.ID
 		} else {
-			known[k] = ""
+			p.known[k] = ""
 		}
 	}
-	for _, ch := range out {
+	for _, ch := range p.out {
 		if ch.Op == ChangeDeleteAccount {
-			delete(known, key(ch.ExternalID))
+			delete(p.known, key(ch.ExternalID))
 		}
 	}
-	keyOfID := make(map[string]string, len(known))
-	for k, id := range known {
+	p.keyOfID = make(map[string]string, len(p.known))
+	for k, id := range p.known {
 		if id != "" {
-			keyOfID[id] = k
+			p.keyOfID[id] = k
 		}
 	}
-	entID := func(ext string) string {
-		if e := st.entByExt[key(ext)]; e != nil {
-			return e.ID
-		}
-		return ""
+}
+
+// entID is the portal id of the entitlement with external id ext, or "".
+func (p *planner) entID(ext string) string {
+	if e := p.st.entByExt[key(ext)]; e != nil {
+		return e.ID
 	}
-	addOrRemove := func(accountExt, groupExt string, add bool) {
-		op := ChangeRemoveMembership
-		if add {
-			op = ChangeAddMembership
-			c.MembershipsAdded++
-		} else {
-			c.MembershipsRemoved++
-		}
-		out = append(out, PlannedChange{Op: op, ExternalID: accountExt, Group: groupExt})
-	}
-	if col.sawMembers || col.present != nil {
-		for _, gk := range col.entOrder {
-			list, ok := col.members[gk]
-			diff, changed := col.memberDiff[gk]
-			if !ok && !changed {
-				continue
-			}
-			g := col.ents[gk]
-			have := map[string]bool{}
-			if id := entID(g.ExternalID); id != "" {
-				for accID := range st.members[id] {
-					if ak, ok := keyOfID[accID]; ok {
-						have[ak] = true
-					}
-				}
-			}
-			if !ok {
-				// A delta of the members: what the group had, changed.
-				list = nil
-				gone := map[string]bool{}
-				for _, m := range diff.removed {
-					gone[m] = true
-				}
-				for m := range have {
-					if !gone[m] {
-						list = append(list, m)
-					}
-				}
-				for _, m := range diff.added {
-					if !gone[m] {
-						list = append(list, m)
-					}
-				}
-			}
-			want := map[string]bool{}
-			for _, m := range list {
-				if _, ok := known[m]; ok {
-					want[m] = true
-				}
-			}
-			for _, m := range sortedSet(want) {
-				if !have[m] {
-					addOrRemove(m, g.ExternalID, true)
-				}
-			}
-			for _, m := range sortedSet(have) {
-				if !want[m] {
-					addOrRemove(m, g.ExternalID, false)
-				}
-			}
-		}
+	return ""
+}
+
+func (p *planner) addOrRemove(accountExt, groupExt string, add bool) {
+	op := ChangeRemoveMembership
+	if add {
+		op = ChangeAddMembership
+		p.c.MembershipsAdded++
 	} else {
-		entKeyByID := map[string]string{}
-		for i := range st.ents {
-			entKeyByID[st.ents[i].ID] = key(st.ents[i].ExternalID)
+		p.c.MembershipsRemoved++
+	}
+	p.out = append(p.out, PlannedChange{Op: op, ExternalID: accountExt, Group: groupExt})
+}
+
+// membershipsByGroup lists the membership changes from each group's
+// member list, complete or as a delta.
+func (p *planner) membershipsByGroup() {
+	col, st := p.col, p.st
+	for _, gk := range col.entOrder {
+		list, ok := col.members[gk]
+		diff, changed := col.memberDiff[gk]
+		if !ok && !changed {
+			continue
 		}
-		for _, k := range col.accOrder {
-			a := col.accounts[k]
-			want := map[string]bool{}
-			for _, g := range a.Entitlements {
-				if _, ok := col.ents[key(g)]; ok || st.entByExt[key(g)] != nil {
-					want[key(g)] = true
-				}
-			}
-			have := map[string]bool{}
-			if old := match[k]; old != nil {
-				for eid := range st.groups[old.ID] {
-					have[entKeyByID[eid]] = true
-				}
-			}
-			for _, g := range sortedSet(want) {
-				if !have[g] {
-					addOrRemove(k, g, true)
-				}
-			}
-			for _, g := range sortedSet(have) {
-				if !want[g] {
-					addOrRemove(k, g, false)
+		g := col.ents[gk]
+		have := map[string]bool{}
+		if id := p.entID(g.ExternalID); id != "" {
+			for accID := range st.members[id] {
+				if ak, ok := p.keyOfID[accID]; ok {
+					have[ak] = true
 				}
 			}
 		}
+		if !ok {
+			// A delta of the members: what the group had, changed.
+			list = nil
+			gone := map[string]bool{}
+			for _, m := range diff.removed {
+				gone[m] = true
+			}
+			for m := range have {
+				if !gone[m] {
+					list = append(list, m)
+				}
+			}
+			for _, m := range diff.added {
+				if !gone[m] {
+					list = append(list, m)
+				}
+			}
+		}
+		want := map[string]bool{}
+		for _, m := range list {
+			if _, ok := p.known[m]; ok {
+				want[m] = true
+			}
+		}
+		for _, m := range sortedSet(want) {
+			if !have[m] {
+				p.addOrRemove(m, g.ExternalID, true)
+			}
+		}
+		for _, m := range sortedSet(have) {
+			if !want[m] {
+				p.addOrRemove(m, g.ExternalID, false)
+			}
+		}
 	}
-	if readsManagers {
-		out = append(out, planManagers(col, st, known, connectorID, &c)...)
+}
+
+// membershipsByAccount lists the membership changes from each account's
+// groups.
+func (p *planner) membershipsByAccount() {
+	col, st := p.col, p.st
+	entKeyByID := map[string]string{}
+	for i := range st.ents {
+		entKeyByID[st.ents[i].ID] = key(st.ents[i].ExternalID)
 	}
-	if c.AccountsKnown > 0 {
-		c.RiskPercent = math.Round(float64(c.AccountsDeleted+c.AccountsLocked)*1000/float64(c.AccountsKnown)) / 10
+	for _, k := range col.accOrder {
+		a := col.accounts[k]
+		want := map[string]bool{}
+		for _, g := range a.Entitlements {
+			if _, ok := col.ents[key(g)]; ok || st.entByExt[key(g)] != nil {
+				want[key(g)] = true
+			}
+		}
+		have := map[string]bool{}
+		if old := p.match[k]; old != nil {
+			for eid := range st.groups[old.ID] {
+				have[entKeyByID[eid]] = true
+			}
+		}
+		for _, g := range sortedSet(want) {
+			if !have[g] {
+				p.addOrRemove(k, g, true)
+			}
+		}
+		for _, g := range sortedSet(have) {
+			if !want[g] {
+				p.addOrRemove(k, g, false)
+			}
+		}
 	}
-	return out, c
 }
 
 // planManagers lists the ChangeSetManager changes of a run: for every
