@@ -658,13 +658,46 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Reco
 			return counts, err
 		}
 	}
-	now := time.Now().UTC()
-	var newEnts []identities.Entitlement
-	var newAccounts []identities.Account
-	var newIdentities []identities.Identity
-	var newMembers []identities.Membership
+	ap := &applier{im: im, tx: tx, rec: rec, st: st, now: time.Now().UTC()}
+	if err := ap.entitlements(changes); err != nil {
+		return counts, err
+	}
+	if err := ap.accounts(changes); err != nil {
+		return counts, err
+	}
+	if err := im.applyManagers(tx, rec, importID, changes, ap.accByKey, ap.link, ap.now, &counts); err != nil {
+		return counts, err
+	}
+	if err := ap.memberships(changes); err != nil {
+		return counts, err
+	}
+	counts.IdentitiesCreated, counts.IdentitiesLinked = ap.identitiesCreated, ap.link.linkedExisting
+	return counts, nil
+}
 
-	// Entitlements.
+// applier makes the planned changes of one import, phase by phase, on the
+// portal's view st, which it keeps up to date as it goes.
+type applier struct {
+	im  *Importer
+	tx  *gorm.DB
+	rec *configured.Record
+	st  *state
+	now time.Time
+
+	link *linker
+	// accByKey holds the connector's accounts by key, as applied.
+	accByKey map[string]*identities.Account
+	// pending holds the usernames of the accounts to create.
+	pending           map[string]bool
+	newAccounts       []identities.Account
+	newIdentities     []identities.Identity
+	identitiesCreated int
+}
+
+// entitlements creates, updates and deletes the entitlements.
+func (ap *applier) entitlements(changes []PlannedChange) error {
+	tx, rec, st, now := ap.tx, ap.rec, ap.st, ap.now
+	var newEnts []identities.Entitlement
 	for _, ch := range changes {
 		k := key(ch.ExternalID)
 		switch ch.Op {
@@ -672,7 +705,7 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Reco
 			if old := st.entByExt[k]; old != nil {
 				if err := tx.Model(&identities.Entitlement{}).Where("id = ?", old.ID).Updates(map[string]any{
 					"external_id": ch.ExternalID, "name": ch.Name, "kind": ch.Kind, "deleted": false, "updated_at": now}).Error; err != nil {
-					return counts, err
+					return err
 				}
 				continue
 			}
@@ -686,135 +719,164 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Reco
 				continue
 			}
 			if err := tx.Model(&identities.Entitlement{}).Where("id = ?", old.ID).Updates(map[string]any{"deleted": true, "updated_at": now}).Error; err != nil {
-				return counts, err
+				return err
 			}
 			if err := tx.Where("entitlement_id = ?", old.ID).Delete(&identities.Membership{}).Error; err != nil {
-				return counts, err
+				return err
 			}
 		}
 	}
 	if err := tx.CreateInBatches(newEnts, 500).Error; err != nil {
-		return counts, err
+		return err
 	}
 	if err := identities.RaiseAdminGroupTx(tx, rec, now); err != nil {
-		return counts, err
+		return err
 	}
 	// Re-point the map at stored rows (the slice may have grown after the
 	// pointers were taken).
 	for i := range newEnts {
 		st.entByExt[key(newEnts[i].ExternalID)] = &newEnts[i]
 	}
+	return nil
+}
 
-	// Accounts and their identities. The identities the connector made show
-	// its name, which may have changed since.
+// accounts creates, updates and deletes the accounts and links each to
+// its identity, creating the identities needed. The identities the
+// connector made show its name, which may have changed since.
+func (ap *applier) accounts(changes []PlannedChange) error {
+	tx, rec, st, now := ap.tx, ap.rec, ap.st, ap.now
 	if err := tx.Model(&identities.Identity{}).Where("source_connector_id = ? AND source <> ?", rec.ID, rec.Name).
 		Updates(map[string]any{"source": rec.Name, "updated_at": now}).Error; err != nil {
-		return counts, err
+		return err
 	}
-	link, err := newLinker(tx, rec, st)
-	if err != nil {
-		return counts, err
+	var err error
+	if ap.link, err = newLinker(tx, rec, st); err != nil {
+		return err
 	}
-	pending := map[string]bool{}
-	accByKey := map[string]*identities.Account{}
+	ap.pending = map[string]bool{}
+	ap.accByKey = map[string]*identities.Account{}
 	for i := range st.accounts {
 		a := &st.accounts[i]
 		if a.ExternalID != "" {
-			accByKey[key(a.ExternalID)] = a
+			ap.accByKey[key(a.ExternalID)] = a
 		}
 	}
 	for _, ch := range changes {
-		k := key(ch.ExternalID)
 		switch ch.Op {
 		case ChangeCreateAccount, ChangeUpdateAccount:
-			old := st.accByExt[k]
-			if old == nil {
-				old = st.accByUser[key(ch.Username)]
+			if err := ap.account(ch); err != nil {
+				return err
 			}
-			if old == nil {
-				if pending[key(ch.Username)] {
-					continue // two entries with one username: the first one wins
-				}
-				pending[key(ch.Username)] = true
-				a := identities.Account{ID: uuid.NewString(), ConnectorID: rec.ID, Username: ch.Username, ExternalID: ch.ExternalID,
-					Status: ch.Status, CreatedAt: now, UpdatedAt: now}
-				if ch.Manager != nil {
-					a.ManagerExternalID = *ch.Manager
-				}
-				idn, created := link.identityFor(ch)
-				if idn != "" {
-					a.IdentityID = &idn
-				}
-				if created != nil {
-					newIdentities = append(newIdentities, *created)
-				}
-				newAccounts = append(newAccounts, a)
-				continue
-			}
-			updates := map[string]any{"status": ch.Status, "external_id": ch.ExternalID, "updated_at": now}
-			if ch.Manager != nil {
-				updates["manager_external_id"] = *ch.Manager
-				old.ManagerExternalID = *ch.Manager
-			}
-			if old.Username != ch.Username {
-				if err := im.freeUsername(tx, rec.ID, old.ID, ch.Username, now); err != nil {
-					return counts, err
-				}
-				updates["username"] = ch.Username
-			}
-			if old.IdentityID == nil {
-				idn, created := link.identityFor(ch)
-				if created != nil {
-					newIdentities = append(newIdentities, *created)
-				}
-				if idn != "" {
-					updates["identity_id"] = idn
-					old.IdentityID = &idn
-				}
-			} else if err := link.refresh(*old.IdentityID, ch, now); err != nil {
-				return counts, err
-			}
-			if err := tx.Model(&identities.Account{}).Where("id = ?", old.ID).Updates(updates).Error; err != nil {
-				return counts, err
-			}
-			old.ExternalID = ch.ExternalID
-			accByKey[k] = old
 		case ChangeDeleteAccount:
-			old := st.accByExt[k]
-			if old == nil {
-				old = st.accByUser[key(ch.Username)]
+			if err := ap.deleteAccount(ch); err != nil {
+				return err
 			}
-			if old == nil || old.Status == "deleted" {
-				continue
-			}
-			if err := tx.Where("account_id = ?", old.ID).Delete(&identities.Membership{}).Error; err != nil {
-				return counts, err
-			}
-			if err := tx.Model(&identities.Account{}).Where("id = ?", old.ID).Updates(map[string]any{"status": "deleted", "updated_at": now}).Error; err != nil {
-				return counts, err
-			}
-			old.Status = "deleted"
 		}
 	}
-	if err := tx.CreateInBatches(newIdentities, 500).Error; err != nil {
-		return counts, err
+	if err := tx.CreateInBatches(ap.newIdentities, 500).Error; err != nil {
+		return err
 	}
-	if err := tx.CreateInBatches(newAccounts, 500).Error; err != nil {
-		return counts, err
+	if err := tx.CreateInBatches(ap.newAccounts, 500).Error; err != nil {
+		return err
 	}
-	for i := range newAccounts {
-		accByKey[key(newAccounts[i].ExternalID)] = &newAccounts[i]
+	ap.identitiesCreated = len(ap.newIdentities)
+	for i := range ap.newAccounts {
+		ap.accByKey[key(ap.newAccounts[i].ExternalID)] = &ap.newAccounts[i]
 	}
-	if err := im.applyManagers(tx, rec, importID, changes, accByKey, link, now, &counts); err != nil {
-		return counts, err
-	}
+	return nil
+}
 
-	// Memberships.
+// account makes a create or update of an account: an account the portal
+// does not know is created (in a batch, after the loop), one it knows is
+// updated and, when it has no identity yet, linked to one.
+func (ap *applier) account(ch PlannedChange) error {
+	tx, rec, st, now, link := ap.tx, ap.rec, ap.st, ap.now, ap.link
+	k := key(ch.ExternalID)
+	old := st.accByExt[k]
+	if old == nil {
+		old = st.accByUser[key(ch.Username)]
+	}
+	if old == nil {
+		if ap.pending[key(ch.Username)] {
+			return nil // two entries with one username: the first one wins
+		}
+		ap.pending[key(ch.Username)] = true
+		a := identities.Account{ID: uuid.NewString(), ConnectorID: rec.ID, Username: ch.Username, ExternalID: ch.ExternalID,
+			Status: ch.Status, CreatedAt: now, UpdatedAt: now}
+		if ch.Manager != nil {
+			a.ManagerExternalID = *ch.Manager
+		}
+		idn, created := link.identityFor(ch)
+		if idn != "" {
+			a.IdentityID = &idn
+		}
+		if created != nil {
+			ap.newIdentities = append(ap.newIdentities, *created)
+		}
+		ap.newAccounts = append(ap.newAccounts, a)
+		return nil
+	}
+	updates := map[string]any{"status": ch.Status, "external_id": ch.ExternalID, "updated_at": now}
+	if ch.Manager != nil {
+		updates["manager_external_id"] = *ch.Manager
+		old.ManagerExternalID = *ch.Manager
+	}
+	if old.Username != ch.Username {
+		if err := ap.im.freeUsername(tx, rec.ID, old.ID, ch.Username, now); err != nil {
+			return err
+		}
+		updates["username"] = ch.Username
+	}
+	if old.IdentityID == nil {
+		idn, created := link.identityFor(ch)
+		if created != nil {
+			ap.newIdentities = append(ap.newIdentities, *created)
+		}
+		if idn != "" {
+			updates["identity_id"] = idn
+			old.IdentityID = &idn
+		}
+	} else if err := link.refresh(*old.IdentityID, ch, now); err != nil {
+		return err
+	}
+	if err := tx.Model(&identities.Account{}).Where("id = ?", old.ID).Updates(updates).Error; err != nil {
+		return err
+	}
+	old.ExternalID = ch.ExternalID
+	ap.accByKey[k] = old
+	return nil
+}
+
+// deleteAccount marks an account deleted and removes its memberships.
+func (ap *applier) deleteAccount(ch PlannedChange) error {
+	tx, st, now := ap.tx, ap.st, ap.now
+	old := st.accByExt[key(ch.ExternalID)]
+	if old == nil {
+		old = st.accByUser[key(ch.Username)]
+	}
+	if old == nil || old.Status == "deleted" {
+		return nil
+	}
+	if err := tx.Where("account_id = ?", old.ID).Delete(&identities.Membership{}).Error; err != nil {
+		return err
+	}
+	if err := tx.Model(&identities.Account{}).Where("id = ?", old.ID).Updates(map[string]any{"status": "deleted", "updated_at": now}).Error; err != nil {
+		return err
+	}
+	old.Status = "deleted"
+	return nil
+}
+
+// memberships adds and removes the memberships, once every account and
+// entitlement is in.
+func (ap *applier) memberships(changes []PlannedChange) error {
+	tx, st, now := ap.tx, ap.st, ap.now
+	var newMembers []identities.Membership
 	for _, ch := range changes {
 		if ch.Op != ChangeAddMembership && ch.Op != ChangeRemoveMembership {
 			continue
 		}
-		a, e := accByKey[key(ch.ExternalID)], st.entByExt[key(ch.Group)]
+		a, e := ap.accByKey[key(ch.ExternalID)], st.entByExt[key(ch.Group)]
 		if a == nil || e == nil {
 			continue
 		}
@@ -823,16 +885,15 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Reco
 			continue
 		}
 		if err := tx.Where("account_id = ? AND entitlement_id = ?", a.ID, e.ID).Delete(&identities.Membership{}).Error; err != nil {
-			return counts, err
+			return err
 		}
 	}
 	if len(newMembers) > 0 {
 		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(newMembers, 1000).Error; err != nil {
-			return counts, err
+			return err
 		}
 	}
-	counts.IdentitiesCreated, counts.IdentitiesLinked = len(newIdentities), link.linkedExisting
-	return counts, nil
+	return nil
 }
 
 // applyManagers makes the ChangeSetManager changes, once every account of
