@@ -45,7 +45,7 @@ func (d *Directory) importOn(ctx context.Context, c *ldapv3.Conn, mode connector
 	// The watermark of the next import is taken before reading, so that
 	// what changes while this one reads is read again next time.
 	var next, since string
-	if d.flavor.name == TypeAD {
+	if d.flavor.usnWatermark {
 		dc, usn, err := d.domainControllerUSN(c)
 		if err != nil {
 			return "", err
@@ -126,12 +126,7 @@ func (d *Directory) importOn(ctx context.Context, c *ldapv3.Conn, mode connector
 				acct.Manager = normDN(m)
 			}
 		}
-		if d.flavor.name == TypeAD {
-			uac, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("userAccountControl"), 10, 64)
-			acct.Locked = uac&uacDisabled != 0
-		} else {
-			acct.Locked = e.GetEqualFoldAttributeValue("pwdAccountLockedTime") != ""
-		}
+		acct.Locked = d.flavor.locked(e)
 		if !delta {
 			acct.Entitlements = groupsOf[dn]
 			if acct.Entitlements == nil {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,6 +138,61 @@ type flavor struct {
 	password      string
 	// watermark is the attribute of delta imports.
 	watermark string
+
+	// The ways Active Directory differs from other directories, one field
+	// each, so that the code says which one it relies on.
+
+	// nestedAdminGroup: the admin group check follows nested groups
+	// (LDAP_MATCHING_RULE_IN_CHAIN) instead of reading member and
+	// uniqueMember.
+	nestedAdminGroup bool
+	// accountControl: an account is created, enabled, disabled and unlocked
+	// through userAccountControl (and lockoutTime), and read as locked when
+	// disabled; a lockout is apart from being disabled. Otherwise
+	// pwdAccountLockedTime locks an account.
+	accountControl bool
+	// samAccountName: usernames are sAMAccountNames (at most 20
+	// characters) and get a userPrincipalName when a UPN suffix is set.
+	samAccountName bool
+	// singleValuedCN: cn is single-valued, so the RDN alone gives it.
+	singleValuedCN bool
+	// unicodePwd: a password is written to unicodePwd, which the server
+	// takes only over TLS; otherwise userPassword (SSHA) on create and the
+	// password modify operation after.
+	unicodePwd bool
+	// linkedMembers: the server removes a deleted entry from its groups.
+	linkedMembers bool
+	// usnWatermark: delta imports start from the domain controller's
+	// update sequence number, not from a time.
+	usnWatermark bool
+}
+
+// stateAttrs are the attributes that tell whether an account is enabled
+// or locked.
+func (f flavor) stateAttrs() []string {
+	if f.accountControl {
+		return []string{"userAccountControl", "lockoutTime"}
+	}
+	return []string{"pwdAccountLockedTime"}
+}
+
+// locked reads whether the account of e is locked (on AD: disabled).
+func (f flavor) locked(e *ldapv3.Entry) bool {
+	if f.accountControl {
+		uac, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("userAccountControl"), 10, 64)
+		return uac&uacDisabled != 0
+	}
+	return e.GetEqualFoldAttributeValue("pwdAccountLockedTime") != ""
+}
+
+// adminFilter finds the admin group when it has the entry dn (escaped)
+// as a member.
+func (f flavor) adminFilter(esc string) string {
+	if f.nestedAdminGroup {
+		// LDAP_MATCHING_RULE_IN_CHAIN follows nested groups.
+		return "(member:1.2.840.113556.1.4.1941:=" + esc + ")"
+	}
+	return "(|(member=" + esc + ")(uniqueMember=" + esc + "))"
 }
 
 var ldapFlavor = flavor{
@@ -157,6 +213,8 @@ var adFlavor = flavor{
 	attributes:    AttributeMap{Username: "sAMAccountName", DisplayName: "displayName", Email: "mail"},
 	userAttrs:     map[string]string{"displayName": "{display_name}", "mail": "{email}"},
 	rdnAttr:       "CN", password: "generate", watermark: "uSNChanged",
+	nestedAdminGroup: true, accountControl: true, samAccountName: true, singleValuedCN: true,
+	unicodePwd: true, linkedMembers: true, usnWatermark: true,
 }
 
 // knownSettings are the JSON names of Settings, for rejecting unknown ones.
@@ -220,7 +278,7 @@ func (f flavor) parse(raw json.RawMessage, secrets map[string]string) (*config, 
 			problems[field] = "the scheme must be ldap:// or ldaps://"
 		case pu.Scheme == "ldaps" && c.StartTLS:
 			problems[field] = "start_tls applies to ldap:// URLs; ldaps:// is TLS already"
-		case f.name == TypeAD && pu.Scheme == "ldap" && !c.StartTLS:
+		case f.unicodePwd && pu.Scheme == "ldap" && !c.StartTLS:
 			problems[field] = "Active Directory sets passwords only over TLS: use ldaps:// or start_tls"
 		case pu.Path != "" && pu.Path != "/":
 			problems[field] = "give the server only; base DNs are settings of their own"
