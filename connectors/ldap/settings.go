@@ -235,26 +235,8 @@ var boundSettings = connectors.BoundSettings(Settings{})
 // ("settings.urls", "secrets.bind_password"); cfg is nil when there are any.
 func (f flavor) parse(raw json.RawMessage, secrets map[string]string) (*config, map[string]string) {
 	problems := map[string]string{}
-	var loose map[string]json.RawMessage
-	if len(bytes.TrimSpace(raw)) == 0 {
-		raw = json.RawMessage(`{}`)
-	}
-	if err := json.Unmarshal(raw, &loose); err != nil {
-		problems["settings"] = "must be a JSON object"
-		return nil, problems
-	}
-	for k := range loose {
-		if !knownSettings[k] {
-			problems["settings."+k] = "unknown setting; known: " + strings.Join(sortedKeys(knownSettings), ", ")
-		}
-	}
-	var s Settings
-	if err := json.Unmarshal(raw, &s); err != nil {
-		if te, ok := err.(*json.UnmarshalTypeError); ok {
-			problems["settings."+te.Field] = "must be " + te.Type.String()
-		} else {
-			problems["settings"] = err.Error()
-		}
+	s, ok := decodeSettings(raw, problems)
+	if !ok {
 		return nil, problems
 	}
 	for k := range secrets {
@@ -264,7 +246,49 @@ func (f flavor) parse(raw json.RawMessage, secrets map[string]string) (*config, 
 	}
 	c := &config{Settings: s, bindPassword: secrets[SecretBindPassword]}
 	f.defaults(c)
+	f.checkServers(c, problems)
+	checkDirectory(c, problems)
+	checkAccounts(c, problems)
+	checkLimits(c, problems)
+	if c.LoginEnabled && len(c.URLs) > 0 && c.BindDN == "" {
+		problems["settings.login_enabled"] = "sign-in needs a bind_dn to find people by username"
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return c, nil
+}
 
+// decodeSettings reads raw (empty is {}) into Settings, noting settings of
+// no known name; ok is false when raw cannot be read at all.
+func decodeSettings(raw json.RawMessage, problems map[string]string) (s Settings, ok bool) {
+	var loose map[string]json.RawMessage
+	if len(bytes.TrimSpace(raw)) == 0 {
+		raw = json.RawMessage(`{}`)
+	}
+	if err := json.Unmarshal(raw, &loose); err != nil {
+		problems["settings"] = "must be a JSON object"
+		return s, false
+	}
+	for k := range loose {
+		if !knownSettings[k] {
+			problems["settings."+k] = "unknown setting; known: " + strings.Join(sortedKeys(knownSettings), ", ")
+		}
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		if te, ok := err.(*json.UnmarshalTypeError); ok {
+			problems["settings."+te.Field] = "must be " + te.Type.String()
+		} else {
+			problems["settings"] = err.Error()
+		}
+		return s, false
+	}
+	return s, true
+}
+
+// checkServers checks the URLs of the servers and how their certificates
+// are checked, and reads the CA certificate.
+func (f flavor) checkServers(c *config, problems map[string]string) {
 	if len(c.URLs) == 0 {
 		problems["settings.urls"] = "required: one or more URLs such as ldaps://dc1.example.com:636, tried in order"
 	}
@@ -296,6 +320,11 @@ func (f flavor) parse(raw json.RawMessage, secrets map[string]string) (*config, 
 	if c.CACert != "" && c.InsecureSkipVerify {
 		problems["settings.insecure_skip_verify"] = "give a CA certificate or skip verification, not both"
 	}
+}
+
+// checkDirectory checks where and how the directory is read: the DNs, the
+// bind, the filters and the attributes.
+func checkDirectory(c *config, problems map[string]string) {
 	checkDN := func(field, dn string, required bool) {
 		if dn == "" {
 			if required {
@@ -348,6 +377,10 @@ func (f flavor) parse(raw json.RawMessage, secrets map[string]string) (*config, 
 			problems["settings.attributes."+field] = "not an attribute name"
 		}
 	}
+}
+
+// checkAccounts checks how new accounts get their passwords.
+func checkAccounts(c *config, problems map[string]string) {
 	switch c.InitialPassword {
 	case "generate", "none":
 	default:
@@ -356,6 +389,11 @@ func (f flavor) parse(raw json.RawMessage, secrets map[string]string) (*config, 
 	if c.PasswordLength < 8 || c.PasswordLength > 256 {
 		problems["settings.password_length"] = "from 8 to 256"
 	}
+}
+
+// checkLimits reads the timeouts and checks the sizes and the deletion
+// threshold.
+func checkLimits(c *config, problems map[string]string) {
 	dur := func(field, v string, def, lo, hi time.Duration) time.Duration {
 		if v == "" {
 			return def
@@ -382,13 +420,6 @@ func (f flavor) parse(raw json.RawMessage, secrets map[string]string) (*config, 
 			problems["settings.deletion_threshold_percent"] = "from 0 to 100"
 		}
 	}
-	if c.LoginEnabled && len(c.URLs) > 0 && c.BindDN == "" {
-		problems["settings.login_enabled"] = "sign-in needs a bind_dn to find people by username"
-	}
-	if len(problems) > 0 {
-		return nil, problems
-	}
-	return c, nil
 }
 
 // defaults fills what the flavor decides when the settings leave it out.
