@@ -27,6 +27,7 @@ import (
 	"github.com/provisor/provisor/app/web"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/builtin"
+	"github.com/provisor/provisor/connectors/builtin/builtinstore"
 	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/entra"
 	"github.com/provisor/provisor/connectors/ldap"
@@ -121,7 +122,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		return nil, err
 	}
 	a := &App{Config: cfg, Log: log, DB: db}
-	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm, db.WriteRelaxed), ldap.Type(), ldap.ADType(), entra.Type()}, opts.ConnectorTypes...)...)
+	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(builtinstore.New(db.Gorm, db.WriteRelaxed)), ldap.Type(), ldap.ADType(), entra.Type()}, opts.ConnectorTypes...)...)
 	a.Connectors = configured.NewStore(db.Gorm, registry, sealer)
 	a.Identities = identities.New(db.Gorm, a.Connectors)
 	a.Importer = imports.NewImporter(db.Gorm, a.Connectors)

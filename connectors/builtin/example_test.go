@@ -8,6 +8,7 @@ import (
 
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/builtin"
+	"github.com/provisor/provisor/connectors/builtin/builtinstore"
 	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/secrets"
 	"github.com/provisor/provisor/database"
@@ -36,7 +37,7 @@ func Example() {
 		return
 	}
 	sealer, _ := secrets.NewSealer("an example key of at least thirty-two characters")
-	store := configured.NewStore(db.Gorm, connectors.NewRegistry(builtin.Type(db.Gorm, db.WriteRelaxed)), sealer)
+	store := configured.NewStore(db.Gorm, connectors.NewRegistry(builtin.Type(builtinstore.New(db.Gorm, db.WriteRelaxed))), sealer)
 	rec, err := store.Create(ctx, configured.Input{Name: "Corp Dir", Type: builtin.TypeName})
 	if err != nil {
 		fmt.Println(err)
