@@ -27,11 +27,15 @@ import (
 	"github.com/provisor/provisor/app/web"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/builtin"
+	"github.com/provisor/provisor/connectors/builtin/builtinstore"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/entra"
 	"github.com/provisor/provisor/connectors/ldap"
 	"github.com/provisor/provisor/connectors/scim"
+	"github.com/provisor/provisor/connectors/secrets"
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/provlog"
 	"github.com/provisor/provisor/requests"
@@ -44,9 +48,9 @@ type App struct {
 	Log        *slog.Logger
 	DB         *database.DB
 	Queue      *database.Queue
-	Connectors *connectors.Store
+	Connectors *configured.Store
 	Identities *identities.Service
-	Importer   *identities.Importer
+	Importer   *imports.Importer
 	Requests   *requests.Service
 	Tasks      *tasks.Service
 	Access     *access.Service
@@ -94,7 +98,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	if err != nil {
 		return nil, err
 	}
-	sealer, err := connectors.NewSealer(key)
+	sealer, err := secrets.NewSealer(key)
 	if err != nil {
 		return nil, err
 	}
@@ -152,13 +156,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		db.Close()
 		return nil, err
 	}
-	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm, db.WriteRelaxed), ldap.Type(), ldap.ADType(), entra.Type(), scim.Type()}, opts.ConnectorTypes...)...)
+	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(builtinstore.New(db.Gorm, db.WriteRelaxed)), ldap.Type(), ldap.ADType(), entra.Type(), scim.Type()}, opts.ConnectorTypes...)...)
 	// A directory connector, once saved, gets its Data Import tasks: the
 	// tasks service needs the requests service, which needs the store, so
 	// the store calls the app, which exists before both.
-	a.Connectors = connectors.NewStore(db.Gorm, registry, sealer, &connectors.StoreOptions{SavedFunc: a.connectorSaved})
+	a.Connectors = configured.NewStore(db.Gorm, registry, sealer, &configured.StoreOptions{SavedFunc: a.connectorSaved})
 	a.Identities = identities.New(db.Gorm, a.Connectors)
-	a.Importer = identities.NewImporter(a.Identities)
+	a.Importer = imports.NewImporter(db.Gorm, a.Connectors)
 	a.Access = access.New(db.Gorm, &access.Options{DirectoryFunc: directorySignIn(a.Connectors, log.With("component", "sign-in"))})
 	a.Logs = provlog.New(db.Gorm)
 	a.Notifier, err = notifier.New(db, a.Queue, &notifier.Options{
@@ -210,7 +214,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 
 // connectorSaved gives a directory connector, once saved, its Data Import
 // tasks.
-func (a *App) connectorSaved(ctx context.Context, r *connectors.Record) {
+func (a *App) connectorSaved(ctx context.Context, r *configured.Record) {
 	if _, err := a.Tasks.EnsureImportTasks(ctx, r); err != nil {
 		a.Log.Warn("data import tasks not created", "connector", r.Name, "err", err)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/audit"
-	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
@@ -66,7 +66,7 @@ func (a *App) LoadDemo(ctx context.Context) (*DemoCredentials, error) {
 		Members: []string{ids["ivan"], ids["judy"]}}); err != nil {
 		return nil, fmt.Errorf("demo: workgroup: %w", err)
 	}
-	dir, err := a.Connectors.Create(ctx, connectors.Input{Name: "Built-in Directory", Type: "internal",
+	dir, err := a.Connectors.Create(ctx, configured.Input{Name: "Built-in Directory", Type: "internal",
 		Description: "Accounts and groups kept in Provisor"})
 	if err != nil {
 		return nil, fmt.Errorf("demo: connector: %w", err)

@@ -8,11 +8,12 @@ import (
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 )
 
 // directorySignIn asks every enabled directory connector that allows
 // sign-in (login_enabled), by name, until one accepts the password.
-func directorySignIn(store *connectors.Store, log *slog.Logger) access.DirectorySignInFunc {
+func directorySignIn(store *configured.Store, log *slog.Logger) access.DirectorySignInFunc {
 	return func(ctx context.Context, username, password string) (*access.DirectoryIdentity, error) {
 		recs, err := store.List(ctx)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/input"
 )
 
@@ -72,15 +73,8 @@ func List(ctx context.Context, db *gorm.DB, f Filter) ([]Event, int64, error) {
 	if !f.Until.IsZero() {
 		q = q.Where("at < ?", f.Until.UTC())
 	}
-	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, err
-	}
-	if f.Limit <= 0 || f.Limit > 500 {
-		f.Limit = 100
-	}
-	var out []Event
-	if err := q.Order("id DESC").Limit(f.Limit).Offset(f.Offset).Find(&out).Error; err != nil {
+	out, total, err := database.FindPage[Event](q, "id DESC", database.PageLimit(f.Limit, 100), f.Offset, nil)
+	if err != nil {
 		return nil, 0, err
 	}
 	for i := range out {

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"time"
 )
@@ -487,6 +488,50 @@ type SecretBinding struct {
 	// Reason says in a few words what a change of Settings means, such as
 	// "the connector's server or bind DN changed".
 	Reason string
+}
+
+// Changed returns the names of the bound settings whose values differ
+// between the settings old and new (JSON objects), in the order of
+// b.Settings. A setting left out and one set to its zero value (false, "",
+// 0, [], {}, null) are the same. Settings that are not a JSON object are
+// left to the type's validation, and nothing is reported for them.
+func (b *SecretBinding) Changed(old, new json.RawMessage) []string {
+	var before, after map[string]any
+	_ = json.Unmarshal(old, &before) // stored settings were valid when saved
+	if len(new) > 0 {
+		if err := json.Unmarshal(new, &after); err != nil {
+			return nil
+		}
+	}
+	var out []string
+	for _, name := range b.Settings {
+		x, y := before[name], after[name]
+		if isZero(x) && isZero(y) {
+			continue
+		}
+		if !reflect.DeepEqual(x, y) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func isZero(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case bool:
+		return !v
+	case string:
+		return v == ""
+	case float64:
+		return v == 0
+	case []any:
+		return len(v) == 0
+	case map[string]any:
+		return len(v) == 0
+	}
+	return false
 }
 
 // Registry holds the connector types a process knows.

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/provisor/provisor/input"
 )
 
 // Error is a classified connector error. Permanent errors (no such group,
@@ -125,3 +127,9 @@ func MessageWithRequest(msg, requestID string) string {
 	}
 	return fmt.Sprintf("%s (request id %s)", msg, requestID)
 }
+
+// ErrNotFound is returned for an unknown connector.
+var ErrNotFound = fmt.Errorf("connector %w", input.ErrNotFound)
+
+// FieldErrors maps a field to what is wrong with it.
+type FieldErrors = input.FieldErrors

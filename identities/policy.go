@@ -13,7 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/audit"
-	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 )
 
 // Sensitivities of an entitlement.
@@ -109,7 +109,7 @@ func normDN(dn string) string {
 
 // adminGroupDN returns the group whose members sign in to the portal as
 // admins through the connector (its admin_group_dn setting), or "".
-func adminGroupDN(rec *connectors.Record) string {
+func adminGroupDN(rec *configured.Record) string {
 	var s struct {
 		AdminGroupDN string `json:"admin_group_dn"`
 	}
@@ -126,7 +126,7 @@ func adminGroupPolicy() Policy {
 }
 
 // defaultPolicy is the policy of a new entitlement of rec.
-func defaultPolicy(rec *connectors.Record, externalID string) Policy {
+func DefaultPolicy(rec *configured.Record, externalID string) Policy {
 	if dn := adminGroupDN(rec); dn != "" && normDN(externalID) == dn {
 		return adminGroupPolicy()
 	}
@@ -136,7 +136,7 @@ func defaultPolicy(rec *connectors.Record, externalID string) Policy {
 // raiseAdminGroupTx gives the admin group of rec its policy, unless
 // someone set the group's policy: the setting may have named the group
 // after it was imported.
-func raiseAdminGroupTx(tx *gorm.DB, rec *connectors.Record, now time.Time) error {
+func RaiseAdminGroupTx(tx *gorm.DB, rec *configured.Record, now time.Time) error {
 	dn := adminGroupDN(rec)
 	if dn == "" {
 		return nil

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/audit"
+	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/input"
 	"github.com/provisor/provisor/requests"
 )
@@ -171,15 +172,8 @@ func (s *Service) List(ctx context.Context, o ListOpts) ([]Notification, int64, 
 	if o.InstanceID != "" {
 		q = q.Where("instance_id = ?", o.InstanceID)
 	}
-	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, fmt.Errorf("notifier: count: %w", err)
-	}
-	if o.Limit <= 0 || o.Limit > 500 {
-		o.Limit = 50
-	}
-	out := []Notification{}
-	if err := q.Order("created_at DESC, id DESC").Limit(o.Limit).Offset(o.Offset).Find(&out).Error; err != nil {
+	out, total, err := database.FindPage[Notification](q, "created_at DESC, id DESC", database.PageLimit(o.Limit, 50), o.Offset, nil)
+	if err != nil {
 		return nil, 0, fmt.Errorf("notifier: list: %w", err)
 	}
 	return out, total, nil

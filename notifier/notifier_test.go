@@ -20,6 +20,7 @@ import (
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/app/config"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/internal/testwait"
@@ -34,7 +35,7 @@ func str(s string) *string { return &s }
 // fixture is a running Provisor with a directory, people and a portal user.
 type fixture struct {
 	*apptest.Bundle
-	dir   *connectors.Record
+	dir   *configured.Record
 	ents  map[string]*identities.Entitlement
 	alice *identities.Identity
 	carol *identities.Identity
@@ -477,7 +478,7 @@ func TestHostileNamesAreEscaped(t *testing.T) {
 	srv := smtptest.Start(t, nil)
 	typ := connectors.Type{Name: "hostile", Label: "Hostile", New: func(connectors.Config) (connectors.Connector, error) { return hostile{}, nil }}
 	f := setup(t, "sqlite", &apptest.Options{Args: srv.Args(), ConnectorTypes: []connectors.Type{typ}})
-	rec, err := f.Connectors.Create(f.Ctx, connectors.Input{Name: "Hostile Dir", Type: "hostile"})
+	rec, err := f.Connectors.Create(f.Ctx, configured.Input{Name: "Hostile Dir", Type: "hostile"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -944,15 +944,11 @@ func (s *Service) ListApprovals(ctx context.Context, o ApprovalListOpts) ([]Appr
 	if o.Status != "" {
 		q = q.Where("status = ?", o.Status)
 	}
-	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, err
-	}
 	if o.Limit <= 0 {
 		o.Limit = 25
 	}
-	var out []Approval
-	if err := q.Order("created_at DESC, id DESC").Limit(o.Limit).Offset(o.Offset).Find(&out).Error; err != nil {
+	out, total, err := database.FindPage[Approval](q, "created_at DESC, id DESC", o.Limit, o.Offset, nil)
+	if err != nil {
 		return nil, 0, err
 	}
 	if err := s.withSteps(db, out); err != nil {

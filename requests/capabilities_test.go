@@ -8,6 +8,7 @@ import (
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
@@ -61,7 +62,7 @@ func TestRequestsOnlyForWhatTheConnectorCanDo(t *testing.T) {
 	g := grantOnly{seen: make(chan connectors.Account, 1)}
 	b := apptest.New(t, "sqlite", &apptest.Options{ConnectorTypes: []connectors.Type{{Name: "grantonly", Label: "Grant only",
 		New: func(connectors.Config) (connectors.Connector, error) { return g, nil }}}})
-	rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Grants", Type: "grantonly"})
+	rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Grants", Type: "grantonly"})
 	if err != nil {
 		t.Fatal(err)
 	}

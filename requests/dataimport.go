@@ -10,8 +10,8 @@ import (
 
 // ImportFunc runs a data import of a connector for the connector job jobID
 // and says what it did. The requests package does not import the importer
-// (identities imports nothing of requests, and requests must not import
-// what imports it): app wires it through Options.
+// (package imports): app wires it through Options, and a process without
+// one says so on the job.
 type ImportFunc func(ctx context.Context, connectorID string, mode connectors.ImportMode, jobID string) (connectors.Result, error)
 
 // checkImport validates the fields of a data_import request: a mode, and no

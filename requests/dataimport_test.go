@@ -7,6 +7,7 @@ import (
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
@@ -37,7 +38,7 @@ func TestDataImportRequests(t *testing.T) {
 			Name: "importable", Label: "Importable", New: func(connectors.Config) (connectors.Connector, error) { return importable{}, nil },
 		}}})
 		dir, _ := b.Directory(t, "Dir")
-		rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Src", Type: "importable"})
+		rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Src", Type: "importable"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +99,7 @@ func TestDataImportRequests(t *testing.T) {
 			ConnectorID: rec.ID, ImportMode: "delta"}}, "tester"); err != nil {
 			t.Fatal(err)
 		}
-		rec2, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Src2", Type: "importable"})
+		rec2, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Src2", Type: "importable"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/provisor/provisor/database"
 )
 
 // GroupFilter selects a page of connector jobs grouped by request instance.
@@ -213,14 +215,5 @@ func (s *Service) ListInstances(ctx context.Context, f InstanceFilter) ([]Instan
 	if f.Type != "" {
 		q = q.Where("type = ?", f.Type)
 	}
-	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, err
-	}
-	if f.Limit <= 0 || f.Limit > 500 {
-		f.Limit = 50
-	}
-	var out []Instance
-	err := q.Order("created_at DESC, id").Limit(f.Limit).Offset(f.Offset).Find(&out).Error
-	return out, total, err
+	return database.FindPage[Instance](q, "created_at DESC, id", database.PageLimit(f.Limit, 50), f.Offset, nil)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/input"
@@ -86,7 +87,7 @@ type Service struct {
 	db         *database.DB
 	queue      *database.Queue
 	ids        *identities.Service
-	connectors *connectors.Store
+	connectors *configured.Store
 	opts       Options
 	settled    []SettledFunc
 	after      []AfterSettledFunc
@@ -99,7 +100,7 @@ type Service struct {
 }
 
 // New returns the service; its jobs go to queue.
-func New(db *database.DB, queue *database.Queue, ids *identities.Service, store *connectors.Store, opts *Options) *Service {
+func New(db *database.DB, queue *database.Queue, ids *identities.Service, store *configured.Store, opts *Options) *Service {
 	o := Options{MaxAttempts: 10, DependencyWait: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)}
 	if opts != nil {
 		if opts.MaxAttempts > 0 {
@@ -184,7 +185,7 @@ type StartOpts struct {
 // resolved is a request checked against the database.
 type resolved struct {
 	req       Request
-	connector *connectors.Record
+	connector *configured.Record
 	conn      connectors.Connector
 	benName   string
 	people    []beneficiary

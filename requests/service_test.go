@@ -15,6 +15,7 @@ import (
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/internal/testwait"
@@ -440,9 +441,9 @@ func flakyType(f *flaky) connectors.Type {
 	return connectors.Type{Name: "flaky", Label: "Flaky", New: func(connectors.Config) (connectors.Connector, error) { return f, nil }}
 }
 
-func flakyBundle(t *testing.T, dialect string, f *flaky, args ...string) (*apptest.Bundle, *connectors.Record, map[string]*identities.Entitlement) {
+func flakyBundle(t *testing.T, dialect string, f *flaky, args ...string) (*apptest.Bundle, *configured.Record, map[string]*identities.Entitlement) {
 	b := apptest.New(t, dialect, &apptest.Options{ConnectorTypes: []connectors.Type{flakyType(f)}, Args: args})
-	rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Flaky", Type: "flaky"})
+	rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Flaky", Type: "flaky"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
 )
 
@@ -134,7 +135,7 @@ type setRun struct {
 
 	// What the connector operations need, loaded once per set.
 	loaded bool
-	rec    *connectors.Record
+	rec    *configured.Record
 	conn   connectors.Connector
 	// openErr is why the connector cannot be used; every job fails or
 	// waits with it.
@@ -589,14 +590,14 @@ func (r *setRun) load(ctx context.Context) {
 const connectorTTL = time.Second
 
 type openConnector struct {
-	rec  *connectors.Record
+	rec  *configured.Record
 	conn connectors.Connector
 	at   time.Time
 }
 
 // openConnector returns the live connector of id, read from the database
 // at most once per connectorTTL.
-func (s *Service) openConnector(ctx context.Context, id string) (*connectors.Record, connectors.Connector, error) {
+func (s *Service) openConnector(ctx context.Context, id string) (*configured.Record, connectors.Connector, error) {
 	s.openMu.Lock()
 	o, ok := s.open[id]
 	s.openMu.Unlock()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/requests"
 )
 
@@ -22,7 +23,7 @@ const (
 // They are tasks like any other: listed on the tasks grid, triggered by
 // hand, their schedules editable. A disabled connector gets them when it is
 // saved enabled. It returns the tasks it created.
-func (s *Service) EnsureImportTasks(ctx context.Context, rec *connectors.Record) ([]*Task, error) {
+func (s *Service) EnsureImportTasks(ctx context.Context, rec *configured.Record) ([]*Task, error) {
 	if !rec.Enabled {
 		return nil, nil
 	}

@@ -804,15 +804,8 @@ func (s *Service) List(ctx context.Context, o ListOpts) ([]Task, int64, error) {
 	if o.CreatedBy != "" {
 		q = q.Where("created_by = ?", o.CreatedBy)
 	}
-	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, err
-	}
-	if o.Limit <= 0 || o.Limit > 500 {
-		o.Limit = 50
-	}
-	var out []Task
-	if err := q.Order("name").Limit(o.Limit).Offset(o.Offset).Find(&out).Error; err != nil {
+	out, total, err := database.FindPage[Task](q, "name", database.PageLimit(o.Limit, 50), o.Offset, nil)
+	if err != nil {
 		return nil, 0, err
 	}
 	for i := range out {

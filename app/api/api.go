@@ -20,9 +20,10 @@ import (
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/httperr"
-	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/provlog"
 	"github.com/provisor/provisor/requests"
@@ -38,12 +39,12 @@ type Deps struct {
 	DB         *database.DB
 	Access     *access.Service
 	Identities *identities.Service
-	Connectors *connectors.Store
+	Connectors *configured.Store
 	Requests   *requests.Service
 	Tasks      *tasks.Service
 	Notifier   *notifier.Service
 	// Imports are the directory imports and their approvals.
-	Imports *identities.Importer
+	Imports *imports.Importer
 	// Logs is the provisioning log.
 	Logs *provlog.Log
 }

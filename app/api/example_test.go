@@ -15,7 +15,7 @@ import (
 	"github.com/provisor/provisor/app"
 	"github.com/provisor/provisor/app/api"
 	"github.com/provisor/provisor/app/config"
-	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
@@ -39,7 +39,7 @@ func ExampleClient_InvokeTask() {
 
 	// What an admin sets up in the portal: a directory with a group, a
 	// person, a task, and an API client allowed to trigger tasks.
-	dir, _ := a.Connectors.Create(ctx, connectors.Input{Name: "Corp Dir", Type: "internal"})
+	dir, _ := a.Connectors.Create(ctx, configured.Input{Name: "Corp Dir", Type: "internal"})
 	vpn, _ := a.Identities.CreateEntitlement(ctx, dir.ID, identities.EntitlementInput{Name: "VPN"})
 	alice, _ := a.Identities.CreateIdentity(ctx, identities.IdentityInput{Username: "alice", DisplayName: "Alice Doe"})
 	name := "Onboard Alice"

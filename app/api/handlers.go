@@ -11,6 +11,7 @@ import (
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/input"
 	"github.com/provisor/provisor/requests"
@@ -122,7 +123,7 @@ type connectorView struct {
 	UpdatedAt     time.Time      `json:"updated_at"`
 }
 
-func (s *server) viewConnector(r *connectors.Record) connectorView {
+func (s *server) viewConnector(r *configured.Record) connectorView {
 	v := connectorView{ID: r.ID, Name: r.Name, Type: r.Type, Description: r.Description, Enabled: r.Enabled,
 		Health: r.Health, HealthMessage: r.HealthMessage, HealthAt: r.HealthAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		Settings: map[string]any{}, Secrets: []string{}}
@@ -146,7 +147,7 @@ func (s *server) listConnectors(c *fiber.Ctx) error {
 }
 
 func (s *server) createConnector(c *fiber.Ctx) error {
-	var in connectors.Input
+	var in configured.Input
 	if err := decode(c, &in); err != nil {
 		return err
 	}
@@ -166,7 +167,7 @@ func (s *server) getConnector(c *fiber.Ctx) error {
 }
 
 func (s *server) updateConnector(c *fiber.Ctx) error {
-	var in connectors.Input
+	var in configured.Input
 	if err := decode(c, &in); err != nil {
 		return err
 	}
@@ -193,7 +194,7 @@ func (s *server) updateConnector(c *fiber.Ctx) error {
 func (s *server) checkConnector(c *fiber.Ctx) error {
 	if len(c.Body()) > 0 {
 		// Unsaved settings: tested, not recorded as the connector's health.
-		var in connectors.Input
+		var in configured.Input
 		if err := decode(c, &in); err != nil {
 			return err
 		}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 	"github.com/provisor/provisor/input"
 	"github.com/provisor/provisor/requests"
 )
@@ -16,20 +16,20 @@ func (s *server) listImports(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	f := identities.ImportFilter{ConnectorID: c.Query("connector_id"), Status: c.Query("status"), Limit: limit, Offset: offset}
+	f := imports.ImportFilter{ConnectorID: c.Query("connector_id"), Status: c.Query("status"), Limit: limit, Offset: offset}
 	if f.ConnectorID != "" {
 		if !input.ID(f.ConnectorID) {
 			return problem(422, "invalid query parameter", requests.FieldError{Field: "connector_id", Message: "must be a connector id (UUID)"})
 		}
 	}
-	if f.Status != "" && !slices.Contains(identities.ImportStatuses, f.Status) {
-		return problem(422, "invalid query parameter", requests.FieldError{Field: "status", Message: "must be one of " + strings.Join(identities.ImportStatuses, ", ")})
+	if f.Status != "" && !slices.Contains(imports.ImportStatuses, f.Status) {
+		return problem(422, "invalid query parameter", requests.FieldError{Field: "status", Message: "must be one of " + strings.Join(imports.ImportStatuses, ", ")})
 	}
 	items, total, err := s.Imports.ListImports(c.UserContext(), f)
 	if err != nil {
 		return err
 	}
-	return c.JSON(list[identities.Import]{Items: items, Total: total, Limit: limit, Offset: offset})
+	return c.JSON(list[imports.Import]{Items: items, Total: total, Limit: limit, Offset: offset})
 }
 
 func (s *server) getImport(c *fiber.Ctx) error {

@@ -16,6 +16,7 @@ import (
 	"github.com/provisor/provisor/app"
 	"github.com/provisor/provisor/app/config"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/internal/testwait"
@@ -121,9 +122,9 @@ func dirOf(path string) string {
 
 // Directory creates a built-in directory connector with the named groups
 // and returns it with the entitlements by name.
-func (b *Bundle) Directory(t testing.TB, name string, groups ...string) (*connectors.Record, map[string]*identities.Entitlement) {
+func (b *Bundle) Directory(t testing.TB, name string, groups ...string) (*configured.Record, map[string]*identities.Entitlement) {
 	t.Helper()
-	rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: name, Type: "internal"})
+	rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: name, Type: "internal"})
 	if err != nil {
 		t.Fatalf("apptest: connector %s: %v", name, err)
 	}

@@ -20,8 +20,8 @@ import (
 	"github.com/provisor/provisor/app"
 	"github.com/provisor/provisor/app/api"
 	"github.com/provisor/provisor/app/config"
-	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/builtin"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
@@ -408,7 +408,7 @@ type burstFixture struct {
 // accounts (one workgroup run, waited for) and an API client.
 func burstSetup(ctx context.Context, a *app.App) (*burstFixture, error) {
 	fx := &burstFixture{}
-	dir, err := a.Connectors.Create(ctx, connectors.Input{Name: "Burst Directory", Type: builtin.TypeName, Description: "Built-in directory of the burst benchmark"})
+	dir, err := a.Connectors.Create(ctx, configured.Input{Name: "Burst Directory", Type: builtin.TypeName, Description: "Built-in directory of the burst benchmark"})
 	if err != nil {
 		return nil, fmt.Errorf("setup: connector: %w", err)
 	}

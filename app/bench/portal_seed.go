@@ -17,6 +17,7 @@ import (
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/builtin"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
@@ -38,7 +39,7 @@ var jobStatusNames = [...]string{requests.JobCompleted, requests.JobFailed, requ
 
 // seedTarget is one connector the seeded runs went to.
 type seedTarget struct {
-	rec   *connectors.Record
+	rec   *configured.Record
 	kinds map[connectors.Operation]string
 	ents  []*identities.Entitlement
 }
@@ -176,7 +177,7 @@ func hasCounterColumns(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 func seedServices(ctx context.Context, a *app.App) (*seedWorld, error) {
 	w := &seedWorld{}
 	for _, name := range []string{"Corp Directory", "Partner Directory"} {
-		rec, err := a.Connectors.Create(ctx, connectors.Input{Name: name, Type: builtin.TypeName, Description: "Seeded by the portal bench"})
+		rec, err := a.Connectors.Create(ctx, configured.Input{Name: name, Type: builtin.TypeName, Description: "Seeded by the portal bench"})
 		if err != nil {
 			return nil, fmt.Errorf("seed: connector: %w", err)
 		}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/provisor/provisor/app"
 	"github.com/provisor/provisor/app/config"
-	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/builtin"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
@@ -73,7 +73,7 @@ func setup(ctx context.Context, a *app.App) (*fixture, error) {
 	if err != nil {
 		return nil, fmt.Errorf("setup: identity: %w", err)
 	}
-	dir, err := a.Connectors.Create(ctx, connectors.Input{Name: "Bench Directory", Type: builtin.TypeName, Description: "Built-in directory of the benchmark"})
+	dir, err := a.Connectors.Create(ctx, configured.Input{Name: "Bench Directory", Type: builtin.TypeName, Description: "Built-in directory of the benchmark"})
 	if err != nil {
 		return nil, fmt.Errorf("setup: connector: %w", err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
@@ -40,7 +40,7 @@ func TestDirectoryUsersAreNotInternalActors(t *testing.T) {
 		if err != nil || creds == nil {
 			t.Fatalf("demo: %v", err)
 		}
-		if _, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Corp LDAP", Type: "ldap", Settings: json.RawMessage(s.Settings(`"login_enabled":true`)),
+		if _, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Corp LDAP", Type: "ldap", Settings: json.RawMessage(s.Settings(`"login_enabled":true`)),
 			Secrets: map[string]string{"bind_password": ldaptest.AdminPassword}}); err != nil {
 			t.Fatal(err)
 		}

@@ -19,11 +19,9 @@ const (
 )
 
 type approvalsData struct {
-	Tab      string
-	Items    []approvalRow
-	Total    int64
-	Page     int
-	Pages    int
+	Tab   string
+	Items []approvalRow
+	Paging
 	Status   string
 	Statuses []string
 	Query    url.Values
@@ -73,7 +71,7 @@ func (s *Server) waiting(c *fiber.Ctx) int64 {
 func (s *Server) approvalsPage(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	who := requester(c)
-	d := approvalsData{Page: pageNumber(c), Query: currentQuery(c), Admin: isAdmin(c), Statuses: requests.ApprovalStatuses,
+	d := approvalsData{Paging: pagingOf(c), Query: currentQuery(c), Admin: isAdmin(c), Statuses: requests.ApprovalStatuses,
 		Status: queryIn(c, "status", requests.ApprovalStatuses)}
 	d.Waiting = s.waiting(c)
 	tabs := []string{tabWaiting, tabMine}
@@ -88,7 +86,7 @@ func (s *Server) approvalsPage(c *fiber.Ctx) error {
 			d.Tab = tabWaiting
 		}
 	}
-	o := requests.ApprovalListOpts{Status: d.Status, Limit: gridPageSize, Offset: (d.Page - 1) * gridPageSize}
+	o := requests.ApprovalListOpts{Status: d.Status, Limit: d.Limit(), Offset: d.Offset()}
 	switch d.Tab {
 	case tabWaiting:
 		o.For, o.Status, d.Status = &who, requests.ApprovalPending, ""
@@ -104,7 +102,7 @@ func (s *Server) approvalsPage(c *fiber.Ctx) error {
 	for i := range items {
 		d.Items = append(d.Items, approvalRow{Approval: items[i], WaitsFor: waitsFor(&items[i])})
 	}
-	d.Total, d.Pages = total, pages(total, gridPageSize)
+	d.counted(total)
 	return s.render(c, fiber.StatusOK, "approvals", s.newPage(c, "approvals", "My approvals", d))
 }
 

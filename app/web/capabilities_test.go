@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/entra"
 	"github.com/provisor/provisor/connectors/entra/graphtest"
 	"github.com/provisor/provisor/database"
@@ -31,7 +31,7 @@ func TestConnectorPageCapabilitiesAndKinds(t *testing.T) {
 	}
 
 	g := graphtest.New(t, nil)
-	rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "SLB Entra", Type: entra.TypeName, Settings: g.Settings(),
+	rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "SLB Entra", Type: entra.TypeName, Settings: g.Settings(),
 		Secrets: map[string]string{entra.SecretClientSecret: graphtest.ClientSecret}})
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
 )
 
@@ -29,7 +29,7 @@ func TestConnectorFormAsksForTheSecretAgain(t *testing.T) {
 			`"group_base_dn":"ou=groups,dc=example,dc=test","connect_timeout":"500ms","request_timeout":"300ms"}`, url)
 	}
 	const stored, again = "stored-pw-5be1d0", "typed-again-e4a913"
-	rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Corp LDAP", Type: "ldap", Settings: json.RawMessage(settings(home.URL)),
+	rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Corp LDAP", Type: "ldap", Settings: json.RawMessage(settings(home.URL)),
 		Secrets: map[string]string{"bind_password": stored}})
 	if err != nil {
 		t.Fatal(err)

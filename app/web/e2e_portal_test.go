@@ -11,6 +11,7 @@ import (
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
@@ -30,7 +31,7 @@ func TestPortalWalkInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir, ents := b.Directory(t, "Corp Directory", "VPN", "Wiki", "Mail")
-	src, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "HR source", Type: "importsrc"})
+	src, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "HR source", Type: "importsrc"})
 	if err != nil {
 		t.Fatal(err)
 	}

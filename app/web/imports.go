@@ -8,23 +8,23 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 	"github.com/provisor/provisor/requests"
 )
 
 type importsData struct {
-	Runs     []importRun
-	Total    int64
-	Page     int
-	Pages    int
+	Runs []importRun
+	Paging
 	Status   string
 	Statuses []string
 	Query    url.Values
 	// Waiting are the imports over their threshold that wait for an
 	// admin's decision.
-	Waiting []identities.Import
+	Waiting []imports.Import
 	// Sources are the connectors that can be imported now.
-	Sources []connectors.Record
+	Sources []configured.Record
 	Errors  map[string]string
 }
 
@@ -36,7 +36,7 @@ type importRun struct {
 	Mode      string
 	Connector string
 	Job       *requests.Job
-	Import    *identities.Import
+	Import    *imports.Import
 }
 
 // importsPage lists every import run, newest first, whatever its status,
@@ -48,14 +48,14 @@ func (s *Server) importsPage(c *fiber.Ctx) error {
 
 func (s *Server) showImports(c *fiber.Ctx, status int, errs map[string]string) error {
 	ctx := c.UserContext()
-	d := importsData{Page: pageNumber(c), Status: queryIn(c, "status", requests.InstanceStatuses), Statuses: requests.InstanceStatuses,
+	d := importsData{Paging: pagingOf(c), Status: queryIn(c, "status", requests.InstanceStatuses), Statuses: requests.InstanceStatuses,
 		Query: currentQuery(c), Errors: errs}
 	insts, total, err := s.Requests.ListInstances(ctx, requests.InstanceFilter{Type: requests.DataImport, Status: d.Status,
-		Limit: gridPageSize, Offset: (d.Page - 1) * gridPageSize})
+		Limit: d.Limit(), Offset: d.Offset()})
 	if err != nil {
 		return err
 	}
-	d.Total, d.Pages = total, pages(total, gridPageSize)
+	d.counted(total)
 	jobIDs := []string{}
 	for _, inst := range insts {
 		run := importRun{Inst: inst, Connector: inst.BeneficiaryName}
@@ -71,11 +71,11 @@ func (s *Server) showImports(c *fiber.Ctx, status int, errs map[string]string) e
 		d.Runs = append(d.Runs, run)
 	}
 	if len(jobIDs) > 0 {
-		imps, _, err := s.Imports.ListImports(ctx, identities.ImportFilter{JobIDs: jobIDs, Limit: 500})
+		imps, _, err := s.Imports.ListImports(ctx, imports.ImportFilter{JobIDs: jobIDs, Limit: 500})
 		if err != nil {
 			return err
 		}
-		byJob := map[string]*identities.Import{}
+		byJob := map[string]*imports.Import{}
 		for i := range imps {
 			if imps[i].JobID != nil {
 				byJob[*imps[i].JobID] = &imps[i]
@@ -87,7 +87,7 @@ func (s *Server) showImports(c *fiber.Ctx, status int, errs map[string]string) e
 			}
 		}
 	}
-	if d.Waiting, _, err = s.Imports.ListImports(ctx, identities.ImportFilter{Status: identities.ImportAwaitingApproval, Limit: 50}); err != nil {
+	if d.Waiting, _, err = s.Imports.ListImports(ctx, imports.ImportFilter{Status: imports.ImportAwaitingApproval, Limit: 50}); err != nil {
 		return err
 	}
 	list, err := s.Connectors.List(ctx)

@@ -12,10 +12,8 @@ import (
 )
 
 type outboxData struct {
-	Items    []notifier.Notification
-	Total    int64
-	Page     int
-	Pages    int
+	Items []notifier.Notification
+	Paging
 	Status   string
 	Statuses []string
 	Query    url.Values
@@ -23,12 +21,13 @@ type outboxData struct {
 
 // outboxPage lists completion emails with their delivery status.
 func (s *Server) outboxPage(c *fiber.Ctx) error {
-	d := outboxData{Page: pageNumber(c), Status: queryIn(c, "status", notifier.Statuses), Statuses: notifier.Statuses, Query: currentQuery(c)}
-	items, total, err := s.Notifier.List(c.UserContext(), notifier.ListOpts{Status: d.Status, Limit: gridPageSize, Offset: (d.Page - 1) * gridPageSize})
+	d := outboxData{Paging: pagingOf(c), Status: queryIn(c, "status", notifier.Statuses), Statuses: notifier.Statuses, Query: currentQuery(c)}
+	items, total, err := s.Notifier.List(c.UserContext(), notifier.ListOpts{Status: d.Status, Limit: d.Limit(), Offset: d.Offset()})
 	if err != nil {
 		return err
 	}
-	d.Items, d.Total, d.Pages = items, total, pages(total, gridPageSize)
+	d.Items = items
+	d.counted(total)
 	return s.render(c, fiber.StatusOK, "outbox", s.newPage(c, "outbox", "Outbox", d))
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
 	"github.com/provisor/provisor/identities"
 )
@@ -169,7 +170,7 @@ member: uid=boss,%[1]s
 `, ldaptest.PeopleDN, adminsDN, ldaptest.GroupsDN)
 	s := ldaptest.StartSlapd(t, &ldaptest.SlapdOptions{LDIF: ldif})
 	b := apptest.New(t, "sqlite", nil)
-	rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Corp LDAP", Type: "ldap",
+	rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Corp LDAP", Type: "ldap",
 		Settings: json.RawMessage(s.Settings(`"login_enabled":true,"admin_group_dn":"cn=admins, ou=groups, dc=example, dc=test"`)),
 		Secrets:  map[string]string{"bind_password": ldaptest.AdminPassword}})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/requests"
 )
@@ -175,7 +176,7 @@ func TestImportsJobsBoardAndProgress(t *testing.T) {
 		}}})
 		adm := adminBrowser(t, b)
 		dir, ents := b.Directory(t, "Corp Directory", "VPN")
-		src, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "HR source", Type: "importsrc"})
+		src, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "HR source", Type: "importsrc"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
 )
@@ -80,7 +80,7 @@ func TestPortalPreviewAndNoChange(t *testing.T) {
 		page := br.get("/tasks/" + task.ID)
 		contains(t, "task page", page, "Preview: the jobs a run would write now", "2 will change", "locks account alice", "locks account bob")
 		off := false
-		if _, err := b.Connectors.Update(b.Ctx, dir.ID, connectors.Input{Name: dir.Name, Settings: json.RawMessage(dir.Settings), Enabled: &off}); err != nil {
+		if _, err := b.Connectors.Update(b.Ctx, dir.ID, configured.Input{Name: dir.Name, Settings: json.RawMessage(dir.Settings), Enabled: &off}); err != nil {
 			t.Fatal(err)
 		}
 		page = br.get("/tasks/" + task.ID)

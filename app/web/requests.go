@@ -2,27 +2,11 @@ package web
 
 import (
 	"net/url"
-	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/provisor/provisor/requests"
 )
-
-const gridPageSize = 25
-
-// pageNumber reads ?page=, from 1.
-func pageNumber(c *fiber.Ctx) int {
-	n, err := strconv.Atoi(c.Query("page"))
-	if err != nil || n < 1 {
-		return 1
-	}
-	return n
-}
-
-func pages(total int64, size int) int {
-	return int((total + int64(size) - 1) / int64(size))
-}
 
 // currentQuery copies the request's query string.
 func currentQuery(c *fiber.Ctx) url.Values {
@@ -31,10 +15,8 @@ func currentQuery(c *fiber.Ctx) url.Values {
 }
 
 type requestsData struct {
-	Items    []requests.Instance
-	Total    int64
-	Page     int
-	Pages    int
+	Items []requests.Instance
+	Paging
 	Status   string
 	Statuses []string
 	Query    url.Values
@@ -43,9 +25,9 @@ type requestsData struct {
 
 // requestsPage lists runs: a requester's own, or every run for an admin.
 func (s *Server) requestsPage(c *fiber.Ctx) error {
-	d := requestsData{Page: pageNumber(c), Status: queryIn(c, "status", requests.InstanceStatuses), Statuses: requests.InstanceStatuses,
+	d := requestsData{Paging: pagingOf(c), Status: queryIn(c, "status", requests.InstanceStatuses), Statuses: requests.InstanceStatuses,
 		Query: currentQuery(c), All: isAdmin(c)}
-	f := requests.InstanceFilter{Status: d.Status, Limit: gridPageSize, Offset: (d.Page - 1) * gridPageSize}
+	f := requests.InstanceFilter{Status: d.Status, Limit: d.Limit(), Offset: d.Offset()}
 	if !d.All {
 		f.TriggeredBy = user(c).Username
 	}
@@ -53,7 +35,8 @@ func (s *Server) requestsPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	d.Items, d.Total, d.Pages = items, total, pages(total, gridPageSize)
+	d.Items = items
+	d.counted(total)
 	return s.render(c, fiber.StatusOK, "requests", s.newPage(c, "requests", "Requests", d))
 }
 

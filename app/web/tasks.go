@@ -22,10 +22,8 @@ var commonZones = []string{"UTC", "Europe/London", "Europe/Paris", "Europe/Berli
 	"America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "America/Toronto", "America/Mexico_City"}
 
 type tasksData struct {
-	Items    []tasks.Task
-	Total    int64
-	Page     int
-	Pages    int
+	Items []tasks.Task
+	Paging
 	Q        string
 	Status   string
 	Statuses []string
@@ -39,9 +37,9 @@ type tasksData struct {
 // tasksPage is the tasks grid: every task for an admin, a requester's own
 // tasks otherwise.
 func (s *Server) tasksPage(c *fiber.Ctx) error {
-	d := tasksData{Page: pageNumber(c), Q: query(c, "q"), Status: queryIn(c, "status", taskStatuses), Statuses: taskStatuses,
+	d := tasksData{Paging: pagingOf(c), Q: query(c, "q"), Status: queryIn(c, "status", taskStatuses), Statuses: taskStatuses,
 		Query: currentQuery(c), Admin: isAdmin(c)}
-	o := tasks.ListOpts{Query: d.Q, Status: d.Status, Limit: gridPageSize, Offset: (d.Page - 1) * gridPageSize}
+	o := tasks.ListOpts{Query: d.Q, Status: d.Status, Limit: d.Limit(), Offset: d.Offset()}
 	if !d.Admin {
 		o.CreatedBy = user(c).Username
 	}
@@ -49,7 +47,8 @@ func (s *Server) tasksPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	d.Items, d.Total, d.Pages = items, total, pages(total, gridPageSize)
+	d.Items = items
+	d.counted(total)
 	d.Gates = map[string]string{}
 	for i := range items {
 		gate, _, err := s.triggerGate(c, &items[i])
@@ -326,9 +325,7 @@ func (s *Server) taskDelete(c *fiber.Ctx) error {
 type historyData struct {
 	T     *tasks.Task
 	Items []requests.Instance
-	Total int64
-	Page  int
-	Pages int
+	Paging
 	Query url.Values
 }
 
@@ -337,12 +334,12 @@ func (s *Server) taskHistory(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	d := historyData{T: t, Page: pageNumber(c), Query: currentQuery(c)}
-	d.Items, d.Total, err = s.Requests.ListInstances(c.UserContext(), requests.InstanceFilter{TaskID: t.ID, Limit: gridPageSize, Offset: (d.Page - 1) * gridPageSize})
+	d := historyData{T: t, Paging: pagingOf(c), Query: currentQuery(c)}
+	d.Items, d.Total, err = s.Requests.ListInstances(c.UserContext(), requests.InstanceFilter{TaskID: t.ID, Limit: d.Limit(), Offset: d.Offset()})
 	if err != nil {
 		return err
 	}
-	d.Pages = pages(d.Total, gridPageSize)
+	d.counted(d.Total)
 	return s.render(c, fiber.StatusOK, "history", s.newPage(c, "tasks", "History of "+t.Name, d))
 }
 

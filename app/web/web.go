@@ -26,8 +26,9 @@ import (
 
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/httperr"
-	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 	"github.com/provisor/provisor/input"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/provlog"
@@ -47,12 +48,12 @@ type Deps struct {
 	DB         *gorm.DB
 	Access     *access.Service
 	Identities *identities.Service
-	Connectors *connectors.Store
+	Connectors *configured.Store
 	Requests   *requests.Service
 	Tasks      *tasks.Service
 	Schedules  NextRunner
 	Notifier   *notifier.Service
-	Imports    *identities.Importer
+	Imports    *imports.Importer
 	Logs       *provlog.Log
 	// SecureCookies marks cookies Secure (the portal is served over HTTPS).
 	SecureCookies bool

@@ -10,7 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
@@ -51,8 +51,8 @@ type wizardData struct {
 	Identities []identities.Identity
 	Workgroups []identities.Workgroup
 	// Connector step.
-	Connectors []connectors.Record
-	Connector  *connectors.Record
+	Connectors []configured.Record
+	Connector  *configured.Record
 	// Access step: what may be chosen, and what is shown but not offered.
 	Entitlements []offer
 	Selected     []identities.Entitlement
@@ -322,16 +322,14 @@ func (s *Server) accountLines(c *fiber.Ctx, d *requests.Draft) []accountLine {
 	return out
 }
 
-// wizardSave stores what a step's form holds and moves Back, Next, or
-// (on the last step) submits the request or creates a task.
+// wizardSave takes a step's form to the handler of the button that sent
+// it: Back, Next or a search on any step (wizardMove), Submit
+// (wizardSubmit) or Create Task (wizardCreateTask) on the review step. Each
+// stores what the step's form holds first.
 func (s *Server) wizardSave(c *fiber.Ctx) error {
-	ctx := c.UserContext()
-	key := idempotencyKey(c)
 	d, i, err := s.loadDraft(c)
-	if errors.Is(err, requests.ErrNotFound) && key != nil && form(c, "action") == "submit" {
-		// A second click on Submit can come after the first one's run
-		// started and took the draft away: it goes to that run.
-		if id, err := s.Requests.KeyedRun(ctx, key); err != nil || id != "" {
+	if errors.Is(err, requests.ErrNotFound) && form(c, "action") == "submit" {
+		if id, done, err := s.submittedRun(c); done {
 			if err != nil {
 				return err
 			}
@@ -344,8 +342,34 @@ func (s *Server) wizardSave(c *fiber.Ctx) error {
 	if i < 0 {
 		return s.wizardRetypeSave(c, d)
 	}
-	step := wizardSteps[i].Name
-	switch step {
+	if wizardSteps[i].Name == "review" {
+		switch form(c, "action") {
+		case "submit":
+			return s.wizardSubmit(c, d, i)
+		case "task":
+			return s.wizardCreateTask(c, d, i)
+		}
+	}
+	return s.wizardMove(c, d, i)
+}
+
+// submittedRun finds the run a second click on Submit belongs to: it can
+// come after the first one's run started and took the draft away. done
+// says the click was answered (by the run id, or by err).
+func (s *Server) submittedRun(c *fiber.Ctx) (id string, done bool, err error) {
+	key := idempotencyKey(c)
+	if key == nil {
+		return "", false, nil
+	}
+	id, err = s.Requests.KeyedRun(c.UserContext(), key)
+	return id, err != nil || id != "", err
+}
+
+// bindStep copies what step i's form holds into d and stores the draft;
+// shown says the step was shown again with its field errors.
+func (s *Server) bindStep(c *fiber.Ctx, d *requests.Draft, i int) (shown bool, err error) {
+	ctx := c.UserContext()
+	switch wizardSteps[i].Name {
 	case "beneficiary":
 		if t := form(c, "beneficiary_type"); t != "" && t != d.BeneficiaryType {
 			d.BeneficiaryType, d.BeneficiaryID, d.BeneficiaryName = t, "", ""
@@ -372,84 +396,120 @@ func (s *Server) wizardSave(c *fiber.Ctx) error {
 	}
 	if err := s.Requests.SaveDraft(ctx, d); err != nil {
 		if errs := requests.FieldMap(err); errs != nil {
-			return s.showStep(c, fiber.StatusUnprocessableEntity, d, i, errs)
+			return true, s.showStep(c, fiber.StatusUnprocessableEntity, d, i, errs)
 		}
+		return true, err
+	}
+	return false, nil
+}
+
+// wizardMove stores step i and moves Back, to a search's results, or Next
+// once the step's fields are right. On the review step, where Next has no
+// meaning, a button other than Submit or Create Task is refused.
+func (s *Server) wizardMove(c *fiber.Ctx, d *requests.Draft, i int) error {
+	if shown, err := s.bindStep(c, d, i); shown {
 		return err
 	}
-	action := form(c, "action")
+	step := wizardSteps[i].Name
 	base := "/requests/drafts/" + d.ID + "/"
-	if action == "back" {
+	switch form(c, "action") {
+	case "back":
 		if i == 0 {
 			return redirect(c, "/requests/new")
 		}
 		return redirect(c, base+wizardSteps[i-1].Name)
-	}
-	if action == "search" || action == "switch" {
+	case "search", "switch":
 		return redirect(c, base+step+"?q="+url.QueryEscape(strings.TrimSpace(form(c, "q"))))
 	}
-	if step != "review" {
-		errs, err := s.Requests.CheckFields(ctx, d.Request, wizardSteps[i].Fields...)
-		if err != nil {
+	if step == "review" {
+		if shown, err := s.checkReview(c, d, i); shown {
 			return err
 		}
-		if len(errs) == 0 {
-			if errs, err = s.refusedFields(c, d, wizardSteps[i].Fields); err != nil {
-				return err
-			}
-		}
-		if len(errs) > 0 {
-			return s.showStep(c, fiber.StatusUnprocessableEntity, d, i, errs)
-		}
-		return redirect(c, base+wizardSteps[i+1].Name)
+		return s.showStep(c, fiber.StatusUnprocessableEntity, d, i, map[string]string{"action": "choose Submit or Create Task"})
 	}
-
-	// Review: every step's problems, then Submit or Create Task.
-	errs, err := s.Requests.CheckFields(ctx, d.Request)
+	ctx := c.UserContext()
+	errs, err := s.Requests.CheckFields(ctx, d.Request, wizardSteps[i].Fields...)
 	if err != nil {
 		return err
+	}
+	if len(errs) == 0 {
+		if errs, err = s.refusedFields(c, d, wizardSteps[i].Fields); err != nil {
+			return err
+		}
 	}
 	if len(errs) > 0 {
 		return s.showStep(c, fiber.StatusUnprocessableEntity, d, i, errs)
 	}
-	switch action {
-	case "submit":
-		who := requester(c)
-		inst, err := s.Requests.Submit(ctx, d.Request, requests.StartOpts{Trigger: requests.TriggerSubmission, Actor: user(c).Username, Key: key, By: &who})
-		if err != nil {
-			return s.reviewError(c, d, i, err)
-		}
-		_ = s.Requests.DeleteDraft(ctx, d.UserID, d.ID)
-		if inst.Status == requests.InstanceAwaitingApproval {
-			s.flash(c, "Request submitted: it awaits approval. Its jobs are queued once it is approved; My approvals shows where it stands.")
-		} else {
-			s.flash(c, "Request submitted: its jobs are queued.")
-		}
-		return redirect(c, "/requests/"+inst.ID)
-	case "task":
-		name := d.TaskName
-		if name == "" {
-			name = defaultTaskName(d)
-		}
-		req := d.Request
-		who := requester(c)
-		t, err := s.Tasks.Create(ctx, tasks.Input{Name: &name, Description: &d.Description, Request: &req, By: &who}, user(c).Username)
-		if err != nil {
-			return s.reviewError(c, d, i, err)
-		}
-		_ = s.Requests.DeleteDraft(ctx, d.UserID, d.ID)
-		msg := "Task created. Trigger it here or from the tasks grid."
-		if !isAdmin(c) {
-			msg = "Task created. An admin triggers it or gives it a schedule; its runs show under Requests."
-		}
-		if a, err := s.approvalOf(c, t.ApprovalID); err != nil {
-			return err
-		} else if a != nil && a.Open() {
-			msg = "Task created. Its request awaits approval before it can run; My approvals shows where it stands."
-		}
-		s.flash(c, msg)
-		return redirect(c, "/tasks/"+t.ID)
+	return redirect(c, base+wizardSteps[i+1].Name)
+}
+
+// checkReview shows the review step again with every step's problems;
+// shown says there were some (or err).
+func (s *Server) checkReview(c *fiber.Ctx, d *requests.Draft, i int) (shown bool, err error) {
+	errs, err := s.Requests.CheckFields(c.UserContext(), d.Request)
+	if err != nil {
+		return true, err
 	}
-	return s.showStep(c, fiber.StatusUnprocessableEntity, d, i, map[string]string{"action": "choose Submit or Create Task"})
+	if len(errs) > 0 {
+		return true, s.showStep(c, fiber.StatusUnprocessableEntity, d, i, errs)
+	}
+	return false, nil
+}
+
+// wizardSubmit stores the review step and submits the request.
+func (s *Server) wizardSubmit(c *fiber.Ctx, d *requests.Draft, i int) error {
+	if shown, err := s.bindStep(c, d, i); shown {
+		return err
+	}
+	if shown, err := s.checkReview(c, d, i); shown {
+		return err
+	}
+	ctx := c.UserContext()
+	who := requester(c)
+	inst, err := s.Requests.Submit(ctx, d.Request, requests.StartOpts{Trigger: requests.TriggerSubmission, Actor: user(c).Username, Key: idempotencyKey(c), By: &who})
+	if err != nil {
+		return s.reviewError(c, d, i, err)
+	}
+	_ = s.Requests.DeleteDraft(ctx, d.UserID, d.ID)
+	if inst.Status == requests.InstanceAwaitingApproval {
+		s.flash(c, "Request submitted: it awaits approval. Its jobs are queued once it is approved; My approvals shows where it stands.")
+	} else {
+		s.flash(c, "Request submitted: its jobs are queued.")
+	}
+	return redirect(c, "/requests/"+inst.ID)
+}
+
+// wizardCreateTask stores the review step and saves the request as a task.
+func (s *Server) wizardCreateTask(c *fiber.Ctx, d *requests.Draft, i int) error {
+	if shown, err := s.bindStep(c, d, i); shown {
+		return err
+	}
+	if shown, err := s.checkReview(c, d, i); shown {
+		return err
+	}
+	ctx := c.UserContext()
+	name := d.TaskName
+	if name == "" {
+		name = defaultTaskName(d)
+	}
+	req := d.Request
+	who := requester(c)
+	t, err := s.Tasks.Create(ctx, tasks.Input{Name: &name, Description: &d.Description, Request: &req, By: &who}, user(c).Username)
+	if err != nil {
+		return s.reviewError(c, d, i, err)
+	}
+	_ = s.Requests.DeleteDraft(ctx, d.UserID, d.ID)
+	msg := "Task created. Trigger it here or from the tasks grid."
+	if !isAdmin(c) {
+		msg = "Task created. An admin triggers it or gives it a schedule; its runs show under Requests."
+	}
+	if a, err := s.approvalOf(c, t.ApprovalID); err != nil {
+		return err
+	} else if a != nil && a.Open() {
+		msg = "Task created. Its request awaits approval before it can run; My approvals shows where it stands."
+	}
+	s.flash(c, msg)
+	return redirect(c, "/tasks/"+t.ID)
 }
 
 // reviewError shows a validation error of Submit or Create Task on the
@@ -591,7 +651,7 @@ func problemList(errs map[string]string, skip ...string) []problem {
 
 // offers reports whether the connector of r can do what a request of type t
 // asks (any type when t is not chosen yet): the wizard offers only those.
-func (s *Server) offers(ctx context.Context, r *connectors.Record, t requests.Type) bool {
+func (s *Server) offers(ctx context.Context, r *configured.Record, t requests.Type) bool {
 	if t == "" {
 		return true
 	}

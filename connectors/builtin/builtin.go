@@ -1,5 +1,6 @@
 // Package builtin is the built-in directory connector (type "internal"):
-// accounts and groups kept in Provisor's own database. It supports every
+// accounts and groups kept in Provisor's own database (through a Store:
+// package builtinstore is the one on the database). It supports every
 // operation and needs no settings, which makes it the connector of the demo
 // data and of the benchmarks.
 package builtin
@@ -13,25 +14,60 @@ import (
 	"strings"
 	"time"
 
-	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
-
 	"github.com/provisor/provisor/connectors"
 )
 
 // TypeName is the connector type of the built-in directory.
 const TypeName = "internal"
 
-// WriteFunc runs the writes of fn: see database.DB.WriteRelaxed.
-type WriteFunc func(ctx context.Context, fn func(g *gorm.DB) error) error
+// Store keeps the accounts, groups and memberships of the built-in
+// directories, each directory (dir, its connector id) apart. Package
+// builtinstore keeps them in Provisor's database.
+type Store interface {
+	// CreateAccount inserts a unless it exists, and says whether it did.
+	CreateAccount(ctx context.Context, dir string, a Account) (bool, error)
+	// DeleteAccount deletes the account and its memberships, and says
+	// whether there was one.
+	DeleteAccount(ctx context.Context, dir, username string) (bool, error)
+	// SetLocked locks or unlocks the account, and says whether it changed.
+	SetLocked(ctx context.Context, dir, username string, locked bool) (bool, error)
+	HasAccount(ctx context.Context, dir, username string) (bool, error)
+	HasGroup(ctx context.Context, dir, name string) (bool, error)
+	// AddMember and RemoveMember say whether the membership changed.
+	AddMember(ctx context.Context, dir string, m Member) (bool, error)
+	RemoveMember(ctx context.Context, dir string, m Member) (bool, error)
+	// AddMembers and RemoveMembers change many memberships at once and
+	// return those that changed.
+	AddMembers(ctx context.Context, dir string, ms []Member) ([]Member, error)
+	RemoveMembers(ctx context.Context, dir string, ms []Member) ([]Member, error)
+	// GroupsNamed returns those of names that are groups.
+	GroupsNamed(ctx context.Context, dir string, names []string) ([]string, error)
+	CountAccounts(ctx context.Context, dir string) (int64, error)
+	// CreateGroup adds g unless it exists.
+	CreateGroup(ctx context.Context, dir string, g Group) error
+	// Groups, Accounts and Members list a directory's content, groups by
+	// name and accounts by username.
+	Groups(ctx context.Context, dir string) ([]Group, error)
+	Accounts(ctx context.Context, dir string) ([]Account, error)
+	Members(ctx context.Context, dir string) ([]Member, error)
+}
 
-// Type returns the connector type backed by db. The writes of connector
-// operations go through write, which may commit without waiting for the
-// disk (see database.DB.WriteRelaxed): an operation belongs to a connector
-// job, and the job's own record, written after it in the same log, makes
-// both durable; a crash before that runs the job, and so the operation,
-// again.
-func Type(db *gorm.DB, write WriteFunc) connectors.Type {
+// Account is an account of a built-in directory.
+type Account struct {
+	Username, DisplayName, Email string
+	Locked                       bool
+}
+
+// Group is a group of a built-in directory.
+type Group struct {
+	Name, Kind, Description string
+}
+
+// Member is a membership of a built-in directory.
+type Member struct{ GroupName, Username string }
+
+// Type returns the connector type whose directories store keeps.
+func Type(store Store) connectors.Type {
 	return connectors.Type{
 		Name:  TypeName,
 		Label: "Built-in directory",
@@ -39,7 +75,7 @@ func Type(db *gorm.DB, write WriteFunc) connectors.Type {
 			if cfg.ID == "" {
 				return nil, errors.New("builtin: connector id is required")
 			}
-			return &Directory{db: db, write: write, connectorID: cfg.ID}, nil
+			return &Directory{store: store, connectorID: cfg.ID}, nil
 		},
 		ValidateSettings: func(settings json.RawMessage, secrets map[string]string) map[string]string {
 			problems := map[string]string{}
@@ -62,41 +98,9 @@ func Type(db *gorm.DB, write WriteFunc) connectors.Type {
 
 // Directory is one built-in directory.
 type Directory struct {
-	db          *gorm.DB
-	write       WriteFunc // the writes of operations
+	store       Store
 	connectorID string
 }
-
-type dirAccount struct {
-	ConnectorID string `gorm:"primaryKey"`
-	Username    string `gorm:"primaryKey"`
-	DisplayName string
-	Email       string
-	Locked      bool
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
-}
-
-func (dirAccount) TableName() string { return "directory_accounts" }
-
-type dirGroup struct {
-	ConnectorID string `gorm:"primaryKey"`
-	Name        string `gorm:"primaryKey"`
-	Kind        string
-	Description string
-	CreatedAt   time.Time
-}
-
-func (dirGroup) TableName() string { return "directory_groups" }
-
-type dirMember struct {
-	ConnectorID string `gorm:"primaryKey"`
-	GroupName   string `gorm:"primaryKey"`
-	Username    string `gorm:"primaryKey"`
-	AddedAt     time.Time
-}
-
-func (dirMember) TableName() string { return "directory_members" }
 
 var kinds = map[connectors.Operation]string{
 	connectors.OpCreateAccount:  "Directory.CreateAccount",
@@ -115,21 +119,13 @@ func (d *Directory) CreateAccount(ctx context.Context, a connectors.Account) (co
 	if strings.TrimSpace(a.Username) == "" {
 		return connectors.Result{}, connectors.Permanent(errors.New("username is empty"))
 	}
-	now := time.Now().UTC()
 	t := connectors.NewTimer()
-	var created int64
-	if err := d.write(ctx, func(g *gorm.DB) error {
-		res := g.Clauses(clause.OnConflict{DoNothing: true}).Create(&dirAccount{
-			ConnectorID: d.connectorID, Username: a.Username, DisplayName: a.DisplayName, Email: a.Email,
-			CreatedAt: now, UpdatedAt: now,
-		})
-		created = res.RowsAffected
-		return res.Error
-	}); err != nil {
+	created, err := d.store.CreateAccount(ctx, d.connectorID, Account{Username: a.Username, DisplayName: a.DisplayName, Email: a.Email})
+	if err != nil {
 		return connectors.Result{}, connectors.Transient(err)
 	}
 	t.Step("modify", "insert the account unless it exists", nil)
-	if created == 0 {
+	if !created {
 		return connectors.Result{ExternalID: a.Username, Message: "account " + a.Username + " already exists", Steps: t.Steps}, nil
 	}
 	return connectors.Result{Changed: true, ExternalID: a.Username, Message: "account " + a.Username + " created", Steps: t.Steps,
@@ -139,15 +135,7 @@ func (d *Directory) CreateAccount(ctx context.Context, a connectors.Account) (co
 
 // DeleteAccount deletes the account and its memberships; a missing account is no error.
 func (d *Directory) DeleteAccount(ctx context.Context, a connectors.Account) (connectors.Result, error) {
-	var changed bool
-	err := d.write(ctx, func(tx *gorm.DB) error {
-		if err := tx.Where("connector_id = ? AND username = ?", d.connectorID, a.Username).Delete(&dirMember{}).Error; err != nil {
-			return err
-		}
-		res := tx.Where("connector_id = ? AND username = ?", d.connectorID, a.Username).Delete(&dirAccount{})
-		changed = res.RowsAffected > 0
-		return res.Error
-	})
+	changed, err := d.store.DeleteAccount(ctx, d.connectorID, a.Username)
 	if err != nil {
 		return connectors.Result{}, connectors.Transient(err)
 	}
@@ -170,15 +158,12 @@ func (d *Directory) DisableAccount(ctx context.Context, a connectors.Account) (c
 func (d *Directory) setLocked(ctx context.Context, a connectors.Account, locked bool) (connectors.Result, error) {
 	word := map[bool]string{true: "locked", false: "unlocked"}[locked]
 	t := connectors.NewTimer()
-	n, err := d.exec(ctx, func(g *gorm.DB) *gorm.DB {
-		return g.Model(&dirAccount{}).Where("connector_id = ? AND username = ? AND locked = ?", d.connectorID, a.Username, !locked).
-			Updates(map[string]any{"locked": locked, "updated_at": time.Now().UTC()})
-	})
+	changed, err := d.store.SetLocked(ctx, d.connectorID, a.Username, locked)
 	if err != nil {
 		return connectors.Result{}, connectors.Transient(err)
 	}
 	t.Step("modify", "set locked to "+strconv.FormatBool(locked), nil)
-	if n > 0 {
+	if changed {
 		return connectors.Result{Changed: true, Message: "account " + a.Username + " " + word, Steps: t.Steps,
 			Changes: []connectors.PropertyChange{{Name: "locked", Old: strconv.FormatBool(!locked), New: strconv.FormatBool(locked)}}}, nil
 	}
@@ -191,22 +176,22 @@ func (d *Directory) setLocked(ctx context.Context, a connectors.Account, locked 
 }
 
 func (d *Directory) accountExists(ctx context.Context, username string) error {
-	var n int64
-	if err := d.db.WithContext(ctx).Model(&dirAccount{}).Where("connector_id = ? AND username = ?", d.connectorID, username).Count(&n).Error; err != nil {
+	ok, err := d.store.HasAccount(ctx, d.connectorID, username)
+	if err != nil {
 		return connectors.Transient(err)
 	}
-	if n == 0 {
+	if !ok {
 		return connectors.Permanent(fmt.Errorf("no such account: %s", username))
 	}
 	return nil
 }
 
 func (d *Directory) groupExists(ctx context.Context, name string) error {
-	var n int64
-	if err := d.db.WithContext(ctx).Model(&dirGroup{}).Where("connector_id = ? AND name = ?", d.connectorID, name).Count(&n).Error; err != nil {
+	ok, err := d.store.HasGroup(ctx, d.connectorID, name)
+	if err != nil {
 		return connectors.Transient(err)
 	}
-	if n == 0 {
+	if !ok {
 		return connectors.Permanent(fmt.Errorf("no such group: %s", name))
 	}
 	return nil
@@ -215,11 +200,7 @@ func (d *Directory) groupExists(ctx context.Context, name string) error {
 // Grant adds the account to the group; an existing membership is no error.
 func (d *Directory) Grant(ctx context.Context, a connectors.Account, e connectors.Entitlement) (connectors.Result, error) {
 	t := connectors.NewTimer()
-	n, err := d.exec(ctx, func(g *gorm.DB) *gorm.DB {
-		return g.Clauses(clause.OnConflict{DoNothing: true}).Create(&dirMember{
-			ConnectorID: d.connectorID, GroupName: e.ExternalID, Username: a.Username, AddedAt: time.Now().UTC(),
-		})
-	})
+	added, err := d.store.AddMember(ctx, d.connectorID, Member{GroupName: e.ExternalID, Username: a.Username})
 	if err != nil {
 		// A foreign key names a missing account or group: say which.
 		t.Step("modify", "add the membership", err)
@@ -234,7 +215,7 @@ func (d *Directory) Grant(ctx context.Context, a connectors.Account, e connector
 		return connectors.Result{Steps: t.Steps}, connectors.Transient(err)
 	}
 	t.Step("modify", "add the membership unless it exists", nil)
-	if n == 0 {
+	if !added {
 		return connectors.Result{Message: a.Username + " was already a member of " + e.ExternalID, Steps: t.Steps}, nil
 	}
 	return connectors.Result{Changed: true, Message: a.Username + " added to " + e.ExternalID, Steps: t.Steps,
@@ -244,13 +225,11 @@ func (d *Directory) Grant(ctx context.Context, a connectors.Account, e connector
 // Revoke removes the account from the group; an absent membership is no error.
 func (d *Directory) Revoke(ctx context.Context, a connectors.Account, e connectors.Entitlement) (connectors.Result, error) {
 	t := connectors.NewTimer()
-	n, err := d.exec(ctx, func(g *gorm.DB) *gorm.DB {
-		return g.Where("connector_id = ? AND group_name = ? AND username = ?", d.connectorID, e.ExternalID, a.Username).Delete(&dirMember{})
-	})
+	removed, err := d.store.RemoveMember(ctx, d.connectorID, Member{GroupName: e.ExternalID, Username: a.Username})
 	if err != nil {
 		return connectors.Result{}, connectors.Transient(err)
 	}
-	if n == 0 {
+	if !removed {
 		t.Step("modify", "remove the membership", nil)
 		err := d.groupExists(ctx, e.ExternalID)
 		t.Step("lookup", "find the group "+e.ExternalID, err)
@@ -264,35 +243,12 @@ func (d *Directory) Revoke(ctx context.Context, a connectors.Account, e connecto
 		Changes: []connectors.PropertyChange{{Name: "member of " + e.ExternalID, Old: "true", New: "false"}}}, nil
 }
 
-// exec runs one write statement through d.write and says how many rows it changed.
-func (d *Directory) exec(ctx context.Context, stmt func(g *gorm.DB) *gorm.DB) (int64, error) {
-	var n int64
-	err := d.write(ctx, func(g *gorm.DB) error {
-		res := stmt(g)
-		n = res.RowsAffected
-		return res.Error
-	})
-	return n, err
-}
-
 // GrantAll adds the memberships in one statement; a membership that exists
 // is no error. When the statement fails (a missing account or group), each
 // is granted alone, to say which.
 func (d *Directory) GrantAll(ctx context.Context, ms []connectors.Membership) ([]connectors.Result, []error) {
-	var q strings.Builder
-	args := make([]any, 0, 4*len(ms))
-	now := time.Now().UTC()
-	q.WriteString("INSERT INTO directory_members (connector_id, group_name, username, added_at) VALUES ")
-	for i, m := range ms {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString("(?, ?, ?, ?)")
-		args = append(args, d.connectorID, m.Entitlement.ExternalID, m.Account.Username, now)
-	}
-	q.WriteString(" ON CONFLICT DO NOTHING RETURNING group_name, username")
-	var added []pair
-	if err := d.write(ctx, func(g *gorm.DB) error { return g.Raw(q.String(), args...).Scan(&added).Error }); err != nil {
+	added, err := d.store.AddMembers(ctx, d.connectorID, membersOf(ms))
+	if err != nil {
 		return connectors.OneByOne(ctx, ms, d.Grant)
 	}
 	isNew := setOf(added)
@@ -310,28 +266,18 @@ func (d *Directory) GrantAll(ctx context.Context, ms []connectors.Membership) ([
 // RevokeAll removes the memberships in one statement; an absent membership
 // is no error, a group that does not exist is.
 func (d *Directory) RevokeAll(ctx context.Context, ms []connectors.Membership) ([]connectors.Result, []error) {
-	var q strings.Builder
-	args := make([]any, 0, 1+2*len(ms))
-	args = append(args, d.connectorID)
-	var names []string
-	q.WriteString("DELETE FROM directory_members WHERE connector_id = ? AND (group_name, username) IN (VALUES ")
-	for i, m := range ms {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString("(?, ?)")
-		args = append(args, m.Entitlement.ExternalID, m.Account.Username)
-		names = append(names, m.Entitlement.ExternalID)
-	}
-	q.WriteString(") RETURNING group_name, username")
-	var removed []pair
-	if err := d.write(ctx, func(g *gorm.DB) error { return g.Raw(q.String(), args...).Scan(&removed).Error }); err != nil {
+	removed, err := d.store.RemoveMembers(ctx, d.connectorID, membersOf(ms))
+	if err != nil {
 		return connectors.OneByOne(ctx, ms, d.Revoke)
 	}
 	gone := setOf(removed)
 	var exist []string
 	if len(removed) < len(ms) {
-		if err := d.db.WithContext(ctx).Model(&dirGroup{}).Where("connector_id = ? AND name IN ?", d.connectorID, names).Pluck("name", &exist).Error; err != nil {
+		names := make([]string, len(ms))
+		for i, m := range ms {
+			names[i] = m.Entitlement.ExternalID
+		}
+		if exist, err = d.store.GroupsNamed(ctx, d.connectorID, names); err != nil {
 			return connectors.OneByOne(ctx, ms, d.Revoke)
 		}
 	}
@@ -350,11 +296,16 @@ func (d *Directory) RevokeAll(ctx context.Context, ms []connectors.Membership) (
 	return results, errs
 }
 
-// pair is a membership as the directory stores it.
-type pair struct{ GroupName, Username string }
+func pairOf(m connectors.Membership) Member {
+	return Member{m.Entitlement.ExternalID, m.Account.Username}
+}
 
-func pairOf(m connectors.Membership) pair {
-	return pair{m.Entitlement.ExternalID, m.Account.Username}
+func membersOf(ms []connectors.Membership) []Member {
+	out := make([]Member, len(ms))
+	for i, m := range ms {
+		out[i] = pairOf(m)
+	}
+	return out
 }
 
 func setOf[T comparable](items []T) map[T]bool {
@@ -368,8 +319,8 @@ func setOf[T comparable](items []T) map[T]bool {
 // Check always succeeds when the database answers.
 func (d *Directory) Check(ctx context.Context) connectors.Health {
 	start := time.Now()
-	var n int64
-	if err := d.db.WithContext(ctx).Model(&dirAccount{}).Where("connector_id = ?", d.connectorID).Count(&n).Error; err != nil {
+	n, err := d.store.CountAccounts(ctx, d.connectorID)
+	if err != nil {
 		return connectors.Health{Message: err.Error(), Latency: time.Since(start)}
 	}
 	return connectors.Health{OK: true, Message: fmt.Sprintf("%d accounts", n), Latency: time.Since(start)}
@@ -381,16 +332,14 @@ func (d *Directory) CreateGroup(ctx context.Context, e connectors.Entitlement, d
 	if kind == "" {
 		kind = "group"
 	}
-	return d.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&dirGroup{
-		ConnectorID: d.connectorID, Name: e.ExternalID, Kind: kind, Description: description, CreatedAt: time.Now().UTC(),
-	}).Error
+	return d.store.CreateGroup(ctx, d.connectorID, Group{Name: e.ExternalID, Kind: kind, Description: description})
 }
 
 // Import reads every account and group. The built-in directory has no change
 // log, so a delta import reads everything too and returns the time as cookie.
 func (d *Directory) Import(ctx context.Context, mode connectors.ImportMode, cookie string, sink connectors.ImportSink) (string, error) {
-	var groups []dirGroup
-	if err := d.db.WithContext(ctx).Where("connector_id = ?", d.connectorID).Order("name").Find(&groups).Error; err != nil {
+	groups, err := d.store.Groups(ctx, d.connectorID)
+	if err != nil {
 		return cookie, connectors.Transient(err)
 	}
 	for _, g := range groups {
@@ -398,12 +347,12 @@ func (d *Directory) Import(ctx context.Context, mode connectors.ImportMode, cook
 			return cookie, err
 		}
 	}
-	var accounts []dirAccount
-	if err := d.db.WithContext(ctx).Where("connector_id = ?", d.connectorID).Order("username").Find(&accounts).Error; err != nil {
+	accounts, err := d.store.Accounts(ctx, d.connectorID)
+	if err != nil {
 		return cookie, connectors.Transient(err)
 	}
-	var members []dirMember
-	if err := d.db.WithContext(ctx).Where("connector_id = ?", d.connectorID).Find(&members).Error; err != nil {
+	members, err := d.store.Members(ctx, d.connectorID)
+	if err != nil {
 		return cookie, connectors.Transient(err)
 	}
 	byUser := map[string][]string{}

@@ -9,6 +9,7 @@ import (
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/builtin"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database/dbtest"
 )
 
@@ -110,13 +111,13 @@ func TestOperationsAreIdempotentAndErrorsClassified(t *testing.T) {
 func TestSettingsValidation(t *testing.T) {
 	t.Parallel()
 	b := apptest.New(t, "sqlite", &apptest.Options{NoStart: true})
-	_, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "D", Type: "internal", Settings: []byte(`{"host":"x"}`),
+	_, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "D", Type: "internal", Settings: []byte(`{"host":"x"}`),
 		Secrets: map[string]string{"password": "p"}})
 	var fe connectors.FieldErrors
 	if !errors.As(err, &fe) || fe["settings.host"] == "" || fe["secrets.password"] == "" {
 		t.Errorf("unknown settings: %v", err)
 	}
-	if _, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "", Type: "internal"}); !errors.As(err, &fe) || fe["name"] == "" {
+	if _, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "", Type: "internal"}); !errors.As(err, &fe) || fe["name"] == "" {
 		t.Errorf("empty name: %v", err)
 	}
 }

@@ -8,6 +8,9 @@ import (
 
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/builtin"
+	"github.com/provisor/provisor/connectors/builtin/builtinstore"
+	"github.com/provisor/provisor/connectors/configured"
+	"github.com/provisor/provisor/connectors/secrets"
 	"github.com/provisor/provisor/database"
 )
 
@@ -33,9 +36,9 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	sealer, _ := connectors.NewSealer("an example key of at least thirty-two characters")
-	store := connectors.NewStore(db.Gorm, connectors.NewRegistry(builtin.Type(db.Gorm, db.WriteRelaxed)), sealer, nil)
-	rec, err := store.Create(ctx, connectors.Input{Name: "Corp Dir", Type: builtin.TypeName})
+	sealer, _ := secrets.NewSealer("an example key of at least thirty-two characters")
+	store := configured.NewStore(db.Gorm, connectors.NewRegistry(builtin.Type(builtinstore.New(db.Gorm, db.WriteRelaxed))), sealer, nil)
+	rec, err := store.Create(ctx, configured.Input{Name: "Corp Dir", Type: builtin.TypeName})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -19,6 +19,7 @@ import (
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/entra"
 	"github.com/provisor/provisor/connectors/entra/graphtest"
 	"github.com/provisor/provisor/database"
@@ -72,7 +73,7 @@ func benchGrants(b *testing.B, dialect, shape string) {
 	g.AddGroup("Provisor")
 	bundle := apptest.New(b, dialect, &apptest.Options{NoStart: true, Args: []string{"--workers", "50"}})
 	ctx := bundle.Ctx
-	rec, err := bundle.Connectors.Create(ctx, connectors.Input{Name: "Bench Entra", Type: entra.TypeName, Settings: g.Settings(),
+	rec, err := bundle.Connectors.Create(ctx, configured.Input{Name: "Bench Entra", Type: entra.TypeName, Settings: g.Settings(),
 		Secrets: map[string]string{entra.SecretClientSecret: graphtest.ClientSecret}})
 	if err != nil {
 		b.Fatal(err)

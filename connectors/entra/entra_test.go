@@ -12,10 +12,12 @@ import (
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/entra"
 	"github.com/provisor/provisor/connectors/entra/graphtest"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 )
 
 func open(t *testing.T, g *graphtest.Server, log *slog.Logger, extra ...string) *entra.Directory {
@@ -296,7 +298,7 @@ func TestImport(t *testing.T) {
 		vpn := g.AddGroup("VPN", users[0].ID, users[1].ID, users[2].ID, users[3].ID)
 		g.AddGroup("Wiki", users[4].ID)
 		b := apptest.New(t, dialect, &apptest.Options{NoStart: true})
-		rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "SLB Entra", Type: entra.TypeName, Settings: g.Settings(`"page_size":3`),
+		rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "SLB Entra", Type: entra.TypeName, Settings: g.Settings(`"page_size":3`),
 			Secrets: map[string]string{entra.SecretClientSecret: graphtest.ClientSecret}})
 		if err != nil {
 			t.Fatal(err)
@@ -311,7 +313,7 @@ func TestImport(t *testing.T) {
 		g.RemoveMember(vpn.ID, users[2].ID)
 		g.SetDisplayName(users[5].ID, "Fay Renamed")
 		imp, err = b.Importer.Run(b.Ctx, rec.ID, connectors.ImportDelta, "")
-		if err != nil || imp.Status != identities.ImportApplied || imp.Counts.AccountsDeleted != 1 || imp.Counts.MembershipsRemoved < 1 {
+		if err != nil || imp.Status != imports.ImportApplied || imp.Counts.AccountsDeleted != 1 || imp.Counts.MembershipsRemoved < 1 {
 			t.Fatalf("delta import: %v %+v", err, imp)
 		}
 		ents, _, _ := b.Identities.ListEntitlements(b.Ctx, rec.ID, identities.ListOpts{Query: "VPN"})
@@ -327,11 +329,11 @@ func TestImport(t *testing.T) {
 		// deleted meanwhile, over the threshold (1 of 10 > 5%): approval.
 		g.ExpireDeltaTokens()
 		g.DeleteUser(users[6].ID, false)
-		if _, err := b.Connectors.Update(b.Ctx, rec.ID, connectors.Input{Name: "SLB Entra", Settings: g.Settings(`"page_size":3`, `"deletion_threshold_percent":5`)}); err != nil {
+		if _, err := b.Connectors.Update(b.Ctx, rec.ID, configured.Input{Name: "SLB Entra", Settings: g.Settings(`"page_size":3`, `"deletion_threshold_percent":5`)}); err != nil {
 			t.Fatal(err)
 		}
 		imp, err = b.Importer.Run(b.Ctx, rec.ID, connectors.ImportDelta, "")
-		if err != nil || !strings.Contains(imp.Message, "delta token expired") || imp.Status != identities.ImportAwaitingApproval || imp.Counts.AccountsDeleted != 1 {
+		if err != nil || !strings.Contains(imp.Message, "delta token expired") || imp.Status != imports.ImportAwaitingApproval || imp.Counts.AccountsDeleted != 1 {
 			t.Fatalf("expired delta: %v %+v", err, imp)
 		}
 	})
@@ -343,7 +345,7 @@ func TestSecretNeverShown(t *testing.T) {
 	t.Parallel()
 	g := graphtest.New(t, nil)
 	b := apptest.New(t, "sqlite", &apptest.Options{NoStart: true})
-	rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "SLB Entra", Type: entra.TypeName, Settings: g.Settings(),
+	rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "SLB Entra", Type: entra.TypeName, Settings: g.Settings(),
 		Secrets: map[string]string{entra.SecretClientSecret: graphtest.ClientSecret}})
 	if err != nil {
 		t.Fatal(err)
@@ -352,12 +354,12 @@ func TestSecretNeverShown(t *testing.T) {
 	if bytes.Contains(js, []byte(graphtest.ClientSecret)) || bytes.Contains(rec.Secrets, []byte(graphtest.ClientSecret)) {
 		t.Fatal("the record holds the secret in clear")
 	}
-	h, err := b.Connectors.CheckInput(b.Ctx, rec.ID, connectors.Input{})
+	h, err := b.Connectors.CheckInput(b.Ctx, rec.ID, configured.Input{})
 	if err != nil || !h.OK || strings.Contains(h.Message, graphtest.ClientSecret) {
 		t.Fatalf("check: %+v %v", h, err)
 	}
 	// Pointing it at another Graph needs the secret again.
-	_, err = b.Connectors.Update(b.Ctx, rec.ID, connectors.Input{Name: "SLB Entra", Settings: []byte(strings.Replace(string(g.Settings()), g.URL, "https://graph.evil.example", 2))})
+	_, err = b.Connectors.Update(b.Ctx, rec.ID, configured.Input{Name: "SLB Entra", Settings: []byte(strings.Replace(string(g.Settings()), g.URL, "https://graph.evil.example", 2))})
 	if fe, ok := err.(connectors.FieldErrors); !ok || fe["secrets.client_secret"] == "" {
 		t.Fatalf("moving the Graph URL without the secret: %v", err)
 	}
@@ -380,7 +382,7 @@ func TestImportRoles(t *testing.T) {
 		sp, roles := g.AddApplication("Payroll", "Approver", "Viewer", "app:Sync")
 		g.AssignAppRole(ben.ID, sp, roles[0])
 		b := apptest.New(t, dialect, &apptest.Options{NoStart: true})
-		rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "SLB Entra", Type: entra.TypeName, Settings: g.Settings(`"page_size":2`),
+		rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "SLB Entra", Type: entra.TypeName, Settings: g.Settings(`"page_size":2`),
 			Secrets: map[string]string{entra.SecretClientSecret: graphtest.ClientSecret}})
 		if err != nil {
 			t.Fatal(err)

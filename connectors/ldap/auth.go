@@ -80,11 +80,7 @@ func (d *Directory) Authenticate(ctx context.Context, username, password string)
 	if d.cfg.AdminGroupDN != "" {
 		err := d.do(ctx, func(c *ldapv3.Conn) error {
 			esc := ldapv3.EscapeFilter(out.DN)
-			filter := "(|(member=" + esc + ")(uniqueMember=" + esc + "))"
-			if d.flavor.name == TypeAD {
-				// LDAP_MATCHING_RULE_IN_CHAIN follows nested groups.
-				filter = "(member:1.2.840.113556.1.4.1941:=" + esc + ")"
-			}
+			filter := d.flavor.adminFilter(esc)
 			res, err := c.Search(ldapv3.NewSearchRequest(d.cfg.AdminGroupDN, ldapv3.ScopeBaseObject, ldapv3.NeverDerefAliases, 1, 0, false,
 				filter, []string{"1.1"}, nil))
 			if resultCode(err) == ldapv3.LDAPResultNoSuchObject {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/identities"
@@ -177,7 +178,7 @@ func runGrants(b *testing.B, dialect string, s *ldaptest.Slapd, sh shape, noopCo
 	bundle := apptest.New(b, dialect, &apptest.Options{NoStart: true, Args: []string{"--workers", "50", "--db-conns", "0"}, ConnectorTypes: []connectors.Type{{
 		Name: "noop", Label: "No-op", New: func(connectors.Config) (connectors.Connector, error) { return noop{}, nil }}}})
 	ctx := bundle.Ctx
-	rec, err := bundle.Connectors.Create(ctx, connectors.Input{Name: "Bench LDAP", Type: "ldap",
+	rec, err := bundle.Connectors.Create(ctx, configured.Input{Name: "Bench LDAP", Type: "ldap",
 		Settings: []byte(s.Settings(fmt.Sprintf(`"pool_size":%d`, benchConns))),
 		Secrets:  map[string]string{"bind_password": ldaptest.AdminPassword}})
 	if err != nil {
@@ -202,7 +203,7 @@ func runGrants(b *testing.B, dialect string, s *ldaptest.Slapd, sh shape, noopCo
 	}
 	grant := requests.Request{Type: requests.AddEntitlements, ConnectorID: rec.ID, Entitlements: []string{ents[0].ID}}
 	if noopConnector {
-		nrec, err := bundle.Connectors.Create(ctx, connectors.Input{Name: "No-op", Type: "noop"})
+		nrec, err := bundle.Connectors.Create(ctx, configured.Input{Name: "No-op", Type: "noop"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -359,7 +360,7 @@ func benchImport(b *testing.B, dialect string) {
 	s := ldaptest.StartSlapd(b, &ldaptest.SlapdOptions{LDIF: benchLDIF(10000, 1000, 3)})
 	bundle := apptest.New(b, dialect, &apptest.Options{NoStart: true})
 	ctx := bundle.Ctx
-	rec, err := bundle.Connectors.Create(ctx, connectors.Input{Name: "Bench LDAP", Type: "ldap",
+	rec, err := bundle.Connectors.Create(ctx, configured.Input{Name: "Bench LDAP", Type: "ldap",
 		Settings: []byte(s.Settings(`"page_size":1000`)), Secrets: map[string]string{"bind_password": ldaptest.AdminPassword}})
 	if err != nil {
 		b.Fatal(err)

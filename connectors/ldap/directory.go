@@ -142,12 +142,7 @@ type user struct {
 	LockoutTime string
 }
 
-func (d *Directory) userAttrs() []string {
-	if d.flavor.name == TypeAD {
-		return []string{"userAccountControl", "lockoutTime"}
-	}
-	return []string{"pwdAccountLockedTime"}
-}
+func (d *Directory) userAttrs() []string { return d.flavor.stateAttrs() }
 
 // userFilter finds the accounts called by one of usernames, each escaped
 // into the filter.
@@ -309,7 +304,7 @@ func (d *Directory) addRequest(a connectors.Account) (string, *ldapv3.AddRequest
 	}
 	for name, tmpl := range d.cfg.UserAttributes {
 		// AD's cn is single-valued: the RDN gave it already.
-		if d.flavor.name == TypeAD && strings.EqualFold(name, "cn") && len(attrs["cn"]) > 0 {
+		if d.flavor.singleValuedCN && strings.EqualFold(name, "cn") && len(attrs["cn"]) > 0 {
 			continue
 		}
 		set(name, render(tmpl, v, nil))
@@ -320,25 +315,31 @@ func (d *Directory) addRequest(a connectors.Account) (string, *ldapv3.AddRequest
 			return "", nil, err
 		}
 	}
-	if d.flavor.name == TypeAD {
+	if d.flavor.samAccountName {
 		if len(a.Username) > 20 {
 			return "", nil, fmt.Errorf("sAMAccountName %q is longer than 20 characters", a.Username)
 		}
 		if d.cfg.UPNSuffix != "" {
 			set("userPrincipalName", a.Username+"@"+d.cfg.UPNSuffix)
 		}
-		if password != "" {
-			set("unicodePwd", unicodePwd(password))
-			set("userAccountControl", strconv.Itoa(uacNormal))
-		} else {
-			set("userAccountControl", strconv.Itoa(uacNormal|uacDisabled))
-		}
-	} else if password != "" {
+	}
+	switch {
+	case password != "" && d.flavor.unicodePwd:
+		set("unicodePwd", unicodePwd(password))
+	case password != "":
 		h, err := ssha(password)
 		if err != nil {
 			return "", nil, err
 		}
 		set("userPassword", h)
+	}
+	if d.flavor.accountControl {
+		// Without a password the account starts disabled.
+		if password != "" {
+			set("userAccountControl", strconv.Itoa(uacNormal))
+		} else {
+			set("userAccountControl", strconv.Itoa(uacNormal|uacDisabled))
+		}
 	}
 	req := ldapv3.NewAddRequest(dn, nil)
 	for _, n := range names {
@@ -368,7 +369,7 @@ func (d *Directory) DeleteAccount(ctx context.Context, a connectors.Account) (co
 		}
 		if u == nil {
 			res = connectors.Result{Message: "account " + a.Username + " does not exist"}
-			if a.ExternalID == "" || d.flavor.name == TypeAD {
+			if a.ExternalID == "" || d.flavor.linkedMembers {
 				return nil
 			}
 			// An entry deleted before may still be listed where nothing
@@ -387,7 +388,7 @@ func (d *Directory) DeleteAccount(ctx context.Context, a connectors.Account) (co
 			return nil
 		}
 		var left, stuck []string
-		if d.flavor.name != TypeAD {
+		if !d.flavor.linkedMembers {
 			if left, stuck, err = d.leaveGroups(c, u.DN); err != nil {
 				return err
 			}
@@ -482,7 +483,7 @@ func (d *Directory) DisableAccount(ctx context.Context, a connectors.Account) (c
 // Unlock clears an AD lockout (lockoutTime 0) or an LDAP lock, leaving an
 // AD account's enabled state alone.
 func (d *Directory) Unlock(ctx context.Context, a connectors.Account) (connectors.Result, error) {
-	if d.flavor.name != TypeAD {
+	if !d.flavor.accountControl {
 		return d.EnableAccount(ctx, a)
 	}
 	return d.setEnabled(ctx, a, true, "unlock")
@@ -492,7 +493,7 @@ func (d *Directory) setEnabled(ctx context.Context, a connectors.Account, enable
 	return d.onAccount(ctx, a, action+" "+a.Username, func(c *ldapv3.Conn, u *user) (connectors.Result, error) {
 		req := ldapv3.NewModifyRequest(u.DN, nil)
 		var did []string
-		if d.flavor.name == TypeAD {
+		if d.flavor.accountControl {
 			uac := u.UAC
 			switch action {
 			case "enable":
@@ -517,7 +518,7 @@ func (d *Directory) setEnabled(ctx context.Context, a connectors.Account, enable
 		}
 		if len(did) == 0 {
 			word := map[bool]string{true: "enabled", false: "disabled"}[enable]
-			if d.flavor.name != TypeAD {
+			if !d.flavor.accountControl {
 				word = map[bool]string{true: "unlocked", false: "locked"}[enable]
 			}
 			return connectors.Result{Message: "account " + a.Username + " was already " + word}, nil
@@ -728,7 +729,7 @@ func (d *Directory) Check(ctx context.Context) connectors.Health {
 func (d *Directory) SetPassword(ctx context.Context, a connectors.Account, password string) (connectors.Result, error) {
 	return d.onAccount(ctx, a, "set the password of "+a.Username, func(c *ldapv3.Conn, u *user) (connectors.Result, error) {
 		var err error
-		if d.flavor.name == TypeAD {
+		if d.flavor.unicodePwd {
 			req := ldapv3.NewModifyRequest(u.DN, nil)
 			req.Replace("unicodePwd", []string{unicodePwd(password)})
 			err = c.Modify(req)

@@ -40,47 +40,87 @@ func (d *Directory) Import(ctx context.Context, mode connectors.ImportMode, cook
 }
 
 func (d *Directory) importOn(ctx context.Context, c *ldapv3.Conn, mode connectors.ImportMode, cookie string, sink connectors.ImportSink, ds connectors.DirectorySink) (string, error) {
+	next, since, err := d.watermarks(c, cookie)
+	if err != nil {
+		return "", err
+	}
+	r := &importRun{d: d, ctx: ctx, c: c, sink: sink, ds: ds, since: since,
+		delta: mode == connectors.ImportDelta && since != "", groupsOf: map[string][]string{}}
+	// Groups first: accounts of a full import carry their groups.
+	if err := r.groups(); err != nil {
+		return "", err
+	}
+	if err := r.users(); err != nil {
+		return "", err
+	}
+	if mode == connectors.ImportDelta && ds != nil {
+		if err := r.present(); err != nil {
+			return "", err
+		}
+	}
+	return next, nil
+}
+
+// watermarks gives the cookie of the next import and where a delta import
+// after cookie starts ("" when cookie gives none this directory can use).
+// The watermark of the next import is taken before reading, so that what
+// changes while this one reads is read again next time.
+func (d *Directory) watermarks(c *ldapv3.Conn, cookie string) (next, since string, err error) {
 	start := time.Now().UTC()
-	wm := d.flavor.watermark
-	// The watermark of the next import is taken before reading, so that
-	// what changes while this one reads is read again next time.
-	var next, since string
-	if d.flavor.name == TypeAD {
+	if d.flavor.usnWatermark {
 		dc, usn, err := d.domainControllerUSN(c)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		next = "usn:" + strconv.FormatInt(usn, 10) + ":" + dc
 		if prevUSN, prevDC, ok := parseUSNCookie(cookie); ok && prevDC == dc {
 			since = strconv.FormatInt(prevUSN+1, 10)
 		}
-	} else {
-		next = "ts:" + start.Add(-d.cfg.deltaOverlap).Format(generalizedTime)
-		if ts, ok := strings.CutPrefix(cookie, "ts:"); ok {
-			if _, err := time.Parse(generalizedTime, ts); err == nil {
-				since = ts
-			}
+		return next, since, nil
+	}
+	next = "ts:" + start.Add(-d.cfg.deltaOverlap).Format(generalizedTime)
+	if ts, ok := strings.CutPrefix(cookie, "ts:"); ok {
+		if _, err := time.Parse(generalizedTime, ts); err == nil {
+			since = ts
 		}
 	}
-	delta := mode == connectors.ImportDelta && since != ""
-	filter := func(base string) string {
-		if !delta {
-			return base
-		}
-		return "(&" + base + "(" + wm + ">=" + ldapv3.EscapeFilter(since) + "))"
-	}
+	return next, since, nil
+}
 
-	// Groups first: accounts of a full import carry their groups.
-	groupsOf := map[string][]string{}
+// importRun is one import's reading of the directory on one connection.
+type importRun struct {
+	d     *Directory
+	ctx   context.Context
+	c     *ldapv3.Conn
+	sink  connectors.ImportSink
+	ds    connectors.DirectorySink
+	since string
+	// delta reads only what changed since the watermark.
+	delta bool
+	// groupsOf holds the groups of each account DN (full imports only).
+	groupsOf map[string][]string
+}
+
+// filter is base, limited to what changed since the watermark on a delta.
+func (r *importRun) filter(base string) string {
+	if !r.delta {
+		return base
+	}
+	return "(&" + base + "(" + r.d.flavor.watermark + ">=" + ldapv3.EscapeFilter(r.since) + "))"
+}
+
+// groups reads the groups and their members.
+func (r *importRun) groups() error {
+	d, ctx, c := r.d, r.ctx, r.c
 	groupReq := ldapv3.NewSearchRequest(d.cfg.GroupBaseDN, ldapv3.ScopeWholeSubtree, ldapv3.NeverDerefAliases, 0, 0, false,
-		filter(d.cfg.GroupFilter), []string{"cn", "member", "uniqueMember"}, nil)
+		r.filter(d.cfg.GroupFilter), []string{"cn", "member", "uniqueMember"}, nil)
 	err := d.pagedSearch(ctx, c, groupReq, func(e *ldapv3.Entry) error {
 		dn := normDN(e.DN)
 		name := e.GetEqualFoldAttributeValue("cn")
 		if name == "" {
 			name = e.DN
 		}
-		if err := sink.Entitlement(ctx, connectors.Entitlement{ExternalID: dn, Name: name, Kind: "group"}); err != nil {
+		if err := r.sink.Entitlement(ctx, connectors.Entitlement{ExternalID: dn, Name: name, Kind: "group"}); err != nil {
 			return err
 		}
 		raw, err := d.members(c, e)
@@ -90,27 +130,32 @@ func (d *Directory) importOn(ctx context.Context, c *ldapv3.Conn, mode connector
 		members := make([]string, len(raw))
 		for i, m := range raw {
 			members[i] = normDN(m)
-			if !delta {
-				groupsOf[members[i]] = append(groupsOf[members[i]], dn)
+			if !r.delta {
+				r.groupsOf[members[i]] = append(r.groupsOf[members[i]], dn)
 			}
 		}
-		if ds != nil {
-			return ds.Members(ctx, dn, members)
+		if r.ds != nil {
+			return r.ds.Members(ctx, dn, members)
 		}
 		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("read groups under %s: %w", d.cfg.GroupBaseDN, err)
+		return fmt.Errorf("read groups under %s: %w", d.cfg.GroupBaseDN, err)
 	}
+	return nil
+}
 
+// users reads the accounts.
+func (r *importRun) users() error {
+	d, ctx, c := r.d, r.ctx, r.c
 	a := d.cfg.Attributes
 	attrs := append([]string{a.Username, a.DisplayName, a.Email, a.Correlation}, d.userAttrs()...)
 	if d.ReadsManagers() {
 		attrs = append(attrs, a.Manager)
 	}
 	userReq := ldapv3.NewSearchRequest(d.cfg.UserBaseDN, ldapv3.ScopeWholeSubtree, ldapv3.NeverDerefAliases, 0, 0, false,
-		filter(d.cfg.UserFilter), attrs, nil)
-	err = d.pagedSearch(ctx, c, userReq, func(e *ldapv3.Entry) error {
+		r.filter(d.cfg.UserFilter), attrs, nil)
+	err := d.pagedSearch(ctx, c, userReq, func(e *ldapv3.Entry) error {
 		username := e.GetEqualFoldAttributeValue(a.Username)
 		if username == "" {
 			return nil // not an account the connector can address
@@ -126,41 +171,37 @@ func (d *Directory) importOn(ctx context.Context, c *ldapv3.Conn, mode connector
 				acct.Manager = normDN(m)
 			}
 		}
-		if d.flavor.name == TypeAD {
-			uac, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("userAccountControl"), 10, 64)
-			acct.Locked = uac&uacDisabled != 0
-		} else {
-			acct.Locked = e.GetEqualFoldAttributeValue("pwdAccountLockedTime") != ""
-		}
-		if !delta {
-			acct.Entitlements = groupsOf[dn]
+		acct.Locked = d.flavor.locked(e)
+		if !r.delta {
+			acct.Entitlements = r.groupsOf[dn]
 			if acct.Entitlements == nil {
 				acct.Entitlements = []string{}
 			}
 		}
-		return sink.Account(ctx, acct)
+		return r.sink.Account(ctx, acct)
 	})
 	if err != nil {
-		return "", fmt.Errorf("read users under %s: %w", d.cfg.UserBaseDN, err)
+		return fmt.Errorf("read users under %s: %w", d.cfg.UserBaseDN, err)
 	}
+	return nil
+}
 
-	if mode == connectors.ImportDelta && ds != nil {
-		var present []string
-		for _, r := range []struct{ base, filter string }{{d.cfg.UserBaseDN, d.cfg.UserFilter}, {d.cfg.GroupBaseDN, d.cfg.GroupFilter}} {
-			req := ldapv3.NewSearchRequest(r.base, ldapv3.ScopeWholeSubtree, ldapv3.NeverDerefAliases, 0, 0, false,
-				r.filter, []string{"1.1"}, nil)
-			if err := d.pagedSearch(ctx, c, req, func(e *ldapv3.Entry) error {
-				present = append(present, normDN(e.DN))
-				return nil
-			}); err != nil {
-				return "", fmt.Errorf("list entries under %s: %w", r.base, err)
-			}
-		}
-		if err := ds.Present(ctx, present); err != nil {
-			return "", err
+// present tells the sink of a delta import every account and group that
+// is still there, so that it finds those deleted.
+func (r *importRun) present() error {
+	d := r.d
+	var present []string
+	for _, q := range []struct{ base, filter string }{{d.cfg.UserBaseDN, d.cfg.UserFilter}, {d.cfg.GroupBaseDN, d.cfg.GroupFilter}} {
+		req := ldapv3.NewSearchRequest(q.base, ldapv3.ScopeWholeSubtree, ldapv3.NeverDerefAliases, 0, 0, false,
+			q.filter, []string{"1.1"}, nil)
+		if err := d.pagedSearch(r.ctx, r.c, req, func(e *ldapv3.Entry) error {
+			present = append(present, normDN(e.DN))
+			return nil
+		}); err != nil {
+			return fmt.Errorf("list entries under %s: %w", q.base, err)
 		}
 	}
-	return next, nil
+	return r.ds.Present(r.ctx, present)
 }
 
 const generalizedTime = "20060102150405Z"

@@ -11,10 +11,12 @@ import (
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/ldap"
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 )
 
 func personLDIF(uid, manager string) string {
@@ -87,12 +89,12 @@ func TestLDAPManagersThroughProvisor(t *testing.T) {
 			personLDIF("bob", personDN("ann")) + personLDIF("zed", "") + personLDIF("self", personDN("self")) +
 			personLDIF("out", ldaptest.AdminDN)})
 		b := apptest.New(t, dialect, &apptest.Options{NoStart: true})
-		rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Corp LDAP", Type: ldap.TypeLDAP,
+		rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Corp LDAP", Type: ldap.TypeLDAP,
 			Settings: json.RawMessage(s.Settings(`"deletion_threshold_percent":100`)), Secrets: map[string]string{ldap.SecretBindPassword: ldaptest.AdminPassword}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		run := func(mode connectors.ImportMode) *identities.Import {
+		run := func(mode connectors.ImportMode) *imports.Import {
 			t.Helper()
 			imp, err := b.Importer.Run(b.Ctx, rec.ID, mode, "")
 			if err != nil {
@@ -243,7 +245,7 @@ func TestADManagers(t *testing.T) {
 
 	dbtest.Each(t, func(t *testing.T, dialect string) {
 		b := apptest.New(t, dialect, &apptest.Options{NoStart: true})
-		conn, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Corp AD", Type: ldap.TypeAD,
+		conn, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Corp AD", Type: ldap.TypeAD,
 			Settings: json.RawMessage(settings), Secrets: map[string]string{ldap.SecretBindPassword: ldaptest.ADAdminPassword}})
 		if err != nil {
 			t.Fatal(err)
@@ -274,7 +276,7 @@ func TestADManagers(t *testing.T) {
 
 	// A delta follows the changes (uSNChanged moves with the attribute).
 	b := apptest.New(t, "sqlite", &apptest.Options{NoStart: true})
-	conn, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Corp AD", Type: ldap.TypeAD,
+	conn, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Corp AD", Type: ldap.TypeAD,
 		Settings: json.RawMessage(settings), Secrets: map[string]string{ldap.SecretBindPassword: ldaptest.ADAdminPassword}})
 	if err != nil {
 		t.Fatal(err)

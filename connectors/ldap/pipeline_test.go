@@ -18,9 +18,11 @@ import (
 	"github.com/provisor/provisor/access"
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
@@ -279,18 +281,18 @@ func TestLDAPThroughProvisor(t *testing.T) {
 			t.Errorf("threshold job: %q", job.Message)
 		}
 		var pending struct {
-			Items []identities.Import `json:"items"`
-			Total int                 `json:"total"`
+			Items []imports.Import `json:"items"`
+			Total int              `json:"total"`
 		}
 		a.json("GET", "/api/v1/imports?status=awaiting_approval&connector_id="+conn.ID, "", 200, &pending)
 		if pending.Total != 1 {
 			t.Fatalf("pending imports: %+v", pending)
 		}
-		var one identities.Import
+		var one imports.Import
 		a.json("GET", "/api/v1/imports/"+pending.Items[0].ID, "", 200, &one)
 		var deletes []string
 		for _, c := range one.Changes {
-			if c.Op == identities.ChangeDeleteAccount {
+			if c.Op == imports.ChangeDeleteAccount {
 				deletes = append(deletes, c.Username)
 			}
 		}
@@ -301,7 +303,7 @@ func TestLDAPThroughProvisor(t *testing.T) {
 			t.Fatal("ivy")
 		}
 		a.json("POST", "/api/v1/imports/"+one.ID+"/approve", "", 200, &one)
-		if one.Status != identities.ImportApplied || !strings.HasPrefix(one.DecidedBy, "api:") {
+		if one.Status != imports.ImportApplied || !strings.HasPrefix(one.DecidedBy, "api:") {
 			t.Errorf("approved: %+v", one)
 		}
 		a.json("POST", "/api/v1/imports/"+one.ID+"/reject", "", 409, nil)
@@ -359,7 +361,7 @@ func TestStoreOpensOneConnector(t *testing.T) {
 	t.Parallel()
 	s := ldaptest.StartSlapd(t, nil)
 	b := apptest.New(t, "sqlite", &apptest.Options{NoStart: true})
-	rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Corp", Type: "ldap", Settings: []byte(s.Settings("")),
+	rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Corp", Type: "ldap", Settings: []byte(s.Settings("")),
 		Secrets: map[string]string{"bind_password": ldaptest.AdminPassword}})
 	if err != nil {
 		t.Fatal(err)
@@ -386,7 +388,7 @@ func TestStoreOpensOneConnector(t *testing.T) {
 	if _, err := got[0].(connectors.AccountManager).CreateAccount(b.Ctx, connectors.Account{Username: "x"}); err != nil {
 		t.Errorf("shared connector was closed: %v", err)
 	}
-	rec, err = b.Connectors.Update(b.Ctx, rec.ID, connectors.Input{Name: "Corp", Settings: []byte(s.Settings(`"pool_size":2`))})
+	rec, err = b.Connectors.Update(b.Ctx, rec.ID, configured.Input{Name: "Corp", Settings: []byte(s.Settings(`"pool_size":2`))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +414,7 @@ func TestDirectorySignIn(t *testing.T) {
 	b := apptest.New(t, "sqlite", &apptest.Options{NoStart: true})
 	settings := fmt.Sprintf(`{"urls":[%q],"bind_dn":%q,"user_base_dn":%q,"group_base_dn":%q,"login_enabled":true,"admin_group_dn":%q}`,
 		s.URL, ldaptest.AdminDN, ldaptest.PeopleDN, ldaptest.GroupsDN, "cn=portal-admins,"+ldaptest.GroupsDN)
-	if _, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Corp LDAP", Type: "ldap", Settings: json.RawMessage(settings),
+	if _, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Corp LDAP", Type: "ldap", Settings: json.RawMessage(settings),
 		Secrets: map[string]string{"bind_password": ldaptest.AdminPassword}}); err != nil {
 		t.Fatal(err)
 	}

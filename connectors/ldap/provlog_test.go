@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/provisor/provisor/app/apptest"
-	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
@@ -23,7 +23,7 @@ func TestProvisioningLogOnSlapd(t *testing.T) {
 		t.Parallel()
 		s := ldaptest.StartSlapd(t, &ldaptest.SlapdOptions{LDIF: peopleLDIF([]string{"ann"}, map[string][]string{"staff": {}})})
 		b := apptest.New(t, dialect, nil)
-		rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Corp LDAP", Type: "ldap", Settings: []byte(s.Settings("")),
+		rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Corp LDAP", Type: "ldap", Settings: []byte(s.Settings("")),
 			Secrets: map[string]string{"bind_password": ldaptest.AdminPassword}})
 		if err != nil {
 			t.Fatal(err)

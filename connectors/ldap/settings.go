@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,6 +138,61 @@ type flavor struct {
 	password      string
 	// watermark is the attribute of delta imports.
 	watermark string
+
+	// The ways Active Directory differs from other directories, one field
+	// each, so that the code says which one it relies on.
+
+	// nestedAdminGroup: the admin group check follows nested groups
+	// (LDAP_MATCHING_RULE_IN_CHAIN) instead of reading member and
+	// uniqueMember.
+	nestedAdminGroup bool
+	// accountControl: an account is created, enabled, disabled and unlocked
+	// through userAccountControl (and lockoutTime), and read as locked when
+	// disabled; a lockout is apart from being disabled. Otherwise
+	// pwdAccountLockedTime locks an account.
+	accountControl bool
+	// samAccountName: usernames are sAMAccountNames (at most 20
+	// characters) and get a userPrincipalName when a UPN suffix is set.
+	samAccountName bool
+	// singleValuedCN: cn is single-valued, so the RDN alone gives it.
+	singleValuedCN bool
+	// unicodePwd: a password is written to unicodePwd, which the server
+	// takes only over TLS; otherwise userPassword (SSHA) on create and the
+	// password modify operation after.
+	unicodePwd bool
+	// linkedMembers: the server removes a deleted entry from its groups.
+	linkedMembers bool
+	// usnWatermark: delta imports start from the domain controller's
+	// update sequence number, not from a time.
+	usnWatermark bool
+}
+
+// stateAttrs are the attributes that tell whether an account is enabled
+// or locked.
+func (f flavor) stateAttrs() []string {
+	if f.accountControl {
+		return []string{"userAccountControl", "lockoutTime"}
+	}
+	return []string{"pwdAccountLockedTime"}
+}
+
+// locked reads whether the account of e is locked (on AD: disabled).
+func (f flavor) locked(e *ldapv3.Entry) bool {
+	if f.accountControl {
+		uac, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("userAccountControl"), 10, 64)
+		return uac&uacDisabled != 0
+	}
+	return e.GetEqualFoldAttributeValue("pwdAccountLockedTime") != ""
+}
+
+// adminFilter finds the admin group when it has the entry dn (escaped)
+// as a member.
+func (f flavor) adminFilter(esc string) string {
+	if f.nestedAdminGroup {
+		// LDAP_MATCHING_RULE_IN_CHAIN follows nested groups.
+		return "(member:1.2.840.113556.1.4.1941:=" + esc + ")"
+	}
+	return "(|(member=" + esc + ")(uniqueMember=" + esc + "))"
 }
 
 var ldapFlavor = flavor{
@@ -157,6 +213,8 @@ var adFlavor = flavor{
 	attributes:    AttributeMap{Username: "sAMAccountName", DisplayName: "displayName", Email: "mail"},
 	userAttrs:     map[string]string{"displayName": "{display_name}", "mail": "{email}"},
 	rdnAttr:       "CN", password: "generate", watermark: "uSNChanged",
+	nestedAdminGroup: true, accountControl: true, samAccountName: true, singleValuedCN: true,
+	unicodePwd: true, linkedMembers: true, usnWatermark: true,
 }
 
 // knownSettings are the JSON names of Settings, for rejecting unknown ones.
@@ -177,26 +235,8 @@ var boundSettings = connectors.BoundSettings(Settings{})
 // ("settings.urls", "secrets.bind_password"); cfg is nil when there are any.
 func (f flavor) parse(raw json.RawMessage, secrets map[string]string) (*config, map[string]string) {
 	problems := map[string]string{}
-	var loose map[string]json.RawMessage
-	if len(bytes.TrimSpace(raw)) == 0 {
-		raw = json.RawMessage(`{}`)
-	}
-	if err := json.Unmarshal(raw, &loose); err != nil {
-		problems["settings"] = "must be a JSON object"
-		return nil, problems
-	}
-	for k := range loose {
-		if !knownSettings[k] {
-			problems["settings."+k] = "unknown setting; known: " + strings.Join(sortedKeys(knownSettings), ", ")
-		}
-	}
-	var s Settings
-	if err := json.Unmarshal(raw, &s); err != nil {
-		if te, ok := err.(*json.UnmarshalTypeError); ok {
-			problems["settings."+te.Field] = "must be " + te.Type.String()
-		} else {
-			problems["settings"] = err.Error()
-		}
+	s, ok := decodeSettings(raw, problems)
+	if !ok {
 		return nil, problems
 	}
 	for k := range secrets {
@@ -206,7 +246,49 @@ func (f flavor) parse(raw json.RawMessage, secrets map[string]string) (*config, 
 	}
 	c := &config{Settings: s, bindPassword: secrets[SecretBindPassword]}
 	f.defaults(c)
+	f.checkServers(c, problems)
+	checkDirectory(c, problems)
+	checkAccounts(c, problems)
+	checkLimits(c, problems)
+	if c.LoginEnabled && len(c.URLs) > 0 && c.BindDN == "" {
+		problems["settings.login_enabled"] = "sign-in needs a bind_dn to find people by username"
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return c, nil
+}
 
+// decodeSettings reads raw (empty is {}) into Settings, noting settings of
+// no known name; ok is false when raw cannot be read at all.
+func decodeSettings(raw json.RawMessage, problems map[string]string) (s Settings, ok bool) {
+	var loose map[string]json.RawMessage
+	if len(bytes.TrimSpace(raw)) == 0 {
+		raw = json.RawMessage(`{}`)
+	}
+	if err := json.Unmarshal(raw, &loose); err != nil {
+		problems["settings"] = "must be a JSON object"
+		return s, false
+	}
+	for k := range loose {
+		if !knownSettings[k] {
+			problems["settings."+k] = "unknown setting; known: " + strings.Join(sortedKeys(knownSettings), ", ")
+		}
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		if te, ok := err.(*json.UnmarshalTypeError); ok {
+			problems["settings."+te.Field] = "must be " + te.Type.String()
+		} else {
+			problems["settings"] = err.Error()
+		}
+		return s, false
+	}
+	return s, true
+}
+
+// checkServers checks the URLs of the servers and how their certificates
+// are checked, and reads the CA certificate.
+func (f flavor) checkServers(c *config, problems map[string]string) {
 	if len(c.URLs) == 0 {
 		problems["settings.urls"] = "required: one or more URLs such as ldaps://dc1.example.com:636, tried in order"
 	}
@@ -220,7 +302,7 @@ func (f flavor) parse(raw json.RawMessage, secrets map[string]string) (*config, 
 			problems[field] = "the scheme must be ldap:// or ldaps://"
 		case pu.Scheme == "ldaps" && c.StartTLS:
 			problems[field] = "start_tls applies to ldap:// URLs; ldaps:// is TLS already"
-		case f.name == TypeAD && pu.Scheme == "ldap" && !c.StartTLS:
+		case f.unicodePwd && pu.Scheme == "ldap" && !c.StartTLS:
 			problems[field] = "Active Directory sets passwords only over TLS: use ldaps:// or start_tls"
 		case pu.Path != "" && pu.Path != "/":
 			problems[field] = "give the server only; base DNs are settings of their own"
@@ -238,6 +320,11 @@ func (f flavor) parse(raw json.RawMessage, secrets map[string]string) (*config, 
 	if c.CACert != "" && c.InsecureSkipVerify {
 		problems["settings.insecure_skip_verify"] = "give a CA certificate or skip verification, not both"
 	}
+}
+
+// checkDirectory checks where and how the directory is read: the DNs, the
+// bind, the filters and the attributes.
+func checkDirectory(c *config, problems map[string]string) {
 	checkDN := func(field, dn string, required bool) {
 		if dn == "" {
 			if required {
@@ -290,6 +377,10 @@ func (f flavor) parse(raw json.RawMessage, secrets map[string]string) (*config, 
 			problems["settings.attributes."+field] = "not an attribute name"
 		}
 	}
+}
+
+// checkAccounts checks how new accounts get their passwords.
+func checkAccounts(c *config, problems map[string]string) {
 	switch c.InitialPassword {
 	case "generate", "none":
 	default:
@@ -298,6 +389,11 @@ func (f flavor) parse(raw json.RawMessage, secrets map[string]string) (*config, 
 	if c.PasswordLength < 8 || c.PasswordLength > 256 {
 		problems["settings.password_length"] = "from 8 to 256"
 	}
+}
+
+// checkLimits reads the timeouts and checks the sizes and the deletion
+// threshold.
+func checkLimits(c *config, problems map[string]string) {
 	dur := func(field, v string, def, lo, hi time.Duration) time.Duration {
 		if v == "" {
 			return def
@@ -324,13 +420,6 @@ func (f flavor) parse(raw json.RawMessage, secrets map[string]string) (*config, 
 			problems["settings.deletion_threshold_percent"] = "from 0 to 100"
 		}
 	}
-	if c.LoginEnabled && len(c.URLs) > 0 && c.BindDN == "" {
-		problems["settings.login_enabled"] = "sign-in needs a bind_dn to find people by username"
-	}
-	if len(problems) > 0 {
-		return nil, problems
-	}
-	return c, nil
 }
 
 // defaults fills what the flavor decides when the settings leave it out.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/scim"
 	"github.com/provisor/provisor/connectors/scim/scimtest"
 	"github.com/provisor/provisor/database"
@@ -103,7 +104,7 @@ func benchSCIMGrants(b *testing.B, dialect, shape string) {
 	bundle := apptest.New(b, dialect, &apptest.Options{NoStart: true, Args: []string{"--workers", "50"},
 		ConnectorTypes: []connectors.Type{scim.TypeWith(&scim.Options{Transport: transport})}})
 	ctx := bundle.Ctx
-	rec, err := bundle.Connectors.Create(ctx, connectors.Input{Name: "Bench SCIM", Type: scim.TypeName,
+	rec, err := bundle.Connectors.Create(ctx, configured.Input{Name: "Bench SCIM", Type: scim.TypeName,
 		Settings: []byte(fmt.Sprintf(`{"base_url":%q,"page_size":1000}`, srv.URL)), Secrets: scimtest.Secrets()})
 	if err != nil {
 		b.Fatal(err)

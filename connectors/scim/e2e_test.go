@@ -7,10 +7,12 @@ import (
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/connectors/scim"
 	"github.com/provisor/provisor/connectors/scim/scimtest"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 	"github.com/provisor/provisor/provlog"
 	"github.com/provisor/provisor/requests"
 )
@@ -30,13 +32,13 @@ func TestThroughProvisor(t *testing.T) {
 		}
 		g := srv.AddGroup("Sales", uids[0])
 		b := apptest.New(t, dialect, nil)
-		rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Acme SCIM", Type: scim.TypeName,
+		rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Acme SCIM", Type: scim.TypeName,
 			Settings: []byte(fmt.Sprintf(`{"base_url":%q,"page_size":3}`, srv.URL)), Secrets: scimtest.Secrets()})
 		if err != nil {
 			t.Fatal(err)
 		}
 		imp, err := b.Importer.Run(b.Ctx, rec.ID, connectors.ImportFull, "")
-		if err != nil || imp.Status != identities.ImportApplied || imp.Counts.AccountsRead != 4 || imp.Counts.GroupsRead != 1 {
+		if err != nil || imp.Status != imports.ImportApplied || imp.Counts.AccountsRead != 4 || imp.Counts.GroupsRead != 1 {
 			t.Fatalf("full import: %v %+v", err, imp)
 		}
 		ids, _, err := b.Identities.ListIdentities(b.Ctx, identities.ListOpts{Limit: 10})
@@ -105,11 +107,11 @@ func TestThroughProvisor(t *testing.T) {
 		if !filtered {
 			t.Errorf("the delta import did not filter on meta.lastModified")
 		}
-		if err != nil || imp.Status != identities.ImportAwaitingApproval || imp.Counts.AccountsDeleted != 1 {
+		if err != nil || imp.Status != imports.ImportAwaitingApproval || imp.Counts.AccountsDeleted != 1 {
 			t.Fatalf("delta import: %v %+v", err, imp)
 		}
 		imp, err = b.Importer.Approve(b.Ctx, imp.ID, "tester")
-		if err != nil || imp.Status != identities.ImportApplied || imp.Counts.MembershipsRemoved < 1 {
+		if err != nil || imp.Status != imports.ImportApplied || imp.Counts.MembershipsRemoved < 1 {
 			t.Fatalf("approved delta: %v %+v", err, imp)
 		}
 		deleted := 0

@@ -1,4 +1,4 @@
-package connectors
+package configured
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -17,6 +16,9 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/secrets"
+	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/input"
 )
 
@@ -41,12 +43,6 @@ type Record struct {
 // TableName is the table of connector records.
 func (Record) TableName() string { return "connectors" }
 
-// ErrNotFound is returned for an unknown connector.
-var ErrNotFound = fmt.Errorf("connector %w", input.ErrNotFound)
-
-// FieldErrors maps a field to what is wrong with it.
-type FieldErrors = input.FieldErrors
-
 // Input is what a client sends to create or change a connector. Secrets
 // left out of an update keep their stored value.
 type Input struct {
@@ -61,8 +57,8 @@ type Input struct {
 // Store keeps connector records and builds live connectors from them.
 type Store struct {
 	db       *gorm.DB
-	registry *Registry
-	sealer   *Sealer
+	registry *connectors.Registry
+	sealer   *secrets.Sealer
 
 	mu    sync.Mutex
 	cache map[string]cached
@@ -79,11 +75,11 @@ type StoreOptions struct {
 
 type cached struct {
 	updatedAt time.Time
-	conn      Connector
+	conn      connectors.Connector
 }
 
 // NewStore returns a store over db.
-func NewStore(db *gorm.DB, registry *Registry, sealer *Sealer, opts *StoreOptions) *Store {
+func NewStore(db *gorm.DB, registry *connectors.Registry, sealer *secrets.Sealer, opts *StoreOptions) *Store {
 	s := &Store{db: db, registry: registry, sealer: sealer, cache: map[string]cached{}}
 	if opts != nil {
 		s.opts = *opts
@@ -92,12 +88,12 @@ func NewStore(db *gorm.DB, registry *Registry, sealer *Sealer, opts *StoreOption
 }
 
 // Registry returns the connector types the store knows.
-func (s *Store) Registry() *Registry { return s.registry }
+func (s *Store) Registry() *connectors.Registry { return s.registry }
 
 var namePattern = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N} ._()-]{0,99}$`)
 
-func (s *Store) validate(in *Input, creating bool) FieldErrors {
-	problems := FieldErrors{}
+func (s *Store) validate(in *Input, creating bool) connectors.FieldErrors {
+	problems := connectors.FieldErrors{}
 	in.Name = strings.TrimSpace(in.Name)
 	if !namePattern.MatchString(in.Name) {
 		problems["name"] = "required: 1 to 100 letters, digits, spaces or . _ ( ) -, starting with a letter or digit"
@@ -149,8 +145,8 @@ func (s *Store) Create(ctx context.Context, in Input) (*Record, error) {
 		Health: "unknown", CreatedAt: now, UpdatedAt: now,
 	}
 	if err := s.db.WithContext(ctx).Create(r).Error; err != nil {
-		if isUnique(err) {
-			return nil, FieldErrors{"name": "a connector called " + in.Name + " already exists"}
+		if database.IsUniqueViolation(err) {
+			return nil, connectors.FieldErrors{"name": "a connector called " + in.Name + " already exists"}
 		}
 		return nil, fmt.Errorf("connectors: create %s: %w", in.Name, err)
 	}
@@ -167,7 +163,7 @@ func (s *Store) Update(ctx context.Context, id string, in Input) (*Record, error
 		return nil, err
 	}
 	if in.Type != "" && in.Type != r.Type {
-		return nil, FieldErrors{"type": "the type of a connector cannot change"}
+		return nil, connectors.FieldErrors{"type": "the type of a connector cannot change"}
 	}
 	in.Type = r.Type
 	if err := s.keepSecrets(r, &in); err != nil {
@@ -186,8 +182,8 @@ func (s *Store) Update(ctx context.Context, id string, in Input) (*Record, error
 		"secrets": sealed, "enabled": enabled, "updated_at": time.Now().UTC(),
 	})
 	if res.Error != nil {
-		if isUnique(res.Error) {
-			return nil, FieldErrors{"name": "a connector called " + in.Name + " already exists"}
+		if database.IsUniqueViolation(res.Error) {
+			return nil, connectors.FieldErrors{"name": "a connector called " + in.Name + " already exists"}
 		}
 		return nil, fmt.Errorf("connectors: update %s: %w", id, res.Error)
 	}
@@ -208,10 +204,10 @@ func (s *Store) keepSecrets(r *Record, in *Input) error {
 	if err != nil {
 		return err
 	}
-	var missing FieldErrors
+	var missing connectors.FieldErrors
 	if t, ok := s.registry.Lookup(r.Type); ok && t.SecretBound != nil && len(stored) > 0 {
 		if changed := t.SecretBound.Changed(json.RawMessage(r.Settings), in.Settings); len(changed) > 0 {
-			missing = FieldErrors{}
+			missing = connectors.FieldErrors{}
 			for k := range stored {
 				if in.Secrets[k] != "" {
 					continue
@@ -240,61 +236,17 @@ func (s *Store) keepSecrets(r *Record, in *Input) error {
 	return nil
 }
 
-// Changed returns the names of the bound settings whose values differ
-// between the settings old and new (JSON objects), in the order of
-// b.Settings. A setting left out and one set to its zero value (false, "",
-// 0, [], {}, null) are the same. Settings that are not a JSON object are
-// left to the type's validation, and nothing is reported for them.
-func (b *SecretBinding) Changed(old, new json.RawMessage) []string {
-	var before, after map[string]any
-	_ = json.Unmarshal(old, &before) // stored settings were valid when saved
-	if len(new) > 0 {
-		if err := json.Unmarshal(new, &after); err != nil {
-			return nil
-		}
-	}
-	var out []string
-	for _, name := range b.Settings {
-		x, y := before[name], after[name]
-		if isZero(x) && isZero(y) {
-			continue
-		}
-		if !reflect.DeepEqual(x, y) {
-			out = append(out, name)
-		}
-	}
-	return out
-}
-
-func isZero(v any) bool {
-	switch v := v.(type) {
-	case nil:
-		return true
-	case bool:
-		return !v
-	case string:
-		return v == ""
-	case float64:
-		return v == 0
-	case []any:
-		return len(v) == 0
-	case map[string]any:
-		return len(v) == 0
-	}
-	return false
-}
-
 // CheckInput tests the connection a connector would have with the changes
 // of in, without saving them or recording the connector's health. The
 // stored secrets are completed as Update completes them: they are used with
 // a changed server only when given again.
-func (s *Store) CheckInput(ctx context.Context, id string, in Input) (Health, error) {
+func (s *Store) CheckInput(ctx context.Context, id string, in Input) (connectors.Health, error) {
 	r, err := s.Get(ctx, id)
 	if err != nil {
-		return Health{}, err
+		return connectors.Health{}, err
 	}
 	if in.Type != "" && in.Type != r.Type {
-		return Health{}, FieldErrors{"type": "the type of a connector cannot change"}
+		return connectors.Health{}, connectors.FieldErrors{"type": "the type of a connector cannot change"}
 	}
 	in.Type = r.Type
 	if in.Name == "" {
@@ -304,15 +256,15 @@ func (s *Store) CheckInput(ctx context.Context, id string, in Input) (Health, er
 		in.Settings = json.RawMessage(r.Settings)
 	}
 	if err := s.keepSecrets(r, &in); err != nil {
-		return Health{}, err
+		return connectors.Health{}, err
 	}
 	t, _ := s.registry.Lookup(r.Type)
-	conn, err := t.New(Config{ID: r.ID, Name: in.Name, Settings: in.Settings, Secrets: in.Secrets})
+	conn, err := t.New(connectors.Config{ID: r.ID, Name: in.Name, Settings: in.Settings, Secrets: in.Secrets})
 	if err != nil {
-		return Health{Message: err.Error()}, nil
+		return connectors.Health{Message: err.Error()}, nil
 	}
 	defer closeConnector(conn)
-	return CheckHealth(ctx, conn), nil
+	return connectors.CheckHealth(ctx, conn), nil
 }
 
 // Get returns one connector.
@@ -323,12 +275,12 @@ func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
 // GetTx is Get read in tx.
 func (s *Store) GetTx(ctx context.Context, tx *gorm.DB, id string) (*Record, error) {
 	if !input.ID(id) {
-		return nil, ErrNotFound
+		return nil, connectors.ErrNotFound
 	}
 	var r Record
 	err := tx.WithContext(ctx).Where("id = ?", id).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, ErrNotFound
+		return nil, connectors.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("connectors: get %s: %w", id, err)
@@ -347,7 +299,7 @@ func (s *Store) List(ctx context.Context) ([]Record, error) {
 
 // Open returns the live connector for a record, reusing one built before
 // unless the record changed since.
-func (s *Store) Open(ctx context.Context, r *Record) (Connector, error) {
+func (s *Store) Open(ctx context.Context, r *Record) (connectors.Connector, error) {
 	s.mu.Lock()
 	c, ok := s.cache[r.ID]
 	s.mu.Unlock()
@@ -356,15 +308,15 @@ func (s *Store) Open(ctx context.Context, r *Record) (Connector, error) {
 	}
 	t, ok := s.registry.Lookup(r.Type)
 	if !ok {
-		return nil, Permanent(fmt.Errorf("connector type %q is not available in this build", r.Type))
+		return nil, connectors.Permanent(fmt.Errorf("connector type %q is not available in this build", r.Type))
 	}
 	secrets, err := s.sealer.Open(r.Secrets)
 	if err != nil {
-		return nil, Permanent(err)
+		return nil, connectors.Permanent(err)
 	}
-	conn, err := t.New(Config{ID: r.ID, Name: r.Name, Settings: json.RawMessage(r.Settings), Secrets: secrets})
+	conn, err := t.New(connectors.Config{ID: r.ID, Name: r.Name, Settings: json.RawMessage(r.Settings), Secrets: secrets})
 	if err != nil {
-		return nil, Permanent(fmt.Errorf("connector %s: %w", r.Name, err))
+		return nil, connectors.Permanent(fmt.Errorf("connector %s: %w", r.Name, err))
 	}
 	s.mu.Lock()
 	old, replaced := s.cache[r.ID]
@@ -385,7 +337,7 @@ func (s *Store) Open(ctx context.Context, r *Record) (Connector, error) {
 	return conn, nil
 }
 
-func closeConnector(c Connector) {
+func closeConnector(c connectors.Connector) {
 	if closer, ok := c.(io.Closer); ok {
 		_ = closer.Close()
 	}
@@ -401,7 +353,7 @@ func (s *Store) SaveImportCookieTx(tx *gorm.DB, id, cookie string) error {
 }
 
 // OpenByID is Get then Open.
-func (s *Store) OpenByID(ctx context.Context, id string) (*Record, Connector, error) {
+func (s *Store) OpenByID(ctx context.Context, id string) (*Record, connectors.Connector, error) {
 	r, err := s.Get(ctx, id)
 	if err != nil {
 		return nil, nil, err
@@ -411,7 +363,7 @@ func (s *Store) OpenByID(ctx context.Context, id string) (*Record, Connector, er
 }
 
 // RecordHealth stores the outcome of a connection check.
-func (s *Store) RecordHealth(ctx context.Context, id string, h Health) error {
+func (s *Store) RecordHealth(ctx context.Context, id string, h connectors.Health) error {
 	status := "healthy"
 	if !h.OK {
 		status = "unhealthy"
@@ -419,14 +371,6 @@ func (s *Store) RecordHealth(ctx context.Context, id string, h Health) error {
 	now := time.Now().UTC()
 	return s.db.WithContext(ctx).Model(&Record{}).Where("id = ?", id).
 		Updates(map[string]any{"health": status, "health_message": h.Message, "health_at": now}).Error
-}
-
-func isUnique(err error) bool {
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
-		return true
-	}
-	s := err.Error()
-	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
 }
 
 // SecretNames lists the names of a connector's stored secrets, never their values.

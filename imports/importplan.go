@@ -1,4 +1,4 @@
-package identities
+package imports
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
+	"github.com/provisor/provisor/identities"
 )
 
 // collector is the ImportSink of a run: it keeps what the connector reads,
@@ -122,21 +124,21 @@ func (c *collector) Present(_ context.Context, ids []string) error {
 
 // state is the portal's view of one connector.
 type state struct {
-	accounts  []Account
-	accByExt  map[string]*Account
-	accByUser map[string]*Account
-	ents      []Entitlement
-	entByExt  map[string]*Entitlement
+	accounts  []identities.Account
+	accByExt  map[string]*identities.Account
+	accByUser map[string]*identities.Account
+	ents      []identities.Entitlement
+	entByExt  map[string]*identities.Entitlement
 	// members maps an entitlement id to its account ids.
 	members map[string]map[string]bool
 	// groups maps an account id to its entitlement ids.
 	groups map[string]map[string]bool
-	ids    map[string]*Identity
+	ids    map[string]*identities.Identity
 }
 
 func loadState(tx *gorm.DB, connectorID string) (*state, error) {
-	st := &state{accByExt: map[string]*Account{}, accByUser: map[string]*Account{}, entByExt: map[string]*Entitlement{},
-		members: map[string]map[string]bool{}, groups: map[string]map[string]bool{}, ids: map[string]*Identity{}}
+	st := &state{accByExt: map[string]*identities.Account{}, accByUser: map[string]*identities.Account{}, entByExt: map[string]*identities.Entitlement{},
+		members: map[string]map[string]bool{}, groups: map[string]map[string]bool{}, ids: map[string]*identities.Identity{}}
 	if err := tx.Where("connector_id = ?", connectorID).Order("username").Find(&st.accounts).Error; err != nil {
 		return nil, err
 	}
@@ -153,8 +155,8 @@ func loadState(tx *gorm.DB, connectorID string) (*state, error) {
 	for i := range st.ents {
 		st.entByExt[key(st.ents[i].ExternalID)] = &st.ents[i]
 	}
-	var ms []membership
-	if err := tx.Model(&membership{}).Joins("JOIN accounts a ON a.id = memberships.account_id").
+	var ms []identities.Membership
+	if err := tx.Model(&identities.Membership{}).Joins("JOIN accounts a ON a.id = memberships.account_id").
 		Where("a.connector_id = ?", connectorID).Select("memberships.account_id, memberships.entitlement_id").Find(&ms).Error; err != nil {
 		return nil, err
 	}
@@ -168,8 +170,8 @@ func loadState(tx *gorm.DB, connectorID string) (*state, error) {
 		}
 		st.groups[m.AccountID][m.EntitlementID] = true
 	}
-	var linked []Identity
-	if err := tx.Model(&Identity{}).Where("id IN (SELECT identity_id FROM accounts WHERE connector_id = ? AND identity_id IS NOT NULL)", connectorID).
+	var linked []identities.Identity
+	if err := tx.Model(&identities.Identity{}).Where("id IN (SELECT identity_id FROM accounts WHERE connector_id = ? AND identity_id IS NOT NULL)", connectorID).
 		Find(&linked).Error; err != nil {
 		return nil, err
 	}
@@ -191,40 +193,88 @@ func accountStatus(a connectors.ImportedAccount) string {
 // With readsManagers, account changes carry the manager each account
 // states and the managers of identities follow (see Importer).
 func plan(col *collector, st *state, mode connectors.ImportMode, connectorID string, readsManagers bool) ([]PlannedChange, ImportCounts) {
-	var out []PlannedChange
-	var c ImportCounts
-	c.AccountsRead, c.GroupsRead = len(col.accounts), len(col.ents)
+	p := newPlanner(col, st, mode, connectorID)
+	p.entitlements()
+	p.matchAccounts()
+	p.accounts(readsManagers)
+	p.knownAccounts()
+	// Memberships. Directories give each group's complete member list
+	// (Members); other systems give each account's groups.
+	if col.sawMembers || col.present != nil {
+		p.membershipsByGroup()
+	} else {
+		p.membershipsByAccount()
+	}
+	if readsManagers {
+		p.out = append(p.out, planManagers(col, st, p.known, connectorID, &p.c)...)
+	}
+	if p.c.AccountsKnown > 0 {
+		p.c.RiskPercent = math.Round(float64(p.c.AccountsDeleted+p.c.AccountsLocked)*1000/float64(p.c.AccountsKnown)) / 10
+	}
+	return p.out, p.c
+}
+
+// planner holds what plan has found so far: the changes listed and
+// counted, and how the accounts read match those the portal knows.
+type planner struct {
+	col         *collector
+	st          *state
+	mode        connectors.ImportMode
+	connectorID string
+	deleted     map[string]bool
+
+	out []PlannedChange
+	c   ImportCounts
+
+	// match maps an account read (by key) to the portal's account it is;
+	// claimed holds the portal ids matched.
+	match   map[string]*identities.Account
+	claimed map[string]bool
+	// known maps an account key (as the system names it) to the account's
+	// current portal id, or "" for an account this import creates;
+	// keyOfID is its reverse for the accounts that exist.
+	known   map[string]string
+	keyOfID map[string]string
+}
+
+func newPlanner(col *collector, st *state, mode connectors.ImportMode, connectorID string) *planner {
+	p := &planner{col: col, st: st, mode: mode, connectorID: connectorID, deleted: map[string]bool{}}
+	p.c.AccountsRead, p.c.GroupsRead = len(col.accounts), len(col.ents)
 	for _, a := range st.accounts {
 		if a.Status != "deleted" {
-			c.AccountsKnown++
+			p.c.AccountsKnown++
 		}
 	}
-	deleted := map[string]bool{}
 	for _, id := range col.deleted {
-		deleted[id] = true
+		p.deleted[id] = true
 	}
-	// gone reports whether an object the portal knows left the system.
-	gone := func(ext string, seen bool) bool {
-		k := key(ext)
-		switch {
-		case deleted[k]:
-			return true
-		case seen:
-			return false
-		case mode == connectors.ImportFull:
-			return true
-		case col.present != nil:
-			return !col.present[k]
-		}
-		return false
-	}
+	return p
+}
 
-	// Entitlements.
+// gone reports whether an object the portal knows left the system.
+func (p *planner) gone(ext string, seen bool) bool {
+	k := key(ext)
+	switch {
+	case p.deleted[k]:
+		return true
+	case seen:
+		return false
+	case p.mode == connectors.ImportFull:
+		return true
+	case p.col.present != nil:
+		return !p.col.present[k]
+	}
+	return false
+}
+
+// entitlements lists the entitlements to create, update and delete.
+func (p *planner) entitlements() {
+	col, st := p.col, p.st
 	for _, k := range col.entOrder {
 		e := col.ents[k]
 		kind := e.Kind
-		if !ValidKind(kind) {
-			kind = KindGroup
+		if !identities.ValidKind(kind) {
+			kind = identities.KindGroup
 		}
 		name := e.Name
 		if name == "" {
@@ -233,38 +283,46 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 		old := st.entByExt[k]
 		switch {
 		case old == nil:
-			out = append(out, PlannedChange{Op: ChangeCreateEntitlement, ExternalID: e.ExternalID, Name: name, Kind: kind})
-			c.EntitlementsCreated++
+			p.out = append(p.out, PlannedChange{Op: ChangeCreateEntitlement, ExternalID: e.ExternalID, Name: name, Kind: kind})
+			p.c.EntitlementsCreated++
 		case old.Deleted || old.Name != name || old.Kind != kind || old.ExternalID != e.ExternalID:
-			out = append(out, PlannedChange{Op: ChangeUpdateEntitlement, ExternalID: e.ExternalID, Name: name, Kind: kind})
-			c.EntitlementsUpdated++
+			p.out = append(p.out, PlannedChange{Op: ChangeUpdateEntitlement, ExternalID: e.ExternalID, Name: name, Kind: kind})
+			p.c.EntitlementsUpdated++
 		}
 	}
 	for _, e := range st.ents {
 		_, seen := col.ents[key(e.ExternalID)]
-		if !e.Deleted && gone(e.ExternalID, seen) {
-			out = append(out, PlannedChange{Op: ChangeDeleteEntitlement, ExternalID: e.ExternalID, Name: e.Name})
-			c.EntitlementsDeleted++
+		if !e.Deleted && p.gone(e.ExternalID, seen) {
+			p.out = append(p.out, PlannedChange{Op: ChangeDeleteEntitlement, ExternalID: e.ExternalID, Name: e.Name})
+			p.c.EntitlementsDeleted++
 		}
 	}
+}
 
-	// Accounts: matched by external id first, then by username (accounts
-	// made by a job before the system's key was known, or moved since).
-	match := map[string]*Account{}
-	claimed := map[string]bool{}
+// matchAccounts matches the accounts read to the portal's by external id
+// first, then by username (accounts made by a job before the system's key
+// was known, or moved since).
+func (p *planner) matchAccounts() {
+	col, st := p.col, p.st
+	p.match, p.claimed = map[string]*identities.Account{}, map[string]bool{}
 	for _, k := range col.accOrder {
-		if old := st.accByExt[k]; old != nil && !claimed[old.ID] {
-			match[k], claimed[old.ID] = old, true
+		if old := st.accByExt[k]; old != nil && !p.claimed[old.ID] {
+			p.match[k], p.claimed[old.ID] = old, true
 		}
 	}
 	for _, k := range col.accOrder {
-		if match[k] != nil {
+		if p.match[k] != nil {
 			continue
 		}
-		if old := st.accByUser[key(col.accounts[k].Username)]; old != nil && !claimed[old.ID] {
-			match[k], claimed[old.ID] = old, true
+		if old := st.accByUser[key(col.accounts[k].Username)]; old != nil && !p.claimed[old.ID] {
+			p.match[k], p.claimed[old.ID] = old, true
 		}
 	}
+}
+
+// accounts lists the accounts to create, update (lock, unlock) and delete.
+func (p *planner) accounts(readsManagers bool) {
+	col, st := p.col, p.st
 	for _, k := range col.accOrder {
 		a := col.accounts[k]
 		status := accountStatus(a)
@@ -274,11 +332,11 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 			m := key(a.Manager)
 			ch.Manager = &m
 		}
-		old := match[k]
+		old := p.match[k]
 		if old == nil {
 			ch.Op = ChangeCreateAccount
-			out = append(out, ch)
-			c.AccountsCreated++
+			p.out = append(p.out, ch)
+			p.c.AccountsCreated++
 			continue
 		}
 		ch.Before = old.Status
@@ -286,7 +344,7 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 			(ch.Manager != nil && old.ManagerExternalID != *ch.Manager)
 		if old.IdentityID != nil {
 			// Identities this connector made follow its names and emails.
-			if id := st.ids[*old.IdentityID]; id != nil && id.importedBy(connectorID) && (id.DisplayName != nonEmpty(a.DisplayName, a.Username) || id.Email != a.Email) {
+			if id := st.ids[*old.IdentityID]; id != nil && id.ImportedBy(p.connectorID) && (id.DisplayName != nonEmpty(a.DisplayName, a.Username) || id.Email != a.Email) {
 				changed = true
 			}
 		}
@@ -294,171 +352,179 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 			continue
 		}
 		ch.Op = ChangeUpdateAccount
-		out = append(out, ch)
+		p.out = append(p.out, ch)
 		switch {
 		case old.Status == "enabled" && status == "locked":
-			c.AccountsLocked++
+			p.c.AccountsLocked++
 		case old.Status == "locked" && status == "enabled":
-			c.AccountsUnlocked++
+			p.c.AccountsUnlocked++
 		default:
-			c.AccountsUpdated++
+			p.c.AccountsUpdated++
 		}
 	}
 	for i := range st.accounts {
 		a := &st.accounts[i]
-		if a.Status == "deleted" || claimed[a.ID] {
+		if a.Status == "deleted" || p.claimed[a.ID] {
 			continue
 		}
 		ext := a.ExternalID
 		if ext == "" {
 			ext = a.Username
 		}
-		if gone(ext, false) {
-			out = append(out, PlannedChange{Op: ChangeDeleteAccount, ExternalID: ext, Username: a.Username, Before: a.Status, Status: "deleted"})
-			c.AccountsDeleted++
+		if p.gone(ext, false) {
+			p.out = append(p.out, PlannedChange{Op: ChangeDeleteAccount, ExternalID: ext, Username: a.Username, Before: a.Status, Status: "deleted"})
+			p.c.AccountsDeleted++
 		}
 	}
+}
 
-	// Memberships. Directories give each group's complete member list
-	// (Members); other systems give each account's groups.
-	accountKey := func(acc *Account) string {
-		if acc.ExternalID != "" {
-			return key(acc.ExternalID)
-		}
-		return key(acc.Username)
+// accountKey is an account's key as the system names it.
+func accountKey(acc *identities.Account) string {
+	if acc.ExternalID != "" {
+		return key(acc.ExternalID)
 	}
-	// known maps an account key (as the system names it) to the account's
-	// current portal id, or "" for an account this import creates.
-	known := map[string]string{}
+	return key(acc.Username)
+}
+
+// knownAccounts works out the accounts of the connector once the account
+// changes listed are applied (known and keyOfID).
+func (p *planner) knownAccounts() {
+	col, st := p.col, p.st
+	p.known = map[string]string{}
 	for i := range st.accounts {
 		if st.accounts[i].Status != "deleted" {
-			known[accountKey(&st.accounts[i])] = st.accounts[i].ID
+			p.known[accountKey(&st.accounts[i])] = st.accounts[i].ID
 		}
 	}
 	for _, k := range col.accOrder {
-		if old := match[k]; old != nil {
-			delete(known, accountKey(old))
-			known[k] = old.ID
+		if old := p.match[k]; old != nil {
+			delete(p.known, accountKey(old))
+			p.known[k] = old.ID
 		} else {
-			known[k] = ""
+			p.known[k] = ""
 		}
 	}
-	for _, ch := range out {
+	for _, ch := range p.out {
 		if ch.Op == ChangeDeleteAccount {
-			delete(known, key(ch.ExternalID))
+			delete(p.known, key(ch.ExternalID))
 		}
 	}
-	keyOfID := make(map[string]string, len(known))
-	for k, id := range known {
+	p.keyOfID = make(map[string]string, len(p.known))
+	for k, id := range p.known {
 		if id != "" {
-			keyOfID[id] = k
+			p.keyOfID[id] = k
 		}
 	}
-	entID := func(ext string) string {
-		if e := st.entByExt[key(ext)]; e != nil {
-			return e.ID
-		}
-		return ""
+}
+
+// entID is the portal id of the entitlement with external id ext, or "".
+func (p *planner) entID(ext string) string {
+	if e := p.st.entByExt[key(ext)]; e != nil {
+		return e.ID
 	}
-	addOrRemove := func(accountExt, groupExt string, add bool) {
-		op := ChangeRemoveMembership
-		if add {
-			op = ChangeAddMembership
-			c.MembershipsAdded++
-		} else {
-			c.MembershipsRemoved++
-		}
-		out = append(out, PlannedChange{Op: op, ExternalID: accountExt, Group: groupExt})
-	}
-	if col.sawMembers || col.present != nil {
-		for _, gk := range col.entOrder {
-			list, ok := col.members[gk]
-			diff, changed := col.memberDiff[gk]
-			if !ok && !changed {
-				continue
-			}
-			g := col.ents[gk]
-			have := map[string]bool{}
-			if id := entID(g.ExternalID); id != "" {
-				for accID := range st.members[id] {
-					if ak, ok := keyOfID[accID]; ok {
-						have[ak] = true
-					}
-				}
-			}
-			if !ok {
-				// A delta of the members: what the group had, changed.
-				list = nil
-				gone := map[string]bool{}
-				for _, m := range diff.removed {
-					gone[m] = true
-				}
-				for m := range have {
-					if !gone[m] {
-						list = append(list, m)
-					}
-				}
-				for _, m := range diff.added {
-					if !gone[m] {
-						list = append(list, m)
-					}
-				}
-			}
-			want := map[string]bool{}
-			for _, m := range list {
-				if _, ok := known[m]; ok {
-					want[m] = true
-				}
-			}
-			for _, m := range sortedSet(want) {
-				if !have[m] {
-					addOrRemove(m, g.ExternalID, true)
-				}
-			}
-			for _, m := range sortedSet(have) {
-				if !want[m] {
-					addOrRemove(m, g.ExternalID, false)
-				}
-			}
-		}
+	return ""
+}
+
+func (p *planner) addOrRemove(accountExt, groupExt string, add bool) {
+	op := ChangeRemoveMembership
+	if add {
+		op = ChangeAddMembership
+		p.c.MembershipsAdded++
 	} else {
-		entKeyByID := map[string]string{}
-		for i := range st.ents {
-			entKeyByID[st.ents[i].ID] = key(st.ents[i].ExternalID)
+		p.c.MembershipsRemoved++
+	}
+	p.out = append(p.out, PlannedChange{Op: op, ExternalID: accountExt, Group: groupExt})
+}
+
+// membershipsByGroup lists the membership changes from each group's
+// member list, complete or as a delta.
+func (p *planner) membershipsByGroup() {
+	col, st := p.col, p.st
+	for _, gk := range col.entOrder {
+		list, ok := col.members[gk]
+		diff, changed := col.memberDiff[gk]
+		if !ok && !changed {
+			continue
 		}
-		for _, k := range col.accOrder {
-			a := col.accounts[k]
-			want := map[string]bool{}
-			for _, g := range a.Entitlements {
-				if _, ok := col.ents[key(g)]; ok || st.entByExt[key(g)] != nil {
-					want[key(g)] = true
-				}
-			}
-			have := map[string]bool{}
-			if old := match[k]; old != nil {
-				for eid := range st.groups[old.ID] {
-					have[entKeyByID[eid]] = true
-				}
-			}
-			for _, g := range sortedSet(want) {
-				if !have[g] {
-					addOrRemove(k, g, true)
-				}
-			}
-			for _, g := range sortedSet(have) {
-				if !want[g] {
-					addOrRemove(k, g, false)
+		g := col.ents[gk]
+		have := map[string]bool{}
+		if id := p.entID(g.ExternalID); id != "" {
+			for accID := range st.members[id] {
+				if ak, ok := p.keyOfID[accID]; ok {
+					have[ak] = true
 				}
 			}
 		}
+		if !ok {
+			// A delta of the members: what the group had, changed.
+			list = nil
+			gone := map[string]bool{}
+			for _, m := range diff.removed {
+				gone[m] = true
+			}
+			for m := range have {
+				if !gone[m] {
+					list = append(list, m)
+				}
+			}
+			for _, m := range diff.added {
+				if !gone[m] {
+					list = append(list, m)
+				}
+			}
+		}
+		want := map[string]bool{}
+		for _, m := range list {
+			if _, ok := p.known[m]; ok {
+				want[m] = true
+			}
+		}
+		for _, m := range sortedSet(want) {
+			if !have[m] {
+				p.addOrRemove(m, g.ExternalID, true)
+			}
+		}
+		for _, m := range sortedSet(have) {
+			if !want[m] {
+				p.addOrRemove(m, g.ExternalID, false)
+			}
+		}
 	}
-	if readsManagers {
-		out = append(out, planManagers(col, st, known, connectorID, &c)...)
+}
+
+// membershipsByAccount lists the membership changes from each account's
+// groups.
+func (p *planner) membershipsByAccount() {
+	col, st := p.col, p.st
+	entKeyByID := map[string]string{}
+	for i := range st.ents {
+		entKeyByID[st.ents[i].ID] = key(st.ents[i].ExternalID)
 	}
-	if c.AccountsKnown > 0 {
-		c.RiskPercent = math.Round(float64(c.AccountsDeleted+c.AccountsLocked)*1000/float64(c.AccountsKnown)) / 10
+	for _, k := range col.accOrder {
+		a := col.accounts[k]
+		want := map[string]bool{}
+		for _, g := range a.Entitlements {
+			if _, ok := col.ents[key(g)]; ok || st.entByExt[key(g)] != nil {
+				want[key(g)] = true
+			}
+		}
+		have := map[string]bool{}
+		if old := p.match[k]; old != nil {
+			for eid := range st.groups[old.ID] {
+				have[entKeyByID[eid]] = true
+			}
+		}
+		for _, g := range sortedSet(want) {
+			if !have[g] {
+				p.addOrRemove(k, g, true)
+			}
+		}
+		for _, g := range sortedSet(have) {
+			if !want[g] {
+				p.addOrRemove(k, g, false)
+			}
+		}
 	}
-	return out, c
 }
 
 // planManagers lists the ChangeSetManager changes of a run: for every
@@ -471,7 +537,7 @@ func plan(col *collector, st *state, mode connectors.ImportMode, connectorID str
 // decides again on what is there then.
 func planManagers(col *collector, st *state, known map[string]string, connectorID string, c *ImportCounts) []PlannedChange {
 	var out []PlannedChange
-	accByID := make(map[string]*Account, len(st.accounts))
+	accByID := make(map[string]*identities.Account, len(st.accounts))
 	for i := range st.accounts {
 		accByID[st.accounts[i].ID] = &st.accounts[i]
 	}
@@ -483,7 +549,7 @@ func planManagers(col *collector, st *state, known map[string]string, connectorI
 	// identityOf returns an account's identity and whether it is known
 	// before applying: an account created now, or unlinked and read now
 	// (it may be linked), is not.
-	identityOf := func(k string) (*Identity, bool) {
+	identityOf := func(k string) (*identities.Identity, bool) {
 		acc := accByID[known[k]]
 		if acc == nil {
 			return nil, false
@@ -547,7 +613,7 @@ func planManagers(col *collector, st *state, known map[string]string, connectorI
 // (nil: none). The directory wins where it states a manager, over one set
 // by hand; where it states none, it clears only a manager it set itself.
 // A manager another connector's import set is left to that connector.
-func managerUpdate(id *Identity, want, connectorID string) (bool, *string) {
+func managerUpdate(id *identities.Identity, want, connectorID string) (bool, *string) {
 	if want == id.ID {
 		want = "" // a manager pointing at the identity itself is ignored
 	}
@@ -584,7 +650,7 @@ func nonEmpty(s, def string) string {
 // apply makes the planned changes in tx, on st: the portal's view read in
 // tx, or nil to read it now (a plan approved later applies to what is
 // there then).
-func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Record, importID string, changes []PlannedChange, st *state) (ImportCounts, error) {
+func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *configured.Record, importID string, changes []PlannedChange, st *state) (ImportCounts, error) {
 	var counts ImportCounts
 	if st == nil {
 		var err error
@@ -592,26 +658,59 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Reco
 			return counts, err
 		}
 	}
-	now := time.Now().UTC()
-	var newEnts []Entitlement
-	var newAccounts []Account
-	var newIdentities []Identity
-	var newMembers []membership
+	ap := &applier{im: im, tx: tx, rec: rec, st: st, now: time.Now().UTC()}
+	if err := ap.entitlements(changes); err != nil {
+		return counts, err
+	}
+	if err := ap.accounts(changes); err != nil {
+		return counts, err
+	}
+	if err := im.applyManagers(tx, rec, importID, changes, ap.accByKey, ap.link, ap.now, &counts); err != nil {
+		return counts, err
+	}
+	if err := ap.memberships(changes); err != nil {
+		return counts, err
+	}
+	counts.IdentitiesCreated, counts.IdentitiesLinked = ap.identitiesCreated, ap.link.linkedExisting
+	return counts, nil
+}
 
-	// Entitlements.
+// applier makes the planned changes of one import, phase by phase, on the
+// portal's view st, which it keeps up to date as it goes.
+type applier struct {
+	im  *Importer
+	tx  *gorm.DB
+	rec *configured.Record
+	st  *state
+	now time.Time
+
+	link *linker
+	// accByKey holds the connector's accounts by key, as applied.
+	accByKey map[string]*identities.Account
+	// pending holds the usernames of the accounts to create.
+	pending           map[string]bool
+	newAccounts       []identities.Account
+	newIdentities     []identities.Identity
+	identitiesCreated int
+}
+
+// entitlements creates, updates and deletes the entitlements.
+func (ap *applier) entitlements(changes []PlannedChange) error {
+	tx, rec, st, now := ap.tx, ap.rec, ap.st, ap.now
+	var newEnts []identities.Entitlement
 	for _, ch := range changes {
 		k := key(ch.ExternalID)
 		switch ch.Op {
 		case ChangeCreateEntitlement, ChangeUpdateEntitlement:
 			if old := st.entByExt[k]; old != nil {
-				if err := tx.Model(&Entitlement{}).Where("id = ?", old.ID).Updates(map[string]any{
+				if err := tx.Model(&identities.Entitlement{}).Where("id = ?", old.ID).Updates(map[string]any{
 					"external_id": ch.ExternalID, "name": ch.Name, "kind": ch.Kind, "deleted": false, "updated_at": now}).Error; err != nil {
-					return counts, err
+					return err
 				}
 				continue
 			}
-			e := Entitlement{ID: uuid.NewString(), ConnectorID: rec.ID, ExternalID: ch.ExternalID, Name: ch.Name, Kind: ch.Kind,
-				Policy: defaultPolicy(rec, ch.ExternalID), CreatedAt: now, UpdatedAt: now}
+			e := identities.Entitlement{ID: uuid.NewString(), ConnectorID: rec.ID, ExternalID: ch.ExternalID, Name: ch.Name, Kind: ch.Kind,
+				Policy: identities.DefaultPolicy(rec, ch.ExternalID), CreatedAt: now, UpdatedAt: now}
 			newEnts = append(newEnts, e)
 			st.entByExt[k] = &newEnts[len(newEnts)-1]
 		case ChangeDeleteEntitlement:
@@ -619,163 +718,191 @@ func (im *Importer) apply(ctx context.Context, tx *gorm.DB, rec *connectors.Reco
 			if old == nil {
 				continue
 			}
-			if err := tx.Model(&Entitlement{}).Where("id = ?", old.ID).Updates(map[string]any{"deleted": true, "updated_at": now}).Error; err != nil {
-				return counts, err
+			if err := tx.Model(&identities.Entitlement{}).Where("id = ?", old.ID).Updates(map[string]any{"deleted": true, "updated_at": now}).Error; err != nil {
+				return err
 			}
-			if err := tx.Where("entitlement_id = ?", old.ID).Delete(&membership{}).Error; err != nil {
-				return counts, err
+			if err := tx.Where("entitlement_id = ?", old.ID).Delete(&identities.Membership{}).Error; err != nil {
+				return err
 			}
 		}
 	}
 	if err := tx.CreateInBatches(newEnts, 500).Error; err != nil {
-		return counts, err
+		return err
 	}
-	if err := raiseAdminGroupTx(tx, rec, now); err != nil {
-		return counts, err
+	if err := identities.RaiseAdminGroupTx(tx, rec, now); err != nil {
+		return err
 	}
 	// Re-point the map at stored rows (the slice may have grown after the
 	// pointers were taken).
 	for i := range newEnts {
 		st.entByExt[key(newEnts[i].ExternalID)] = &newEnts[i]
 	}
+	return nil
+}
 
-	// Accounts and their identities. The identities the connector made show
-	// its name, which may have changed since.
-	if err := tx.Model(&Identity{}).Where("source_connector_id = ? AND source <> ?", rec.ID, rec.Name).
+// accounts creates, updates and deletes the accounts and links each to
+// its identity, creating the identities needed. The identities the
+// connector made show its name, which may have changed since.
+func (ap *applier) accounts(changes []PlannedChange) error {
+	tx, rec, st, now := ap.tx, ap.rec, ap.st, ap.now
+	if err := tx.Model(&identities.Identity{}).Where("source_connector_id = ? AND source <> ?", rec.ID, rec.Name).
 		Updates(map[string]any{"source": rec.Name, "updated_at": now}).Error; err != nil {
-		return counts, err
+		return err
 	}
-	link, err := newLinker(tx, rec, st)
-	if err != nil {
-		return counts, err
+	var err error
+	if ap.link, err = newLinker(tx, rec, st); err != nil {
+		return err
 	}
-	pending := map[string]bool{}
-	accByKey := map[string]*Account{}
+	ap.pending = map[string]bool{}
+	ap.accByKey = map[string]*identities.Account{}
 	for i := range st.accounts {
 		a := &st.accounts[i]
 		if a.ExternalID != "" {
-			accByKey[key(a.ExternalID)] = a
+			ap.accByKey[key(a.ExternalID)] = a
 		}
 	}
 	for _, ch := range changes {
-		k := key(ch.ExternalID)
 		switch ch.Op {
 		case ChangeCreateAccount, ChangeUpdateAccount:
-			old := st.accByExt[k]
-			if old == nil {
-				old = st.accByUser[key(ch.Username)]
+			if err := ap.account(ch); err != nil {
+				return err
 			}
-			if old == nil {
-				if pending[key(ch.Username)] {
-					continue // two entries with one username: the first one wins
-				}
-				pending[key(ch.Username)] = true
-				a := Account{ID: uuid.NewString(), ConnectorID: rec.ID, Username: ch.Username, ExternalID: ch.ExternalID,
-					Status: ch.Status, CreatedAt: now, UpdatedAt: now}
-				if ch.Manager != nil {
-					a.ManagerExternalID = *ch.Manager
-				}
-				idn, created := link.identityFor(ch)
-				if idn != "" {
-					a.IdentityID = &idn
-				}
-				if created != nil {
-					newIdentities = append(newIdentities, *created)
-				}
-				newAccounts = append(newAccounts, a)
-				continue
-			}
-			updates := map[string]any{"status": ch.Status, "external_id": ch.ExternalID, "updated_at": now}
-			if ch.Manager != nil {
-				updates["manager_external_id"] = *ch.Manager
-				old.ManagerExternalID = *ch.Manager
-			}
-			if old.Username != ch.Username {
-				if err := im.freeUsername(tx, rec.ID, old.ID, ch.Username, now); err != nil {
-					return counts, err
-				}
-				updates["username"] = ch.Username
-			}
-			if old.IdentityID == nil {
-				idn, created := link.identityFor(ch)
-				if created != nil {
-					newIdentities = append(newIdentities, *created)
-				}
-				if idn != "" {
-					updates["identity_id"] = idn
-					old.IdentityID = &idn
-				}
-			} else if err := link.refresh(*old.IdentityID, ch, now); err != nil {
-				return counts, err
-			}
-			if err := tx.Model(&Account{}).Where("id = ?", old.ID).Updates(updates).Error; err != nil {
-				return counts, err
-			}
-			old.ExternalID = ch.ExternalID
-			accByKey[k] = old
 		case ChangeDeleteAccount:
-			old := st.accByExt[k]
-			if old == nil {
-				old = st.accByUser[key(ch.Username)]
+			if err := ap.deleteAccount(ch); err != nil {
+				return err
 			}
-			if old == nil || old.Status == "deleted" {
-				continue
-			}
-			if err := tx.Where("account_id = ?", old.ID).Delete(&membership{}).Error; err != nil {
-				return counts, err
-			}
-			if err := tx.Model(&Account{}).Where("id = ?", old.ID).Updates(map[string]any{"status": "deleted", "updated_at": now}).Error; err != nil {
-				return counts, err
-			}
-			old.Status = "deleted"
 		}
 	}
-	if err := tx.CreateInBatches(newIdentities, 500).Error; err != nil {
-		return counts, err
+	if err := tx.CreateInBatches(ap.newIdentities, 500).Error; err != nil {
+		return err
 	}
-	if err := tx.CreateInBatches(newAccounts, 500).Error; err != nil {
-		return counts, err
+	if err := tx.CreateInBatches(ap.newAccounts, 500).Error; err != nil {
+		return err
 	}
-	for i := range newAccounts {
-		accByKey[key(newAccounts[i].ExternalID)] = &newAccounts[i]
+	ap.identitiesCreated = len(ap.newIdentities)
+	for i := range ap.newAccounts {
+		ap.accByKey[key(ap.newAccounts[i].ExternalID)] = &ap.newAccounts[i]
 	}
-	if err := im.applyManagers(tx, rec, importID, changes, accByKey, link, now, &counts); err != nil {
-		return counts, err
-	}
+	return nil
+}
 
-	// Memberships.
+// account makes a create or update of an account: an account the portal
+// does not know is created (in a batch, after the loop), one it knows is
+// updated and, when it has no identity yet, linked to one.
+func (ap *applier) account(ch PlannedChange) error {
+	tx, rec, st, now, link := ap.tx, ap.rec, ap.st, ap.now, ap.link
+	k := key(ch.ExternalID)
+	old := st.accByExt[k]
+	if old == nil {
+		old = st.accByUser[key(ch.Username)]
+	}
+	if old == nil {
+		if ap.pending[key(ch.Username)] {
+			return nil // two entries with one username: the first one wins
+		}
+		ap.pending[key(ch.Username)] = true
+		a := identities.Account{ID: uuid.NewString(), ConnectorID: rec.ID, Username: ch.Username, ExternalID: ch.ExternalID,
+			Status: ch.Status, CreatedAt: now, UpdatedAt: now}
+		if ch.Manager != nil {
+			a.ManagerExternalID = *ch.Manager
+		}
+		idn, created := link.identityFor(ch)
+		if idn != "" {
+			a.IdentityID = &idn
+		}
+		if created != nil {
+			ap.newIdentities = append(ap.newIdentities, *created)
+		}
+		ap.newAccounts = append(ap.newAccounts, a)
+		return nil
+	}
+	updates := map[string]any{"status": ch.Status, "external_id": ch.ExternalID, "updated_at": now}
+	if ch.Manager != nil {
+		updates["manager_external_id"] = *ch.Manager
+		old.ManagerExternalID = *ch.Manager
+	}
+	if old.Username != ch.Username {
+		if err := ap.im.freeUsername(tx, rec.ID, old.ID, ch.Username, now); err != nil {
+			return err
+		}
+		updates["username"] = ch.Username
+	}
+	if old.IdentityID == nil {
+		idn, created := link.identityFor(ch)
+		if created != nil {
+			ap.newIdentities = append(ap.newIdentities, *created)
+		}
+		if idn != "" {
+			updates["identity_id"] = idn
+			old.IdentityID = &idn
+		}
+	} else if err := link.refresh(*old.IdentityID, ch, now); err != nil {
+		return err
+	}
+	if err := tx.Model(&identities.Account{}).Where("id = ?", old.ID).Updates(updates).Error; err != nil {
+		return err
+	}
+	old.ExternalID = ch.ExternalID
+	ap.accByKey[k] = old
+	return nil
+}
+
+// deleteAccount marks an account deleted and removes its memberships.
+func (ap *applier) deleteAccount(ch PlannedChange) error {
+	tx, st, now := ap.tx, ap.st, ap.now
+	old := st.accByExt[key(ch.ExternalID)]
+	if old == nil {
+		old = st.accByUser[key(ch.Username)]
+	}
+	if old == nil || old.Status == "deleted" {
+		return nil
+	}
+	if err := tx.Where("account_id = ?", old.ID).Delete(&identities.Membership{}).Error; err != nil {
+		return err
+	}
+	if err := tx.Model(&identities.Account{}).Where("id = ?", old.ID).Updates(map[string]any{"status": "deleted", "updated_at": now}).Error; err != nil {
+		return err
+	}
+	old.Status = "deleted"
+	return nil
+}
+
+// memberships adds and removes the memberships, once every account and
+// entitlement is in.
+func (ap *applier) memberships(changes []PlannedChange) error {
+	tx, st, now := ap.tx, ap.st, ap.now
+	var newMembers []identities.Membership
 	for _, ch := range changes {
 		if ch.Op != ChangeAddMembership && ch.Op != ChangeRemoveMembership {
 			continue
 		}
-		a, e := accByKey[key(ch.ExternalID)], st.entByExt[key(ch.Group)]
+		a, e := ap.accByKey[key(ch.ExternalID)], st.entByExt[key(ch.Group)]
 		if a == nil || e == nil {
 			continue
 		}
 		if ch.Op == ChangeAddMembership {
-			newMembers = append(newMembers, membership{AccountID: a.ID, EntitlementID: e.ID, GrantedAt: now})
+			newMembers = append(newMembers, identities.Membership{AccountID: a.ID, EntitlementID: e.ID, GrantedAt: now})
 			continue
 		}
-		if err := tx.Where("account_id = ? AND entitlement_id = ?", a.ID, e.ID).Delete(&membership{}).Error; err != nil {
-			return counts, err
+		if err := tx.Where("account_id = ? AND entitlement_id = ?", a.ID, e.ID).Delete(&identities.Membership{}).Error; err != nil {
+			return err
 		}
 	}
 	if len(newMembers) > 0 {
 		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(newMembers, 1000).Error; err != nil {
-			return counts, err
+			return err
 		}
 	}
-	counts.IdentitiesCreated, counts.IdentitiesLinked = len(newIdentities), link.linkedExisting
-	return counts, nil
+	return nil
 }
 
 // applyManagers makes the ChangeSetManager changes, once every account of
 // the import is in (accByKey: the connector's accounts by key, as applied),
 // deciding each again on the identities as they are now (managerUpdate),
 // and records each change in the audit trail.
-func (im *Importer) applyManagers(tx *gorm.DB, rec *connectors.Record, importID string, changes []PlannedChange,
-	accByKey map[string]*Account, link *linker, now time.Time, counts *ImportCounts) error {
-	identityOf := func(ext string) *Identity {
+func (im *Importer) applyManagers(tx *gorm.DB, rec *configured.Record, importID string, changes []PlannedChange,
+	accByKey map[string]*identities.Account, link *linker, now time.Time, counts *ImportCounts) error {
+	identityOf := func(ext string) *identities.Identity {
 		a := accByKey[key(ext)]
 		if a == nil || a.Status == "deleted" || a.IdentityID == nil {
 			return nil
@@ -831,7 +958,7 @@ func (im *Importer) applyManagers(tx *gorm.DB, rec *connectors.Record, importID 
 			manager, source = m, rec.ID
 		}
 		for start := 0; start < len(ids); start += 500 {
-			if err := tx.Model(&Identity{}).Where("id IN ?", ids[start:min(start+500, len(ids))]).Updates(map[string]any{
+			if err := tx.Model(&identities.Identity{}).Where("id IN ?", ids[start:min(start+500, len(ids))]).Updates(map[string]any{
 				"manager_id": manager, "manager_source_connector_id": source, "updated_at": now}).Error; err != nil {
 				return err
 			}
@@ -858,7 +985,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // imported account takes (an account deleted and made again under another
 // key), so the connector's usernames stay unique.
 func (im *Importer) freeUsername(tx *gorm.DB, connectorID, keepID, username string, now time.Time) error {
-	return tx.Model(&Account{}).
+	return tx.Model(&identities.Account{}).
 		Where("connector_id = ? AND username = ? AND id <> ? AND status = 'deleted'", connectorID, username, keepID).
 		Updates(map[string]any{"username": gorm.Expr("username || ? || id", "~"), "updated_at": now}).Error
 }
@@ -868,7 +995,7 @@ func (im *Importer) freeUsername(tx *gorm.DB, connectorID, keepID, username stri
 // usernames, then among emails; a new identity otherwise.
 type linker struct {
 	tx  *gorm.DB
-	rec *connectors.Record
+	rec *configured.Record
 	st  *state
 
 	bySourceExt map[string]string
@@ -877,22 +1004,22 @@ type linker struct {
 	taken       map[string]bool
 	// linked holds identities that already have an account on the connector.
 	linked map[string]bool
-	all    map[string]*Identity
+	all    map[string]*identities.Identity
 	// linkedExisting counts accounts linked to identities that existed.
 	linkedExisting int
 }
 
-func newLinker(tx *gorm.DB, rec *connectors.Record, st *state) (*linker, error) {
+func newLinker(tx *gorm.DB, rec *configured.Record, st *state) (*linker, error) {
 	l := &linker{tx: tx, rec: rec, st: st, bySourceExt: map[string]string{}, byUsername: map[string]string{},
-		byEmail: map[string]string{}, taken: map[string]bool{}, linked: map[string]bool{}, all: map[string]*Identity{}}
-	var ids []Identity
-	if err := tx.Model(&Identity{}).Where("status <> 'deleted'").Find(&ids).Error; err != nil {
+		byEmail: map[string]string{}, taken: map[string]bool{}, linked: map[string]bool{}, all: map[string]*identities.Identity{}}
+	var ids []identities.Identity
+	if err := tx.Model(&identities.Identity{}).Where("status <> 'deleted'").Find(&ids).Error; err != nil {
 		return nil, err
 	}
 	for i := range ids {
 		id := &ids[i]
 		l.all[id.ID] = id
-		if id.importedBy(rec.ID) && id.ExternalID != "" {
+		if id.ImportedBy(rec.ID) && id.ExternalID != "" {
 			l.bySourceExt[key(id.ExternalID)] = id.ID
 		}
 		l.byUsername[key(id.Username)] = id.ID
@@ -905,7 +1032,7 @@ func newLinker(tx *gorm.DB, rec *connectors.Record, st *state) (*linker, error) 
 		}
 	}
 	var usernames []string
-	if err := tx.Model(&Identity{}).Pluck("username", &usernames).Error; err != nil {
+	if err := tx.Model(&identities.Identity{}).Pluck("username", &usernames).Error; err != nil {
 		return nil, err
 	}
 	for _, u := range usernames {
@@ -921,7 +1048,7 @@ func newLinker(tx *gorm.DB, rec *connectors.Record, st *state) (*linker, error) 
 
 // identityFor returns the identity id for an account that has none, and
 // the identity to create when it is new.
-func (l *linker) identityFor(ch PlannedChange) (string, *Identity) {
+func (l *linker) identityFor(ch PlannedChange) (string, *identities.Identity) {
 	corr := ch.Correlation
 	if corr == "" {
 		corr = ch.Username
@@ -948,7 +1075,7 @@ func (l *linker) identityFor(ch PlannedChange) (string, *Identity) {
 		username = fmt.Sprintf("%s-%d", ch.Username, n)
 	}
 	now := time.Now().UTC()
-	id := &Identity{ID: uuid.NewString(), Username: username, DisplayName: nonEmpty(ch.DisplayName, ch.Username), Email: ch.Email,
+	id := &identities.Identity{ID: uuid.NewString(), Username: username, DisplayName: nonEmpty(ch.DisplayName, ch.Username), Email: ch.Email,
 		Source: l.rec.Name, SourceConnectorID: &l.rec.ID, ExternalID: corr, Status: "active", CreatedAt: now, UpdatedAt: now}
 	l.taken[key(username)] = true
 	l.bySourceExt[k] = id.ID
@@ -961,7 +1088,7 @@ func (l *linker) identityFor(ch PlannedChange) (string, *Identity) {
 // when the identity came from a directory (local ones are left alone).
 func (l *linker) refresh(identityID string, ch PlannedChange, now time.Time) error {
 	id := l.all[identityID]
-	if id == nil || !id.importedBy(l.rec.ID) {
+	if id == nil || !id.ImportedBy(l.rec.ID) {
 		return nil
 	}
 	name := nonEmpty(ch.DisplayName, ch.Username)
@@ -969,5 +1096,5 @@ func (l *linker) refresh(identityID string, ch PlannedChange, now time.Time) err
 		return nil
 	}
 	id.DisplayName, id.Email = name, ch.Email
-	return l.tx.Model(&Identity{}).Where("id = ?", identityID).Updates(map[string]any{"display_name": name, "email": ch.Email, "updated_at": now}).Error
+	return l.tx.Model(&identities.Identity{}).Where("id = ?", identityID).Updates(map[string]any{"display_name": name, "email": ch.Email, "updated_at": now}).Error
 }

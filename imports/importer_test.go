@@ -1,4 +1,4 @@
-package identities_test
+package imports_test
 
 import (
 	"context"
@@ -14,8 +14,10 @@ import (
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 )
 
 // fakeDir is a scripted directory: users and groups keyed by DN, with
@@ -134,7 +136,7 @@ func groupDN(g string) string { return "cn=" + g + ",ou=groups,dc=example,dc=tes
 type importBundle struct {
 	*apptest.Bundle
 	dir *fakeDir
-	rec *connectors.Record
+	rec *configured.Record
 }
 
 func setupImport(t *testing.T, dialect string) *importBundle {
@@ -143,14 +145,14 @@ func setupImport(t *testing.T, dialect string) *importBundle {
 		Name: "fakedir", Label: "Fake directory",
 		New: func(connectors.Config) (connectors.Connector, error) { return dir, nil },
 	}}})
-	rec, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Corp", Type: "fakedir"})
+	rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Corp", Type: "fakedir"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &importBundle{Bundle: b, dir: dir, rec: rec}
 }
 
-func (b *importBundle) run(t *testing.T, mode connectors.ImportMode) *identities.Import {
+func (b *importBundle) run(t *testing.T, mode connectors.ImportMode) *imports.Import {
 	t.Helper()
 	imp, err := b.Importer.Run(b.Ctx, b.rec.ID, mode, "")
 	if err != nil {
@@ -208,7 +210,7 @@ func TestImportCreatesCorrelatesAndFollowsChanges(t *testing.T) {
 
 		imp := b.run(t, connectors.ImportDelta) // no cookie yet: runs as full
 		c := imp.Counts
-		if imp.Mode != "full" || imp.Status != identities.ImportApplied || c.AccountsRead != 4 || c.GroupsRead != 2 ||
+		if imp.Mode != "full" || imp.Status != imports.ImportApplied || c.AccountsRead != 4 || c.GroupsRead != 2 ||
 			c.AccountsCreated != 4 || c.EntitlementsCreated != 2 || c.MembershipsAdded != 3 || c.IdentitiesCreated != 2 || c.IdentitiesLinked != 2 {
 			t.Fatalf("first import: %+v: %s", c, imp.Message)
 		}
@@ -226,7 +228,7 @@ func TestImportCreatesCorrelatesAndFollowsChanges(t *testing.T) {
 		if got := strings.Join(b.memberships(t), " "); got != "admins:carol staff:alice staff:bob" {
 			t.Errorf("memberships: %s", got)
 		}
-		var rec connectors.Record
+		var rec configured.Record
 		b.DB.Gorm.Where("id = ?", b.rec.ID).Take(&rec)
 		if rec.ImportCookie != "n:1" || rec.UpdatedAt.Sub(b.rec.UpdatedAt).Abs() > time.Microsecond {
 			t.Errorf("cookie %q, updated %v (was %v)", rec.ImportCookie, rec.UpdatedAt, b.rec.UpdatedAt)
@@ -262,7 +264,7 @@ func TestImportCreatesCorrelatesAndFollowsChanges(t *testing.T) {
 		delete(d.users, userDN("dsmith"))
 		delete(d.groups, groupDN("vpn"))
 		imp = b.run(t, connectors.ImportDelta)
-		if imp.Status != identities.ImportApplied || imp.Counts.AccountsDeleted != 1 || imp.Counts.EntitlementsDeleted != 1 {
+		if imp.Status != imports.ImportApplied || imp.Counts.AccountsDeleted != 1 || imp.Counts.EntitlementsDeleted != 1 {
 			t.Fatalf("delta deletion: %+v %s", imp.Counts, imp.Message)
 		}
 		if acc := b.accounts(t); acc["dsmith"].Status != "deleted" {
@@ -305,7 +307,7 @@ func TestImportAfterConnectorRename(t *testing.T) {
 			t.Fatalf("bob leaves: %s", imp.Message)
 		}
 
-		if _, err := b.Connectors.Update(b.Ctx, b.rec.ID, connectors.Input{Name: "Corp Directory"}); err != nil {
+		if _, err := b.Connectors.Update(b.Ctx, b.rec.ID, configured.Input{Name: "Corp Directory"}); err != nil {
 			t.Fatal(err)
 		}
 		// Alice's name and address change; Bob comes back under another entry.
@@ -351,7 +353,7 @@ func TestImportThresholdWaitsForApproval(t *testing.T) {
 		d.users[userDN("u02")] = fakeUser{username: "u02", locked: true}
 		d.users[userDN("new")] = fakeUser{username: "new"}
 		first := b.run(t, connectors.ImportFull)
-		if first.Status != identities.ImportAwaitingApproval || first.Counts.RiskPercent != 15 || first.Changed() == false ||
+		if first.Status != imports.ImportAwaitingApproval || first.Counts.RiskPercent != 15 || first.Changed() == false ||
 			!strings.Contains(first.Message, "would delete 2 and lock 1 of 20 accounts (15.0%") {
 			t.Fatalf("over the threshold: %s %+v", first.Status, first.Counts)
 		}
@@ -360,7 +362,7 @@ func TestImportThresholdWaitsForApproval(t *testing.T) {
 		}
 		// Running again supersedes the waiting plan with a fresh one.
 		second := b.run(t, connectors.ImportFull)
-		if old, _ := b.Importer.GetImport(b.Ctx, first.ID); old.Status != identities.ImportSuperseded {
+		if old, _ := b.Importer.GetImport(b.Ctx, first.ID); old.Status != imports.ImportSuperseded {
 			t.Errorf("first plan: %s", old.Status)
 		}
 		if _, err := b.Importer.Approve(b.Ctx, first.ID, "admin"); !errors.Is(err, identities.ErrConflict) {
@@ -375,12 +377,12 @@ func TestImportThresholdWaitsForApproval(t *testing.T) {
 		if err != nil || strings.Join(ops, ", ") != "account.create newenabled, account.update u02locked, account.delete u00deleted, account.delete u01deleted" {
 			t.Errorf("planned changes: %v %v", ops, err)
 		}
-		list, total, err := b.Importer.ListImports(b.Ctx, identities.ImportFilter{ConnectorID: b.rec.ID, Status: identities.ImportAwaitingApproval})
+		list, total, err := b.Importer.ListImports(b.Ctx, imports.ImportFilter{ConnectorID: b.rec.ID, Status: imports.ImportAwaitingApproval})
 		if err != nil || total != 1 || list[0].ID != second.ID || len(list[0].Changes) != 0 {
 			t.Errorf("list: %d %+v %v", total, list, err)
 		}
 		applied, err := b.Importer.Approve(b.Ctx, second.ID, "admin")
-		if err != nil || applied.Status != identities.ImportApplied || applied.DecidedBy != "admin" || applied.AppliedAt == nil {
+		if err != nil || applied.Status != imports.ImportApplied || applied.DecidedBy != "admin" || applied.AppliedAt == nil {
 			t.Fatalf("approve: %+v %v", applied, err)
 		}
 		acc := b.accounts(t)
@@ -393,7 +395,7 @@ func TestImportThresholdWaitsForApproval(t *testing.T) {
 		if _, err := b.Importer.Approve(b.Ctx, second.ID, "admin"); !errors.Is(err, identities.ErrConflict) {
 			t.Errorf("approve twice: %v", err)
 		}
-		var rec connectors.Record
+		var rec configured.Record
 		b.DB.Gorm.Where("id = ?", b.rec.ID).Take(&rec)
 		if rec.ImportCookie != "n:3" {
 			t.Errorf("cookie after approval: %q", rec.ImportCookie)
@@ -405,13 +407,13 @@ func TestImportThresholdWaitsForApproval(t *testing.T) {
 		}
 		plan := b.run(t, connectors.ImportDelta)
 		rejected, err := b.Importer.Reject(b.Ctx, plan.ID, "admin")
-		if err != nil || rejected.Status != identities.ImportRejected {
+		if err != nil || rejected.Status != imports.ImportRejected {
 			t.Fatalf("reject: %+v %v", rejected, err)
 		}
 		if acc := b.accounts(t); acc["u03"].Status != "enabled" {
 			t.Errorf("changed after rejection: %+v", acc["u03"])
 		}
-		if again := b.run(t, connectors.ImportDelta); again.Status != identities.ImportAwaitingApproval {
+		if again := b.run(t, connectors.ImportDelta); again.Status != imports.ImportAwaitingApproval {
 			t.Errorf("after rejection: %s", again.Status)
 		}
 		events, _, _ := audit.List(b.Ctx, b.DB.Gorm, audit.Filter{})
@@ -429,7 +431,7 @@ func TestImportThresholdWaitsForApproval(t *testing.T) {
 		}
 		// A threshold of 100 never stops.
 		d.threshold = 100
-		if imp := b.run(t, connectors.ImportDelta); imp.Status != identities.ImportApplied || imp.Counts.AccountsDeleted != 5 {
+		if imp := b.run(t, connectors.ImportDelta); imp.Status != imports.ImportApplied || imp.Counts.AccountsDeleted != 5 {
 			t.Errorf("threshold 100: %s %+v", imp.Status, imp.Counts)
 		}
 		b2, _ := json.Marshal(applied)

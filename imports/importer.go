@@ -1,8 +1,9 @@
-package identities
+package imports
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -12,6 +13,9 @@ import (
 
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
+	"github.com/provisor/provisor/database"
+	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/input"
 )
 
@@ -28,10 +32,6 @@ const (
 
 // ImportStatuses lists the statuses in the order a filter offers them.
 var ImportStatuses = []string{ImportAwaitingApproval, ImportApproved, ImportRejected, ImportApplied, ImportSuperseded}
-
-// ErrConflict is wrapped by errors about an action that does not apply to
-// an import's status (approving a rejected import).
-var ErrConflict = fmt.Errorf("%w", input.ErrConflict)
 
 // DefaultDeletionThreshold is the share (percent) of a connector's accounts
 // an import may delete or lock without approval, unless the connector says
@@ -157,15 +157,17 @@ type PlannedChange struct {
 // importing the same connector at once both compute and apply a plan; the
 // plans state the result wanted, so the second one finds little to do.
 type Importer struct {
-	s *Service
+	db         *gorm.DB
+	connectors *configured.Store
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
 }
 
-// NewImporter returns the importer of s's tables.
-func NewImporter(s *Service) *Importer {
-	return &Importer{s: s, locks: map[string]*sync.Mutex{}}
+// NewImporter returns the importer of the connectors of store into the
+// portal's tables in db.
+func NewImporter(db *gorm.DB, store *configured.Store) *Importer {
+	return &Importer{db: db, connectors: store, locks: map[string]*sync.Mutex{}}
 }
 
 func (im *Importer) lock(connectorID string) func() {
@@ -185,7 +187,7 @@ func (im *Importer) lock(connectorID string) func() {
 // (empty when none). Errors from the connector keep their classification.
 func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors.ImportMode, jobID string) (*Import, error) {
 	defer im.lock(connectorID)()
-	rec, conn, err := im.s.connectors.OpenByID(ctx, connectorID)
+	rec, conn, err := im.connectors.OpenByID(ctx, connectorID)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +224,7 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 	if jobID != "" {
 		imp.JobID = &jobID
 	}
-	err = im.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = im.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		st, err := loadState(tx, rec.ID)
 		if err != nil {
 			return err
@@ -252,7 +254,7 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 		now := time.Now().UTC()
 		imp.Status, imp.AppliedAt = ImportApplied, &now
 		imp.Message = col.noted(imp.summary())
-		if err := im.s.connectors.SaveImportCookieTx(tx, rec.ID, next); err != nil {
+		if err := im.connectors.SaveImportCookieTx(tx, rec.ID, next); err != nil {
 			return err
 		}
 		return im.save(tx, imp)
@@ -314,7 +316,7 @@ type ImportFilter struct {
 // ListImports returns imports newest first, without their planned changes,
 // and how many match.
 func (im *Importer) ListImports(ctx context.Context, f ImportFilter) ([]Import, int64, error) {
-	q := im.s.db.WithContext(ctx).Model(&Import{})
+	q := im.db.WithContext(ctx).Model(&Import{})
 	if f.ConnectorID != "" {
 		q = q.Where("connector_id = ?", f.ConnectorID)
 	}
@@ -328,15 +330,9 @@ func (im *Importer) ListImports(ctx context.Context, f ImportFilter) ([]Import, 
 	default:
 		q = q.Where("job_id IN ?", f.JobIDs)
 	}
-	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, err
-	}
-	if f.Limit <= 0 || f.Limit > 500 {
-		f.Limit = 50
-	}
-	var out []Import
-	if err := q.Omit("changes").Order("created_at DESC, id").Limit(f.Limit).Offset(f.Offset).Find(&out).Error; err != nil {
+	out, total, err := database.FindPage[Import](q, "created_at DESC, id", database.PageLimit(f.Limit, 50), f.Offset,
+		func(q *gorm.DB) *gorm.DB { return q.Omit("changes") })
+	if err != nil {
 		return nil, 0, err
 	}
 	for i := range out {
@@ -349,7 +345,7 @@ func (im *Importer) ListImports(ctx context.Context, f ImportFilter) ([]Import, 
 
 // GetImport returns one import with its planned changes.
 func (im *Importer) GetImport(ctx context.Context, id string) (*Import, error) {
-	imp, err := get[Import](ctx, im.s.db, id)
+	imp, err := getImport(ctx, im.db, id)
 	if err != nil {
 		return nil, err
 	}
@@ -391,7 +387,7 @@ func (im *Importer) decide(ctx context.Context, id, actor string, approve bool) 
 		return nil, err
 	}
 	defer im.lock(imp.ConnectorID)()
-	err = im.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = im.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		now := time.Now().UTC()
 		status := map[bool]string{true: ImportApproved, false: ImportRejected}[approve]
 		res := tx.Model(&Import{}).Where("id = ? AND status = ?", id, ImportAwaitingApproval).
@@ -404,12 +400,12 @@ func (im *Importer) decide(ctx context.Context, id, actor string, approve bool) 
 			if err := tx.Select("status").Where("id = ?", id).Take(&cur).Error; err != nil {
 				return err
 			}
-			return fmt.Errorf("%w: import %s is %s, not awaiting approval", ErrConflict, id, cur.Status)
+			return fmt.Errorf("%w: import %s is %s, not awaiting approval", identities.ErrConflict, id, cur.Status)
 		}
 		action := "import.reject"
 		if approve {
 			action = "import.approve"
-			var rec connectors.Record
+			var rec configured.Record
 			if err := tx.Where("id = ?", imp.ConnectorID).Take(&rec).Error; err != nil {
 				return err
 			}
@@ -423,7 +419,7 @@ func (im *Importer) decide(ctx context.Context, id, actor string, approve bool) 
 			if err != nil {
 				return err
 			}
-			if err := im.s.connectors.SaveImportCookieTx(tx, rec.ID, imp.Cookie); err != nil {
+			if err := im.connectors.SaveImportCookieTx(tx, rec.ID, imp.Cookie); err != nil {
 				return err
 			}
 			if err := tx.Model(&Import{}).Where("id = ?", id).Updates(map[string]any{"status": ImportApplied, "applied_at": now, "counts": string(counts)}).Error; err != nil {
@@ -450,4 +446,19 @@ func (im *Importer) RunJob(ctx context.Context, connectorID string, mode connect
 	}
 	return connectors.Result{Changed: imp.Status == ImportApplied && imp.Changed(), Message: imp.Message,
 		Steps: imp.steps, Warning: imp.Status == ImportAwaitingApproval}, nil
+}
+
+func getImport(ctx context.Context, db *gorm.DB, id string) (*Import, error) {
+	if !input.ID(id) {
+		return nil, identities.ErrNotFound
+	}
+	var out Import
+	err := db.WithContext(ctx).Where("id = ?", id).Take(&out).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, identities.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

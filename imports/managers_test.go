@@ -1,4 +1,4 @@
-package identities_test
+package imports_test
 
 import (
 	"strings"
@@ -6,8 +6,10 @@ import (
 
 	"github.com/provisor/provisor/audit"
 	"github.com/provisor/provisor/connectors"
+	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 )
 
 // managerOf returns the username of the manager of the identity of the
@@ -169,7 +171,7 @@ func TestImportManagers(t *testing.T) {
 			delete(d.users, userDN(u))
 		}
 		plan := b.run(t, connectors.ImportFull)
-		if plan.Status != identities.ImportAwaitingApproval || plan.Counts.ManagersSet != 1 {
+		if plan.Status != imports.ImportAwaitingApproval || plan.Counts.ManagersSet != 1 {
 			t.Fatalf("plan: %s %+v", plan.Status, plan.Counts)
 		}
 		got, err := b.Importer.GetImport(b.Ctx, plan.ID)
@@ -178,7 +180,7 @@ func TestImportManagers(t *testing.T) {
 		}
 		var ops []string
 		for _, c := range got.Changes {
-			if c.Op == identities.ChangeSetManager {
+			if c.Op == imports.ChangeSetManager {
 				ops = append(ops, c.Username+"->"+*c.Manager)
 			}
 		}
@@ -216,7 +218,7 @@ func TestImportManagersOff(t *testing.T) {
 		t.Errorf("stated manager kept with managers off: %q", acc["alice"].ManagerExternalID)
 	}
 	// Another connector set alice's manager: this one does not take it over.
-	other, err := b.Connectors.Create(b.Ctx, connectors.Input{Name: "Other", Type: "fakedir"})
+	other, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Other", Type: "fakedir"})
 	if err != nil {
 		t.Fatal(err)
 	}
