@@ -3,10 +3,12 @@ package provlog
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 
@@ -22,17 +24,12 @@ type Log struct {
 // New returns the log stored in db.
 func New(db *gorm.DB) *Log { return &Log{db: db} }
 
-// insertBatch bounds the rows of one INSERT: 35 columns each stay under
-// both dialects' limit of parameters. SQLite binds a statement's
-// parameters in a time that grows faster than their number (500 rows
-// take twenty times as long as ten statements of 50), so it gets smaller
-// statements.
-const (
-	insertBatch       = 500
-	insertBatchSQLite = 50
-)
+// insertBatch bounds the rows of one INSERT on PostgreSQL: 35 columns
+// each stay under its limit of parameters.
+const insertBatch = 500
 
-// InsertTx writes entries in tx, in one statement per few hundred.
+// InsertTx writes entries in tx: on PostgreSQL in one statement per few
+// hundred, on SQLite in one statement of one parameter (insertSQLiteTx).
 func InsertTx(tx *gorm.DB, entries []Entry) error {
 	if len(entries) == 0 {
 		return nil
@@ -40,14 +37,65 @@ func InsertTx(tx *gorm.DB, entries []Entry) error {
 	for i := range entries {
 		entries[i].Prepare()
 	}
-	size := insertBatch
-	if tx.Dialector.Name() != database.Postgres {
-		size = insertBatchSQLite
+	var err error
+	if tx.Dialector.Name() == database.Postgres {
+		err = tx.CreateInBatches(&entries, insertBatch).Error
+	} else {
+		err = insertSQLiteTx(tx, entries)
 	}
-	if err := tx.CreateInBatches(&entries, size).Error; err != nil {
+	if err != nil {
 		return fmt.Errorf("provlog: write %d entries: %w", len(entries), err)
 	}
 	return nil
+}
+
+// insertColumns are the columns insertSQLiteTx writes, in the order of
+// sqliteRow.
+var insertColumns = []string{"id", "at", "duration_ms", "connector_id", "connector_name", "connector_type", "action",
+	"operation", "kind", "identity_id", "identity_name", "identity_email", "target_username", "target_external_id",
+	"entitlement_name", "entitlement_external_id", "initiated_by", "trigger", "instance_id", "task_id", "task_name",
+	"job_id", "job_seq", "attempt", "status", "error_class", "error_code", "error_message", "request_id", "message",
+	"steps", "changes", "search"}
+
+// insertSQLite reads the rows of insertSQLiteTx out of its one parameter.
+var insertSQLite = func() string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO provisioning_logs (" + strings.Join(insertColumns, ", ") + ") SELECT ")
+	for i := range insertColumns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "value ->> %d", i)
+	}
+	b.WriteString(" FROM json_each(?)")
+	return b.String()
+}()
+
+// sqliteTime is how the SQLite driver writes a time, the form every
+// query on SQLite compares with.
+const sqliteTime = "2006-01-02 15:04:05.999999999-07:00"
+
+// insertSQLiteTx writes entries on SQLite as one JSON array in one
+// parameter. The driver binds a statement's parameters in a time that
+// grows with the square of their number (it looks each one up among all
+// of them), which made a multi-row INSERT of 35 parameters a row the
+// larger part of a job's result transaction; the transaction holds the
+// database's only writer lock meanwhile.
+func insertSQLiteTx(tx *gorm.DB, entries []Entry) error {
+	rows := make([][]any, len(entries))
+	for i := range entries {
+		e := &entries[i]
+		rows[i] = []any{e.ID, e.At.UTC().Format(sqliteTime), e.DurationMS, e.ConnectorID, e.ConnectorName,
+			e.ConnectorType, e.Action, e.Operation, e.Kind, e.IdentityID, e.IdentityName, e.IdentityEmail,
+			e.TargetUsername, e.TargetExternalID, e.EntitlementName, e.EntitlementExternalID, e.InitiatedBy, e.Trigger,
+			e.InstanceID, e.TaskID, e.TaskName, e.JobID, e.JobSeq, e.Attempt, e.Status, e.ErrorClass, e.ErrorCode,
+			e.ErrorMessage, e.RequestID, e.Message, e.StepsJSON, e.ChangesJSON, e.Search}
+	}
+	b, err := json.Marshal(rows)
+	if err != nil {
+		return err
+	}
+	return tx.Exec(insertSQLite, string(b)).Error
 }
 
 // Filter selects entries. Zero fields select all.
@@ -104,9 +152,21 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
+// searchWhere selects the entries with an identifier that contains t
+// (lowercase). PostgreSQL answers the LIKE from the trigram index on
+// search. On SQLite the full-text table of trigrams does (migration 021):
+// it takes a LIKE without ESCAPE and of three characters or more, so a
+// shorter term or one with a wildcard character reads the column itself.
+func searchWhere(q *gorm.DB, t string) *gorm.DB {
+	if q.Dialector.Name() != database.Postgres && utf8.RuneCountInString(t) >= 3 && !strings.ContainsAny(t, `%_\`) {
+		return q.Where(`rowid IN (SELECT rowid FROM provisioning_logs_search WHERE search LIKE ?)`, "%"+t+"%")
+	}
+	return q.Where(`search LIKE ? ESCAPE '\'`, "%"+escapeLike(t)+"%")
+}
+
 func (f *Filter) apply(q *gorm.DB) *gorm.DB {
 	if t := strings.ToLower(strings.TrimSpace(input.Search(f.Query))); t != "" {
-		q = q.Where(`search LIKE ? ESCAPE '\'`, "%"+escapeLike(t)+"%")
+		q = searchWhere(q, t)
 	}
 	if f.ConnectorID != "" {
 		q = q.Where("connector_id = ?", f.ConnectorID)
