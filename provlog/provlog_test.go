@@ -21,7 +21,7 @@ import (
 	"github.com/provisor/provisor/provlog"
 )
 
-func open(t *testing.T, dialect string) (*database.DB, *provlog.Log) {
+func open(t testing.TB, dialect string) (*database.DB, *provlog.Log) {
 	t.Helper()
 	db := dbtest.Open(t, dialect)
 	return db, provlog.New(db.Gorm)
