@@ -158,13 +158,21 @@ func escapeLike(s string) string {
 // (lowercase). On SQLite the full-text table of trigrams answers (migration
 // 021): it takes a LIKE without ESCAPE and of three characters or more, so
 // a shorter term or one with a wildcard character reads the column itself.
-// PostgreSQL answers from the trigram index on search (indexWord).
+// PostgreSQL answers from the trigram index on search. Both are given the
+// rarest word of the term (indexWord).
 func searchWhere(q *gorm.DB, t string) *gorm.DB {
 	if q.Dialector.Name() != database.Postgres {
-		if utf8.RuneCountInString(t) >= 3 && !strings.ContainsAny(t, `%_\`) {
-			return q.Where(`rowid IN (SELECT rowid FROM provisioning_logs_search WHERE search LIKE ?)`, "%"+t+"%")
+		if utf8.RuneCountInString(t) < 3 || strings.ContainsAny(t, `%_\`) {
+			return q.Where(`search LIKE ? ESCAPE '\'`, "%"+escapeLike(t)+"%")
 		}
-		return q.Where(`search LIKE ? ESCAPE '\'`, "%"+escapeLike(t)+"%")
+		// The full-text index has the trigram GIN index's weakness and gets
+		// the same help.
+		w := indexWord(q, t)
+		q = q.Where(`rowid IN (SELECT rowid FROM provisioning_logs_search WHERE search LIKE ?)`, "%"+w+"%")
+		if w != t {
+			q = q.Where("instr(search, ?) > 0", t)
+		}
+		return q
 	}
 	if w := indexWord(q, t); w != t {
 		// The index finds the entries with the rarest word; each of them
