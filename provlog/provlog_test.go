@@ -102,7 +102,8 @@ func TestSearchByEveryIdentifierInAnyCase(t *testing.T) {
 }
 
 // Terms too short for the trigram index, terms with LIKE's wildcard
-// characters, and letters outside ASCII in any case find what they name.
+// characters, letters outside ASCII in any case, and terms of several words
+// (each found, but only the whole term selects) find what they name.
 func TestSearchShortTermsWildcardsAndAccents(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, dialect string) {
@@ -117,6 +118,8 @@ func TestSearchShortTermsWildcardsAndAccents(t *testing.T) {
 		for q, want := range map[string][]string{
 			"ÅNGSTRÖM": {"zangstrom"}, "zoË": {"zangstrom"}, "BO": {"bo_li", "boalix"}, "o_l": {"bo_li"},
 			"BO_LI@": {"bo_li"}, "o%l": {}, "Ë": {"zangstrom"}, "Lix": {"boalix"},
+			// Each word is found, but not the whole term.
+			"BOA LIX": {"boalix"}, "lix boa": {}, "zangstrom,ou=people": {"zangstrom"}, "people,ou=zangstrom": {},
 		} {
 			got, _, err := l.Search(context.Background(), provlog.Filter{Query: q})
 			if err != nil {
