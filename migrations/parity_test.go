@@ -54,9 +54,33 @@ func readSchema(t *testing.T, db *database.DB, pgConstraints map[string]string) 
 		scan(rows(`SELECT tablename, indexname FROM pg_indexes WHERE schemaname = current_schema()`),
 			func(tbl, idx string) { s.indexes = append(s.indexes, tbl+"."+indexName(pgConstraints, tbl, idx)) })
 	} else {
+		// A full-text table (FTS5, with its shadow tables) is SQLite's
+		// form of an index: it counts as the index of its name on the
+		// table it takes its content from.
+		fts := map[string]bool{}
+		scan(rows(`SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE % USING fts5%'`),
+			func(name, sql string) {
+				fts[name] = true
+				_, rest, _ := strings.Cut(sql, "content = '")
+				if content, _, ok := strings.Cut(rest, "'"); ok {
+					s.indexes = append(s.indexes, content+"."+name)
+				}
+			})
+		shadow := func(tbl string) bool {
+			for name := range fts {
+				if tbl == name || strings.HasPrefix(tbl, name+"_") {
+					return true
+				}
+			}
+			return false
+		}
 		var tables []string
 		scan(rows(`SELECT name, type FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`),
-			func(tbl, _ string) { tables = append(tables, tbl) })
+			func(tbl, _ string) {
+				if !shadow(tbl) {
+					tables = append(tables, tbl)
+				}
+			})
 		for _, tbl := range tables {
 			r := rows(`SELECT name, '' FROM pragma_table_info(?)`, tbl)
 			scan(r, func(col, _ string) { s.columns[tbl] = append(s.columns[tbl], col) })

@@ -30,6 +30,29 @@ func Neutralize(s string) string {
 	return s
 }
 
+// Download formats: what Download writes.
+const (
+	FormatCSV  = "csv"
+	FormatJSON = "json"
+)
+
+// ContentType is the media type of a download in format.
+func ContentType(format string) string {
+	if format == FormatJSON {
+		return "application/json; charset=utf-8"
+	}
+	return "text/csv; charset=utf-8"
+}
+
+// Download writes the entries f selects to w in format (FormatCSV or
+// FormatJSON), streamed: the portal's download and the API's are this.
+func (l *Log) Download(ctx context.Context, w io.Writer, f Filter, format string) error {
+	if format == FormatJSON {
+		return l.WriteJSON(ctx, w, f)
+	}
+	return l.WriteCSV(ctx, w, f)
+}
+
 // WriteCSV writes the entries f selects to w as CSV, streamed.
 func (l *Log) WriteCSV(ctx context.Context, w io.Writer, f Filter) error {
 	bw := bufio.NewWriterSize(w, 64<<10)

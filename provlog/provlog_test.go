@@ -21,7 +21,7 @@ import (
 	"github.com/provisor/provisor/provlog"
 )
 
-func open(t *testing.T, dialect string) (*database.DB, *provlog.Log) {
+func open(t testing.TB, dialect string) (*database.DB, *provlog.Log) {
 	t.Helper()
 	db := dbtest.Open(t, dialect)
 	return db, provlog.New(db.Gorm)
@@ -97,6 +97,41 @@ func TestSearchByEveryIdentifierInAnyCase(t *testing.T) {
 		e, err := l.Get(context.Background(), ada.ID)
 		if err != nil || e.Recommendation == "" || len(e.Steps) != 1 {
 			t.Errorf("get: %+v %v", e, err)
+		}
+	})
+}
+
+// Terms too short for the trigram index, terms with LIKE's wildcard
+// characters, letters outside ASCII in any case, and terms of several words
+// (each found, but only the whole term selects) find what they name.
+func TestSearchShortTermsWildcardsAndAccents(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db, l := open(t, dialect)
+		now := time.Now().UTC()
+		insert(t, db, []provlog.Entry{
+			entry(now, "Zoë Ångström", "zoe@example.test", "zangstrom", "uid=zangstrom,ou=people,dc=example,dc=test"),
+			entry(now.Add(-time.Second), "Bo Li", "bo_li@example.test", "bo_li", "uid=bo_li,ou=people,dc=example,dc=test"),
+			entry(now.Add(-2*time.Second), "Boa Lix", "boalix@example.test", "boalix", "uid=boalix,ou=people,dc=example,dc=test"),
+		})
+		for q, want := range map[string][]string{
+			"ÅNGSTRÖM": {"zangstrom"}, "zoË": {"zangstrom"}, "BO": {"bo_li", "boalix"}, "o_l": {"bo_li"},
+			"BO_LI@": {"bo_li"}, "o%l": {}, "Ë": {"zangstrom"}, "Lix": {"boalix"},
+			// Each word is found, but not the whole term.
+			"BOA LIX": {"boalix"}, "lix boa": {}, "zangstrom,ou=people": {"zangstrom"}, "people,ou=zangstrom": {},
+		} {
+			got, _, err := l.Search(context.Background(), provlog.Filter{Query: q})
+			if err != nil {
+				t.Fatalf("search %q: %v", q, err)
+			}
+			var names []string
+			for _, e := range got {
+				names = append(names, e.TargetUsername)
+			}
+			if fmt.Sprint(names) != fmt.Sprint(want) {
+				t.Errorf("search %q: %v, want %v", q, names, want)
+			}
 		}
 	})
 }
@@ -225,6 +260,12 @@ func TestPruneDeletesOldEntriesInBatches(t *testing.T) {
 		db.Gorm.Table("provisioning_logs").Count(&left)
 		if left != 10 {
 			t.Errorf("%d entries left, want 10", left)
+		}
+		// The search index forgets the deleted entries.
+		for q, want := range map[string]int{"OLD": 0, "old1": 0, "NEW": 10, "new3": 1} {
+			if got, _, err := l.Search(context.Background(), provlog.Filter{Query: q, Limit: 100}); err != nil || len(got) != want {
+				t.Errorf("search %q after pruning: %d entries, want %d (%v)", q, len(got), want, err)
+			}
 		}
 	})
 }

@@ -73,6 +73,15 @@ type ProvisorResult struct {
 	Trigger, Elapsed   time.Duration
 }
 
+// add counts the runs of r in p, as one drain twice as long.
+func (p *ProvisorResult) add(r ProvisorResult) {
+	p.Runs += r.Runs
+	p.Jobs += r.Jobs
+	p.Failed += r.Failed
+	p.Trigger += r.Trigger
+	p.Elapsed += r.Elapsed
+}
+
 // JobsPerSec is the drain rate: connector jobs over the time from start to the last run's end.
 func (p ProvisorResult) JobsPerSec() float64 { return rate(p.Jobs, p.Elapsed) }
 

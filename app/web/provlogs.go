@@ -97,24 +97,14 @@ func (s *Server) logsDownload(c *fiber.Ctx) error {
 		format = "csv"
 	}
 	name := "provisioning-logs-" + time.Now().UTC().Format("20060102-150405") + "." + format
-	if format == "csv" {
-		c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
-	} else {
-		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
-	}
+	c.Set(fiber.HeaderContentType, provlog.ContentType(format))
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+name+`"`)
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	logs, log := s.Logs, s.Log
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 		defer cancel()
-		var err error
-		if format == "csv" {
-			err = logs.WriteCSV(ctx, w, f)
-		} else {
-			err = logs.WriteJSON(ctx, w, f)
-		}
-		if err != nil {
+		if err := logs.Download(ctx, w, f, format); err != nil {
 			log.Warn("provisioning log download ended early", "err", err)
 		}
 	})

@@ -2,6 +2,7 @@ package ldap
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	ldapv3 "github.com/go-ldap/ldap/v3"
@@ -58,13 +59,32 @@ func (d *Directory) changeMembers(ctx context.Context, ms []connectors.Membershi
 	// after a cut one starts over (the changes are idempotent).
 	var rs []connectors.Result
 	var es []error
+	// The steps of each membership: the lookup all of them shared, and the
+	// modify of its group.
+	var steps [][]connectors.Step
 	err := d.do(ctx, func(c *ldapv3.Conn) error {
-		rs, es = make([]connectors.Result, len(ms)), make([]error, len(ms))
+		rs, es, steps = make([]connectors.Result, len(ms)), make([]error, len(ms)), make([][]connectors.Step, len(ms))
 		accounts := make([]connectors.Account, len(todo))
 		for k, i := range todo {
 			accounts[k] = ms[i].Account
 		}
+		t := connectors.NewTimer()
 		dns, lookErrs, err := d.findUsers(c, accounts)
+		t.Step("lookup", fmt.Sprintf("find %d account(s) in one search", len(accounts)), err)
+		lookup := t.Steps[0]
+		for k, i := range todo {
+			st := lookup
+			switch {
+			case err != nil:
+			case lookErrs[k] != nil:
+				st.Failed, st.Detail = true, st.Detail+": "+lookErrs[k].Error()
+			case dns[k] == "":
+				st.Detail += ": none for " + ms[i].Account.Username
+			default:
+				st.Detail += ": " + dns[k]
+			}
+			steps[i] = []connectors.Step{st}
+		}
 		if err != nil {
 			return err
 		}
@@ -88,7 +108,16 @@ func (d *Directory) changeMembers(ctx context.Context, ms []connectors.Membershi
 			}
 		}
 		for _, g := range groups {
-			if err := d.changeGroup(c, byGroup[g], grant, rs, es); err != nil {
+			t := connectors.NewTimer()
+			err := d.changeGroup(c, byGroup[g], grant, rs, es)
+			verb := map[bool]string{true: "add %d member(s) to %s", false: "remove %d member(s) from %s"}[grant]
+			t.Step("modify", fmt.Sprintf(verb, len(byGroup[g]), byGroup[g][0].m.Entitlement.ExternalID), err)
+			for _, ch := range byGroup[g] {
+				st := t.Steps[0]
+				st.Failed = st.Failed || es[ch.i] != nil
+				steps[ch.i] = append(steps[ch.i], st)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -102,6 +131,9 @@ func (d *Directory) changeMembers(ctx context.Context, ms []connectors.Membershi
 			errs[i] = classify(what(ms[i]), es[i])
 		default:
 			results[i] = rs[i]
+		}
+		if steps != nil {
+			results[i].Steps = steps[i]
 		}
 	}
 	return results, errs
@@ -130,7 +162,7 @@ func (d *Directory) changeGroup(c *ldapv3.Conn, changes []memberChange, grant bo
 	switch {
 	case err == nil:
 		for _, ch := range changes {
-			rs[ch.i] = changed(ch.m.Account, e, grant)
+			rs[ch.i] = d.changed(ch.m.Account, e, ch.dn, grant)
 		}
 		return nil
 	case isConnectionError(err):

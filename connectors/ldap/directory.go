@@ -212,34 +212,58 @@ func noAccount(a connectors.Account) error {
 
 // onAccount runs fn on a connection with the account's entry, which must
 // exist; what names the operation in the error.
-func (d *Directory) onAccount(ctx context.Context, a connectors.Account, what string, fn func(c *ldapv3.Conn, u *user) (connectors.Result, error)) (connectors.Result, error) {
+// The steps of an operation start at the lookup and go on on the same
+// connection; fn records its own (modify) on t.
+func (d *Directory) onAccount(ctx context.Context, a connectors.Account, what string, fn func(c *ldapv3.Conn, u *user, t *connectors.Timer) (connectors.Result, error)) (connectors.Result, error) {
 	var res connectors.Result
+	var t *connectors.Timer
 	err := d.do(ctx, func(c *ldapv3.Conn) error {
+		t = connectors.NewTimer()
 		u, err := d.findUser(c, a)
+		if err == nil && u == nil {
+			err = noAccount(a)
+		}
+		t.Step("lookup", lookupDetail(a, u), err)
 		if err != nil {
 			return err
 		}
-		if u == nil {
-			return noAccount(a)
-		}
-		res, err = fn(c, u)
+		res, err = fn(c, u, t)
 		return err
 	})
+	if t != nil {
+		res.Steps = t.Steps
+	}
 	if err != nil {
-		return connectors.Result{}, classify(what, err)
+		return connectors.Result{Steps: res.Steps}, classify(what, err)
 	}
 	return res, nil
+}
+
+// lookupDetail says what the lookup of a looked for and found.
+func lookupDetail(a connectors.Account, u *user) string {
+	what := "find the account " + a.Username
+	if a.ExternalID != "" {
+		what = "read " + a.ExternalID
+	}
+	if u == nil {
+		return what + ": none"
+	}
+	return what + ": " + u.DN
 }
 
 // CreateAccount adds the account, or links to the one that exists.
 func (d *Directory) CreateAccount(ctx context.Context, a connectors.Account) (connectors.Result, error) {
 	var res connectors.Result
+	var t *connectors.Timer
 	err := d.do(ctx, func(c *ldapv3.Conn) error {
+		t = connectors.NewTimer()
 		u, err := d.findUser(c, connectors.Account{Username: a.Username})
+		t.Step("lookup", lookupDetail(connectors.Account{Username: a.Username}, u), err)
 		if err != nil {
 			return err
 		}
 		if u != nil {
+			t.Step("claim", "link the existing entry "+u.DN, nil)
 			res = connectors.Result{ExternalID: normDN(u.DN), Message: "account " + a.Username + " already exists (" + u.DN + ")"}
 			return nil
 		}
@@ -249,21 +273,46 @@ func (d *Directory) CreateAccount(ctx context.Context, a connectors.Account) (co
 		}
 		err = c.Add(req)
 		if resultCode(err) == ldapv3.LDAPResultEntryAlreadyExists {
+			t.Step("modify", "add "+dn+": it exists", nil)
 			// Added by an earlier attempt whose answer was lost, or an entry
 			// at that DN that is not this account.
 			if u, ferr := d.findUser(c, connectors.Account{Username: a.Username}); ferr == nil && u != nil {
+				t.Step("claim", "link the existing entry "+u.DN, nil)
 				res = connectors.Result{ExternalID: normDN(u.DN), Message: "account " + a.Username + " already exists (" + u.DN + ")"}
 				return nil
 			}
+			t.Step("lookup", "find the account "+a.Username+" at "+dn, err)
 			return fmt.Errorf("%s exists but is not the account %s: %w", dn, a.Username, err)
 		}
+		t.Step("modify", "add "+dn, err)
 		if err != nil {
 			return err
 		}
-		res = connectors.Result{Changed: true, ExternalID: normDN(dn), Message: "account " + a.Username + " created (" + dn + ")"}
+		res = connectors.Result{Changed: true, ExternalID: normDN(dn), Message: "account " + a.Username + " created (" + dn + ")",
+			Changes: addedProperties(dn, req)}
 		return nil
 	})
+	if t != nil {
+		res.Steps = t.Steps
+	}
 	return res, classify("create "+a.Username, err)
+}
+
+// secretAttributes are never shown among an entry's modified properties.
+var secretAttributes = map[string]bool{"userpassword": true, "unicodepwd": true}
+
+// addedProperties are the attributes of a new entry, as modified
+// properties (nothing before), its passwords left out.
+func addedProperties(dn string, req *ldapv3.AddRequest) []connectors.PropertyChange {
+	out := []connectors.PropertyChange{{Name: "dn", New: dn}}
+	for _, attr := range req.Attributes {
+		if secretAttributes[strings.ToLower(attr.Type)] {
+			out = append(out, connectors.PropertyChange{Name: attr.Type, New: "(set)"})
+			continue
+		}
+		out = append(out, connectors.PropertyChange{Name: attr.Type, New: strings.Join(attr.Vals, "; ")})
+	}
+	return out
 }
 
 // addRequest builds the entry of a new account.
@@ -362,8 +411,11 @@ func (d *Directory) addRequest(a connectors.Account) (string, *ldapv3.AddRequest
 // Directory drops the links of a deleted object itself.
 func (d *Directory) DeleteAccount(ctx context.Context, a connectors.Account) (connectors.Result, error) {
 	var res connectors.Result
+	var t *connectors.Timer
 	err := d.do(ctx, func(c *ldapv3.Conn) error {
+		t = connectors.NewTimer()
 		u, err := d.findUser(c, a)
+		t.Step("lookup", lookupDetail(a, u), err)
 		if err != nil {
 			return err
 		}
@@ -375,6 +427,7 @@ func (d *Directory) DeleteAccount(ctx context.Context, a connectors.Account) (co
 			// An entry deleted before may still be listed where nothing
 			// removed it.
 			left, stuck, err := d.leaveGroups(c, a.ExternalID)
+			t.Step("modify", "remove "+a.ExternalID+" from its groups", err)
 			if err != nil {
 				return err
 			}
@@ -389,7 +442,9 @@ func (d *Directory) DeleteAccount(ctx context.Context, a connectors.Account) (co
 		}
 		var left, stuck []string
 		if !d.flavor.linkedMembers {
-			if left, stuck, err = d.leaveGroups(c, u.DN); err != nil {
+			left, stuck, err = d.leaveGroups(c, u.DN)
+			t.Step("modify", "remove "+u.DN+" from its groups", err)
+			if err != nil {
 				return err
 			}
 			if len(stuck) > 0 {
@@ -401,8 +456,10 @@ func (d *Directory) DeleteAccount(ctx context.Context, a connectors.Account) (co
 				return permanent(errors.New(msg))
 			}
 		}
-		res = connectors.Result{Changed: true, Message: "account " + a.Username + " deleted (" + u.DN + ")"}
+		res = connectors.Result{Changed: true, Message: "account " + a.Username + " deleted (" + u.DN + ")",
+			Changes: []connectors.PropertyChange{{Name: "dn", Old: u.DN}}}
 		err = c.Del(ldapv3.NewDelRequest(u.DN, nil))
+		t.Step("modify", "delete "+u.DN, err)
 		if resultCode(err) == ldapv3.LDAPResultNoSuchObject {
 			res = connectors.Result{Changed: len(left) > 0, Message: "account " + a.Username + " does not exist"}
 		} else if err != nil {
@@ -413,6 +470,9 @@ func (d *Directory) DeleteAccount(ctx context.Context, a connectors.Account) (co
 		}
 		return nil
 	})
+	if t != nil {
+		res.Steps = t.Steps
+	}
 	return res, classify("delete "+a.Username, err)
 }
 
@@ -490,9 +550,10 @@ func (d *Directory) Unlock(ctx context.Context, a connectors.Account) (connector
 }
 
 func (d *Directory) setEnabled(ctx context.Context, a connectors.Account, enable bool, action string) (connectors.Result, error) {
-	return d.onAccount(ctx, a, action+" "+a.Username, func(c *ldapv3.Conn, u *user) (connectors.Result, error) {
+	return d.onAccount(ctx, a, action+" "+a.Username, func(c *ldapv3.Conn, u *user, t *connectors.Timer) (connectors.Result, error) {
 		req := ldapv3.NewModifyRequest(u.DN, nil)
 		var did []string
+		var props []connectors.PropertyChange
 		if d.flavor.accountControl {
 			uac := u.UAC
 			switch action {
@@ -504,17 +565,21 @@ func (d *Directory) setEnabled(ctx context.Context, a connectors.Account, enable
 			if uac != u.UAC {
 				req.Replace("userAccountControl", []string{strconv.FormatInt(uac, 10)})
 				did = append(did, map[bool]string{true: "enabled", false: "disabled"}[enable])
+				props = append(props, connectors.PropertyChange{Name: "userAccountControl", Old: strconv.FormatInt(u.UAC, 10), New: strconv.FormatInt(uac, 10)})
 			}
 			if enable && u.LockoutTime != "" && u.LockoutTime != "0" {
 				req.Replace("lockoutTime", []string{"0"})
 				did = append(did, "unlocked")
+				props = append(props, connectors.PropertyChange{Name: "lockoutTime", Old: u.LockoutTime, New: "0"})
 			}
 		} else if enable && u.Locked != "" {
 			req.Delete("pwdAccountLockedTime", nil)
 			did = append(did, "unlocked")
+			props = append(props, connectors.PropertyChange{Name: "pwdAccountLockedTime", Old: u.Locked})
 		} else if !enable && u.Locked != lockedForever {
 			req.Replace("pwdAccountLockedTime", []string{lockedForever})
 			did = append(did, "locked")
+			props = append(props, connectors.PropertyChange{Name: "pwdAccountLockedTime", Old: u.Locked, New: lockedForever})
 		}
 		if len(did) == 0 {
 			word := map[bool]string{true: "enabled", false: "disabled"}[enable]
@@ -524,13 +589,14 @@ func (d *Directory) setEnabled(ctx context.Context, a connectors.Account, enable
 			return connectors.Result{Message: "account " + a.Username + " was already " + word}, nil
 		}
 		err := c.Modify(req)
+		t.Step("modify", strings.Join(did, " and ")+" "+u.DN, err)
 		if resultCode(err) == ldapv3.LDAPResultNoSuchAttribute && enable {
 			return connectors.Result{Message: "account " + a.Username + " was already unlocked"}, nil
 		}
 		if err != nil {
 			return connectors.Result{}, err
 		}
-		return connectors.Result{Changed: true, Message: "account " + a.Username + " " + strings.Join(did, " and ")}, nil
+		return connectors.Result{Changed: true, Message: "account " + a.Username + " " + strings.Join(did, " and "), Changes: props}, nil
 	})
 }
 
@@ -557,8 +623,10 @@ func (d *Directory) Grant(ctx context.Context, a connectors.Account, e connector
 	if err := checkGroupDN(e); err != nil {
 		return connectors.Result{}, err
 	}
-	return d.onAccount(ctx, a, "add "+a.Username+" to "+groupName(e), func(c *ldapv3.Conn, u *user) (connectors.Result, error) {
-		return d.addMember(c, a, e, u.DN)
+	return d.onAccount(ctx, a, "add "+a.Username+" to "+groupName(e), func(c *ldapv3.Conn, u *user, t *connectors.Timer) (connectors.Result, error) {
+		r, err := d.addMember(c, a, e, u.DN)
+		t.Step("modify", "add "+u.DN+" to "+e.ExternalID, err)
+		return r, err
 	})
 }
 
@@ -577,15 +645,19 @@ func (d *Directory) addMember(c *ldapv3.Conn, a connectors.Account, e connectors
 	if err != nil {
 		return connectors.Result{}, err
 	}
-	return changed(a, e, true), nil
+	return d.changed(a, e, memberDN, true), nil
 }
 
-// changed is the result of a membership added (or removed).
-func changed(a connectors.Account, e connectors.Entitlement, added bool) connectors.Result {
+// changed is the result of a membership of memberDN added (or removed),
+// with the group's member attribute as its modified property.
+func (d *Directory) changed(a connectors.Account, e connectors.Entitlement, memberDN string, added bool) connectors.Result {
+	prop := connectors.PropertyChange{Name: d.cfg.GroupMemberAttribute + " of " + e.ExternalID}
 	if added {
-		return connectors.Result{Changed: true, Message: a.Username + " added to " + groupName(e)}
+		prop.New = memberDN
+		return connectors.Result{Changed: true, Message: a.Username + " added to " + groupName(e), Changes: []connectors.PropertyChange{prop}}
 	}
-	return connectors.Result{Changed: true, Message: a.Username + " removed from " + groupName(e)}
+	prop.Old = memberDN
+	return connectors.Result{Changed: true, Message: a.Username + " removed from " + groupName(e), Changes: []connectors.PropertyChange{prop}}
 }
 
 func noGroup(e connectors.Entitlement, err error) error {
@@ -603,8 +675,11 @@ func (d *Directory) Revoke(ctx context.Context, a connectors.Account, e connecto
 		return connectors.Result{}, err
 	}
 	var res connectors.Result
+	var t *connectors.Timer
 	err := d.do(ctx, func(c *ldapv3.Conn) error {
+		t = connectors.NewTimer()
 		u, err := d.findUser(c, a)
+		t.Step("lookup", lookupDetail(a, u), err)
 		if err != nil {
 			return err
 		}
@@ -613,8 +688,12 @@ func (d *Directory) Revoke(ctx context.Context, a connectors.Account, e connecto
 			return nil
 		}
 		res, err = d.removeMember(c, a, e, u.DN)
+		t.Step("modify", "remove "+u.DN+" from "+e.ExternalID, err)
 		return err
 	})
+	if t != nil {
+		res.Steps = t.Steps
+	}
 	return res, classify("remove "+a.Username+" from "+groupName(e), err)
 }
 
@@ -639,7 +718,7 @@ func (d *Directory) removeMember(c *ldapv3.Conn, a connectors.Account, e connect
 	if err != nil {
 		return connectors.Result{}, err
 	}
-	return changed(a, e, false), nil
+	return d.changed(a, e, memberDN, false), nil
 }
 
 // isMember reports whether memberDN is a direct member of the group.
@@ -727,7 +806,7 @@ func (d *Directory) Check(ctx context.Context) connectors.Health {
 // hashes it as its policy says. A password the directory's policy refuses
 // is a permanent error with the directory's message.
 func (d *Directory) SetPassword(ctx context.Context, a connectors.Account, password string) (connectors.Result, error) {
-	return d.onAccount(ctx, a, "set the password of "+a.Username, func(c *ldapv3.Conn, u *user) (connectors.Result, error) {
+	return d.onAccount(ctx, a, "set the password of "+a.Username, func(c *ldapv3.Conn, u *user, t *connectors.Timer) (connectors.Result, error) {
 		var err error
 		if d.flavor.unicodePwd {
 			req := ldapv3.NewModifyRequest(u.DN, nil)
@@ -736,6 +815,7 @@ func (d *Directory) SetPassword(ctx context.Context, a connectors.Account, passw
 		} else {
 			_, err = c.PasswordModify(ldapv3.NewPasswordModifyRequest(u.DN, "", password))
 		}
+		t.Step("modify", "set the password of "+u.DN, err)
 		if err != nil {
 			return connectors.Result{}, err
 		}
