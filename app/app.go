@@ -53,6 +53,9 @@ type App struct {
 	Logs       *provlog.Log
 	Scheduler  *Scheduler
 	HTTP       *fiber.App
+	Metrics    *Metrics
+
+	stopMetrics func(context.Context) error
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -117,7 +120,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		db.Close()
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, DB: db}
+	a := &App{Config: cfg, Log: log, DB: db, Metrics: newMetrics(db)}
 	registry := connectors.NewRegistry(append([]connectors.Type{builtin.Type(db.Gorm, db.WriteRelaxed), ldap.Type(), ldap.ADType(), entra.Type()}, opts.ConnectorTypes...)...)
 	a.Connectors = connectors.NewStore(db.Gorm, registry, sealer)
 	a.Identities = identities.New(db.Gorm, a.Connectors)
@@ -125,7 +128,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Access = access.New(db.Gorm)
 	a.Logs = provlog.New(db.Gorm)
 	a.Requests = requests.New(db, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, Logger: log,
-		ImportFunc: a.Importer.RunJob, People: people{a.Access}, ApprovalExpiry: cfg.ApprovalExpiry, NoProvisioningLog: opts.NoProvisioningLog})
+		ImportFunc: a.Importer.RunJob, People: people{a.Access}, ApprovalExpiry: cfg.ApprovalExpiry, NoProvisioningLog: opts.NoProvisioningLog,
+		Quarantine: requests.QuarantineRules{ConnectionFailures: cfg.QuarantineFailures, FailureRatio: cfg.QuarantineRatio,
+			Window: cfg.QuarantineWindow, ProbeMin: cfg.ProbeMin, ProbeMax: cfg.ProbeMax},
+		ObserveFunc: a.Metrics.observeJob})
 	// The settled hooks run in order in the transaction that settles a
 	// run: the task's (which locks the task's row, so that concurrent runs
 	// of one task agree on Triggered or Idle) goes last, to hold that lock
@@ -141,6 +147,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	}
 	a.Requests.OnSettled(a.Notifier.InstanceSettledTx)
 	a.Requests.OnApproval(a.Notifier.ApprovalTx)
+	a.Requests.OnConnectorState(a.Notifier.ConnectorStateTx)
 	a.Tasks = tasks.New(db, a.Requests)
 	// A directory connector, once saved, gets its Data Import tasks.
 	a.Connectors.SavedFunc = func(ctx context.Context, r *connectors.Record) {
@@ -155,6 +162,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	if !opts.NoWorkers {
 		workers := river.NewWorkers()
 		river.AddWorker(workers, requests.NewWorker(a.Requests))
+		river.AddWorker(workers, requests.NewProbeWorker(a.Requests))
 		river.AddWorker(workers, notifier.NewWorker(a.Notifier))
 		river.AddWorker(workers, requests.NewSweepWorker(a.Requests, sweepAfter))
 		river.AddWorker(workers, notifier.NewSweepWorker(a.Notifier, sweepAfter))
@@ -197,10 +205,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		db.Close()
 		return nil, err
 	}
-	a.HTTP = api.NewServer(api.Deps{
+	deps := api.Deps{
 		Log: log, Access: a.Access, Identities: a.Identities, Connectors: a.Connectors,
 		Requests: a.Requests, Tasks: a.Tasks, DB: db, Notifier: a.Notifier, Web: portal, Imports: a.Importer, Logs: a.Logs,
-	})
+		Middleware: a.Metrics.middleware,
+	}
+	if cfg.MetricsToken != "" {
+		deps.Metrics = a.Metrics.tokenHandler(cfg.MetricsToken)
+	}
+	a.HTTP = api.NewServer(deps)
 	return a, nil
 }
 
@@ -225,6 +238,13 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	if err := a.Scheduler.Start(ctx); err != nil {
 		return fmt.Errorf("app: start scheduler: %w", err)
+	}
+	if a.Config.MetricsAddr != "" && a.stopMetrics == nil {
+		stop, err := a.Metrics.serve(ctx, a.Config.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("app: serve metrics on %s (PROVISOR_METRICS_ADDR): %w", a.Config.MetricsAddr, err)
+		}
+		a.stopMetrics = stop
 	}
 	return nil
 }
@@ -270,6 +290,11 @@ func (a *App) shutdown(bound time.Duration) error {
 	var errs []error
 	if err := a.HTTP.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("app: stop http: %w", err))
+	}
+	if a.stopMetrics != nil {
+		if err := a.stopMetrics(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("app: stop metrics: %w", err))
+		}
 	}
 	if err := a.Scheduler.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("app: %w", err))

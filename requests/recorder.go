@@ -194,6 +194,9 @@ func (s *Service) writeOutcomesTx(ctx context.Context, tx *gorm.DB, batch []*pen
 	if err := s.ids.ApplyTx(ctx, tx, changes...); err != nil {
 		return fmt.Errorf("requests: record the jobs' changes: %w", err)
 	}
+	if err := s.noteHealthTx(ctx, tx, batch); err != nil {
+		return err
+	}
 	counts, err := countJobsTx(tx, ids)
 	if err != nil {
 		return err

@@ -70,6 +70,12 @@ type Options struct {
 	// NoProvisioningLog writes no provisioning log entries; only the
 	// benchmark sets it, to measure what the entries cost.
 	NoProvisioningLog bool
+	// Quarantine says when a failing connector is quarantined.
+	Quarantine QuarantineRules
+	// ObserveFunc, when set, is told of every operation that ran: its
+	// connector, kind, outcome (completed, no_change, failed, retrying,
+	// waiting) and how long it took. It must be fast (a metric).
+	ObserveFunc func(connector, kind, outcome string, took time.Duration)
 }
 
 // Service starts and steers request instances.
@@ -85,6 +91,9 @@ type Service struct {
 
 	openMu sync.Mutex
 	open   map[string]openConnector // by connector id, see openConnector
+	states map[string]cachedState   // by connector id, see connectorState
+
+	onState []ConnectorStateFunc
 
 	recorder *recorder
 }
@@ -108,7 +117,10 @@ func New(db *database.DB, ids *identities.Service, store *connectors.Store, opts
 		o.ImportFunc = opts.ImportFunc
 		o.People = opts.People
 		o.ApprovalExpiry = opts.ApprovalExpiry
+		o.Quarantine = opts.Quarantine
+		o.ObserveFunc = opts.ObserveFunc
 	}
+	o.Quarantine = o.Quarantine.withDefaults()
 	s := &Service{db: db, ids: ids, connectors: store, opts: o}
 	s.recorder = newRecorder(s)
 	return s

@@ -50,6 +50,11 @@ type Deps struct {
 	// Web, if set, is the portal served beside the API; it renders the
 	// errors of its own pages.
 	Web Web
+	// Middleware, if set, runs first on every request (the metrics'
+	// timing).
+	Middleware fiber.Handler
+	// Metrics, if set, serves GET /metrics (it checks its own token).
+	Metrics fiber.Handler
 }
 
 // Web is the portal as the server mounts it.
@@ -74,6 +79,12 @@ func NewServer(d Deps) *fiber.App {
 	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
 		s.Log.Error("panic", "method", c.Method(), "path", c.Path(), "panic", fmt.Sprint(e), "stack", string(debug.Stack()))
 	}}))
+	if d.Middleware != nil {
+		app.Use(d.Middleware)
+	}
+	if d.Metrics != nil {
+		app.Get("/metrics", d.Metrics)
+	}
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", s.ready)
 	s.Routes(app.Group("/api/v1"))
@@ -110,6 +121,10 @@ func (s *server) Routes(r fiber.Router) {
 	r.Get("/connectors/:id", read, s.getConnector)
 	r.Patch("/connectors/:id", dir, s.updateConnector)
 	r.Post("/connectors/:id/check", dir, s.checkConnector)
+	r.Get("/connectors/:id/status", read, s.connectorStatus)
+	r.Post("/connectors/:id/pause", dir, s.steerConnector(requests.ActionPause))
+	r.Post("/connectors/:id/resume", dir, s.steerConnector(requests.ActionResume))
+	r.Post("/connectors/:id/release", dir, s.steerConnector(requests.ActionRelease))
 	r.Get("/connectors/:id/entitlements", read, s.listEntitlements)
 	r.Post("/connectors/:id/entitlements", dir, s.createEntitlement)
 	r.Get("/entitlements/:id", read, s.getEntitlement)
