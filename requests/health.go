@@ -171,41 +171,58 @@ type cachedState struct {
 func (s *Service) connectorState(ctx context.Context, id string) (ConnectorState, error) {
 	s.openMu.Lock()
 	c, ok := s.states[id]
+	gen := s.stateGen
 	s.openMu.Unlock()
 	if ok && time.Since(c.at) < connectorTTL {
 		return c.st, nil
 	}
-	var st ConnectorState
-	err := s.db.Gorm.WithContext(ctx).Where("connector_id = ?", id).Limit(1).Find(&st).Error
+	st, err := s.readState(ctx, id)
 	if err != nil {
 		return st, err
 	}
 	s.openMu.Lock()
-	if s.states == nil {
-		s.states = map[string]cachedState{}
+	// A state read while this process changed one may be older than the
+	// change: it is used, not kept.
+	if gen == s.stateGen {
+		if s.states == nil {
+			s.states = map[string]cachedState{}
+		}
+		s.states[id] = cachedState{st: st, at: time.Now()}
 	}
-	s.states[id] = cachedState{st: st, at: time.Now()}
 	s.openMu.Unlock()
 	return st, nil
 }
 
-// forgetState drops the cached state of a connector that changed here.
+// readState reads a connector's state from the database, bypassing the
+// cache.
+func (s *Service) readState(ctx context.Context, id string) (ConnectorState, error) {
+	var st ConnectorState
+	err := s.db.Gorm.WithContext(ctx).Where("connector_id = ?", id).Limit(1).Find(&st).Error
+	return st, err
+}
+
+// forgetState drops the cached state of a connector whose change this
+// process committed.
 func (s *Service) forgetState(id string) {
 	s.openMu.Lock()
 	delete(s.states, id)
+	s.stateGen++
 	s.openMu.Unlock()
 }
 
-// lockStateTx returns a connector's state row, locked, or a new one.
+// lockStateTx returns a connector's state row, locked. The row is made
+// first when the connector has none: a lock on a row that does not exist
+// holds nothing, and two transactions would each count from nothing.
 func lockStateTx(tx *gorm.DB, id string) (*ConnectorState, error) {
-	var rows []ConnectorState
-	if err := database.ForUpdate(tx).Where("connector_id = ?", id).Limit(1).Find(&rows).Error; err != nil {
+	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&ConnectorState{ConnectorID: id, State: StateActive,
+		UpdatedAt: time.Now().UTC()}).Error; err != nil {
 		return nil, err
 	}
-	if len(rows) == 0 {
-		return &ConnectorState{ConnectorID: id, State: StateActive}, nil
+	var st ConnectorState
+	if err := database.ForUpdate(tx).Where("connector_id = ?", id).Take(&st).Error; err != nil {
+		return nil, err
 	}
-	return &rows[0], nil
+	return &st, nil
 }
 
 func saveStateTx(tx *gorm.DB, st *ConnectorState) error {
@@ -216,7 +233,7 @@ func saveStateTx(tx *gorm.DB, st *ConnectorState) error {
 // health is what a batch of results says of one connector.
 type health struct {
 	outs []*outcome
-	sets []*setRun
+	sets []*pendingWrite
 	name string
 }
 
@@ -228,6 +245,7 @@ type health struct {
 func (s *Service) noteHealthTx(ctx context.Context, tx *gorm.DB, batch []*pendingWrite) error {
 	by := map[string]*health{}
 	for _, w := range batch {
+		w.hold = nil // from an earlier try of this write
 		id := w.r.first.ConnectorID
 		for i := range w.outs {
 			o := &w.outs[i]
@@ -242,7 +260,7 @@ func (s *Service) noteHealthTx(ctx context.Context, tx *gorm.DB, batch []*pendin
 			h.outs = append(h.outs, o)
 		}
 		if h := by[id]; h != nil {
-			h.sets = append(h.sets, w.r)
+			h.sets = append(h.sets, w)
 		}
 	}
 	if len(by) == 0 {
@@ -312,10 +330,15 @@ func (s *Service) noteHealthTx(ctx context.Context, tx *gorm.DB, batch []*pendin
 				if err := s.quarantineTx(ctx, tx, st, h.name, reason); err != nil {
 					return err
 				}
-				for _, r := range h.sets {
-					q := *st
-					r.quarantined = &q
-				}
+			}
+		}
+		if st.Waiting() {
+			// Quarantined by these results, or by others a moment ago, or
+			// paused: the sets stop and wait, and the attempts they are in
+			// are not spent.
+			for _, w := range h.sets {
+				q := *st
+				w.hold = &q
 			}
 		}
 		if err := saveStateTx(tx, st); err != nil {
@@ -355,7 +378,6 @@ func (s *Service) quarantineTx(ctx context.Context, tx *gorm.DB, st *ConnectorSt
 			return err
 		}
 	}
-	s.forgetState(st.ConnectorID)
 	s.opts.Logger.Warn("connector quarantined", "connector", name, "reason", st.Reason, "next_probe", next)
 	return s.stateChangedTx(ctx, tx, &ConnectorStateChange{ConnectorID: st.ConnectorID, ConnectorName: name, From: shownFrom(from),
 		To: StateQuarantined, Reason: st.Reason, Actor: "provisor", At: now, Since: now, NextProbeAt: &next})

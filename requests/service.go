@@ -92,6 +92,9 @@ type Service struct {
 	openMu sync.Mutex
 	open   map[string]openConnector // by connector id, see openConnector
 	states map[string]cachedState   // by connector id, see connectorState
+	// stateGen counts the state changes this process committed, so that a
+	// state read before one is not cached after it.
+	stateGen uint64
 
 	onState []ConnectorStateFunc
 

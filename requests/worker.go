@@ -158,8 +158,9 @@ type setRun struct {
 	waiting  bool  // a job waits for a job of another set
 	operated bool  // an operation ran in this attempt
 	more     bool  // the attempt's time is up: the set goes on in a new one
-	// quarantined is set when the results of this attempt quarantined the
-	// set's connector: the set waits for its probe instead of retrying.
+	// quarantined is set when the results of this attempt found the set's
+	// connector quarantined (or paused): the set waits for its probe
+	// instead of retrying.
 	quarantined *ConnectorState
 }
 
@@ -209,9 +210,10 @@ func (r *setRun) run(ctx context.Context, jobs []Job) error {
 			}
 			break
 		}
-		if r.dbErr != nil || r.snooze > 0 {
-			// A database error, or a system that asked to wait: the rest
-			// runs in the next attempt.
+		if r.dbErr != nil || r.snooze > 0 || r.quarantined != nil {
+			// A database error, a system that asked to wait, or a
+			// connector quarantined by the results written so far: the
+			// rest runs in the next attempt.
 			break
 		}
 		if r.operated && !until.IsZero() && time.Now().After(until) && !allTerminal(jobs[i:]) {
@@ -245,8 +247,7 @@ func (r *setRun) run(ctx context.Context, jobs []Job) error {
 			// Another set's results may have quarantined the connector
 			// meanwhile: then this one waits too, without spending the
 			// attempt.
-			r.s.forgetState(r.first.ConnectorID)
-			if st, err := r.s.connectorState(ctx, r.first.ConnectorID); err == nil && st.Waiting() {
+			if st, err := r.s.readState(context.WithoutCancel(ctx), r.first.ConnectorID); err == nil && st.Waiting() {
 				return r.holdSet(context.WithoutCancel(ctx), &st)
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/provisor/provisor/connectors/ldap/ldaptest"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/notifier"
 	"github.com/provisor/provisor/requests"
 )
@@ -60,17 +61,13 @@ func TestQuarantine(t *testing.T) {
 		}
 		waitState := func(want string, within time.Duration) *requests.ConnectorStatus {
 			t.Helper()
-			deadline := time.Now().Add(within)
-			for {
+			return testwait.For(t, within, func() (*requests.ConnectorStatus, error) {
 				st := status()
-				if st.Shown == want {
-					return st
+				if st.Shown != want {
+					return nil, fmt.Errorf("connector state %s (%s; last error %s; recent %s), want %s", st.Shown, st.Reason, st.LastError, st.Recent, want)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("connector state %s (%s; last error %s; recent %s), want %s", st.Shown, st.Reason, st.LastError, st.Recent, want)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+				return st, nil
+			})
 		}
 		// A run that works: the connector is active, with a sign-in.
 		b.WaitSettled(t, grant("alice", "vpn").ID)
@@ -87,50 +84,74 @@ func TestQuarantine(t *testing.T) {
 			t.Errorf("quarantine: %+v", st)
 		}
 		// The jobs wait as pending, with the reason, and spend no attempts
-		// while they wait.
-		attempts := func() map[string]int {
-			out := map[string]int{}
+		// while they wait. spent reads, once every job waits with the
+		// reason and no queue entry is running, each job's attempts and
+		// those of its queue entry: the attempts the entry spent, those
+		// that ended in an error, and its snoozes.
+		type spent struct{ job, attempt, errors, snoozes int }
+		spentNow := func() (map[string]spent, error) {
+			out := map[string]spent{}
+			var ids []int64
+			jobs := map[int64]requests.Job{}
 			for _, r := range runs {
 				inst, err := b.Requests.GetInstance(b.Ctx, r.ID)
 				if err != nil {
-					t.Fatal(err)
+					return nil, err
 				}
 				for _, j := range inst.Jobs {
-					// The queue counts an attempt while it runs, and takes it
-					// back when the entry snoozes.
-					var queued struct {
-						Attempt int
-						State   string
+					if j.Status != requests.JobPending || !strings.HasPrefix(j.Message, "connector quarantined: ") || !strings.Contains(j.Message, "next probe") {
+						return nil, fmt.Errorf("job of %s is %s: %q", j.Username, j.Status, j.Message)
 					}
-					if j.QueueJobID != nil {
-						b.DB.Gorm.Raw("SELECT attempt, state FROM river_job WHERE id = ?", *j.QueueJobID).Scan(&queued)
-					}
-					if queued.State == "running" {
-						queued.Attempt--
-					}
-					out[j.ID] = j.Attempts*1000 + queued.Attempt
-					if j.Status != requests.JobPending {
-						t.Errorf("job of %s is %s while the connector is quarantined: %s", j.Username, j.Status, j.Message)
-					}
+					ids = append(ids, *j.QueueJobID)
+					jobs[*j.QueueJobID] = j
 				}
 			}
-			return out
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			inst, _ := b.Requests.GetInstance(b.Ctx, runs[2].ID)
-			if len(inst.Jobs) == 1 && strings.HasPrefix(inst.Jobs[0].Message, "connector quarantined: ") && strings.Contains(inst.Jobs[0].Message, "next probe") {
-				break
+			entries, err := b.Queue.Entries(b.Ctx, ids)
+			if err != nil {
+				return nil, err
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("waiting job says %q", inst.Jobs[0].Message)
+			for _, id := range ids {
+				e, j := entries[id], jobs[id]
+				if e.State == "running" {
+					return nil, fmt.Errorf("the queue entry of %s's job is running", j.Username)
+				}
+				out[j.Username] = spent{job: j.Attempts, attempt: e.Attempt, errors: e.Errors, snoozes: e.Snoozes}
 			}
-			time.Sleep(100 * time.Millisecond)
+			return out, nil
 		}
-		before := attempts()
-		time.Sleep(4 * time.Second) // several probes fail meanwhile
-		if after := attempts(); fmt.Sprint(after) != fmt.Sprint(before) {
-			t.Errorf("attempts spent while quarantined: %v, then %v", before, after)
+		before := testwait.For(t, 20*time.Second, spentNow)
+		// Each job ran at most once, in its first attempt (one that
+		// started after the quarantine did not run). A set whose failure
+		// came before the quarantine may have spent that attempt (the
+		// queue recorded its error); the one whose failure quarantined the
+		// connector, and those after it, spent none: they snoozed.
+		total := 0
+		for user, sp := range before {
+			if sp.job > 1 || sp.attempt != sp.errors || sp.attempt > sp.job {
+				t.Errorf("%s's job when the connector was quarantined: %+v", user, sp)
+			}
+			total += sp.attempt
+		}
+		if total > 1 { // --quarantine-failures 2: one failure came before
+			t.Errorf("attempts spent before the quarantine: %d, want at most 1: %+v", total, before)
+		}
+		// Once every set ran again and waited again, no attempt was spent.
+		after := testwait.For(t, 30*time.Second, func() (map[string]spent, error) {
+			got, err := spentNow()
+			if err != nil {
+				return nil, err
+			}
+			for user, sp := range got {
+				if sp.snoozes <= before[user].snoozes {
+					return nil, fmt.Errorf("%s's set did not run again yet: %+v", user, sp)
+				}
+			}
+			return got, nil
+		})
+		for user, sp := range after {
+			if b := before[user]; sp.job != b.job || sp.attempt != b.attempt || sp.errors != b.errors {
+				t.Errorf("attempts of %s's job spent while quarantined: %+v, then %+v", user, b, sp)
+			}
 		}
 		if st := status(); st.Shown != requests.StateQuarantined || st.Queue.Pending+st.Queue.Retrying != 3 || !strings.Contains(st.LastError, "probe") {
 			t.Errorf("status while quarantined: %+v", st)
@@ -187,14 +208,20 @@ func TestQuarantine(t *testing.T) {
 			t.Errorf("run after the release: %s", apptest.Describe(inst))
 		}
 
-		// Pause holds jobs until Resume.
+		// Pause holds jobs until Resume: the job's set runs, sees the
+		// pause and waits.
 		a.json("POST", "/api/v1/connectors/"+conn.ID+"/pause", "", 200, nil)
-		time.Sleep(1100 * time.Millisecond)
 		held := grant("bob", "vpn")
-		time.Sleep(time.Second)
-		if inst, _ := b.Requests.GetInstance(b.Ctx, held.ID); inst.Jobs[0].Status != requests.JobPending || !strings.HasPrefix(inst.Jobs[0].Message, "connector paused") {
-			t.Errorf("job of a paused connector: %s %q", inst.Jobs[0].Status, inst.Jobs[0].Message)
-		}
+		testwait.Until(t, 20*time.Second, func() error {
+			inst, err := b.Requests.GetInstance(b.Ctx, held.ID)
+			if err != nil {
+				return err
+			}
+			if j := inst.Jobs[0]; j.Status != requests.JobPending || !strings.HasPrefix(j.Message, "connector paused") {
+				return fmt.Errorf("job of a paused connector: %s %q", j.Status, j.Message)
+			}
+			return nil
+		})
 		a.json("POST", "/api/v1/connectors/"+conn.ID+"/resume", "", 200, nil)
 		if inst := b.WaitSettled(t, held.ID); inst.Status != requests.InstanceCompleted {
 			t.Errorf("run after resume: %s", apptest.Describe(inst))
