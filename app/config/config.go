@@ -145,8 +145,8 @@ var Settings = []Setting{
 	{"quarantine-failures", "PROVISOR_QUARANTINE_FAILURES", "5", "connection failures in a row that quarantine a connector (1-1000); a refusal of its credentials quarantines it at once", false},
 	{"quarantine-ratio", "PROVISOR_QUARANTINE_RATIO", "80", "percentage of failed operations over the last --quarantine-window above which a connector is quarantined (1-100)", false},
 	{"quarantine-window", "PROVISOR_QUARANTINE_WINDOW", "20", "how many of a connector's last operations the failure ratio is taken over (1-1000)", false},
-	{"probe-min", "PROVISOR_PROBE_MIN", "1m", "first wait before a quarantined connector is probed; it doubles after each failed probe", false},
-	{"probe-max", "PROVISOR_PROBE_MAX", "1h", "longest wait between probes of a quarantined connector", false},
+	{"probe-min", "PROVISOR_PROBE_MIN", "1m", "first wait before a quarantined connector is probed (1s to 24h); it doubles after each failed probe", false},
+	{"probe-max", "PROVISOR_PROBE_MAX", "1h", "longest wait between probes of a quarantined connector (at least --probe-min, at most 7 days)", false},
 	{"metrics-addr", "PROVISOR_METRICS_ADDR", "", "host:port of a listener of its own that serves /metrics (Prometheus) without authentication; empty for none", false},
 	{"metrics-token", "PROVISOR_METRICS_TOKEN", "", "serve /metrics on --addr to requests with Authorization: Bearer TOKEN (at least 20 characters); empty for none", false},
 	{"demo", "PROVISOR_DEMO", "false", "load demo data into an empty database", true},
@@ -236,6 +236,12 @@ func parse(v map[string]*string) (*Config, error) {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format", "%q is not text or json", c.LogFormat)
+	}
+	if c.ProbeMin > 0 && (c.ProbeMin < time.Second || c.ProbeMin > 24*time.Hour) {
+		bad("probe-min", "%s is not from 1s to 24h", c.ProbeMin)
+	}
+	if c.ProbeMax > 0 && c.ProbeMax > 7*24*time.Hour {
+		bad("probe-max", "%s is longer than 7 days", c.ProbeMax)
 	}
 	if c.ProbeMax < c.ProbeMin {
 		bad("probe-max", "%s is shorter than --probe-min (%s)", c.ProbeMax, c.ProbeMin)
