@@ -135,7 +135,8 @@ func TestQuarantine(t *testing.T) {
 		if total > 1 { // --quarantine-failures 2: one failure came before
 			t.Errorf("attempts spent before the quarantine: %d, want at most 1: %+v", total, before)
 		}
-		// Once every set ran again and waited again, no attempt was spent.
+		// Once every set ran again and waited again, and a probe failed
+		// meanwhile, no attempt was spent.
 		after := testwait.For(t, 30*time.Second, func() (map[string]spent, error) {
 			got, err := spentNow()
 			if err != nil {
@@ -146,6 +147,9 @@ func TestQuarantine(t *testing.T) {
 					return nil, fmt.Errorf("%s's set did not run again yet: %+v", user, sp)
 				}
 			}
+			if st := status(); !strings.HasPrefix(st.LastError, "probe: ") {
+				return nil, fmt.Errorf("no probe failed yet: last error %q", st.LastError)
+			}
 			return got, nil
 		})
 		for user, sp := range after {
@@ -153,7 +157,7 @@ func TestQuarantine(t *testing.T) {
 				t.Errorf("attempts of %s's job spent while quarantined: %+v, then %+v", user, b, sp)
 			}
 		}
-		if st := status(); st.Shown != requests.StateQuarantined || st.Queue.Pending+st.Queue.Retrying != 3 || !strings.Contains(st.LastError, "probe") {
+		if st := status(); st.Shown != requests.StateQuarantined || st.Queue.Pending+st.Queue.Retrying != 3 || !strings.HasPrefix(st.LastError, "probe: ") {
 			t.Errorf("status while quarantined: %+v", st)
 		}
 		// The admins were mailed, once.
