@@ -132,6 +132,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		Quarantine: requests.QuarantineRules{ConnectionFailures: cfg.QuarantineFailures, FailureRatio: cfg.QuarantineRatio,
 			Window: cfg.QuarantineWindow, ProbeMin: cfg.ProbeMin, ProbeMax: cfg.ProbeMax},
 		ObserveFunc: a.Metrics.observeJob})
+	a.Importer.OnProgress(a.Requests.NoteImportProgress)
 	// The settled hooks run in order in the transaction that settles a
 	// run: the task's (which locks the task's row, so that concurrent runs
 	// of one task agree on Triggered or Idle) goes last, to hold that lock

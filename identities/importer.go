@@ -161,7 +161,18 @@ type Importer struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
+
+	progress ProgressFunc
 }
+
+// ProgressFunc is told, while an import of a connector reads, how many
+// objects (accounts and groups) it read so far: 0 when it starts, then
+// about once a second. It must be quick; its failure stops nothing.
+type ProgressFunc func(ctx context.Context, connectorID string, read int)
+
+// OnProgress sets the function told of the imports' progress. Call it
+// before any import runs.
+func (im *Importer) OnProgress(fn ProgressFunc) { im.progress = fn }
 
 // NewImporter returns the importer of s's tables.
 func NewImporter(s *Service) *Importer {
@@ -199,6 +210,11 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 		}
 	}
 	col := newCollector()
+	if fn := im.progress; fn != nil {
+		col.progress = func(ctx context.Context, read int) { fn(ctx, rec.ID, read) }
+		fn(ctx, rec.ID, 0)
+		col.lastProgress = time.Now()
+	}
 	readsManagers := false
 	if mr, ok := conn.(connectors.ManagerReader); ok {
 		readsManagers = mr.ReadsManagers()

@@ -88,7 +88,25 @@ type ConnectorState struct {
 	// LastSuccessAt is the last time Provisor signed in to the system and
 	// an operation or a probe succeeded.
 	LastSuccessAt *time.Time `json:"last_success_at,omitempty"`
-	UpdatedAt     time.Time  `json:"updated_at"`
+	// ImportRead is how many objects the connector's running import read
+	// so far, as it said at ImportReadAt.
+	ImportRead   int        `json:"-"`
+	ImportReadAt *time.Time `json:"-"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+}
+
+// NoteImportProgress keeps how many objects a connector's running import
+// read so far, for its progress bar. It writes only those columns, so
+// that it never undoes what the job results wrote meanwhile; a failure is
+// logged, and the import goes on.
+func (s *Service) NoteImportProgress(ctx context.Context, connectorID string, read int) {
+	now := time.Now().UTC()
+	err := s.db.Gorm.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "connector_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"import_read", "import_read_at"})}).
+		Create(&ConnectorState{ConnectorID: connectorID, State: StateActive, ImportRead: read, ImportReadAt: &now, UpdatedAt: now}).Error
+	if err != nil {
+		s.opts.Logger.Warn("import progress not recorded", "connector", connectorID, "err", err)
+	}
 }
 
 // TableName is the table of connector states.
@@ -649,10 +667,48 @@ type ConnectorStatus struct {
 	Queue QueueCounts `json:"queue"`
 	// Hours are the last 24 hours, oldest first.
 	Hours []HourCount `json:"hours"`
-	// Importing is its import job running now, if any; Imports are its
-	// last import jobs that ended, newest first.
-	Importing *Job  `json:"importing,omitempty"`
-	Imports   []Job `json:"-"`
+	// Importing is its import job running now, if any, with how far it
+	// got; Imports are its last import jobs that ended, newest first.
+	Importing *Job            `json:"importing,omitempty"`
+	Progress  *ImportProgress `json:"import_progress,omitempty"`
+	Imports   []Job           `json:"-"`
+}
+
+// ImportProgress is how far a running import got: the objects it read of
+// about as many as the last applied cycle read (Total is 0 when there was
+// none), and the end the pace so far makes.
+type ImportProgress struct {
+	Done         int        `json:"done"`
+	Total        int        `json:"total,omitempty"`
+	Percent      int        `json:"percent,omitempty"`
+	EstimatedEnd *time.Time `json:"estimated_end,omitempty"`
+}
+
+// EstimateProgress is the progress of an import that started at start
+// and read done objects by now, of about total; with nothing read yet,
+// the end is that of an import as long as took (the last cycle's length,
+// when known).
+func EstimateProgress(start, now time.Time, done, total int, took time.Duration) *ImportProgress {
+	p := &ImportProgress{Done: done, Total: total}
+	if total <= 0 {
+		return p
+	}
+	p.Percent = min(100*done/total, 99)
+	var end time.Time
+	switch {
+	case done > 0:
+		elapsed := now.Sub(start)
+		end = start.Add(time.Duration(float64(elapsed) * float64(max(total, done)) / float64(done)))
+	case took > 0:
+		end = start.Add(took)
+	default:
+		return p
+	}
+	if end.Before(now) {
+		end = now
+	}
+	p.EstimatedEnd = &end
+	return p
 }
 
 // QueueCounts are a connector's waiting jobs.
@@ -725,6 +781,13 @@ func (s *Service) ConnectorStatus(ctx context.Context, id string) (*ConnectorSta
 	}
 	if len(running) == 1 {
 		out.Importing = &running[0]
+		if j := out.Importing; j.StartedAt != nil {
+			done := 0
+			if at := out.ImportReadAt; at != nil && !at.Before(j.StartedAt.Add(-time.Second)) {
+				done = out.ImportRead
+			}
+			out.Progress = EstimateProgress(*j.StartedAt, time.Now(), done, 0, 0)
+		}
 	}
 	if err := g.Where("connector_id = ? AND operation = ? AND status IN ?", id, string(connectors.OpImport), []string{JobCompleted, JobFailed}).
 		Order("ended_at DESC").Limit(20).Find(&out.Imports).Error; err != nil {

@@ -31,13 +31,11 @@ type importCycle struct {
 	Changed, Deleted int
 }
 
-// runningImport is a running import's progress: seconds done of the
-// seconds the last cycle of the connector took, and the end that makes.
+// runningImport is a running import's progress: the objects it read of
+// those the last applied cycle read, and the end its pace makes.
 type runningImport struct {
-	Job          requests.Job
-	Done, Total  int
-	Percent      int
-	EstimatedEnd *time.Time
+	Job requests.Job
+	requests.ImportProgress
 }
 
 // chart is the SVG bar chart of the last 24 hours: operations and, over
@@ -117,16 +115,17 @@ func (s *Server) connectorStatusOf(c *fiber.Ctx, id string) (*connectorStatus, e
 			out.LastGood = cy
 		}
 	}
-	if j := st.Importing; j != nil && j.StartedAt != nil {
-		r := &runningImport{Job: *j, Done: int(time.Since(*j.StartedAt).Seconds())}
-		if g := out.LastGood; g != nil && g.Job.StartedAt != nil && g.Job.EndedAt != nil {
-			r.Total = max(int(g.Job.EndedAt.Sub(*g.Job.StartedAt).Seconds()), 1)
-			end := j.StartedAt.Add(g.Job.EndedAt.Sub(*g.Job.StartedAt))
-			r.EstimatedEnd = &end
-			r.Percent = min(100*r.Done/r.Total, 99)
-			r.Done = min(r.Done, r.Total)
+	if j := st.Importing; j != nil && j.StartedAt != nil && st.Progress != nil {
+		total, took := 0, time.Duration(0)
+		if g := out.LastGood; g != nil && g.Import != nil {
+			total = g.Import.Counts.AccountsRead + g.Import.Counts.GroupsRead
+			if g.Job.StartedAt != nil && g.Job.EndedAt != nil {
+				took = g.Job.EndedAt.Sub(*g.Job.StartedAt)
+			}
 		}
-		out.Running = r
+		p := requests.EstimateProgress(*j.StartedAt, time.Now(), st.Progress.Done, total, took)
+		st.Progress = p
+		out.Running = &runningImport{Job: *j, ImportProgress: *p}
 	}
 	return out, nil
 }

@@ -17,6 +17,10 @@ CREATE TABLE connector_states (
     last_error           text NOT NULL DEFAULT '',
     last_error_at        timestamptz,
     last_success_at      timestamptz,
+    -- The objects (accounts and groups) the running import of the
+    -- connector read so far, and when it last said so: the progress bar.
+    import_read          integer NOT NULL DEFAULT 0,
+    import_read_at       timestamptz,
     updated_at           timestamptz NOT NULL
 );
 

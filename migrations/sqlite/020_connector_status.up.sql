@@ -17,6 +17,10 @@ CREATE TABLE connector_states (
     last_error           text NOT NULL DEFAULT '',
     last_error_at        datetime,
     last_success_at      datetime,
+    -- The objects (accounts and groups) the running import of the
+    -- connector read so far, and when it last said so: the progress bar.
+    import_read          integer NOT NULL DEFAULT 0,
+    import_read_at       datetime,
     updated_at           datetime NOT NULL
 );
 
