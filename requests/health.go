@@ -811,3 +811,30 @@ func (s *Service) ConnectorStatus(ctx context.Context, id string) (*ConnectorSta
 	}
 	return out, nil
 }
+
+// HoursKept is how long the hourly counts of the status chart are kept:
+// the chart shows 24 hours; a day more leaves room for clocks and time
+// zones.
+const HoursKept = 48 * time.Hour
+
+// hoursBatch is how many hourly counts one statement of
+// PruneConnectorHours deletes: a short transaction that holds back no
+// job result.
+const hoursBatch = 500
+
+// PruneConnectorHours deletes the hourly counts older than before,
+// hoursBatch at a time, and returns how many it deleted.
+func (s *Service) PruneConnectorHours(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		res := s.db.Gorm.WithContext(ctx).Exec(`DELETE FROM connector_hours WHERE (connector_id, hour) IN
+			(SELECT connector_id, hour FROM connector_hours WHERE hour < ? ORDER BY hour LIMIT ?)`, before.UTC(), hoursBatch)
+		if res.Error != nil {
+			return total, fmt.Errorf("requests: prune the connectors' hourly counts: %w", res.Error)
+		}
+		total += res.RowsAffected
+		if res.RowsAffected < hoursBatch {
+			return total, nil
+		}
+	}
+}

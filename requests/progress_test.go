@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
+
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/requests"
@@ -60,6 +62,44 @@ func TestImportProgressKeepsTheState(t *testing.T) {
 			if st.ImportRead != n || st.ImportReadAt == nil || st.State != requests.StatePaused || st.Reason != "paused by ada" {
 				t.Errorf("after progress %d: %+v", n, st)
 			}
+		}
+	})
+}
+
+// TestSweepPrunesConnectorHours: the periodic sweep deletes the chart's
+// hourly counts older than HoursKept, in batches, and keeps the others.
+func TestSweepPrunesConnectorHours(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		b := apptest.New(t, dialect, &apptest.Options{NoStart: true})
+		dir, _ := b.Directory(t, "Corp Dir", "VPN")
+		now := time.Now().UTC().Truncate(time.Hour)
+		// 1,200 hours older than kept (several batches), and the last 40.
+		const old, recent = 1200, 40
+		var rows []map[string]any
+		for i := range old + recent {
+			hour := now.Add(-time.Duration(i) * time.Hour)
+			if i >= recent {
+				hour = now.Add(-requests.HoursKept - time.Duration(i)*time.Hour)
+			}
+			rows = append(rows, map[string]any{"connector_id": dir.ID, "hour": hour, "operations": 1, "failures": 0})
+		}
+		if err := b.DB.Gorm.Table("connector_hours").CreateInBatches(rows, 200).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := requests.NewSweepWorker(b.Requests, time.Hour).Work(b.Ctx, &river.Job[requests.SweepArgs]{}); err != nil {
+			t.Fatal(err)
+		}
+		var left []time.Time
+		if err := b.DB.Gorm.Table("connector_hours").Order("hour").Pluck("hour", &left).Error; err != nil {
+			t.Fatal(err)
+		}
+		if len(left) != recent || left[0].Before(now.Add(-requests.HoursKept)) {
+			t.Errorf("%d hourly counts left, oldest %v; want the last %d", len(left), left, recent)
+		}
+		if st, err := b.Requests.ConnectorStatus(b.Ctx, dir.ID); err != nil || len(st.Hours) != 24 || st.Hours[23].Operations != 1 {
+			t.Errorf("status after the prune: %v %+v", err, st)
 		}
 	})
 }
