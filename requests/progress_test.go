@@ -1,6 +1,8 @@
 package requests_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -8,6 +10,7 @@ import (
 
 	"github.com/provisor/provisor/app/apptest"
 	"github.com/provisor/provisor/database/dbtest"
+	"github.com/provisor/provisor/internal/testwait"
 	"github.com/provisor/provisor/requests"
 )
 
@@ -101,5 +104,71 @@ func TestSweepPrunesConnectorHours(t *testing.T) {
 		if st, err := b.Requests.ConnectorStatus(b.Ctx, dir.ID); err != nil || len(st.Hours) != 24 || st.Hours[23].Operations != 1 {
 			t.Errorf("status after the prune: %v %+v", err, st)
 		}
+	})
+}
+
+// TestFailureRatioQuarantines: a connector whose failed operations pass
+// --quarantine-ratio of the last --quarantine-window is quarantined, even
+// though no failure was one of connection; at the ratio itself it is not.
+func TestFailureRatioQuarantines(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		b := apptest.New(t, dialect, &apptest.Options{Args: []string{"--quarantine-window", "4", "--quarantine-ratio", "50",
+			"--quarantine-failures", "100"}})
+		dir, ents := b.Directory(t, "Corp Dir", "VPN")
+		run := func(r requests.Request, want string) {
+			t.Helper()
+			r.BeneficiaryType, r.ConnectorID = requests.BeneficiaryIdentity, dir.ID
+			if inst := b.WaitSettled(t, b.Submit(t, r).ID); inst.Status != want {
+				t.Fatalf("run: %s, want %s", apptest.Describe(inst), want)
+			}
+		}
+		state := func() requests.ConnectorState {
+			t.Helper()
+			states, err := b.Requests.ConnectorStates(b.Ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return states[dir.ID]
+		}
+		people := map[string]string{}
+		person := func(u string) string {
+			if people[u] == "" {
+				people[u] = b.Identity(t, u).ID
+			}
+			return people[u]
+		}
+		// Two successes, then grants to people without an account there:
+		// each fails at once, for good.
+		for _, u := range []string{"alice", "bob"} {
+			run(requests.Request{Type: requests.CreateAccount, BeneficiaryID: person(u)}, requests.InstanceCompleted)
+		}
+		grant := func(u string) requests.Request {
+			return requests.Request{Type: requests.AddEntitlements, BeneficiaryType: requests.BeneficiaryIdentity, BeneficiaryID: person(u),
+				ConnectorID: dir.ID, Entitlements: []string{ents["VPN"].ID}}
+		}
+		run(grant("carol"), requests.InstanceFailed)
+		run(grant("dan"), requests.InstanceFailed)
+		if st := state(); st.State != requests.StateActive || st.Shown(true) != requests.StateDegraded || st.FailureRatio() != 50 {
+			t.Fatalf("2 of the last 4 failed (50%%, not above it): %+v", st)
+		}
+		run(grant("erin"), requests.InstanceFailed)
+		st := state()
+		if st.State != requests.StateQuarantined || !strings.HasPrefix(st.Reason, "3 of the last 4 operations failed: ") || st.NextProbeAt == nil {
+			t.Fatalf("3 of the last 4 failed: %+v", st)
+		}
+		// Its jobs now wait, with the reason.
+		inst := b.Submit(t, grant("alice"))
+		testwait.Until(t, 20*time.Second, func() error {
+			got, err := b.Requests.GetInstance(b.Ctx, inst.ID)
+			if err != nil {
+				return err
+			}
+			if j := got.Jobs[0]; j.Status != requests.JobPending || !strings.HasPrefix(j.Message, "connector quarantined: 3 of the last 4") {
+				return fmt.Errorf("job of the quarantined connector: %s %q", j.Status, j.Message)
+			}
+			return nil
+		})
 	})
 }
