@@ -501,7 +501,9 @@ func (s *Service) probe(ctx context.Context, id, actor string) (*ConnectorState,
 		cancel()
 	}
 	if h.OK {
-		return s.setState(ctx, id, actor, StateActive, "probe succeeded")
+		// Only a connector still quarantined: an admin may have released
+		// and paused it while the probe ran.
+		return s.setState(ctx, id, actor, StateActive, "probe succeeded", StateQuarantined)
 	}
 	var out *ConnectorState
 	err = s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
@@ -560,7 +562,7 @@ func (s *Service) SteerConnector(ctx context.Context, id string, action Connecto
 		if cur.State == StatePaused {
 			return &cur, nil
 		}
-		return s.setState(ctx, id, actor, StatePaused, "paused by "+actor)
+		return s.setState(ctx, id, actor, StatePaused, "paused by "+actor, "")
 	case ActionResume:
 		if cur.State == StateQuarantined {
 			return s.probe(ctx, id, actor)
@@ -568,19 +570,20 @@ func (s *Service) SteerConnector(ctx context.Context, id string, action Connecto
 		if cur.State != StatePaused {
 			return nil, conflict("the connector is not paused nor quarantined")
 		}
-		return s.setState(ctx, id, actor, StateActive, "resumed by "+actor)
+		return s.setState(ctx, id, actor, StateActive, "resumed by "+actor, "")
 	case ActionRelease:
 		if !cur.Waiting() {
 			return nil, conflict("the connector is not quarantined nor paused")
 		}
-		return s.setState(ctx, id, actor, StateActive, "released by "+actor)
+		return s.setState(ctx, id, actor, StateActive, "released by "+actor, "")
 	}
 	return nil, conflict("unknown action %q", action)
 }
 
 // setState moves a connector to state with reason, audits and announces
 // it; leaving a quarantine or a pause makes its waiting jobs run now.
-func (s *Service) setState(ctx context.Context, id, actor, state, reason string) (*ConnectorState, error) {
+// With onlyFrom set, a connector no longer in that state is left as it is.
+func (s *Service) setState(ctx context.Context, id, actor, state, reason, onlyFrom string) (*ConnectorState, error) {
 	rec, err := s.connectors.Get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -593,7 +596,7 @@ func (s *Service) setState(ctx context.Context, id, actor, state, reason string)
 		}
 		out = st
 		from := shownFrom(st.State)
-		if from == state {
+		if from == state || (onlyFrom != "" && from != onlyFrom) {
 			return nil
 		}
 		now := time.Now().UTC()
