@@ -58,6 +58,9 @@ type App struct {
 	Logs       *provlog.Log
 	Scheduler  *Scheduler
 	HTTP       *fiber.App
+	Metrics    *Metrics
+
+	stopMetrics func(context.Context) error
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -122,7 +125,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 		db.Close()
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, DB: db}
+	a := &App{Config: cfg, Log: log, DB: db, Metrics: newMetrics(db)}
 	// The queue comes first: the services insert jobs into it. Its
 	// workers need the services, and are added to its bundle once they
 	// exist, before it starts (River allows workers added after the
@@ -162,7 +165,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	// the store calls the app, which exists before both.
 	a.Connectors = configured.NewStore(db.Gorm, registry, sealer, &configured.StoreOptions{SavedFunc: a.connectorSaved})
 	a.Identities = identities.New(db.Gorm, a.Connectors)
-	a.Importer = imports.NewImporter(db.Gorm, a.Connectors)
+	a.Importer = imports.NewImporter(db.Gorm, a.Connectors, &imports.ImporterOptions{ProgressFunc: a.importProgress})
 	a.Access = access.New(db.Gorm, &access.Options{DirectoryFunc: directorySignIn(a.Connectors, log.With("component", "sign-in"))})
 	a.Logs = provlog.New(db.Gorm)
 	a.Notifier, err = notifier.New(db, a.Queue, &notifier.Options{
@@ -181,9 +184,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	rollUp := tasks.NewRollUp(db)
 	a.Requests = requests.New(db, a.Queue, a.Identities, a.Connectors, &requests.Options{MaxAttempts: cfg.MaxAttempts, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, Logger: log,
 		ImportFunc: a.Importer.RunJob, People: people{a.Access}, ApprovalExpiry: cfg.ApprovalExpiry, NoProvisioningLog: opts.NoProvisioningLog,
-		SettledFuncs:      []requests.SettledFunc{a.Notifier.InstanceSettledTx, rollUp.InstanceBusyTx},
-		AfterSettledFuncs: []requests.AfterSettledFunc{rollUp.InstanceSettled},
-		ApprovalFuncs:     []requests.ApprovalFunc{a.Notifier.ApprovalTx},
+		Quarantine: requests.QuarantineRules{ConnectionFailures: cfg.QuarantineFailures, FailureRatio: cfg.QuarantineRatio,
+			Window: cfg.QuarantineWindow, ProbeMin: cfg.ProbeMin, ProbeMax: cfg.ProbeMax},
+		ObserveFunc:         a.Metrics.observeJob,
+		SettledFuncs:        []requests.SettledFunc{a.Notifier.InstanceSettledTx, rollUp.InstanceBusyTx},
+		AfterSettledFuncs:   []requests.AfterSettledFunc{rollUp.InstanceSettled},
+		ApprovalFuncs:       []requests.ApprovalFunc{a.Notifier.ApprovalTx},
+		ConnectorStateFuncs: []requests.ConnectorStateFunc{a.Notifier.ConnectorStateTx},
 	})
 	// The scheduler reads the tasks, and the tasks tell it of the
 	// schedules they change: through the app, which exists before both.
@@ -191,6 +198,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Scheduler = NewScheduler(a.Tasks, log.With("component", "scheduler"), cfg.ScheduleSync)
 	if workers != nil {
 		river.AddWorker(workers, requests.NewWorker(a.Requests))
+		river.AddWorker(workers, requests.NewProbeWorker(a.Requests))
 		river.AddWorker(workers, notifier.NewWorker(a.Notifier))
 		river.AddWorker(workers, requests.NewSweepWorker(a.Requests, sweepAfter))
 		river.AddWorker(workers, notifier.NewSweepWorker(a.Notifier, sweepAfter))
@@ -220,6 +228,12 @@ func (a *App) connectorSaved(ctx context.Context, r *configured.Record) {
 	}
 }
 
+// importProgress tells the requests service, which keeps the connectors'
+// states, how far a running import read: the importer exists before it.
+func (a *App) importProgress(ctx context.Context, connectorID string, read int) {
+	a.Requests.NoteImportProgress(ctx, connectorID, read)
+}
+
 // scheduleChanged has this process's scheduler apply a task's schedule at
 // once.
 func (a *App) scheduleChanged(taskID string) { a.Scheduler.Changed(taskID) }
@@ -245,6 +259,13 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	if err := a.Scheduler.Start(ctx); err != nil {
 		return fmt.Errorf("app: start scheduler: %w", err)
+	}
+	if a.Config.MetricsAddr != "" && a.stopMetrics == nil {
+		stop, err := a.Metrics.serve(ctx, a.Config.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("app: serve metrics on %s (PROVISOR_METRICS_ADDR): %w", a.Config.MetricsAddr, err)
+		}
+		a.stopMetrics = stop
 	}
 	return nil
 }
@@ -290,6 +311,11 @@ func (a *App) shutdown(bound time.Duration) error {
 	var errs []error
 	if err := a.HTTP.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("app: stop http: %w", err))
+	}
+	if a.stopMetrics != nil {
+		if err := a.stopMetrics(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("app: stop metrics: %w", err))
+		}
 	}
 	if err := a.Scheduler.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("app: %w", err))

@@ -130,6 +130,9 @@ POST   /connectors/new                          -                        401   4
 GET    /connectors/:id                          {connector}              login 403   403   403   ok    login login login login login login login login
 POST   /connectors/:id                          -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
 POST   /connectors/:id/check                    -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+POST   /connectors/:id/pause                    -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+POST   /connectors/:id/resume                   -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
+POST   /connectors/:id/release                  -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
 POST   /connectors/:id/entitlements             -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
 GET    /entitlements/:id                        {entitlement}            login 403   403   403   ok    login login login login login login login login
 POST   /entitlements/:id                        -                        401   403   403   403   pass  401   401   401   401   401   401   401   401
@@ -190,6 +193,10 @@ POST   /api/v1/connectors                       -                        401   4
 GET    /api/v1/connectors/:id                   {connector}              401   401   401   401   401   ok    403   403   403   403   403   403   403
 PATCH  /api/v1/connectors/:id                   -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
 POST   /api/v1/connectors/:id/check             -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
+GET    /api/v1/connectors/:id/status            {connector}              401   401   401   401   401   ok    403   403   403   403   403   403   403
+POST   /api/v1/connectors/:id/pause             -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
+POST   /api/v1/connectors/:id/resume            -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
+POST   /api/v1/connectors/:id/release           -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
 GET    /api/v1/connectors/:id/entitlements      {connector}              401   401   401   401   401   ok    403   403   403   403   403   403   403
 POST   /api/v1/connectors/:id/entitlements      -                        401   401   401   401   401   403   403   403   403   403   pass  403   403
 GET    /api/v1/entitlements/:id                 {entitlement}            401   401   401   401   401   ok    403   403   403   403   403   403   403

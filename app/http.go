@@ -36,6 +36,12 @@ func (a *App) newHTTP(apiServer *api.Server, portal *web.Server) *fiber.App {
 	h.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
 		a.Log.Error("panic", "method", c.Method(), "path", c.Path(), "panic", fmt.Sprint(e), "stack", string(debug.Stack()))
 	}}))
+	// Every request's duration is measured, by route.
+	h.Use(a.Metrics.middleware)
+	if a.Config.MetricsToken != "" {
+		// /metrics beside the portal, for a scraper holding the token.
+		h.Get("/metrics", a.Metrics.tokenHandler(a.Config.MetricsToken))
+	}
 	h.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	h.Get("/readyz", a.ready)
 	apiServer.Mount(h.Group("/api/v1"))

@@ -79,3 +79,15 @@ func (m mailboxes) IdentityTx(ctx context.Context, tx *gorm.DB, id string) (*ide
 func (m mailboxes) MembersTx(ctx context.Context, tx *gorm.DB, workgroupID string) ([]identities.Identity, error) {
 	return m.identities.Members(ctx, tx, workgroupID)
 }
+
+func (m mailboxes) AdminMailboxesTx(ctx context.Context, tx *gorm.DB) ([]notifier.Mailbox, error) {
+	ls, err := m.access.AdminsTx(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]notifier.Mailbox, len(ls))
+	for i := range ls {
+		out[i] = notifier.Mailbox{Name: ls[i].Name(), Address: ls[i].Address()}
+	}
+	return out, nil
+}

@@ -26,10 +26,82 @@ type Error struct {
 	// Code is the system's error code ("LDAP 32", an HTTP status or a
 	// REST system's code), for the provisioning log's advice.
 	Code string
+	// Class says more of what failed where the connector knows it:
+	// ClassAuth, ClassConfig or ClassConnection; empty otherwise.
+	Class Class
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrAuth) true for authentication failures.
+func (e *Error) Is(target error) bool { return target == ErrAuth && e.Class == ClassAuth }
+
+// Class is what kind of failure a connector error is, beyond permanent or
+// transient. It decides whether a connector is quarantined: an
+// authentication failure at once, connection failures after several in a
+// row (see requests' quarantine rules).
+type Class string
+
+// The classes of connector errors. ClassOf returns ClassPermanent or
+// ClassTransient for errors a connector did not classify further.
+const (
+	ClassAuth       Class = "authentication"
+	ClassConfig     Class = "configuration"
+	ClassConnection Class = "connection"
+	ClassPermanent  Class = "permanent"
+	ClassTransient  Class = "transient"
+)
+
+// ErrAuth matches (errors.Is) every error marked with Auth: the system
+// refused the connector's own credentials (an LDAP bind with invalid
+// credentials, a token refused).
+var ErrAuth = errors.New("the system refused the connector's credentials")
+
+// Auth marks err as a refusal of the connector's credentials: permanent
+// for the operation, and a reason to quarantine the connector at once.
+func Auth(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Permanent: true, Err: err, Class: ClassAuth}
+}
+
+// Misconfigured marks err as a problem of the connector's settings (a bad URL, a
+// certificate that does not match): permanent until an admin fixes it.
+func Misconfigured(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Permanent: true, Err: err, Class: ClassConfig}
+}
+
+// Connection marks err as a failure to reach the system (refused, reset,
+// timed out): transient.
+func Connection(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Err: err, Class: ClassConnection}
+}
+
+// ClassOf returns the class of err: the connector's own, or else
+// ClassPermanent or ClassTransient. It returns "" for nil.
+func ClassOf(err error) Class {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		if e.Class != "" {
+			return e.Class
+		}
+		if e.Permanent {
+			return ClassPermanent
+		}
+	}
+	return ClassTransient
+}
 
 // Permanent marks err as not worth retrying.
 func Permanent(err error) error {

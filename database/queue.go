@@ -2,6 +2,7 @@ package database
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
@@ -150,12 +151,16 @@ func (q *Queue) CancelTx(ctx context.Context, tx *gorm.DB, id int64) error {
 	return nil
 }
 
-// Entry is what a sweep needs of a queue entry.
+// Entry is what a sweep (or a test of attempts) needs of a queue entry.
 type Entry struct {
 	ID    int64
 	State string
 	// Args are the entry's arguments as JSON.
 	Args []byte
+	// Attempt is the attempts the entry spent (the one running included);
+	// Errors the attempts that ended in an error, and Snoozes the times it
+	// waited, which spend none.
+	Attempt, Errors, Snoozes int
 }
 
 // Final reports whether the entry will not run again by itself
@@ -181,7 +186,14 @@ func (q *Queue) Entries(ctx context.Context, ids []int64) (map[int64]Entry, erro
 			return nil, fmt.Errorf("queue: list entries: %w", err)
 		}
 		for _, j := range res.Jobs {
-			out[j.ID] = Entry{ID: j.ID, State: string(j.State), Args: j.EncodedArgs}
+			e := Entry{ID: j.ID, State: string(j.State), Args: j.EncodedArgs, Attempt: j.Attempt, Errors: len(j.Errors)}
+			var meta struct {
+				Snoozes int `json:"snoozes"`
+			}
+			if json.Unmarshal(j.Metadata, &meta) == nil {
+				e.Snoozes = meta.Snoozes
+			}
+			out[j.ID] = e
 		}
 	}
 	return out, nil

@@ -162,12 +162,30 @@ type Importer struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
+
+	progress ProgressFunc
+}
+
+// ProgressFunc is told, while an import of a connector reads, how many
+// objects (accounts and groups) it read so far: 0 when it starts, then
+// about once a second. It must be quick; its failure stops nothing.
+type ProgressFunc func(ctx context.Context, connectorID string, read int)
+
+// ImporterOptions configure an Importer. A nil *ImporterOptions means
+// defaults.
+type ImporterOptions struct {
+	// ProgressFunc, if set, is told of the imports' progress.
+	ProgressFunc ProgressFunc
 }
 
 // NewImporter returns the importer of the connectors of store into the
 // portal's tables in db.
-func NewImporter(db *gorm.DB, store *configured.Store) *Importer {
-	return &Importer{db: db, connectors: store, locks: map[string]*sync.Mutex{}}
+func NewImporter(db *gorm.DB, store *configured.Store, opts *ImporterOptions) *Importer {
+	im := &Importer{db: db, connectors: store, locks: map[string]*sync.Mutex{}}
+	if opts != nil {
+		im.progress = opts.ProgressFunc
+	}
+	return im
 }
 
 func (im *Importer) lock(connectorID string) func() {
@@ -201,6 +219,11 @@ func (im *Importer) Run(ctx context.Context, connectorID string, mode connectors
 		}
 	}
 	col := newCollector()
+	if fn := im.progress; fn != nil {
+		col.progress = func(ctx context.Context, read int) { fn(ctx, rec.ID, read) }
+		fn(ctx, rec.ID, 0)
+		col.lastProgress = time.Now()
+	}
 	readsManagers := false
 	if mr, ok := conn.(connectors.ManagerReader); ok {
 		readsManagers = mr.ReadsManagers()

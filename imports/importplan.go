@@ -32,18 +32,37 @@ type collector struct {
 	notes      []string
 	present    map[string]bool
 	deleted    []string
+
+	// progress, when set, is told how many objects were read, at most
+	// once per progressEvery.
+	progress     func(ctx context.Context, read int)
+	read         int
+	lastProgress time.Time
 }
+
+// progressEvery is how often an import says how far it got.
+const progressEvery = time.Second
 
 func newCollector() *collector {
 	return &collector{accounts: map[string]connectors.ImportedAccount{}, ents: map[string]connectors.Entitlement{}, members: map[string][]string{}}
 }
 
+// counted notes one more object read.
+func (c *collector) counted(ctx context.Context) {
+	c.read++
+	if c.progress != nil && time.Since(c.lastProgress) >= progressEvery {
+		c.lastProgress = time.Now()
+		c.progress(ctx, c.read)
+	}
+}
+
 func key(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
-func (c *collector) Account(_ context.Context, a connectors.ImportedAccount) error {
+func (c *collector) Account(ctx context.Context, a connectors.ImportedAccount) error {
 	if strings.TrimSpace(a.Username) == "" {
 		return nil
 	}
+	c.counted(ctx)
 	if a.ExternalID == "" {
 		a.ExternalID = a.Username
 	}
@@ -55,10 +74,11 @@ func (c *collector) Account(_ context.Context, a connectors.ImportedAccount) err
 	return nil
 }
 
-func (c *collector) Entitlement(_ context.Context, e connectors.Entitlement) error {
+func (c *collector) Entitlement(ctx context.Context, e connectors.Entitlement) error {
 	if e.ExternalID == "" {
 		return nil
 	}
+	c.counted(ctx)
 	k := key(e.ExternalID)
 	if _, ok := c.ents[k]; !ok {
 		c.entOrder = append(c.entOrder, k)

@@ -60,6 +60,9 @@ type Notification struct {
 	InstanceID *string `json:"instance_id"`
 	// ApprovalID is the approval an approval email is about.
 	ApprovalID *string `json:"approval_id,omitempty"`
+	// ConnectorID is the connector an email to the admins is about (its
+	// quarantine).
+	ConnectorID *string `json:"connector_id,omitempty"`
 	// OnceKey makes writing the message idempotent: "<run> <address>" for
 	// a run's email, "ask <step> <address>" for a request to decide,
 	// "decision <approval> <address>" for a task approval's outcome.

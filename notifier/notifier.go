@@ -81,6 +81,9 @@ type Directory interface {
 	IdentityTx(ctx context.Context, tx *gorm.DB, id string) (*identities.Identity, error)
 	// MembersTx returns a workgroup's members that are not deleted.
 	MembersTx(ctx context.Context, tx *gorm.DB, workgroupID string) ([]identities.Identity, error)
+	// AdminMailboxesTx returns the enabled portal admins with where to
+	// write to them.
+	AdminMailboxesTx(ctx context.Context, tx *gorm.DB) ([]Mailbox, error)
 }
 
 // Mailbox is a person's name and address ("" when they have none).

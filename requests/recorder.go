@@ -58,6 +58,9 @@ type pendingWrite struct {
 	r    *setRun
 	outs []outcome
 	done chan error // the answer, once written
+	// hold is the state of the set's connector when the write found it
+	// quarantined or paused: the set stops and waits.
+	hold *ConnectorState
 }
 
 // maxLine bounds the outcomes written in one transaction.
@@ -80,6 +83,12 @@ func (rc *recorder) record(ctx context.Context, r *setRun, outs []outcome) error
 	}
 	select {
 	case err := <-w.done:
+		if err == nil && w.hold != nil {
+			// The state changed in this write: the sets that start now
+			// read it anew.
+			r.s.forgetState(r.first.ConnectorID)
+			r.quarantined = w.hold
+		}
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
@@ -193,6 +202,9 @@ func (s *Service) writeOutcomesTx(ctx context.Context, tx *gorm.DB, batch []*pen
 	}
 	if err := s.ids.ApplyTx(ctx, tx, changes...); err != nil {
 		return fmt.Errorf("requests: record the jobs' changes: %w", err)
+	}
+	if err := s.noteHealthTx(ctx, tx, batch); err != nil {
+		return err
 	}
 	counts, err := countJobsTx(tx, ids)
 	if err != nil {

@@ -80,6 +80,15 @@ type Options struct {
 	// ApprovalFuncs run, in order, in the transaction that opens approval
 	// steps or ends a task's approval.
 	ApprovalFuncs []ApprovalFunc
+	// ConnectorStateFuncs run, in order, in the transaction that puts a
+	// connector in or out of quarantine or a pause.
+	ConnectorStateFuncs []ConnectorStateFunc
+	// Quarantine says when a failing connector is quarantined.
+	Quarantine QuarantineRules
+	// ObserveFunc, when set, is told of every operation that ran: its
+	// connector, kind, outcome (completed, no_change, failed, retrying,
+	// waiting) and how long it took. It must be fast (a metric).
+	ObserveFunc func(connector, kind, outcome string, took time.Duration)
 }
 
 // Service starts and steers request instances.
@@ -95,6 +104,12 @@ type Service struct {
 
 	openMu sync.Mutex
 	open   map[string]openConnector // by connector id, see openConnector
+	states map[string]cachedState   // by connector id, see connectorState
+	// stateGen counts the state changes this process committed, so that a
+	// state read before one is not cached after it.
+	stateGen uint64
+
+	onState []ConnectorStateFunc
 
 	recorder *recorder
 }
@@ -118,12 +133,16 @@ func New(db *database.DB, queue *database.Queue, ids *identities.Service, store 
 		o.People = opts.People
 		o.ApprovalExpiry = opts.ApprovalExpiry
 		o.NoProvisioningLog = opts.NoProvisioningLog
+		o.Quarantine = opts.Quarantine
+		o.ObserveFunc = opts.ObserveFunc
 	}
+	o.Quarantine = o.Quarantine.withDefaults()
 	s := &Service{db: db, queue: queue, ids: ids, connectors: store, opts: o}
 	if opts != nil {
 		s.settled = slices.Clone(opts.SettledFuncs)
 		s.after = slices.Clone(opts.AfterSettledFuncs)
 		s.onApproval = slices.Clone(opts.ApprovalFuncs)
+		s.onState = slices.Clone(opts.ConnectorStateFuncs)
 	}
 	s.recorder = newRecorder(s)
 	return s

@@ -11,7 +11,8 @@ import (
 )
 
 // SweepArgs is the periodic entry that hands runs and job sets that no
-// worker owns back to the queue (see Service.Sweep).
+// worker owns back to the queue (see Service.Sweep), expires approvals
+// and prunes the connectors' hourly counts.
 type SweepArgs struct{}
 
 // Kind is the queue's name for the run sweep.
@@ -34,6 +35,9 @@ func NewSweepWorker(s *Service, after time.Duration) *SweepWorker {
 // Work sweeps once.
 func (w *SweepWorker) Work(ctx context.Context, _ *river.Job[SweepArgs]) error {
 	if _, err := w.s.ExpireApprovals(ctx, time.Now().UTC()); err != nil {
+		return err
+	}
+	if _, err := w.s.PruneConnectorHours(ctx, time.Now().Add(-HoursKept)); err != nil {
 		return err
 	}
 	_, err := w.s.Sweep(ctx, w.After)

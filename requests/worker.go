@@ -159,6 +159,10 @@ type setRun struct {
 	waiting  bool  // a job waits for a job of another set
 	operated bool  // an operation ran in this attempt
 	more     bool  // the attempt's time is up: the set goes on in a new one
+	// quarantined is set when the results of this attempt found the set's
+	// connector quarantined (or paused): the set waits for its probe
+	// instead of retrying.
+	quarantined *ConnectorState
 }
 
 // outcome is what happened to one job in this attempt, kept until written.
@@ -177,12 +181,25 @@ type outcome struct {
 	targetID, entitlementID string
 	// waits counts the rate-limit waits of this attempt.
 	waits int
+	// class is the class of the operation's error ("" for a success),
+	// errText its message; uncounted says the operation did not come to
+	// an answer of the system (stopped, throttled): the connector's
+	// health leaves it out.
+	class     connectors.Class
+	errText   string
+	uncounted bool
 }
 
 // unchanged says the job completed and its connector changed nothing.
 func (o *outcome) unchanged() bool { return o.status == JobCompleted && !o.result.Changed }
 
 func (r *setRun) run(ctx context.Context, jobs []Job) error {
+	// A quarantined or paused connector's jobs wait, spending no attempt.
+	if st, err := r.s.connectorState(ctx, r.first.ConnectorID); err != nil {
+		return err
+	} else if st.Waiting() && !allTerminal(jobs) {
+		return r.holdSet(ctx, &st)
+	}
 	var until time.Time
 	if d := r.s.slice(); d > 0 {
 		until = time.Now().Add(d)
@@ -194,9 +211,10 @@ func (r *setRun) run(ctx context.Context, jobs []Job) error {
 			}
 			break
 		}
-		if r.dbErr != nil || r.snooze > 0 {
-			// A database error, or a system that asked to wait: the rest
-			// runs in the next attempt.
+		if r.dbErr != nil || r.snooze > 0 || r.quarantined != nil {
+			// A database error, a system that asked to wait, or a
+			// connector quarantined by the results written so far: the
+			// rest runs in the next attempt.
 			break
 		}
 		if r.operated && !until.IsZero() && time.Now().After(until) && !allTerminal(jobs[i:]) {
@@ -213,6 +231,10 @@ func (r *setRun) run(ctx context.Context, jobs []Job) error {
 	switch {
 	case r.dbErr != nil:
 		return r.dbErr
+	case r.quarantined != nil && !allTerminal(jobs):
+		// This attempt's failures quarantined the connector: the set
+		// waits for the probe, and the attempt is not spent.
+		return r.holdSet(context.WithoutCancel(ctx), r.quarantined)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		// The attempt's bound passed (a slow database made the slice run
 		// over): the set goes on at once, and the operation cut short runs
@@ -222,6 +244,14 @@ func (r *setRun) run(ctx context.Context, jobs []Job) error {
 		// The system asked to wait: a snooze spends no attempt.
 		return river.JobSnooze(r.snooze)
 	case r.transient != nil:
+		if c := connectors.ClassOf(r.transient); c == connectors.ClassConnection || c == connectors.ClassAuth {
+			// Another set's results may have quarantined the connector
+			// meanwhile: then this one waits too, without spending the
+			// attempt.
+			if st, err := r.s.readState(context.WithoutCancel(ctx), r.first.ConnectorID); err == nil && st.Waiting() {
+				return r.holdSet(context.WithoutCancel(ctx), &st)
+			}
+		}
 		return r.transient
 	case r.more:
 		return river.JobSnooze(0)
@@ -378,6 +408,15 @@ func (r *setRun) conclude(j *Job, startedAt time.Time, result connectors.Result,
 	o := outcome{job: j, claimed: true, interrupted: j.Status == JobRunning, startedAt: startedAt, endedAt: time.Now().UTC(),
 		waits: result.RateLimitWaits, result: result, err: err}
 	wait, throttled := connectors.RetryAfterOf(err)
+	if err != nil {
+		o.class, o.errText = connectors.ClassOf(err), oneLine(err.Error(), 500)
+	}
+	o.uncounted = throttled || errors.Is(err, errAttemptEnded)
+	defer func() {
+		if f := r.s.opts.ObserveFunc; f != nil {
+			f(j.ConnectorName, j.Operation, observed(&o), o.endedAt.Sub(startedAt))
+		}
+	}()
 	switch {
 	case err == nil:
 		o.status, o.result = JobCompleted, result
@@ -389,6 +428,12 @@ func (r *setRun) conclude(j *Job, startedAt time.Time, result connectors.Result,
 			o.message += " (no change)"
 		}
 		o.message = connectors.MessageWithRequest(o.message, result.RequestID)
+	case errors.Is(err, connectors.ErrAuth):
+		// The system refused the connector's credentials: the connector
+		// is quarantined with this result, and the job waits for it.
+		o.status, o.message = JobPending, "connector quarantined: authentication failed: "+err.Error()
+		o.event = fmt.Sprintf("attempt %d: the system refused the connector's credentials: %v", r.qj.Attempt, err)
+		r.snooze = max(r.snooze, r.s.opts.Quarantine.ProbeMin)
 	case connectors.IsPermanent(err):
 		o.status, o.message = JobFailed, err.Error()
 	case errors.Is(err, errAttemptEnded):
@@ -411,6 +456,21 @@ func (r *setRun) conclude(j *Job, startedAt time.Time, result connectors.Result,
 		}
 	}
 	r.record(o)
+}
+
+// observed is the outcome of o as the metrics name it.
+func observed(o *outcome) string {
+	switch {
+	case o.status == JobCompleted && !o.result.Changed:
+		return "no_change"
+	case o.status == JobCompleted:
+		return "completed"
+	case o.status == JobFailed:
+		return "failed"
+	case o.uncounted || o.class == connectors.ClassAuth:
+		return "waiting"
+	}
+	return "retrying"
 }
 
 // fail notes a database error: the set stops and runs again.

@@ -606,3 +606,22 @@ func (s *server) updateWorkgroup(c *fiber.Ctx) error {
 	}
 	return s.getWorkgroup(c)
 }
+
+func (s *server) connectorStatus(c *fiber.Ctx) error {
+	st, err := s.Requests.ConnectorStatus(c.UserContext(), param(c, "id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(st)
+}
+
+// steerConnector pauses, resumes or releases a connector and answers with
+// its status.
+func (s *server) steerConnector(action requests.ConnectorAction) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if _, err := s.Requests.SteerConnector(c.UserContext(), param(c, "id"), action, principal(c).Name); err != nil {
+			return err
+		}
+		return s.connectorStatus(c)
+	}
+}

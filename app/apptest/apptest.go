@@ -65,9 +65,11 @@ func New(t testing.TB, dialect string, opts *Options) *Bundle {
 		dataDir = dirOf(path)
 	}
 	// A small PostgreSQL pool per app: parallel tests share the server's
-	// 100 connections.
+	// 100 connections. A connector quarantined by a test that stops its
+	// server is probed within seconds, not the minute a deployment waits.
 	args := []string{"--data-dir", dataDir, "--secret-key", "0123456789abcdef0123456789abcdef-test",
-		"--schedule-sync", "500ms", "--log-level", "error", "--workers", "8", "--db-conns", "12"}
+		"--schedule-sync", "500ms", "--log-level", "error", "--workers", "8", "--db-conns", "12",
+		"--probe-min", "1s", "--probe-max", "5s"}
 	if dbURL != "" {
 		args = append(args, "--database", dbURL)
 	}

@@ -61,6 +61,24 @@ type Config struct {
 	// LogRetention is how long provisioning log entries are kept; a daily
 	// job deletes older ones.
 	LogRetention time.Duration
+	// LogFormat is text or json: the process log's format.
+	LogFormat string
+	// QuarantineFailures is how many connection failures in a row
+	// quarantine a connector.
+	QuarantineFailures int
+	// QuarantineRatio is the percentage of failed operations, over the
+	// last QuarantineWindow, above which a connector is quarantined.
+	QuarantineRatio  int
+	QuarantineWindow int
+	// ProbeMin and ProbeMax bound the doubling wait between probes of a
+	// quarantined connector.
+	ProbeMin, ProbeMax time.Duration
+	// MetricsAddr, when set, is a host:port of its own that serves
+	// /metrics without authentication.
+	MetricsAddr string
+	// MetricsToken, when set, serves /metrics on the main address to
+	// requests that bear it (Authorization: Bearer TOKEN).
+	MetricsToken string
 	// Demo loads demo data into an empty database.
 	Demo bool
 	// SMTP is where completion emails go; nil when no SMTP server is
@@ -125,6 +143,14 @@ var Settings = []Setting{
 	{"stuck-after", "PROVISOR_STUCK_AFTER", "15m", "jobs pending or running longer than this are flagged as possibly stuck", false},
 	{"approval-expiry", "PROVISOR_APPROVAL_EXPIRY", "7d", "how long a request that needs approval waits for it before it expires (1h to 90d; such as 72h, 7d or 2w)", false},
 	{"log-retention", "PROVISOR_LOG_RETENTION", "90d", "how long provisioning log entries are kept (1d to 3650d; such as 30d or 52w); a daily job deletes older ones", false},
+	{"log-format", "PROVISOR_LOG_FORMAT", "text", "format of the process log: text (key=value) or json (one object a line)", false},
+	{"quarantine-failures", "PROVISOR_QUARANTINE_FAILURES", "5", "connection failures in a row that quarantine a connector (1-1000); a refusal of its credentials quarantines it at once", false},
+	{"quarantine-ratio", "PROVISOR_QUARANTINE_RATIO", "80", "percentage of failed operations over the last --quarantine-window above which a connector is quarantined (1-100)", false},
+	{"quarantine-window", "PROVISOR_QUARANTINE_WINDOW", "20", "how many of a connector's last operations the failure ratio is taken over (1-1000)", false},
+	{"probe-min", "PROVISOR_PROBE_MIN", "1m", "first wait before a quarantined connector is probed (1s to 24h); it doubles after each failed probe", false},
+	{"probe-max", "PROVISOR_PROBE_MAX", "1h", "longest wait between probes of a quarantined connector (at least --probe-min, at most 7 days)", false},
+	{"metrics-addr", "PROVISOR_METRICS_ADDR", "", "host:port of a listener of its own that serves /metrics (Prometheus) without authentication; empty for none", false},
+	{"metrics-token", "PROVISOR_METRICS_TOKEN", "", "serve /metrics on --addr to requests with Authorization: Bearer TOKEN (at least 20 characters); empty for none", false},
 	{"demo", "PROVISOR_DEMO", "false", "load demo data into an empty database", true},
 	{"smtp-url", "PROVISOR_SMTP_URL", "", "SMTP server for completion emails, smtp://user:pass@host:587?tls=starttls (tls=tls for implicit TLS, tls=none for a local relay); empty holds emails in the outbox", false},
 	{"smtp-from", "PROVISOR_SMTP_FROM", "", "sender address of completion emails, such as Provisor <provisor@example.com>; required with --smtp-url", false},
@@ -188,19 +214,47 @@ func parse(v map[string]*string) (*Config, error) {
 		return n
 	}
 	c := &Config{
-		Addr:         strings.TrimSpace(*v["addr"]),
-		DatabaseURL:  strings.TrimSpace(*v["database"]),
-		DataDir:      strings.TrimSpace(*v["data-dir"]),
-		BaseURL:      strings.TrimRight(strings.TrimSpace(*v["base-url"]), "/"),
-		SecretKey:    *v["secret-key"],
-		LogLevel:     strings.ToLower(strings.TrimSpace(*v["log-level"])),
-		Workers:      integer("workers", 1, 1000),
-		DBConns:      integer("db-conns", 0, 500),
-		JobTimeout:   duration("job-timeout"),
-		RescueAfter:  duration("rescue-after"),
-		MaxAttempts:  integer("max-attempts", 1, 100),
-		ScheduleSync: duration("schedule-sync"),
-		StuckAfter:   duration("stuck-after"),
+		Addr:               strings.TrimSpace(*v["addr"]),
+		DatabaseURL:        strings.TrimSpace(*v["database"]),
+		DataDir:            strings.TrimSpace(*v["data-dir"]),
+		BaseURL:            strings.TrimRight(strings.TrimSpace(*v["base-url"]), "/"),
+		SecretKey:          *v["secret-key"],
+		LogLevel:           strings.ToLower(strings.TrimSpace(*v["log-level"])),
+		Workers:            integer("workers", 1, 1000),
+		DBConns:            integer("db-conns", 0, 500),
+		JobTimeout:         duration("job-timeout"),
+		RescueAfter:        duration("rescue-after"),
+		MaxAttempts:        integer("max-attempts", 1, 100),
+		ScheduleSync:       duration("schedule-sync"),
+		StuckAfter:         duration("stuck-after"),
+		LogFormat:          strings.ToLower(strings.TrimSpace(*v["log-format"])),
+		QuarantineFailures: integer("quarantine-failures", 1, 1000),
+		QuarantineRatio:    integer("quarantine-ratio", 1, 100),
+		QuarantineWindow:   integer("quarantine-window", 1, 1000),
+		ProbeMin:           duration("probe-min"),
+		ProbeMax:           duration("probe-max"),
+		MetricsAddr:        strings.TrimSpace(*v["metrics-addr"]),
+		MetricsToken:       strings.TrimSpace(*v["metrics-token"]),
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log-format", "%q is not text or json", c.LogFormat)
+	}
+	if c.ProbeMin > 0 && (c.ProbeMin < time.Second || c.ProbeMin > 24*time.Hour) {
+		bad("probe-min", "%s is not from 1s to 24h", c.ProbeMin)
+	}
+	if c.ProbeMax > 0 && c.ProbeMax > 7*24*time.Hour {
+		bad("probe-max", "%s is longer than 7 days", c.ProbeMax)
+	}
+	if c.ProbeMax < c.ProbeMin {
+		bad("probe-max", "%s is shorter than --probe-min (%s)", c.ProbeMax, c.ProbeMin)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("metrics-addr", "%q is not host:port (%v)", c.MetricsAddr, err)
+		}
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < 20 {
+		bad("metrics-token", "must be at least 20 characters long (it is %d)", len(c.MetricsToken))
 	}
 	if d, err := days(strings.TrimSpace(*v["approval-expiry"])); err != nil || d < time.Hour || d > 90*24*time.Hour {
 		bad("approval-expiry", "%q is not a duration from 1h to 90d, such as 72h, 7d or 2w", *v["approval-expiry"])

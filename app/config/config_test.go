@@ -61,6 +61,10 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{map[string]string{"PROVISOR_JOB_TIMEOUT": "5m", "PROVISOR_RESCUE_AFTER": "1m"}, nil, []string{"PROVISOR_RESCUE_AFTER", "longer than the job timeout"}},
 		{map[string]string{"PROVISOR_DEMO": "maybe"}, nil, []string{"PROVISOR_DEMO"}},
 		{map[string]string{"PROVISOR_DATA_DIR": " "}, nil, []string{"PROVISOR_DATA_DIR"}},
+		{nil, []string{"--probe-min", "100ms"}, []string{"PROVISOR_PROBE_MIN (--probe-min)", "from 1s to 24h"}},
+		{nil, []string{"--probe-min", "soon"}, []string{"PROVISOR_PROBE_MIN", "not a positive duration"}},
+		{nil, []string{"--probe-min", "10m", "--probe-max", "5m"}, []string{"PROVISOR_PROBE_MAX (--probe-max)", "shorter than --probe-min"}},
+		{nil, []string{"--probe-max", "30d"}, []string{"PROVISOR_PROBE_MAX"}},
 		{nil, []string{"extra"}, []string{`unexpected argument "extra"`}},
 		{nil, []string{"--no-such-flag"}, []string{"no-such-flag"}},
 	} {

@@ -11,11 +11,19 @@ import (
 	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
 	"github.com/provisor/provisor/input"
+	"github.com/provisor/provisor/requests"
 )
 
 type connectorsData struct {
 	Items  []configured.Record
 	Labels map[string]string
+	// States are the connectors' current states, by id.
+	States map[string]connectorListState
+}
+
+type connectorListState struct {
+	Shown string
+	State requests.ConnectorState
 }
 
 func (s *Server) connectorsPage(c *fiber.Ctx) error {
@@ -23,9 +31,15 @@ func (s *Server) connectorsPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	d := connectorsData{Items: list, Labels: map[string]string{}}
+	states, err := s.Requests.ConnectorStates(c.UserContext())
+	if err != nil {
+		return err
+	}
+	d := connectorsData{Items: list, Labels: map[string]string{}, States: map[string]connectorListState{}}
 	for _, r := range list {
 		d.Labels[r.Type] = s.typeLabel(r.Type)
+		st := states[r.ID]
+		d.States[r.ID] = connectorListState{Shown: st.Shown(r.Enabled), State: st}
 	}
 	return s.render(c, fiber.StatusOK, "connectors", s.newPage(c, "connectors", "Connectors", d))
 }
@@ -53,6 +67,8 @@ type connectorForm struct {
 	// Fields are the settings as a form, for a type that describes them;
 	// Settings stays as JSON under Advanced.
 	Fields []settingField
+	// Status is the connector's current status.
+	Status *connectorStatus
 }
 
 // withFields fills the settings form of the connector's type from
@@ -174,6 +190,11 @@ func (s *Server) connectorForm(c *fiber.Ctx, rec *configured.Record) (connectorF
 		return d, err
 	}
 	d.Entitlements = ents
+	// Every render of the page has the status card, those of a form
+	// refused too.
+	if d.Status, err = s.connectorStatusOf(c, rec.ID); err != nil {
+		return d, err
+	}
 	return d, nil
 }
 

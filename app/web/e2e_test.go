@@ -295,6 +295,47 @@ func TestEndToEndInChromium(t *testing.T) {
 	if _, err := w.Access.Authenticate(w.Ctx, "rita", strings.TrimSpace(shown)); err != nil {
 		t.Errorf("the password shown after the reset does not sign in: %v", err)
 	}
+
+	// Connectors: the list shows each state; a connector's page its
+	// current status with the chart of the last 24 hours; Pause makes it
+	// Paused with the reason, Release makes it active again.
+	var listText, statusText, pausedText string
+	var bars int
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(base+"/connectors"),
+		chromedp.WaitVisible(`td[data-label=State] .badge`, chromedp.ByQuery),
+		chromedp.Text(`table.grid`, &listText, chromedp.ByQuery),
+		shot(t, "10-connectors-states"),
+		chromedp.Click(`//td[@data-label="Name"]/a[contains(., "Corp Directory")]`),
+		chromedp.WaitVisible(`#status svg.chart`, chromedp.ByQuery),
+		chromedp.Text(`#status`, &statusText, chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelectorAll("#status svg.chart rect.chart-ops").length`, &bars),
+		chromedp.ScrollIntoView(`#status`, chromedp.ByQuery),
+		shot(t, "11-connector-status"),
+		chromedp.Click(`#status form[action$="/pause"] button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#status form[action$="/release"]`, chromedp.ByQuery),
+		chromedp.Text(`#status`, &pausedText, chromedp.ByQuery),
+		shot(t, "12-connector-paused"),
+		chromedp.Click(`#status form[action$="/release"] button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#status form[action$="/pause"]`, chromedp.ByQuery),
+	)
+	if err != nil {
+		t.Fatalf("connector status: %v", err)
+	}
+	if !strings.Contains(listText, "State") || !strings.Contains(listText, "Active") {
+		t.Errorf("connectors list: %s", listText)
+	}
+	for _, want := range []string{"Current status", "Queue", "Failures in a row", "Last successful sign-in", "Last import cycle", "Last 24 hours"} {
+		if !strings.Contains(statusText, want) {
+			t.Errorf("status card lacks %q: %s", want, statusText)
+		}
+	}
+	if bars != 24 {
+		t.Errorf("chart has %d bars, want 24", bars)
+	}
+	if !strings.Contains(pausedText, "Paused") || !strings.Contains(pausedText, "connector paused: paused by") {
+		t.Errorf("paused card: %s", pausedText)
+	}
 }
 
 // The approval paths in a browser: rita asks for VPN (its owner, then an

@@ -101,9 +101,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func logger(level string, w io.Writer) *slog.Logger {
+func logger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
+	_ = l.UnmarshalText([]byte(cfg.LogLevel))
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
@@ -112,7 +115,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := logger(cfg.LogLevel, stderr)
+	log := logger(cfg, stderr)
 	a, err := app.New(ctx, cfg, log, nil)
 	if err != nil {
 		return err
@@ -203,7 +206,9 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // toolApp builds an app that runs no workers, for commands that only write.
 func toolApp(ctx context.Context, cfg *config.Config, stderr io.Writer) (*app.App, error) {
-	return app.New(ctx, cfg, logger("warn", stderr), &app.Options{NoWorkers: true})
+	quiet := *cfg
+	quiet.LogLevel = "warn"
+	return app.New(ctx, cfg, logger(&quiet, stderr), &app.Options{NoWorkers: true})
 }
 
 const userUsage = "usage: provisor user create|list|disable|enable|set-role|reset-password [flags]"

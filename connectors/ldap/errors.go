@@ -60,13 +60,19 @@ func classify(what string, err error) error {
 		if what == "" {
 			return err
 		}
-		return &connectors.Error{Permanent: ce.Permanent, Err: fmt.Errorf("%s: %w", what, ce.Err), Code: ce.Code}
+		return &connectors.Error{Permanent: ce.Permanent, Class: ce.Class, Err: fmt.Errorf("%s: %w", what, ce.Err), Code: ce.Code}
 	}
 	if what != "" {
 		err = fmt.Errorf("%s: %w", what, err)
 	}
 	if tlsProblem(err) != "" {
-		return &connectors.Error{Permanent: true, Err: fmt.Errorf("%w (%s)", err, tlsProblem(err)), Code: "TLS"}
+		return &connectors.Error{Permanent: true, Class: connectors.ClassConfig, Err: fmt.Errorf("%w (%s)", err, tlsProblem(err)), Code: "TLS"}
+	}
+	switch resultCode(err) {
+	case ldapv3.LDAPResultInvalidCredentials, ldapv3.LDAPResultInappropriateAuthentication:
+		// Only the service account's binds come here: a person's sign-in
+		// is told apart before (see Authenticate).
+		return coded(connectors.Auth(err))
 	}
 	var le *ldapv3.Error
 	code := ""
@@ -75,6 +81,9 @@ func classify(what string, err error) error {
 	}
 	if le != nil && permanentCodes[le.ResultCode] {
 		return &connectors.Error{Permanent: true, Err: err, Code: code}
+	}
+	if unreachable(err) {
+		return &connectors.Error{Class: connectors.ClassConnection, Err: err, Code: code}
 	}
 	return &connectors.Error{Err: err, Code: code}
 }
@@ -105,6 +114,24 @@ func isConnectionError(err error) bool {
 	case ldapv3.ErrorNetwork, ldapv3.LDAPResultServerDown, ldapv3.LDAPResultConnectError,
 		ldapv3.LDAPResultTimeout, ldapv3.ErrorUnexpectedMessage, ldapv3.ErrorUnexpectedResponse,
 		ldapv3.ErrorMalformedPacket, ldapv3.LDAPResultUnavailable, ldapv3.LDAPResultBusy:
+		return true
+	}
+	return false
+}
+
+// unreachable reports whether err says the server could not be reached or
+// the connection broke (as opposed to an answer of the server, or the
+// worker's own stop).
+func unreachable(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	switch resultCode(err) {
+	case ldapv3.ErrorNetwork, ldapv3.LDAPResultServerDown, ldapv3.LDAPResultConnectError, ldapv3.LDAPResultUnavailable:
 		return true
 	}
 	return false

@@ -95,7 +95,7 @@ func (p *pool) Close() error {
 // cannot fix (certificate, credentials).
 func dial(ctx context.Context, cfg *config, dn, password string) (*ldapv3.Conn, string, error) {
 	var problems []string
-	permanent := true
+	permanent, unreached, misconfigured := true, true, true
 	for _, u := range cfg.URLs {
 		c, err := dialOne(ctx, cfg, u)
 		if err == nil && dn != "" {
@@ -114,14 +114,21 @@ func dial(ctx context.Context, cfg *config, dn, password string) (*ldapv3.Conn, 
 		}
 		err = classify("", err)
 		permanent = permanent && connectors.IsPermanent(err)
+		unreached = unreached && connectors.ClassOf(err) == connectors.ClassConnection
+		misconfigured = misconfigured && connectors.ClassOf(err) == connectors.ClassConfig
 		problems = append(problems, u+": "+err.Error())
 		if ctx.Err() != nil {
 			break
 		}
 	}
 	err := fmt.Errorf("no directory server answered: %s", strings.Join(problems, "; "))
-	if permanent {
+	switch {
+	case misconfigured:
+		return nil, "", connectors.Misconfigured(err)
+	case permanent:
 		return nil, "", connectors.Permanent(err)
+	case unreached:
+		return nil, "", connectors.Connection(err)
 	}
 	return nil, "", connectors.Transient(err)
 }
