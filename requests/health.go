@@ -174,7 +174,6 @@ type ConnectorStateChange struct {
 // connector's state.
 type ConnectorStateFunc func(ctx context.Context, tx *gorm.DB, ch *ConnectorStateChange) error
 
-
 type cachedState struct {
 	st ConnectorState
 	at time.Time
