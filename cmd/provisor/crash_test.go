@@ -79,6 +79,7 @@ func crashAndRecover(t *testing.T, dialect string) {
 		return nil
 	})
 	first.kill()
+	waitDeadStatements(t, db)
 	done := count(t, db, `SELECT count(*) FROM connector_jobs WHERE status = 'completed'`)
 	runningJobs := count(t, db, `SELECT count(*) FROM connector_jobs WHERE status = 'running'`)
 	var orphans []int64
@@ -419,6 +420,7 @@ func (s *crashSuite) crash(moment string, reached func() bool) {
 		return nil
 	})
 	s.srv.kill()
+	waitDeadStatements(t, s.db)
 	s.kills++
 	var held []heldEntry
 	if err := s.db.Raw(`SELECT id, kind, attempt, COALESCE(CAST(args->>'jobs' AS integer), 0) AS jobs
@@ -599,4 +601,22 @@ func waitFor(t *testing.T, timeout time.Duration, what string, left func() int64
 	if err != nil {
 		t.Errorf("%s: %v", what, err)
 	}
+}
+
+// waitDeadStatements waits until the statements a killed process left
+// running in PostgreSQL have ended: a statement sent before the kill
+// (the queue's batch that marks entries completed) runs to its end, and
+// commits, after its client is gone. What the test then reads of the
+// dead process's entries is what the next process finds.
+func waitDeadStatements(t *testing.T, db *gorm.DB) {
+	t.Helper()
+	if db.Dialector.Name() != "postgres" {
+		return // SQLite's statements end with their process
+	}
+	testwait.Until(t, 30*time.Second, func() error {
+		if n := count(t, db, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`); n > 0 {
+			return fmt.Errorf("%d statements of the dead process are still running", n)
+		}
+		return nil
+	})
 }
