@@ -95,20 +95,11 @@ var insertPostgres = func() string {
 // per-row, per-field work of an ORM insert of 35 columns, inside the
 // transaction of the jobs' results.
 func insertPostgresTx(tx *gorm.DB, entries []Entry) error {
-	rows := make([][]any, len(entries))
-	for i := range entries {
-		e := &entries[i]
-		rows[i] = []any{e.ID, e.At.UTC().Format(time.RFC3339Nano), e.DurationMS, e.ConnectorID, e.ConnectorName,
-			e.ConnectorType, e.Action, e.Operation, e.Kind, e.IdentityID, e.IdentityName, e.IdentityEmail,
-			e.TargetUsername, e.TargetExternalID, e.EntitlementName, e.EntitlementExternalID, e.InitiatedBy, e.Trigger,
-			e.InstanceID, e.TaskID, e.TaskName, e.JobID, e.JobSeq, e.Attempt, e.Status, e.ErrorClass, e.ErrorCode,
-			e.ErrorMessage, e.RequestID, e.Message, e.StepsJSON, e.ChangesJSON, e.Search}
-	}
-	b, err := json.Marshal(rows)
+	b, err := rowsJSON(entries, time.RFC3339Nano)
 	if err != nil {
 		return err
 	}
-	return tx.Exec(insertPostgres, string(b)).Error
+	return tx.Exec(insertPostgres, b).Error
 }
 
 // sqliteTime is how the SQLite driver writes a time, the form every
@@ -122,20 +113,27 @@ const sqliteTime = "2006-01-02 15:04:05.999999999-07:00"
 // larger part of a job's result transaction; the transaction holds the
 // database's only writer lock meanwhile.
 func insertSQLiteTx(tx *gorm.DB, entries []Entry) error {
+	b, err := rowsJSON(entries, sqliteTime)
+	if err != nil {
+		return err
+	}
+	return tx.Exec(insertSQLite, b).Error
+}
+
+// rowsJSON is entries as a JSON array of arrays in the order of
+// insertColumns, times in the layout the database reads.
+func rowsJSON(entries []Entry, timeLayout string) (string, error) {
 	rows := make([][]any, len(entries))
 	for i := range entries {
 		e := &entries[i]
-		rows[i] = []any{e.ID, e.At.UTC().Format(sqliteTime), e.DurationMS, e.ConnectorID, e.ConnectorName,
+		rows[i] = []any{e.ID, e.At.UTC().Format(timeLayout), e.DurationMS, e.ConnectorID, e.ConnectorName,
 			e.ConnectorType, e.Action, e.Operation, e.Kind, e.IdentityID, e.IdentityName, e.IdentityEmail,
 			e.TargetUsername, e.TargetExternalID, e.EntitlementName, e.EntitlementExternalID, e.InitiatedBy, e.Trigger,
 			e.InstanceID, e.TaskID, e.TaskName, e.JobID, e.JobSeq, e.Attempt, e.Status, e.ErrorClass, e.ErrorCode,
 			e.ErrorMessage, e.RequestID, e.Message, e.StepsJSON, e.ChangesJSON, e.Search}
 	}
 	b, err := json.Marshal(rows)
-	if err != nil {
-		return err
-	}
-	return tx.Exec(insertSQLite, string(b)).Error
+	return string(b), err
 }
 
 // Filter selects entries. Zero fields select all.
