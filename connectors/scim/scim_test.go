@@ -364,6 +364,18 @@ func TestErrors(t *testing.T) {
 			t.Fatalf("check: %+v", h)
 		}
 	})
+	t.Run("403 is permanent with advice", func(t *testing.T) {
+		t.Parallel()
+		srv := scimtest.New(t, nil)
+		uid := srv.AddUser("max", "Max", true)
+		d := open(t, srv, "")
+		srv.ForbidAll(true)
+		_, err := d.DisableAccount(ctx, connectors.Account{ExternalID: uid})
+		if !connectors.IsPermanent(err) || !strings.Contains(err.Error(), "check the token's permissions") ||
+			!strings.Contains(err.Error(), "not allowed to change this resource") || connectors.StatusOf(err) != 403 {
+			t.Fatalf("%v", err)
+		}
+	})
 	t.Run("SCIM error bodies reach the message", func(t *testing.T) {
 		t.Parallel()
 		srv := scimtest.New(t, nil)

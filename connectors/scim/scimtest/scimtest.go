@@ -6,7 +6,7 @@
 // displayName, externalId and members.value (eq) and on meta.lastModified
 // (gt, ge), and pages with startIndex and count. Switches make it behave
 // like quirky targets: PATCH answered 204 always, 429 or 503 with
-// Retry-After, 401 to everything; a duplicate userName is refused with 409 uniqueness
+// Retry-After, 401 or 403 to everything; a duplicate userName is refused with 409 uniqueness
 // as RFC 7644 says.
 package scimtest
 
@@ -73,6 +73,7 @@ type Server struct {
 	busyCode  int
 	retry     string
 	refuse    bool
+	forbid    bool
 	log       []Request
 	record    bool
 	patches   int
@@ -219,7 +220,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			s.mu.Unlock()
 		}
 		s.mu.Lock()
-		refuse, throttled, retry, code := s.refuse, s.throttle > 0, s.retry, s.busyCode
+		refuse, forbid, throttled, retry, code := s.refuse, s.forbid, s.throttle > 0, s.retry, s.busyCode
 		if throttled {
 			s.throttle--
 		}
@@ -229,6 +230,8 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		switch {
 		case refuse || !authorized:
 			scimError(sw, http.StatusUnauthorized, "", "Authorization failure. The authorization header is invalid or missing.")
+		case forbid:
+			scimError(sw, http.StatusForbidden, "", "The token is not allowed to change this resource.")
 		case throttled:
 			sw.Header().Set("Retry-After", retry)
 			scimError(sw, code, "", http.StatusText(code))
@@ -264,6 +267,14 @@ func (s *Server) Unavailable(n int, retryAfter string) {
 func (s *Server) RefuseAll(on bool) {
 	s.mu.Lock()
 	s.refuse = on
+	s.mu.Unlock()
+}
+
+// ForbidAll makes the server answer 403 to every request with valid
+// credentials, as a target does to a token without the rights asked for.
+func (s *Server) ForbidAll(on bool) {
+	s.mu.Lock()
+	s.forbid = on
 	s.mu.Unlock()
 }
 
