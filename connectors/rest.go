@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -16,6 +17,26 @@ import (
 	"sync"
 	"time"
 )
+
+// CheckEndpointURL is what is wrong with raw as the address of a REST
+// target ("" if nothing): an absolute https URL, or http to a loopback
+// address (tests). example is shown as the expected form; carries says
+// what travels to it, for the refusal of plain http.
+func CheckEndpointURL(raw, example, carries string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "must be an absolute URL such as " + example
+	}
+	switch u.Scheme {
+	case "https":
+		return ""
+	case "http":
+		if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
+			return ""
+		}
+	}
+	return fmt.Sprintf("must use https (got %s): %s", u.Scheme, carries)
+}
 
 // RESTOptions configure a RESTClient. Zero values mean the defaults.
 type RESTOptions struct {

@@ -3,9 +3,6 @@ package entra
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"net"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -155,17 +152,5 @@ func parse(raw json.RawMessage, secrets map[string]string) (*config, map[string]
 
 // checkURL allows https, and http to a loopback address only (tests).
 func checkURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "must be an absolute URL such as https://graph.microsoft.com/v1.0"
-	}
-	switch u.Scheme {
-	case "https":
-		return ""
-	case "http":
-		if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
-			return ""
-		}
-	}
-	return fmt.Sprintf("must use https (got %s): the client secret and tokens travel with it", u.Scheme)
+	return connectors.CheckEndpointURL(raw, "https://graph.microsoft.com/v1.0", "the client secret and tokens travel with it")
 }

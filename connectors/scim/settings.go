@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -209,22 +208,11 @@ func parse(raw json.RawMessage, secrets map[string]string) (*config, map[string]
 	return c, nil
 }
 
-// checkURL allows https, and http to a loopback address only (tests).
+// checkURL allows https, and http to a loopback address only (tests),
+// without a query or a fragment (the paths are added to it).
 func checkURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "must be an absolute URL such as https://app.example.com/scim/v2"
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" && (u.RawQuery != "" || u.Fragment != "") {
 		return "must not have a query or a fragment"
 	}
-	switch u.Scheme {
-	case "https":
-		return ""
-	case "http":
-		if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
-			return ""
-		}
-	}
-	return fmt.Sprintf("must use https (got %s): the token or password travels with it", u.Scheme)
+	return connectors.CheckEndpointURL(raw, "https://app.example.com/scim/v2", "the token or password travels with it")
 }
