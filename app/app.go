@@ -61,6 +61,8 @@ type App struct {
 	Metrics    *Metrics
 
 	stopMetrics func(context.Context) error
+	// stopExpander ends the provisioning log's expander and waits for it.
+	stopExpander func()
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -167,7 +169,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Identities = identities.New(db.Gorm, a.Connectors)
 	a.Importer = imports.NewImporter(db.Gorm, a.Connectors, &imports.ImporterOptions{ProgressFunc: a.importProgress})
 	a.Access = access.New(db.Gorm, &access.Options{DirectoryFunc: directorySignIn(a.Connectors, log.With("component", "sign-in"))})
-	a.Logs = provlog.New(db.Gorm)
+	a.Logs = provlog.New(db)
 	a.Notifier, err = notifier.New(db, a.Queue, &notifier.Options{
 		SMTP: (*notifier.SMTP)(cfg.SMTP), SMTPName: cfg.RedactedSMTP(), RetryFor: cfg.SMTPRetryFor, BaseURL: cfg.BaseURL,
 		AttemptBound: cfg.RescueAfter, Logger: log.With("component", "notifier"), NowFunc: opts.NowFunc,
@@ -248,7 +250,7 @@ const (
 	pruneEvery = 24 * time.Hour
 )
 
-// Start starts the workers and the scheduler.
+// Start starts the workers, the scheduler and the provisioning log's expander.
 func (a *App) Start(ctx context.Context) error {
 	// Messages held while no SMTP server was configured go out now.
 	if _, err := a.Notifier.ReleaseHeld(ctx); err != nil {
@@ -260,6 +262,9 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.Scheduler.Start(ctx); err != nil {
 		return fmt.Errorf("app: start scheduler: %w", err)
 	}
+	if a.stopExpander == nil {
+		a.stopExpander = a.StartExpander()
+	}
 	if a.Config.MetricsAddr != "" && a.stopMetrics == nil {
 		stop, err := a.Metrics.serve(ctx, a.Config.MetricsAddr)
 		if err != nil {
@@ -268,6 +273,18 @@ func (a *App) Start(ctx context.Context) error {
 		a.stopMetrics = stop
 	}
 	return nil
+}
+
+// StartExpander runs the provisioning log's expander (provlog.RunExpander)
+// until the function it returns is called, which waits for it to end.
+func (a *App) StartExpander() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Logs.RunExpander(ctx, a.Log.With("component", "provisioning-log"))
+	}()
+	return func() { cancel(); <-done }
 }
 
 // Run starts the workers and the scheduler, and serves HTTP on ln (or on
@@ -331,6 +348,10 @@ func (a *App) shutdown(bound time.Duration) error {
 	}
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		errs = append(errs, fmt.Errorf("app: stop queue: %w", err))
+	}
+	if a.stopExpander != nil {
+		// What it has not moved stays pending for the next start, or a read.
+		a.stopExpander()
 	}
 	if err := a.Notifier.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("app: stop notifier: %w", err))

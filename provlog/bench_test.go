@@ -12,10 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/driver/postgres"
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
-
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/provlog"
 )
@@ -59,22 +55,26 @@ func BenchmarkLogSearchAndExport(b *testing.B) {
 		dialect = database.Postgres
 	}
 	t := b
-	var g *gorm.DB
+	ctx := context.Background()
+	var db *database.DB
 	if url := os.Getenv("PROVISOR_BENCH_LOG_URL"); url != "" {
 		// A database seeded by an earlier run (seeding 10,000,000 entries
 		// with the trigram index in place takes the better part of an hour
-		// on two cores); it is filled up to n entries.
+		// on two cores); it is migrated and filled up to n entries.
 		var err error
-		if g, err = gorm.Open(postgres.Open(url), &gorm.Config{Logger: logger.Discard}); err != nil {
+		if db, err = database.Open(ctx, url, "", nil); err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
 		dialect = database.Postgres
 	} else {
-		db, _ := open(t, dialect)
-		g = db.Gorm
+		db, _ = open(t, dialect)
 	}
-	l := provlog.New(g)
-	ctx := context.Background()
+	g := db.Gorm
+	l := provlog.New(db)
 	start := time.Now()
 	var have int64
 	if err := g.Table("provisioning_logs").Count(&have).Error; err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -20,14 +21,16 @@ import (
 
 // Log is the provisioning log of one database.
 type Log struct {
-	db *gorm.DB
+	db    *gorm.DB
+	store *database.DB
 }
 
 // New returns the log stored in db.
-func New(db *gorm.DB) *Log { return &Log{db: db} }
+func New(db *database.DB) *Log { return &Log{db: db.Gorm, store: db} }
 
-// InsertTx writes entries in tx, in one statement of one parameter
-// (insertPostgresTx, insertSQLiteTx).
+// InsertTx writes entries in tx: as one row of provisioning_log_pending,
+// the entries as one JSON array (see migration 022). Expand moves them
+// into provisioning_logs later; every read of the log does it first.
 func InsertTx(tx *gorm.DB, entries []Entry) error {
 	if len(entries) == 0 {
 		return nil
@@ -35,11 +38,13 @@ func InsertTx(tx *gorm.DB, entries []Entry) error {
 	for i := range entries {
 		entries[i].Prepare()
 	}
-	var err error
+	layout := sqliteTime
 	if tx.Dialector.Name() == database.Postgres {
-		err = insertPostgresTx(tx, entries)
-	} else {
-		err = insertSQLiteTx(tx, entries)
+		layout = time.RFC3339Nano
+	}
+	b, err := rowsJSON(entries, layout)
+	if err == nil {
+		err = tx.Exec("INSERT INTO provisioning_log_pending (at, entries) VALUES (?, ?)", time.Now().UTC(), b).Error
 	}
 	if err != nil {
 		return fmt.Errorf("provlog: write %d entries: %w", len(entries), err)
@@ -47,78 +52,41 @@ func InsertTx(tx *gorm.DB, entries []Entry) error {
 	return nil
 }
 
-// insertColumns are the columns insertSQLiteTx writes, in the order of
-// sqliteRow.
+// insertColumns are the columns of an entry in provisioning_log_pending's
+// arrays, in the order of rowsJSON.
 var insertColumns = []string{"id", "at", "duration_ms", "connector_id", "connector_name", "connector_type", "action",
 	"operation", "kind", "identity_id", "identity_name", "identity_email", "target_username", "target_external_id",
 	"entitlement_name", "entitlement_external_id", "initiated_by", "trigger", "instance_id", "task_id", "task_name",
 	"job_id", "job_seq", "attempt", "status", "error_class", "error_code", "error_message", "request_id", "message",
 	"steps", "changes", "search"}
 
-// insertSQLite reads the rows of insertSQLiteTx out of its one parameter.
-var insertSQLite = func() string {
+// columnTypes are the PostgreSQL types of insertColumns.
+var columnTypes = []string{"uuid", "timestamptz", "bigint", "uuid", "text", "text", "text", "text", "text", "uuid", "text",
+	"text", "text", "text", "text", "text", "text", "text", "uuid", "uuid", "text", "uuid", "integer", "integer", "text",
+	"text", "text", "text", "text", "text", "text", "text", "text"}
+
+// expandSelect is the INSERT of provisioning_logs from the entries of
+// pending rows found in from: column is how one column is read out of an
+// entry's array, with %d for its position and %t for its PostgreSQL type.
+func expandSelect(column, from string) string {
+	if len(columnTypes) != len(insertColumns) {
+		panic("provlog: a column of the insert has no type")
+	}
 	var b strings.Builder
 	b.WriteString("INSERT INTO provisioning_logs (" + strings.Join(insertColumns, ", ") + ") SELECT ")
 	for i := range insertColumns {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "value ->> %d", i)
+		b.WriteString(strings.NewReplacer("%d", strconv.Itoa(i), "%t", columnTypes[i]).Replace(column))
 	}
-	b.WriteString(" FROM json_each(?)")
+	b.WriteString(" FROM " + from)
 	return b.String()
-}()
-
-// insertPostgres reads the rows of insertPostgresTx out of its one
-// parameter, a JSON array of arrays in the order of insertColumns.
-var insertPostgres = func() string {
-	types := []string{"uuid", "timestamptz", "bigint", "uuid", "text", "text", "text", "text", "text", "uuid", "text", "text",
-		"text", "text", "text", "text", "text", "text", "uuid", "uuid", "text", "uuid", "integer", "integer", "text", "text",
-		"text", "text", "text", "text", "text", "text", "text"}
-	if len(types) != len(insertColumns) {
-		panic("provlog: a column of the PostgreSQL insert has no type")
-	}
-	var b strings.Builder
-	b.WriteString("INSERT INTO provisioning_logs (" + strings.Join(insertColumns, ", ") + ") SELECT ")
-	for i, t := range types {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "CAST(r ->> %d AS %s)", i, t)
-	}
-	b.WriteString(" FROM jsonb_array_elements(CAST(? AS jsonb)) AS r")
-	return b.String()
-}()
-
-// insertPostgresTx writes entries on PostgreSQL as one JSON array in one
-// parameter: one statement whatever their number, and none of the
-// per-row, per-field work of an ORM insert of 35 columns, inside the
-// transaction of the jobs' results.
-func insertPostgresTx(tx *gorm.DB, entries []Entry) error {
-	b, err := rowsJSON(entries, time.RFC3339Nano)
-	if err != nil {
-		return err
-	}
-	return tx.Exec(insertPostgres, b).Error
 }
 
 // sqliteTime is how the SQLite driver writes a time, the form every
 // query on SQLite compares with.
 const sqliteTime = "2006-01-02 15:04:05.999999999-07:00"
-
-// insertSQLiteTx writes entries on SQLite as one JSON array in one
-// parameter. The driver binds a statement's parameters in a time that
-// grows with the square of their number (it looks each one up among all
-// of them), which made a multi-row INSERT of 35 parameters a row the
-// larger part of a job's result transaction; the transaction holds the
-// database's only writer lock meanwhile.
-func insertSQLiteTx(tx *gorm.DB, entries []Entry) error {
-	b, err := rowsJSON(entries, sqliteTime)
-	if err != nil {
-		return err
-	}
-	return tx.Exec(insertSQLite, b).Error
-}
 
 // rowsJSON is entries as a JSON array of arrays in the order of
 // insertColumns, times in the layout the database reads.
@@ -366,6 +334,9 @@ func (l *Log) Search(ctx context.Context, f Filter) ([]Entry, Cursor, error) {
 	if err := f.Validate(); err != nil {
 		return nil, Cursor{}, err
 	}
+	if err := l.flush(ctx); err != nil {
+		return nil, Cursor{}, err
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = DefaultLimit
@@ -389,6 +360,9 @@ func (l *Log) Search(ctx context.Context, f Filter) ([]Entry, Cursor, error) {
 
 // Get returns the entry of id.
 func (l *Log) Get(ctx context.Context, id string) (*Entry, error) {
+	if err := l.flush(ctx); err != nil {
+		return nil, err
+	}
 	var e Entry
 	if err := l.db.WithContext(ctx).Where("id = ?", id).Take(&e).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -408,6 +382,9 @@ var ErrNotFound = fmt.Errorf("provlog: entry %w", input.ErrNotFound)
 // set is never in memory. The Entry given to fn is reused.
 func (l *Log) Stream(ctx context.Context, f Filter, fn func(*Entry) error) error {
 	if err := f.Validate(); err != nil {
+		return err
+	}
+	if err := l.flush(ctx); err != nil {
 		return err
 	}
 	q := f.apply(l.db.WithContext(ctx).Model(&Entry{})).Select(streamColumns)
@@ -461,6 +438,9 @@ const PruneBatch = 1000
 // Prune deletes the entries older than before, PruneBatch at a time, each
 // batch in its own statement, and returns how many it deleted.
 func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
+	if err := l.flush(ctx); err != nil {
+		return 0, err
+	}
 	var total int64
 	for {
 		if err := ctx.Err(); err != nil {

@@ -269,6 +269,9 @@ func (e *env) throughput(ctx context.Context, n int) (ProvisorResult, error) {
 	if err := a.Queue.Start(ctx); err != nil {
 		return res, fmt.Errorf("throughput: start workers: %w", err)
 	}
+	// As `provisor serve` runs it.
+	stopExpander := a.StartExpander()
+	defer stopExpander()
 	busy, lastBusy, lastChange := 0, -1, time.Now()
 	for {
 		if busy, err = e.busyRuns(ctx, a); err != nil {
@@ -287,6 +290,12 @@ func (e *env) throughput(ctx context.Context, n int) (ProvisorResult, error) {
 		}
 	}
 	seen := time.Since(start)
+	stopExpander()
+	t0 := time.Now()
+	if res.Expanded, err = a.Logs.Expand(ctx, time.Now().Add(time.Hour)); err != nil {
+		return res, fmt.Errorf("throughput: move pending log entries: %w", err)
+	}
+	res.Expand = time.Since(t0)
 
 	// The run ends when its last run ended, as the database records it;
 	// the poll above only says when to look.

@@ -1,0 +1,169 @@
+package provlog_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/provisor/provisor/database"
+	"github.com/provisor/provisor/database/dbtest"
+	"github.com/provisor/provisor/internal/testwait"
+	"github.com/provisor/provisor/provlog"
+)
+
+// counts is how many rows are pending and how many entries are in the log.
+func counts(t *testing.T, db *database.DB) (pending, entries int64) {
+	t.Helper()
+	if err := db.Gorm.Table("provisioning_log_pending").Count(&pending).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Gorm.Table("provisioning_logs").Count(&entries).Error; err != nil {
+		t.Fatal(err)
+	}
+	return pending, entries
+}
+
+// people are n entries of the people named prefix0 to prefix<n-1>.
+func people(prefix string, n int) []provlog.Entry {
+	now := time.Now().UTC()
+	es := make([]provlog.Entry, n)
+	for i := range es {
+		es[i] = entry(now.Add(-time.Duration(i)*time.Millisecond), fmt.Sprintf("%s %d", prefix, i), "", fmt.Sprintf("%s%d", prefix, i), "")
+	}
+	return es
+}
+
+// The entries of a transaction wait as one pending row, not in the log;
+// any read of the log moves them first, so that it finds them, and a
+// transaction rolled back leaves none.
+func TestPendingEntriesAreMovedBeforeEveryRead(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db, l := open(t, dialect)
+		ctx := context.Background()
+		insert(t, db, people("ada", 30))
+		if p, e := counts(t, db); p != 1 || e != 0 {
+			t.Fatalf("after the write: %d pending rows and %d entries, want 1 and 0", p, e)
+		}
+		got, _, err := l.Search(ctx, provlog.Filter{Query: "ADA 7", Limit: 100})
+		if err != nil || len(got) != 1 || got[0].TargetUsername != "ada7" {
+			t.Fatalf("search found %+v, %v", got, err)
+		}
+		if p, e := counts(t, db); p != 0 || e != 30 {
+			t.Fatalf("after the search: %d pending rows and %d entries, want 0 and 30", p, e)
+		}
+
+		// Get and the downloads move what is pending too.
+		es := people("grace", 3)
+		insert(t, db, es)
+		e, err := l.Get(ctx, es[1].ID)
+		if err != nil || e.TargetUsername != "grace1" {
+			t.Fatalf("get: %+v, %v", e, err)
+		}
+		insert(t, db, people("alan", 2))
+		n := 0
+		if err := l.Stream(ctx, provlog.Filter{Query: "alan"}, func(*provlog.Entry) error { n++; return nil }); err != nil || n != 2 {
+			t.Fatalf("stream found %d entries, %v", n, err)
+		}
+
+		boom := errors.New("the job's result failed")
+		err = db.InTx(ctx, func(tx *gorm.DB) error {
+			if err := provlog.InsertTx(tx, people("ghost", 5)); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatal(err)
+		}
+		if got, _, err := l.Search(ctx, provlog.Filter{Query: "ghost"}); err != nil || len(got) != 0 {
+			t.Fatalf("entries of a rolled-back transaction: %d, %v", len(got), err)
+		}
+		if p, e := counts(t, db); p != 0 || e != 35 {
+			t.Fatalf("at the end: %d pending rows and %d entries, want 0 and 35", p, e)
+		}
+	})
+}
+
+// Expand moves the rows written before its cut and leaves the newer ones;
+// processes expanding at once, with reads between them, move each entry
+// once.
+func TestExpandMovesEachEntryOnce(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db, l := open(t, dialect)
+		ctx := context.Background()
+		insert(t, db, people("old", 4))
+		if err := db.Gorm.Exec("UPDATE provisioning_log_pending SET at = ?", time.Now().Add(-time.Hour).UTC()).Error; err != nil {
+			t.Fatal(err)
+		}
+		insert(t, db, people("new", 3))
+		n, err := l.Expand(ctx, time.Now().Add(-time.Minute))
+		if err != nil || n != 4 {
+			t.Fatalf("expand moved %d entries, %v; want the 4 old ones", n, err)
+		}
+		if p, e := counts(t, db); p != 1 || e != 4 {
+			t.Fatalf("%d pending rows and %d entries, want 1 and 4", p, e)
+		}
+
+		// 3 entries pending; 150 rows more of 2 entries each.
+		const rows = 150
+		for i := range rows {
+			insert(t, db, people(fmt.Sprintf("p%d-", i), 2))
+		}
+		var wg sync.WaitGroup
+		moved := make([]int64, 4)
+		errs := make([]error, 5)
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				moved[w], errs[w] = l.Expand(ctx, time.Now().Add(time.Minute))
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, errs[4] = l.Search(ctx, provlog.Filter{Query: "p7-1"})
+		}()
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		if p, e := counts(t, db); p != 0 || e != 4+3+2*rows {
+			t.Fatalf("%d pending rows and %d entries, want 0 and %d (moved by each: %v)", p, e, 4+3+2*rows, moved)
+		}
+	})
+}
+
+// The expander moves the entries a few seconds old and leaves the newest
+// for a later round.
+func TestExpanderMovesOlderEntries(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db, l := open(t, dialect)
+		insert(t, db, people("old", 2))
+		if err := db.Gorm.Exec("UPDATE provisioning_log_pending SET at = ?", time.Now().Add(-provlog.ExpandAfter-time.Second).UTC()).Error; err != nil {
+			t.Fatal(err)
+		}
+		insert(t, db, people("new", 2))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); l.RunExpander(ctx, nil) }()
+		defer func() { cancel(); <-done }()
+		testwait.Until(t, 10*time.Second, func() error {
+			if p, e := counts(t, db); p != 1 || e != 2 {
+				return fmt.Errorf("%d pending rows and %d entries, want 1 and 2", p, e)
+			}
+			return nil
+		})
+	})
+}
