@@ -13,6 +13,7 @@ import (
 	"github.com/provisor/provisor/database"
 	"github.com/provisor/provisor/database/dbtest"
 	"github.com/provisor/provisor/internal/testwait"
+	"github.com/provisor/provisor/migrations"
 	"github.com/provisor/provisor/provlog"
 )
 
@@ -165,5 +166,41 @@ func TestExpanderMovesOlderEntries(t *testing.T) {
 			}
 			return nil
 		})
+	})
+}
+
+// A downgrade past migration 022 moves the entries still pending into
+// the log before it drops their table.
+func TestDowngradeKeepsPendingEntries(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db, l := open(t, dialect)
+		ctx := context.Background()
+		insert(t, db, people("kept", 3))
+		insert(t, db, people("also", 2))
+		all, err := migrations.List(dialect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps := 0
+		for _, m := range all {
+			if m.Version >= 22 {
+				steps++
+			}
+		}
+		if _, err := migrations.Down(ctx, db.SQL, dialect, steps); err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		if err := db.Gorm.Table("provisioning_logs").Where("target_username LIKE ? OR target_username LIKE ?", "kept%", "also%").Count(&n).Error; err != nil || n != 5 {
+			t.Fatalf("%d entries in the log after the downgrade (%v), want 5", n, err)
+		}
+		if _, err := migrations.Up(ctx, db.SQL, dialect); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, err := l.Search(ctx, provlog.Filter{Query: "KEPT1"}); err != nil || len(got) != 1 || got[0].IdentityName != "kept 1" {
+			t.Fatalf("search after the upgrade: %+v, %v", got, err)
+		}
 	})
 }
