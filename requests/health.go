@@ -683,6 +683,25 @@ type ImportProgress struct {
 	EstimatedEnd *time.Time `json:"estimated_end,omitempty"`
 }
 
+// EstimateImport fills in the progress of st's running import, if any,
+// against the last import cycle that was applied: it read lastRead
+// objects and was the import of job lastJobID ("" when there was none),
+// whose length, found among st.Imports, is the estimate before anything
+// is read.
+func (st *ConnectorStatus) EstimateImport(now time.Time, lastRead int, lastJobID string) {
+	j := st.Importing
+	if j == nil || j.StartedAt == nil || st.Progress == nil {
+		return
+	}
+	var took time.Duration
+	for _, k := range st.Imports {
+		if k.ID == lastJobID && k.StartedAt != nil && k.EndedAt != nil {
+			took = k.EndedAt.Sub(*k.StartedAt)
+		}
+	}
+	st.Progress = EstimateProgress(*j.StartedAt, now, st.Progress.Done, lastRead, took)
+}
+
 // EstimateProgress is the progress of an import that started at start
 // and read done objects by now, of about total; with nothing read yet,
 // the end is that of an import as long as took (the last cycle's length,

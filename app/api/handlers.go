@@ -13,6 +13,7 @@ import (
 	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/connectors/configured"
 	"github.com/provisor/provisor/identities"
+	"github.com/provisor/provisor/imports"
 	"github.com/provisor/provisor/input"
 	"github.com/provisor/provisor/requests"
 	"github.com/provisor/provisor/tasks"
@@ -607,10 +608,24 @@ func (s *server) updateWorkgroup(c *fiber.Ctx) error {
 	return s.getWorkgroup(c)
 }
 
+// connectorStatus answers a connector's status; a running import's
+// progress is measured against the last import that was applied.
 func (s *server) connectorStatus(c *fiber.Ctx) error {
-	st, err := s.Requests.ConnectorStatus(c.UserContext(), param(c, "id"))
+	ctx, id := c.UserContext(), param(c, "id")
+	st, err := s.Requests.ConnectorStatus(ctx, id)
 	if err != nil {
 		return err
+	}
+	if st.Importing != nil {
+		last, _, err := s.Imports.ListImports(ctx, imports.ImportFilter{ConnectorID: id, Status: imports.ImportApplied, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(last) == 1 && last[0].JobID != nil {
+			st.EstimateImport(time.Now(), last[0].Counts.AccountsRead+last[0].Counts.GroupsRead, *last[0].JobID)
+		} else {
+			st.EstimateImport(time.Now(), 0, "")
+		}
 	}
 	return c.JSON(st)
 }

@@ -115,17 +115,13 @@ func (s *Server) connectorStatusOf(c *fiber.Ctx, id string) (*connectorStatus, e
 			out.LastGood = cy
 		}
 	}
+	if g := out.LastGood; g != nil && g.Import != nil {
+		st.EstimateImport(time.Now(), g.Import.Counts.AccountsRead+g.Import.Counts.GroupsRead, g.Job.ID)
+	} else {
+		st.EstimateImport(time.Now(), 0, "")
+	}
 	if j := st.Importing; j != nil && j.StartedAt != nil && st.Progress != nil {
-		total, took := 0, time.Duration(0)
-		if g := out.LastGood; g != nil && g.Import != nil {
-			total = g.Import.Counts.AccountsRead + g.Import.Counts.GroupsRead
-			if g.Job.StartedAt != nil && g.Job.EndedAt != nil {
-				took = g.Job.EndedAt.Sub(*g.Job.StartedAt)
-			}
-		}
-		p := requests.EstimateProgress(*j.StartedAt, time.Now(), st.Progress.Done, total, took)
-		st.Progress = p
-		out.Running = &runningImport{Job: *j, ImportProgress: *p}
+		out.Running = &runningImport{Job: *j, ImportProgress: *st.Progress}
 	}
 	return out, nil
 }

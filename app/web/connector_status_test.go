@@ -1,6 +1,11 @@
 package web_test
 
 import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -64,5 +69,41 @@ func TestImportProgressBar(t *testing.T) {
 		if !strings.Contains(r.body, want) {
 			t.Errorf("the page lacks %q", want)
 		}
+	}
+
+	// The API's status says the same.
+	client, secret, err := b.Access.CreateClient(b.Ctx, "status reader", []string{"read"}, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(req *http.Request, out any) {
+		t.Helper()
+		res, err := b.HTTP.Test(req, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 200 || json.Unmarshal(body, out) != nil {
+			t.Fatalf("%s %s: %d %s", req.Method, req.URL.Path, res.StatusCode, body)
+		}
+	}
+	req := httptest.NewRequest("POST", "/api/v1/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"},
+		"client_id": {client.ClientID}, "client_secret": {secret}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	call(req, &tok)
+	req = httptest.NewRequest("GET", "/api/v1/connectors/"+dir.ID+"/status", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	var st struct {
+		Progress *requests.ImportProgress `json:"import_progress"`
+	}
+	call(req, &st)
+	// Read 1 of 4 in a minute: done in about 4 minutes from the start.
+	if p := st.Progress; p == nil || p.Done != 1 || p.Total != 4 || p.Percent != 25 || p.EstimatedEnd == nil ||
+		p.EstimatedEnd.Sub(now.Add(3*time.Minute)).Abs() > 10*time.Second {
+		t.Errorf("import progress in the API: %+v", p)
 	}
 }
