@@ -74,7 +74,7 @@ func BenchmarkLogSearchAndExport(b *testing.B) {
 		db, _ = open(t, dialect)
 	}
 	g := db.Gorm
-	l := provlog.New(db)
+	l := provlog.New(db, nil)
 	start := time.Now()
 	var have int64
 	if err := g.Table("provisioning_logs").Count(&have).Error; err != nil {

@@ -23,7 +23,7 @@ func BenchmarkInsert(b *testing.B) {
 	for _, dialect := range []string{database.Postgres, database.SQLite} {
 		b.Run(dialect, func(b *testing.B) {
 			db := dbtest.Open(b, dialect)
-			l := provlog.New(db)
+			l := provlog.New(db, nil)
 			ctx := context.Background()
 			now := time.Now().UTC()
 			batch := make([]provlog.Entry, 20)

@@ -48,8 +48,8 @@ const (
 	// expandWait waits for the rows another process is moving, so that
 	// they are in the log when expand returns.
 	expandWait = 1 << iota
-	// expandYield stops, on SQLite, when other transactions wait for the
-	// write turn.
+	// expandYield stops when the process runs jobs (Options.BusyFunc) or,
+	// on SQLite, when other transactions wait for the write turn.
 	expandYield
 )
 
@@ -60,9 +60,14 @@ func (l *Log) expand(ctx context.Context, before time.Time, mode int) (int64, er
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
-		if mode&expandYield != 0 && l.store.Dialect == database.SQLite {
-			if n, err := l.store.Waiting(ctx); err != nil || n > 0 {
-				return total, err
+		if mode&expandYield != 0 {
+			if l.busy() {
+				return total, nil
+			}
+			if l.store.Dialect == database.SQLite {
+				if n, err := l.store.Waiting(ctx); err != nil || n > 0 {
+					return total, err
+				}
 			}
 		}
 		n, rows, err := l.expandRows(ctx, before, mode&expandWait != 0)
@@ -135,11 +140,12 @@ func (l *Log) flush(ctx context.Context) error {
 
 // ExpandEvery, ExpandAfter and ExpandBy are how the process's expander
 // runs: it wakes every ExpandEvery and moves the entries written at least
-// ExpandAfter before; on SQLite it gives way to the jobs' results (a round
-// stops when other transactions wait for the write turn) except for
-// entries older than ExpandBy, which it moves whatever waits. A burst of
-// jobs writes its results without the log's indexes; the entries reach
-// them a few seconds later in bulk, or at once when someone reads the log.
+// ExpandAfter before. It gives way to the jobs: while the process runs
+// connector jobs (Options.BusyFunc), or on SQLite while other
+// transactions wait for the write turn, it moves only the entries older
+// than ExpandBy. A burst of jobs writes its results without the log's
+// indexes, and the entries reach them in bulk when the burst is over, or
+// a minute later at most, or at once when someone reads the log.
 const (
 	ExpandEvery = time.Second
 	ExpandAfter = 5 * time.Second
@@ -159,7 +165,7 @@ func (l *Log) RunExpander(ctx context.Context, logger *slog.Logger) {
 		}
 		now := time.Now()
 		_, err := l.Expand(ctx, now.Add(-ExpandBy))
-		if err == nil {
+		if err == nil && !l.busy() {
 			_, err = l.expand(ctx, now.Add(-ExpandAfter), expandYield)
 		}
 		if err != nil && !errors.Is(err, context.Canceled) && logger != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,5 +203,49 @@ func TestDowngradeKeepsPendingEntries(t *testing.T) {
 		if got, _, err := l.Search(ctx, provlog.Filter{Query: "KEPT1"}); err != nil || len(got) != 1 || got[0].IdentityName != "kept 1" {
 			t.Fatalf("search after the upgrade: %+v, %v", got, err)
 		}
+	})
+}
+
+// While the process runs jobs, the expander moves only the entries older
+// than ExpandBy; the others wait for the jobs to end.
+func TestExpanderGivesWayToJobs(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db := dbtest.Open(t, dialect)
+		var busy atomic.Bool
+		var asked atomic.Int64
+		busy.Store(true)
+		l := provlog.New(db, &provlog.Options{BusyFunc: func() bool { asked.Add(1); return busy.Load() }})
+		backdate := func(name string, age time.Duration) {
+			t.Helper()
+			insert(t, db, people(name, 1))
+			if err := db.Gorm.Exec("UPDATE provisioning_log_pending SET at = ? WHERE id = (SELECT max(id) FROM provisioning_log_pending)",
+				time.Now().Add(-age).UTC()).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		backdate("ancient", provlog.ExpandBy+time.Minute)
+		backdate("recent", provlog.ExpandAfter+5*time.Second)
+		insert(t, db, people("fresh", 1))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); l.RunExpander(ctx, nil) }()
+		defer func() { cancel(); <-done }()
+		// Two rounds asked whether jobs run, and each moved what is older
+		// than ExpandBy only.
+		testwait.Until(t, 10*time.Second, func() error {
+			if p, e := counts(t, db); p != 2 || e != 1 || asked.Load() < 2 {
+				return fmt.Errorf("%d pending rows and %d entries after %d rounds, want 2 and 1 after 2", p, e, asked.Load())
+			}
+			return nil
+		})
+		busy.Store(false)
+		testwait.Until(t, 10*time.Second, func() error {
+			if p, e := counts(t, db); p != 1 || e != 2 {
+				return fmt.Errorf("once the jobs ended: %d pending rows and %d entries, want 1 and 2", p, e)
+			}
+			return nil
+		})
 	})
 }

@@ -24,7 +24,7 @@ import (
 func open(t testing.TB, dialect string) (*database.DB, *provlog.Log) {
 	t.Helper()
 	db := dbtest.Open(t, dialect)
-	return db, provlog.New(db)
+	return db, provlog.New(db, nil)
 }
 
 func entry(at time.Time, name, email, username, dn string) provlog.Entry {

@@ -23,10 +23,24 @@ import (
 type Log struct {
 	db    *gorm.DB
 	store *database.DB
+	busy  func() bool
+}
+
+// Options tune a Log. A nil *Options means defaults.
+type Options struct {
+	// BusyFunc reports whether the process is running connector jobs:
+	// the expander then gives way to them (see ExpandBy). Nil: never busy.
+	BusyFunc func() bool
 }
 
 // New returns the log stored in db.
-func New(db *database.DB) *Log { return &Log{db: db.Gorm, store: db} }
+func New(db *database.DB, opts *Options) *Log {
+	l := &Log{db: db.Gorm, store: db, busy: func() bool { return false }}
+	if opts != nil && opts.BusyFunc != nil {
+		l.busy = opts.BusyFunc
+	}
+	return l
+}
 
 // InsertTx writes entries in tx: as one row of provisioning_log_pending,
 // the entries as one JSON array (see migration 022). Expand moves them
