@@ -64,8 +64,9 @@ type App struct {
 	stopMetrics func(context.Context) error
 	// stopExpander ends the provisioning log's expander and waits for it.
 	stopExpander func()
-	// runningSets is how many job sets this process's workers run now.
-	runningSets atomic.Int64
+	// runningSets is how many job sets this process's workers run now,
+	// and setEnded when the last one ended (Unix nanoseconds).
+	runningSets, setEnded atomic.Int64
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -172,7 +173,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Identities = identities.New(db.Gorm, a.Connectors)
 	a.Importer = imports.NewImporter(db.Gorm, a.Connectors, &imports.ImporterOptions{ProgressFunc: a.importProgress})
 	a.Access = access.New(db.Gorm, &access.Options{DirectoryFunc: directorySignIn(a.Connectors, log.With("component", "sign-in"))})
-	a.Logs = provlog.New(db, &provlog.Options{BusyFunc: func() bool { return a.runningSets.Load() > 0 }})
+	a.Logs = provlog.New(db, &provlog.Options{BusyFunc: a.runningJobs})
 	a.Notifier, err = notifier.New(db, a.Queue, &notifier.Options{
 		SMTP: (*notifier.SMTP)(cfg.SMTP), SMTPName: cfg.RedactedSMTP(), RetryFor: cfg.SMTPRetryFor, BaseURL: cfg.BaseURL,
 		AttemptBound: cfg.RescueAfter, Logger: log.With("component", "notifier"), NowFunc: opts.NowFunc,
@@ -202,7 +203,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *Option
 	a.Tasks = tasks.New(db, a.Requests, &tasks.Options{Identities: a.Identities, ScheduleChangedFunc: a.scheduleChanged})
 	a.Scheduler = NewScheduler(a.Tasks, log.With("component", "scheduler"), cfg.ScheduleSync)
 	if workers != nil {
-		river.AddWorker(workers, river.Worker[requests.JobArgs](countingWorker{requests.NewWorker(a.Requests), &a.runningSets}))
+		river.AddWorker(workers, river.Worker[requests.JobArgs](countingWorker{requests.NewWorker(a.Requests), &a.runningSets, &a.setEnded}))
 		river.AddWorker(workers, requests.NewProbeWorker(a.Requests))
 		river.AddWorker(workers, notifier.NewWorker(a.Notifier))
 		river.AddWorker(workers, requests.NewSweepWorker(a.Requests, sweepAfter))
@@ -282,14 +283,27 @@ func (a *App) Start(ctx context.Context) error {
 // provisioning log's expander, which gives way to them.
 type countingWorker struct {
 	*requests.Worker
-	running *atomic.Int64
+	running, ended *atomic.Int64
 }
 
 // Work runs the set of qj.
 func (w countingWorker) Work(ctx context.Context, qj *river.Job[requests.JobArgs]) error {
 	w.running.Add(1)
-	defer w.running.Add(-1)
+	defer func() {
+		w.ended.Store(time.Now().UnixNano())
+		w.running.Add(-1)
+	}()
 	return w.Worker.Work(ctx, qj)
+}
+
+// idleAfter is how long after its last job set a process counts as no
+// longer running jobs: the gaps between the sets of a burst are shorter.
+const idleAfter = time.Second
+
+// runningJobs reports whether this process runs job sets, or ran one
+// less than idleAfter ago.
+func (a *App) runningJobs() bool {
+	return a.runningSets.Load() > 0 || time.Since(time.Unix(0, a.setEnded.Load())) < idleAfter
 }
 
 // StartExpander runs the provisioning log's expander (provlog.RunExpander)
