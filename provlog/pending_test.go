@@ -145,6 +145,14 @@ func TestExpandMovesEachEntryOnce(t *testing.T) {
 	})
 }
 
+// runExpander runs l's expander until the test ends.
+func runExpander(t *testing.T, l *provlog.Log) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.RunExpander(ctx, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
 // The expander moves the entries a few seconds old and leaves the newest
 // for a later round.
 func TestExpanderMovesOlderEntries(t *testing.T) {
@@ -157,10 +165,7 @@ func TestExpanderMovesOlderEntries(t *testing.T) {
 			t.Fatal(err)
 		}
 		insert(t, db, people("new", 2))
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); l.RunExpander(ctx, nil) }()
-		defer func() { cancel(); <-done }()
+		runExpander(t, l)
 		testwait.Until(t, 10*time.Second, func() error {
 			if p, e := counts(t, db); p != 1 || e != 2 {
 				return fmt.Errorf("%d pending rows and %d entries, want 1 and 2", p, e)
@@ -228,10 +233,7 @@ func TestExpanderGivesWayToJobs(t *testing.T) {
 		backdate("ancient", provlog.ExpandBy+time.Minute)
 		backdate("recent", provlog.ExpandAfter+5*time.Second)
 		insert(t, db, people("fresh", 1))
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); l.RunExpander(ctx, nil) }()
-		defer func() { cancel(); <-done }()
+		runExpander(t, l)
 		// Two rounds asked whether jobs run, and each moved what is older
 		// than ExpandBy only.
 		testwait.Until(t, 10*time.Second, func() error {
