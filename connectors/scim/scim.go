@@ -35,11 +35,29 @@ func Type() connectors.Type { return TypeWith(nil) }
 // TypeWith is the "scim" connector type whose connectors are opened with
 // opts (benchmarks give them their transport).
 func TypeWith(opts *Options) connectors.Type {
+	// The PATCH streams of each connector outlive its instances: the
+	// portal opens a connector anew while the sets of an older instance
+	// still run, and they share the same streams.
+	var mu sync.Mutex
+	pools := map[string]*streams{}
 	return connectors.Type{
 		Name:  TypeName,
 		Label: "SCIM 2.0",
 		New: func(cfg connectors.Config) (connectors.Connector, error) {
-			return OpenWith(cfg, opts)
+			t, err := OpenWith(cfg, opts)
+			if err != nil {
+				return nil, err
+			}
+			if cfg.ID == "" {
+				return t, nil
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if pools[cfg.ID] == nil {
+				pools[cfg.ID] = t.streams
+			}
+			t.streams = pools[cfg.ID]
+			return t, nil
 		},
 		ValidateSettings: func(settings json.RawMessage, secrets map[string]string) map[string]string {
 			_, problems := parse(settings, secrets)
@@ -91,7 +109,7 @@ type Target struct {
 	// membership check: it is then read from the group.
 	noMemberFilter atomic.Bool
 	// streams carry the PATCH requests of the connector's batches.
-	streams streams
+	streams *streams
 }
 
 // Open builds a connector from its configuration.
@@ -132,7 +150,7 @@ func OpenWith(cc connectors.Config, opts *Options) (*Target, error) {
 	if err != nil {
 		return nil, connectors.FieldErrors{"settings.base_url": err.Error()}
 	}
-	return &Target{cfg: cfg, name: cc.Name, rest: rest, ids: map[string]string{}}, nil
+	return &Target{cfg: cfg, name: cc.Name, rest: rest, ids: map[string]string{}, streams: &streams{}}, nil
 }
 
 type bearer struct {

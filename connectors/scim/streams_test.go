@@ -1,12 +1,14 @@
 package scim
 
 import (
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/provisor/provisor/connectors"
 	"github.com/provisor/provisor/internal/testwait"
 )
 
@@ -93,5 +95,28 @@ func TestStreamsAreSharedAndTakeTurns(t *testing.T) {
 	defer s.mu.Unlock()
 	if len(s.batches) != 0 || s.running != 0 {
 		t.Errorf("left behind: %d batches, %d streams", len(s.batches), s.running)
+	}
+}
+
+// The instances the portal opens of one connector share its streams; another
+// connector has its own.
+func TestInstancesOfAConnectorShareItsStreams(t *testing.T) {
+	t.Parallel()
+	typ := Type()
+	open := func(id string) *Target {
+		t.Helper()
+		c, err := typ.New(connectors.Config{ID: id, Name: id, Settings: json.RawMessage(`{"base_url":"http://127.0.0.1:9/scim/v2"}`),
+			Secrets: map[string]string{SecretToken: "t"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.(*Target)
+	}
+	a1, a2, b := open("a"), open("a"), open("b")
+	if a1 == a2 || a1.streams != a2.streams {
+		t.Error("two instances of one connector have streams of their own")
+	}
+	if a1.streams == b.streams {
+		t.Error("two connectors share their streams")
 	}
 }
