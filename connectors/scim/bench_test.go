@@ -11,11 +11,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -211,40 +208,4 @@ func benchSCIMGrants(b *testing.B, dialect, shape string) {
 		dialect, shape, rawCPU.self.Round(time.Millisecond), rawCPU.postgres.Round(time.Millisecond), cpu.self.Round(time.Millisecond), cpu.postgres.Round(time.Millisecond), noticed.Round(time.Millisecond))
 	b.Logf("%s %s: %d grants in %s (%.0f/s, %d PATCH requests); raw loop of the same PATCHes on %d streams %s (%.0f/s); ratio %.2f (target ≥ 0.8 for the workgroup request)",
 		dialect, shape, grantCount, took.Round(time.Millisecond), rate, srv.Patches()-patchesBefore, rawStreams, rawTook.Round(time.Millisecond), raw, rate/raw)
-}
-
-// cpuTime is the CPU time used so far by this process (the SCIM server
-// and the raw loop or Provisor) and by PostgreSQL's server processes
-// (all of them, whatever database they serve: other work on the machine
-// counts too). The second is read from /proc, in clock ticks, and is 0
-// where there is none.
-type cpuTime struct{ self, postgres time.Duration }
-
-func (c cpuTime) minus(o cpuTime) cpuTime {
-	return cpuTime{self: c.self - o.self, postgres: c.postgres - o.postgres}
-}
-
-func cpuNow() cpuTime {
-	var c cpuTime
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		c.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		stat, err := os.ReadFile("/proc/" + p.Name() + "/stat")
-		if err != nil || !bytes.Contains(stat, []byte("(postgres)")) {
-			continue
-		}
-		// The fields after the command's closing parenthesis: utime and
-		// stime are the 12th and 13th (proc(5)); a tick is 10 ms on Linux.
-		f := bytes.Fields(stat[bytes.LastIndexByte(stat, ')')+1:])
-		if len(f) < 13 {
-			continue
-		}
-		ut, _ := strconv.ParseInt(string(f[11]), 10, 64)
-		st, _ := strconv.ParseInt(string(f[12]), 10, 64)
-		c.postgres += time.Duration(ut+st) * 10 * time.Millisecond
-	}
-	return c
 }
