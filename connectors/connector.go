@@ -409,6 +409,40 @@ func DoAll(ctx context.Context, c Connector, op Operation, ms []Membership) ([]R
 	return OneByOne(ctx, ms, func(ctx context.Context, a Account, e Entitlement) (Result, error) { return Do(ctx, c, op, a, e) })
 }
 
+// ReportFunc is told the result of ms[i] of a batch as soon as it is
+// known, once for each membership; it may be called from several
+// goroutines at once.
+type ReportFunc func(i int, r Result, err error)
+
+// Reporter is a Batcher whose batches take many requests (one for each
+// membership, several at a time): it tells of each membership's result as
+// soon as it has it, so that the results are recorded while the rest of
+// the batch runs. GrantEach and RevokeEach return once every membership is
+// reported.
+type Reporter interface {
+	GrantEach(ctx context.Context, ms []Membership, report ReportFunc)
+	RevokeEach(ctx context.Context, ms []Membership, report ReportFunc)
+}
+
+// DoEach is DoAll that reports each result through report: as it comes when
+// c is a Reporter, else all of them at the end.
+func DoEach(ctx context.Context, c Connector, op Operation, ms []Membership, report ReportFunc) {
+	if rp, ok := c.(Reporter); ok {
+		switch op {
+		case OpGrant:
+			rp.GrantEach(ctx, ms, report)
+			return
+		case OpRevoke:
+			rp.RevokeEach(ctx, ms, report)
+			return
+		}
+	}
+	results, errs := DoAll(ctx, c, op, ms)
+	for i := range ms {
+		report(i, results[i], errs[i])
+	}
+}
+
 // OneByOne runs op for each membership on its own.
 func OneByOne(ctx context.Context, ms []Membership, op func(context.Context, Account, Entitlement) (Result, error)) ([]Result, []error) {
 	results, errs := make([]Result, len(ms)), make([]error, len(ms))

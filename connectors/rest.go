@@ -133,6 +133,10 @@ type Request struct {
 	// request is done (a batch reports the throttles inside its 200 to the
 	// Pacer there, before the next request goes).
 	Settle func(*Response)
+	// SkipBody says the caller reads nothing of a success's body: it is
+	// read off the connection and dropped, not kept (a SCIM target answers
+	// a membership change with the whole group). An error's body is kept.
+	SkipBody bool
 }
 
 // Response is a system's answer.
@@ -367,7 +371,12 @@ func (c *RESTClient) send(ctx context.Context, req Request, target string, body 
 		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	var b []byte
+	if req.SkipBody && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<20))
+	} else {
+		b, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	}
 	if err != nil {
 		return nil, err
 	}

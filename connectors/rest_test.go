@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -156,5 +157,46 @@ func TestRESTClientPaging(t *testing.T) {
 	if err := c.NextLinks(context.Background(), connectors.Request{Method: "GET", Path: "https://elsewhere.example/x"},
 		func([]byte) (string, error) { return "", nil }); !connectors.IsPermanent(err) {
 		t.Fatalf("a link to another host: %v", err)
+	}
+}
+
+// A request that skips the body of its success gets none, the same
+// connection serves the next request, and an error's body still names the
+// error.
+func TestRESTClientSkipsTheBodyOfASuccess(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"code":"NotFound","message":"no such group"}`))
+			return
+		}
+		_, _ = w.Write(bytes.Repeat([]byte("x"), 100<<10))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := restClient(t, srv.URL, nil)
+	ctx := context.Background()
+	for range 3 {
+		resp, err := c.Do(ctx, connectors.Request{Method: http.MethodPatch, Path: "/group", Body: map[string]string{"a": "b"}, SkipBody: true}, nil)
+		if err != nil || resp.Status != http.StatusOK || resp.Body != nil {
+			t.Fatalf("skipped body: %v, status %d, %d bytes kept", err, resp.Status, len(resp.Body))
+		}
+	}
+	if resp, err := c.Do(ctx, connectors.Request{Method: http.MethodGet, Path: "/group"}, nil); err != nil || len(resp.Body) != 100<<10 {
+		t.Fatalf("a body read: %v", err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for 4 requests, want 1", n)
+	}
+	_, err := c.Do(ctx, connectors.Request{Method: http.MethodPatch, Path: "/missing", SkipBody: true}, nil)
+	if h := connectors.HTTPErrorOf(err); h == nil || h.Code != "NotFound" || h.Message != "no such group" {
+		t.Errorf("error of a skipped body: %v", err)
 	}
 }

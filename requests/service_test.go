@@ -949,3 +949,112 @@ func TestTimeBoundCreateKeepsAnAccountThatWasThere(t *testing.T) {
 		}
 	})
 }
+
+// reporting is flaky as a connector whose batches tell of each
+// membership's result as it comes (connectors.Reporter), several at a time.
+type reporting struct{ *flaky }
+
+func (r reporting) GrantAll(ctx context.Context, ms []connectors.Membership) ([]connectors.Result, []error) {
+	return connectors.OneByOne(ctx, ms, r.Grant)
+}
+
+func (r reporting) RevokeAll(ctx context.Context, ms []connectors.Membership) ([]connectors.Result, []error) {
+	return connectors.OneByOne(ctx, ms, r.Revoke)
+}
+
+func (r reporting) GrantEach(ctx context.Context, ms []connectors.Membership, report connectors.ReportFunc) {
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		wg.Go(func() {
+			res, err := r.Grant(ctx, m.Account, m.Entitlement)
+			report(i, res, err)
+		})
+	}
+	wg.Wait()
+}
+
+func (r reporting) RevokeEach(ctx context.Context, ms []connectors.Membership, report connectors.ReportFunc) {
+	connectors.DoEach(ctx, r.flaky, connectors.OpRevoke, ms, report)
+}
+
+// A batch's results are recorded as the connector reports them: the
+// members it answered for are done while it still waits for another, and a
+// member it does not answer for in time fails alone.
+func TestBatchResultsAreRecordedAsTheyCome(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		f := newFlaky()
+		b := apptest.New(t, dialect, &apptest.Options{Args: []string{"--job-timeout", "5s", "--max-attempts", "1"},
+			ConnectorTypes: []connectors.Type{{Name: "reporting", Label: "Reporting",
+				New: func(connectors.Config) (connectors.Connector, error) { return reporting{f}, nil }}}})
+		rec, err := b.Connectors.Create(b.Ctx, configured.Input{Name: "Reporting", Type: "reporting"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := b.Identities.CreateEntitlement(b.Ctx, rec.ID, identities.EntitlementInput{Name: "G"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg := b.Workgroup(t, "W", b.Identity(t, "ann"), b.Identity(t, "slowgrant"), b.Identity(t, "ben"))
+		run := b.Submit(t, requests.Request{Type: requests.AddEntitlements, BeneficiaryType: "workgroup", BeneficiaryID: wg.ID,
+			ConnectorID: rec.ID, Entitlements: []string{g.ID}})
+		if len(run.Jobs) != 3 || *run.Jobs[0].QueueJobID != *run.Jobs[2].QueueJobID {
+			t.Fatalf("want one set of 3 grants: %s", apptest.Describe(run))
+		}
+		status := func(inst *requests.Instance) map[string]string {
+			out := map[string]string{}
+			for _, j := range inst.Jobs {
+				out[j.Username] = j.Status
+			}
+			return out
+		}
+		mid := b.Wait(t, run.ID, 10*time.Second, func(i *requests.Instance) bool {
+			s := status(i)
+			return s["ann"] == requests.JobCompleted && s["ben"] == requests.JobCompleted
+		})
+		if s := status(mid); s["slowgrant"] != requests.JobRunning || mid.Status != requests.InstanceRunning || mid.JobsDone != 2 {
+			t.Fatalf("while the batch waits for slowgrant: run %s, %d done: %s", mid.Status, mid.JobsDone, apptest.Describe(mid))
+		}
+		checkCounters(t, b, "while the batch runs")
+		close(f.release)
+		done := b.WaitSettled(t, run.ID)
+		if done.Status != requests.InstanceCompleted || done.JobsDone != 3 {
+			t.Fatalf("run %s: %s", done.Status, apptest.Describe(done))
+		}
+		for _, j := range done.Jobs {
+			if len(j.Events) != 3 || j.Events[1].Status != requests.JobRunning || j.Events[2].Message != "done for "+j.Username {
+				t.Errorf("history of %s: %+v", j.Username, j.Events)
+			}
+		}
+
+		// A member the connector does not answer for within the job
+		// timeout fails; the others of the batch complete.
+		f2 := newFlaky()
+		b2 := apptest.New(t, dialect, &apptest.Options{Args: []string{"--job-timeout", "300ms", "--max-attempts", "1"},
+			ConnectorTypes: []connectors.Type{{Name: "reporting", Label: "Reporting",
+				New: func(connectors.Config) (connectors.Connector, error) { return reporting{f2}, nil }}}})
+		rec2, err := b2.Connectors.Create(b2.Ctx, configured.Input{Name: "Reporting", Type: "reporting"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g2, err := b2.Identities.CreateEntitlement(b2.Ctx, rec2.ID, identities.EntitlementInput{Name: "G"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg2 := b2.Workgroup(t, "W", b2.Identity(t, "ann"), b2.Identity(t, "slowgrant"), b2.Identity(t, "ben"))
+		timedOut := b2.WaitSettled(t, b2.Submit(t, requests.Request{Type: requests.AddEntitlements, BeneficiaryType: "workgroup",
+			BeneficiaryID: wg2.ID, ConnectorID: rec2.ID, Entitlements: []string{g2.ID}}).ID)
+		s := status(timedOut)
+		var slow requests.Job
+		for _, j := range timedOut.Jobs {
+			if j.Username == "slowgrant" {
+				slow = j
+			}
+		}
+		if timedOut.Status != requests.InstanceFailed || s["ann"] != requests.JobCompleted || s["ben"] != requests.JobCompleted ||
+			slow.Status != requests.JobFailed || !strings.Contains(slow.Message, "no answer within 300ms") {
+			t.Errorf("run %s: %s", timedOut.Status, apptest.Describe(timedOut))
+		}
+	})
+}

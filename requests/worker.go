@@ -344,10 +344,7 @@ func (r *setRun) step(ctx context.Context, jobs []Job, i int) int {
 		r.conclude(j, startedAt, result, err)
 		return n
 	}
-	results, errs := r.operateAll(ctx, claimed)
-	for k, c := range claimed {
-		r.conclude(c, startedAt, results[k], errs[k])
-	}
+	r.operateEach(ctx, claimed, startedAt)
 	return n
 }
 
@@ -533,55 +530,137 @@ func (r *setRun) operate(ctx context.Context, j *Job) (connectors.Result, error)
 	})
 }
 
-// operateAll runs the grants (or revokes) of jobs in one request of a
-// connector that takes batches.
-func (r *setRun) operateAll(ctx context.Context, jobs []*Job) ([]connectors.Result, []error) {
-	results, errs := make([]connectors.Result, len(jobs)), make([]error, len(jobs))
+// flushEvery is how many results of a batch that is still running are
+// kept before they are written: the results of a batch of many requests
+// are recorded while the rest of it runs, about a hundred to a
+// transaction, so that the end of the batch has only its last ones to
+// write. Fewer would cost more transactions for each run, whose fixed part
+// (the run's roll-up, the connector's state) is paid each time.
+const flushEvery = 100
+
+// operateEach runs the grants (or revokes) of jobs, claimed at startedAt,
+// as one batch of the connector, and concludes each job when the connector
+// reports its result. While the batch runs, the results are written as
+// they gather (see flushEvery), and after flushAfter at the latest.
+func (r *setRun) operateEach(ctx context.Context, jobs []*Job, startedAt time.Time) {
 	if err := r.ready(ctx); err != nil {
-		for k := range errs {
-			errs[k] = err
+		for _, j := range jobs {
+			r.conclude(j, startedAt, connectors.Result{}, err)
 		}
-		return results, errs
+		return
 	}
 	var ms []connectors.Membership
-	var idx []int
-	for k, j := range jobs {
+	var of []*Job
+	for _, j := range jobs {
 		a, e, err := r.subjects(ctx, j)
 		if err != nil {
-			errs[k] = err
+			r.conclude(j, startedAt, connectors.Result{}, err)
 			continue
 		}
-		ms, idx = append(ms, connectors.Membership{Account: a, Entitlement: e}), append(idx, k)
+		ms, of = append(ms, connectors.Membership{Account: a, Entitlement: e}), append(of, j)
 	}
 	if len(ms) == 0 {
-		return results, errs
+		return
 	}
-	type answer struct {
-		results []connectors.Result
-		errs    []error
+	opCtx, cancel := r.opContext(ctx)
+	defer cancel()
+	type report struct {
+		i      int
+		result connectors.Result
+		err    error
 	}
-	a, err := within(ctx, r, func(ctx context.Context) (answer, error) {
-		rs, es := connectors.DoAll(ctx, r.conn, connectors.Operation(jobs[0].Operation), ms)
-		return answer{rs, es}, nil
-	})
-	for n, k := range idx {
-		if err != nil {
-			errs[k] = err
-			continue
+	// Buffered for every membership: the connector never waits for the
+	// set, which writes results meanwhile.
+	reports := make(chan report, len(ms))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		connectors.DoEach(opCtx, r.conn, connectors.Operation(of[0].Operation), ms, func(i int, result connectors.Result, err error) {
+			reports <- report{i, result, err}
+		})
+	}()
+	concluded := make([]bool, len(ms))
+	left := len(ms)
+	take := func(rep report) {
+		if rep.i < 0 || rep.i >= len(ms) || concluded[rep.i] {
+			return
 		}
-		results[k], errs[k] = a.results[n], a.errs[n]
+		concluded[rep.i], left = true, left-1
+		err := rep.err
+		if err != nil && opCtx.Err() != nil {
+			err = r.cutShort(ctx, err)
+		}
+		r.conclude(of[rep.i], startedAt, rep.result, err)
 	}
-	return results, errs
+	// gather takes the reports that came meanwhile.
+	gather := func() {
+		for {
+			select {
+			case rep := <-reports:
+				take(rep)
+			default:
+				return
+			}
+		}
+	}
+	wait := time.NewTimer(max(flushAfter-time.Since(r.lastFlush), time.Millisecond))
+	defer wait.Stop()
+	flush := func() {
+		if err := r.flush(ctx); err != nil {
+			r.fail(err)
+		}
+		wait.Reset(flushAfter)
+	}
+	for left > 0 {
+		select {
+		case rep := <-reports:
+			take(rep)
+			gather()
+			if len(r.outcomes) >= flushEvery && left > 0 {
+				flush()
+			}
+		case <-done:
+			gather()
+			for i := range ms {
+				if !concluded[i] { // not reported: the connector's fault
+					take(report{i: i, err: connectors.Transient(errors.New("the connector gave no result"))})
+				}
+			}
+		case <-opCtx.Done():
+			gather()
+			for i := range ms {
+				if !concluded[i] {
+					take(report{i: i, err: opCtx.Err()})
+				}
+			}
+		case <-wait.C:
+			flush()
+		}
+	}
+}
+
+// opContext is ctx bounded by the job timeout.
+func (r *setRun) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if t := r.s.opts.JobTimeout; t > 0 {
+		return context.WithTimeout(ctx, t)
+	}
+	return ctx, func() {}
+}
+
+// cutShort is the error of an operation cut short by the job timeout, or
+// by the end of the set's attempt (ctx).
+func (r *setRun) cutShort(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return connectors.Transient(fmt.Errorf("%w: %w", errAttemptEnded, err))
+	}
+	return connectors.Transient(fmt.Errorf("no answer within %s: %w", r.s.opts.JobTimeout, err))
 }
 
 // within runs fn with the job timeout. While it runs past flushAfter, the
 // results before it are written, so that a slow operation is seen running
 // with everything before it done.
 func within[T any](ctx context.Context, r *setRun, fn func(ctx context.Context) (T, error)) (T, error) {
-	opCtx, cancel := ctx, context.CancelFunc(func() {})
-	if t := r.s.opts.JobTimeout; t > 0 {
-		opCtx, cancel = context.WithTimeout(ctx, t)
-	}
+	opCtx, cancel := r.opContext(ctx)
 	defer cancel()
 	type answer struct {
 		v   T
@@ -594,14 +673,7 @@ func within[T any](ctx context.Context, r *setRun, fn func(ctx context.Context) 
 	}()
 	wait := time.NewTimer(max(flushAfter-time.Since(r.lastFlush), time.Millisecond))
 	defer wait.Stop()
-	// timedOut is the error of an operation cut short by the job timeout,
-	// or by the worker's stop.
-	timedOut := func(err error) error {
-		if ctx.Err() != nil {
-			return connectors.Transient(fmt.Errorf("%w: %w", errAttemptEnded, err))
-		}
-		return connectors.Transient(fmt.Errorf("no answer within %s: %w", r.s.opts.JobTimeout, err))
-	}
+	timedOut := func(err error) error { return r.cutShort(ctx, err) }
 	answered := func(a answer) (T, error) {
 		if a.err != nil && opCtx.Err() != nil {
 			return a.v, timedOut(a.err)

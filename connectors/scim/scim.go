@@ -35,11 +35,29 @@ func Type() connectors.Type { return TypeWith(nil) }
 // TypeWith is the "scim" connector type whose connectors are opened with
 // opts (benchmarks give them their transport).
 func TypeWith(opts *Options) connectors.Type {
+	// The PATCH streams of each connector outlive its instances: the
+	// portal opens a connector anew while the sets of an older instance
+	// still run, and they share the same streams.
+	var mu sync.Mutex
+	pools := map[string]*streams{}
 	return connectors.Type{
 		Name:  TypeName,
 		Label: "SCIM 2.0",
 		New: func(cfg connectors.Config) (connectors.Connector, error) {
-			return OpenWith(cfg, opts)
+			t, err := OpenWith(cfg, opts)
+			if err != nil {
+				return nil, err
+			}
+			if cfg.ID == "" {
+				return t, nil
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if pools[cfg.ID] == nil {
+				pools[cfg.ID] = t.streams
+			}
+			t.streams = pools[cfg.ID]
+			return t, nil
 		},
 		ValidateSettings: func(settings json.RawMessage, secrets map[string]string) map[string]string {
 			_, problems := parse(settings, secrets)
@@ -90,6 +108,8 @@ type Target struct {
 	// noMemberFilter is set once the target refused the filter of a
 	// membership check: it is then read from the group.
 	noMemberFilter atomic.Bool
+	// streams carry the PATCH requests of the connector's batches.
+	streams *streams
 }
 
 // Open builds a connector from its configuration.
@@ -130,7 +150,7 @@ func OpenWith(cc connectors.Config, opts *Options) (*Target, error) {
 	if err != nil {
 		return nil, connectors.FieldErrors{"settings.base_url": err.Error()}
 	}
-	return &Target{cfg: cfg, name: cc.Name, rest: rest, ids: map[string]string{}}, nil
+	return &Target{cfg: cfg, name: cc.Name, rest: rest, ids: map[string]string{}, streams: &streams{}}, nil
 }
 
 type bearer struct {
@@ -347,8 +367,24 @@ type patchOp struct {
 }
 
 func (d *Target) patch(ctx context.Context, path string, ops ...patchOp) (*connectors.Response, error) {
+	return d.send(ctx, path, false, ops...)
+}
+
+// patchMembers is patch for a membership change, whose answer (the
+// group, with all its members, at some targets) is not read.
+func (d *Target) patchMembers(ctx context.Context, path string, ops ...patchOp) (*connectors.Response, error) {
+	return d.send(ctx, path, true, ops...)
+}
+
+// patchBody is a PATCH request's body (RFC 7644 3.5.2).
+type patchBody struct {
+	Schemas    []string  `json:"schemas"`
+	Operations []patchOp `json:"Operations"`
+}
+
+func (d *Target) send(ctx context.Context, path string, skipBody bool, ops ...patchOp) (*connectors.Response, error) {
 	return d.do(ctx, connectors.Request{Method: http.MethodPatch, Path: path,
-		Body: map[string]any{"schemas": []string{schemaPatchOp}, "Operations": ops}, Weight: 1}, nil)
+		Body: patchBody{Schemas: []string{schemaPatchOp}, Operations: ops}, Weight: 1, SkipBody: skipBody}, nil)
 }
 
 // userNameOf is the userName of an account.
@@ -612,7 +648,7 @@ func (d *Target) Grant(ctx context.Context, a connectors.Account, e connectors.E
 }
 
 func (d *Target) addMember(ctx context.Context, id string, e connectors.Entitlement) (connectors.Result, error) {
-	resp, err := d.patch(ctx, "/Groups/"+url.PathEscape(e.ExternalID),
+	resp, err := d.patchMembers(ctx, "/Groups/"+url.PathEscape(e.ExternalID),
 		patchOp{Op: d.op("add"), Path: "members", Value: []map[string]string{{"value": id}}})
 	if err != nil {
 		return connectors.Result{}, d.groupErr(err, e)
@@ -652,7 +688,7 @@ func (d *Target) removeMember(ctx context.Context, id string, e connectors.Entit
 	if d.cfg.MemberRemoval == "value" {
 		op = patchOp{Op: d.op("remove"), Path: "members", Value: []map[string]string{{"value": id}}}
 	}
-	resp, err := d.patch(ctx, "/Groups/"+url.PathEscape(e.ExternalID), op)
+	resp, err := d.patchMembers(ctx, "/Groups/"+url.PathEscape(e.ExternalID), op)
 	if err != nil {
 		return connectors.Result{}, d.groupErr(err, e)
 	}
@@ -661,24 +697,37 @@ func (d *Target) removeMember(ctx context.Context, id string, e connectors.Entit
 
 // GrantAll adds several memberships: each group's member list is read
 // once, and only the members missing are added, one PATCH each (a failed
-// PATCH fails its membership alone), patchStreams at a time.
+// PATCH fails its membership alone), on the connector's PATCH streams.
 func (d *Target) GrantAll(ctx context.Context, ms []connectors.Membership) ([]connectors.Result, []error) {
-	return d.all(ctx, ms, true)
+	return collect(ms, func(report connectors.ReportFunc) { d.each(ctx, ms, true, report) })
 }
 
 // RevokeAll removes several memberships, reading each group's member list
 // once.
 func (d *Target) RevokeAll(ctx context.Context, ms []connectors.Membership) ([]connectors.Result, []error) {
-	return d.all(ctx, ms, false)
+	return collect(ms, func(report connectors.ReportFunc) { d.each(ctx, ms, false, report) })
 }
 
-// patchStreams is how many PATCH requests of one batch are in flight at
-// once: a SCIM target takes one membership a request, and a batch's
-// memberships are independent of each other.
-const patchStreams = 4
+// GrantEach is GrantAll that reports each membership's result as soon as
+// it has it.
+func (d *Target) GrantEach(ctx context.Context, ms []connectors.Membership, report connectors.ReportFunc) {
+	d.each(ctx, ms, true, report)
+}
 
-func (d *Target) all(ctx context.Context, ms []connectors.Membership, grant bool) ([]connectors.Result, []error) {
+// RevokeEach is RevokeAll that reports each membership's result as soon as
+// it has it.
+func (d *Target) RevokeEach(ctx context.Context, ms []connectors.Membership, report connectors.ReportFunc) {
+	d.each(ctx, ms, false, report)
+}
+
+// collect gathers what run reports into results by membership.
+func collect(ms []connectors.Membership, run func(connectors.ReportFunc)) ([]connectors.Result, []error) {
 	results, errs := make([]connectors.Result, len(ms)), make([]error, len(ms))
+	run(func(i int, r connectors.Result, err error) { results[i], errs[i] = r, err })
+	return results, errs
+}
+
+func (d *Target) each(ctx context.Context, ms []connectors.Membership, grant bool, report connectors.ReportFunc) {
 	lists := map[string]map[string]bool{}
 	listErr := map[string]error{}
 	ids := make([]string, len(ms))
@@ -687,10 +736,10 @@ func (d *Target) all(ctx context.Context, ms []connectors.Membership, grant bool
 		id, err := d.userID(ctx, m.Account)
 		if err != nil {
 			if !grant && errors.Is(err, errNoUser) {
-				results[i] = connectors.Result{Message: "no such user: not a member of " + nameOf(m.Entitlement)}
+				report(i, connectors.Result{Message: "no such user: not a member of " + nameOf(m.Entitlement)}, nil)
 				continue
 			}
-			errs[i] = err
+			report(i, connectors.Result{}, err)
 			continue
 		}
 		g := m.Entitlement.ExternalID
@@ -703,15 +752,15 @@ func (d *Target) all(ctx context.Context, ms []connectors.Membership, grant bool
 			}
 		}
 		if err := listErr[g]; err != nil {
-			errs[i] = err
+			report(i, connectors.Result{}, err)
 			continue
 		}
 		there := lists[g][id]
 		switch {
 		case grant && there:
-			results[i] = connectors.Result{Message: "already a member of " + nameOf(m.Entitlement)}
+			report(i, connectors.Result{Message: "already a member of " + nameOf(m.Entitlement)}, nil)
 		case !grant && !there:
-			results[i] = connectors.Result{Message: "not a member of " + nameOf(m.Entitlement)}
+			report(i, connectors.Result{Message: "not a member of " + nameOf(m.Entitlement)}, nil)
 		default:
 			// Marked now, so that the same membership twice in a batch is
 			// sent once.
@@ -724,24 +773,20 @@ func (d *Target) all(ctx context.Context, ms []connectors.Membership, grant bool
 			todo = append(todo, i)
 		}
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(patchStreams, len(todo)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := next.Add(1) - 1; k < int64(len(todo)); k = next.Add(1) - 1 {
-				i := todo[k]
-				if grant {
-					results[i], errs[i] = d.addMember(ctx, ids[i], ms[i].Entitlement)
-				} else {
-					results[i], errs[i] = d.removeMember(ctx, ids[i], ms[i].Entitlement)
-				}
+	sends := make([]func(), len(todo))
+	for k, i := range todo {
+		sends[k] = func() {
+			var r connectors.Result
+			var err error
+			if grant {
+				r, err = d.addMember(ctx, ids[i], ms[i].Entitlement)
+			} else {
+				r, err = d.removeMember(ctx, ids[i], ms[i].Entitlement)
 			}
-		}()
+			report(i, r, err)
+		}
 	}
-	wg.Wait()
-	return results, errs
+	d.streams.run(sends)
 }
 
 // Features is what /ServiceProviderConfig says the target supports.

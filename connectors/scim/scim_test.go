@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -171,6 +172,77 @@ func TestBatchGrantsAndRevokes(t *testing.T) {
 	rs, _ = d.RevokeAll(ctx, ms[:3])
 	if rs[0].Changed || len(srv.Members(g)) != 2 {
 		t.Fatalf("repeated revoke %+v, members %v", rs[0], srv.Members(g))
+	}
+}
+
+// GrantEach and RevokeEach tell of each membership once, as it is known:
+// a member already there, a user the target does not have, and the ones
+// added, from two batches at once on the connector's shared streams.
+func TestBatchesReportEachMembership(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := scimtest.New(t, nil)
+	var ids []string
+	for i := range 40 {
+		ids = append(ids, srv.AddUser(fmt.Sprintf("u%d", i), fmt.Sprintf("User %d", i), true))
+	}
+	g := srv.AddGroup("Ops", ids[0])
+	d := open(t, srv, "")
+	ent := connectors.Entitlement{ExternalID: g, Name: "Ops"}
+	batch := func(from, to int) []connectors.Membership {
+		var ms []connectors.Membership
+		for _, id := range ids[from:to] {
+			ms = append(ms, connectors.Membership{Account: connectors.Account{Username: "x", ExternalID: id}, Entitlement: ent})
+		}
+		return ms
+	}
+	first := append(batch(0, 20), connectors.Membership{Account: connectors.Account{Username: "ghost"}, Entitlement: ent})
+	second := batch(20, 40)
+	type report struct {
+		n       int
+		changed bool
+		err     error
+	}
+	var mu sync.Mutex
+	got := map[string]*report{}
+	reporter := func(name string, ms []connectors.Membership) connectors.ReportFunc {
+		return func(i int, r connectors.Result, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			k := fmt.Sprintf("%s %s%s", name, ms[i].Account.ExternalID, ms[i].Account.Username)
+			if got[k] == nil {
+				got[k] = &report{}
+			}
+			got[k].n++
+			got[k].changed, got[k].err = r.Changed, err
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { d.GrantEach(ctx, first, reporter("first", first)) })
+	wg.Go(func() { d.GrantEach(ctx, second, reporter("second", second)) })
+	wg.Wait()
+	if len(got) != 41 {
+		t.Fatalf("%d memberships reported, want 41", len(got))
+	}
+	for k, r := range got {
+		want := report{n: 1, changed: !strings.HasSuffix(k, ids[0]+"x") && !strings.HasSuffix(k, "ghost")}
+		if r.n != want.n || r.changed != want.changed || (r.err != nil) != strings.HasSuffix(k, "ghost") {
+			t.Errorf("%s: reported %d times, changed %v, error %v", k, r.n, r.changed, r.err)
+		}
+	}
+	if m := srv.Members(g); len(m) != 40 {
+		t.Errorf("%d members, want 40", len(m))
+	}
+	if _, _, most, _ := srv.PatchStats(); most > scim.PatchStreams {
+		t.Errorf("%d PATCH requests in flight at once, more than the connector's %d streams", most, scim.PatchStreams)
+	}
+	clear(got)
+	d.RevokeEach(ctx, first, reporter("revoke", first))
+	if len(got) != 21 || got["revoke ghost"].err != nil || got["revoke "+ids[1]+"x"].n != 1 || !got["revoke "+ids[1]+"x"].changed {
+		t.Errorf("revokes reported: %d, ghost %+v", len(got), got["revoke ghost"])
+	}
+	if m := srv.Members(g); len(m) != 20 {
+		t.Errorf("%d members after the revokes, want 20", len(m))
 	}
 }
 
