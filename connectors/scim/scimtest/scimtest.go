@@ -6,7 +6,8 @@
 // displayName, externalId and members.value (eq) and on meta.lastModified
 // (gt, ge), and pages with startIndex and count. Switches make it behave
 // like quirky targets: PATCH answered 204 always, 429 or 503 with
-// Retry-After, 401 or 403 to everything; a duplicate userName is refused with 409 uniqueness
+// Retry-After, 401 or 403 to everything, answers a fixed time later (a
+// target across a network); a duplicate userName is refused with 409 uniqueness
 // as RFC 7644 says.
 package scimtest
 
@@ -82,6 +83,7 @@ type Server struct {
 	inflight  int
 	most      int
 	busy      time.Duration
+	latency   time.Duration
 }
 
 type resource struct {
@@ -220,11 +222,16 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			s.mu.Unlock()
 		}
 		s.mu.Lock()
-		refuse, forbid, throttled, retry, code := s.refuse, s.forbid, s.throttle > 0, s.retry, s.busyCode
+		refuse, forbid, throttled, retry, code, latency := s.refuse, s.forbid, s.throttle > 0, s.retry, s.busyCode, s.latency
 		if throttled {
 			s.throttle--
 		}
 		s.mu.Unlock()
+		if latency > 0 {
+			// Waiting, not working: a target across a network keeps the
+			// request as long without using this machine's CPU.
+			time.Sleep(latency)
+		}
 		user, pass, basic := r.BasicAuth()
 		authorized := r.Header.Get("Authorization") == "Bearer "+Token || (basic && user == BasicUser && pass == BasicPass)
 		switch {
@@ -239,6 +246,14 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			next.ServeHTTP(sw, r)
 		}
 	})
+}
+
+// Latency makes every answer come d later, as from a target across a
+// network (0: at once).
+func (s *Server) Latency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
 }
 
 // AnswerPatchNoContent makes every successful PATCH answer 204 without a
