@@ -68,7 +68,6 @@ func BenchmarkSCIMGrants(b *testing.B) {
 	}
 }
 
-
 // rawPatches adds each of ids to group with one PATCH each, over client,
 // from rawStreams loops, and returns how long it took.
 func rawPatches(b *testing.B, client *http.Client, base, group string, ids []string) time.Duration {
