@@ -183,28 +183,44 @@ type cachedState struct {
 // at most once per connectorTTL: a quarantine entered by another process
 // applies to the sets that start this long after at the latest.
 func (s *Service) connectorState(ctx context.Context, id string) (ConnectorState, error) {
-	s.openMu.Lock()
-	c, ok := s.states[id]
-	gen := s.stateGen
-	s.openMu.Unlock()
-	if ok && time.Since(c.at) < connectorTTL {
-		return c.st, nil
+	c, ok, gen := s.cachedState(id)
+	if ok {
+		return c, nil
 	}
 	st, err := s.readState(ctx, id)
 	if err != nil {
 		return st, err
 	}
-	s.openMu.Lock()
-	// A state read while this process changed one may be older than the
-	// change: it is used, not kept.
-	if gen == s.stateGen {
-		if s.states == nil {
-			s.states = map[string]cachedState{}
-		}
-		s.states[id] = cachedState{st: st, at: time.Now()}
-	}
-	s.openMu.Unlock()
+	s.keepState(id, st, gen)
 	return st, nil
+}
+
+// cachedState is the state of a connector kept less than connectorTTL
+// ago, if any and if no result write changes states now, and the
+// generation of the states a read from the database now is of.
+func (s *Service) cachedState(id string) (st ConnectorState, ok bool, gen uint64) {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	c, ok := s.states[id]
+	if !ok || s.changing > 0 || time.Since(c.at) >= connectorTTL {
+		return ConnectorState{}, false, s.stateGen
+	}
+	return c.st, true, s.stateGen
+}
+
+// keepState caches st, read at generation gen, unless a state changed
+// since or is being changed: a state read then may be older than the
+// change, and is used, not kept.
+func (s *Service) keepState(id string, st ConnectorState, gen uint64) {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	if gen != s.stateGen || s.changing > 0 {
+		return
+	}
+	if s.states == nil {
+		s.states = map[string]cachedState{}
+	}
+	s.states[id] = cachedState{st: st, at: time.Now()}
 }
 
 // readState reads a connector's state from the database, bypassing the
@@ -213,6 +229,29 @@ func (s *Service) readState(ctx context.Context, id string) (ConnectorState, err
 	var st ConnectorState
 	err := s.db.Gorm.WithContext(ctx).Where("connector_id = ?", id).Limit(1).Find(&st).Error
 	return st, err
+}
+
+// stateChangeBegun and stateChangeEnded bracket a result write that
+// found connectors quarantined or paused (see recorder.write): in between,
+// states are read from the database only; at the end, those of the
+// write's connectors are dropped from the cache.
+func (s *Service) stateChangeBegun() {
+	s.openMu.Lock()
+	s.changing++
+	s.stateGen++
+	s.openMu.Unlock()
+}
+
+func (s *Service) stateChangeEnded(batch []*pendingWrite) {
+	s.openMu.Lock()
+	for _, w := range batch {
+		if w.hold != nil {
+			delete(s.states, w.r.first.ConnectorID)
+		}
+	}
+	s.changing--
+	s.stateGen++
+	s.openMu.Unlock()
 }
 
 // forgetState drops the cached state of a connector whose change this

@@ -40,8 +40,27 @@ type recorder struct {
 
 func newRecorder(s *Service) *recorder {
 	return &recorder{write: func(ctx context.Context, batch []*pendingWrite) error {
+		// A write that quarantines a connector (or finds it so) keeps the
+		// cached states out of use from before its commit until after it:
+		// a set that starts once the commit is visible reads the new state,
+		// even before the set whose results these are has heard of it.
+		changing := false
+		defer func() {
+			if changing {
+				s.stateChangeEnded(batch)
+			}
+		}()
 		return s.inTxWith(ctx, s.db.InTxAsync, func(ctx context.Context, tx *gorm.DB) error {
-			return s.writeOutcomesTx(ctx, tx, batch)
+			if err := s.writeOutcomesTx(ctx, tx, batch); err != nil {
+				return err
+			}
+			for _, w := range batch {
+				if w.hold != nil && !changing {
+					changing = true
+					s.stateChangeBegun()
+				}
+			}
+			return nil
 		})
 	}}
 }

@@ -200,3 +200,39 @@ func TestRecorderHonoursContext(t *testing.T) {
 		t.Errorf("%d sets written, want 2", wrote.Load())
 	}
 }
+
+// While a result write that found a connector quarantined is under way,
+// and after it, no set uses the state cached before it, nor keeps one read
+// meanwhile: a set that starts once the write is visible reads the new
+// state, even before the set that wrote it has heard of the commit.
+func TestStateCacheAroundAQuarantine(t *testing.T) {
+	t.Parallel()
+	s := &Service{}
+	const id = "c1"
+	_, ok, gen := s.cachedState(id)
+	if ok {
+		t.Fatal("a state cached before any was kept")
+	}
+	s.keepState(id, ConnectorState{State: StateActive}, gen)
+	if st, ok, _ := s.cachedState(id); !ok || st.State != StateActive {
+		t.Fatalf("kept state not cached: %+v %v", st, ok)
+	}
+	_, _, before := s.cachedState(id) // a read that begins before the write's commit
+	w := &pendingWrite{r: &setRun{first: &Job{ConnectorID: id}}, hold: &ConnectorState{State: StateQuarantined}}
+	s.stateChangeBegun()
+	if _, ok, _ := s.cachedState(id); ok {
+		t.Fatal("the cached state was used while a write changes it")
+	}
+	_, _, during := s.cachedState(id)
+	s.keepState(id, ConnectorState{State: StateActive}, during)
+	s.keepState(id, ConnectorState{State: StateActive}, before)
+	s.stateChangeEnded([]*pendingWrite{w})
+	if st, ok, _ := s.cachedState(id); ok {
+		t.Fatalf("a state read before the change was kept: %+v", st)
+	}
+	_, _, after := s.cachedState(id)
+	s.keepState(id, ConnectorState{State: StateQuarantined}, after)
+	if st, ok, _ := s.cachedState(id); !ok || st.State != StateQuarantined {
+		t.Fatalf("the state read after the change is not cached: %+v %v", st, ok)
+	}
+}

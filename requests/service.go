@@ -108,6 +108,10 @@ type Service struct {
 	// stateGen counts the state changes this process committed, so that a
 	// state read before one is not cached after it.
 	stateGen uint64
+	// changing counts the result writes under way that found a connector
+	// quarantined or paused: until they end, no state is read from the
+	// cache or kept in it (see recorder.write).
+	changing int
 
 	onState []ConnectorStateFunc
 
