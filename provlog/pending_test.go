@@ -251,3 +251,31 @@ func TestExpanderGivesWayToJobs(t *testing.T) {
 		})
 	})
 }
+
+// The prune moves the pending entries older than its cut into the log and
+// deletes them with the others; newer pending entries stay for the
+// expander (the prune runs at a process's start, perhaps in a burst).
+func TestPruneLeavesNewPendingEntries(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db, l := open(t, dialect)
+		old := time.Now().Add(-100 * 24 * time.Hour).UTC()
+		es := people("stale", 3)
+		for i := range es {
+			es[i].At = old
+		}
+		insert(t, db, es)
+		if err := db.Gorm.Exec("UPDATE provisioning_log_pending SET at = ?", old).Error; err != nil {
+			t.Fatal(err)
+		}
+		insert(t, db, people("young", 2))
+		n, err := l.Prune(context.Background(), time.Now().Add(-90*24*time.Hour))
+		if err != nil || n != 3 {
+			t.Fatalf("pruned %d, %v; want the 3 stale entries", n, err)
+		}
+		if p, e := counts(t, db); p != 1 || e != 0 {
+			t.Fatalf("%d pending rows and %d entries, want the young row pending", p, e)
+		}
+	})
+}

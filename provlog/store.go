@@ -452,7 +452,11 @@ const PruneBatch = 1000
 // Prune deletes the entries older than before, PruneBatch at a time, each
 // batch in its own statement, and returns how many it deleted.
 func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
-	if err := l.flush(ctx); err != nil {
+	// Entries still pending that old go into the log first, to be
+	// deleted with the others. The newer ones are left to the expander:
+	// the prune runs when a process starts, perhaps in the middle of a
+	// burst.
+	if _, err := l.expand(ctx, before, expandWait); err != nil {
 		return 0, err
 	}
 	var total int64
