@@ -102,6 +102,13 @@ func (l *Log) expandRows(ctx context.Context, before time.Time, wait bool) (entr
 		// round reads whether any is left.
 		return entries, ExpandRows, nil
 	}
+	// Nothing to move is found without the write turn: the expander asks
+	// every second, mostly for nothing.
+	var found []int64
+	if err := l.db.WithContext(ctx).Raw("SELECT id FROM provisioning_log_pending WHERE at <= ? LIMIT 1", before.UTC()).
+		Scan(&found).Error; err != nil || len(found) == 0 {
+		return 0, 0, err
+	}
 	err = l.store.InTx(ctx, func(tx *gorm.DB) error {
 		var ids []int64
 		if err := tx.Raw("SELECT id FROM provisioning_log_pending WHERE at <= ? ORDER BY id LIMIT ?", before.UTC(), ExpandRows).
