@@ -30,6 +30,18 @@ func counts(t *testing.T, db *database.DB) (pending, entries int64) {
 	return pending, entries
 }
 
+// waitCounts waits until pending rows are pending and entries are in the
+// log.
+func waitCounts(t *testing.T, db *database.DB, pending, entries int64) {
+	t.Helper()
+	testwait.Until(t, 10*time.Second, func() error {
+		if p, e := counts(t, db); p != pending || e != entries {
+			return fmt.Errorf("%d pending rows and %d entries, want %d and %d", p, e, pending, entries)
+		}
+		return nil
+	})
+}
+
 // people are n entries of the people named prefix0 to prefix<n-1>.
 func people(prefix string, n int) []provlog.Entry {
 	now := time.Now().UTC()
@@ -166,12 +178,7 @@ func TestExpanderMovesOlderEntries(t *testing.T) {
 		}
 		insert(t, db, people("new", 2))
 		runExpander(t, l)
-		testwait.Until(t, 10*time.Second, func() error {
-			if p, e := counts(t, db); p != 1 || e != 2 {
-				return fmt.Errorf("%d pending rows and %d entries, want 1 and 2", p, e)
-			}
-			return nil
-		})
+		waitCounts(t, db, 1, 2)
 	})
 }
 
@@ -242,13 +249,8 @@ func TestExpanderGivesWayToJobs(t *testing.T) {
 			}
 			return nil
 		})
-		busy.Store(false)
-		testwait.Until(t, 10*time.Second, func() error {
-			if p, e := counts(t, db); p != 1 || e != 2 {
-				return fmt.Errorf("once the jobs ended: %d pending rows and %d entries, want 1 and 2", p, e)
-			}
-			return nil
-		})
+		busy.Store(false) // the jobs ended
+		waitCounts(t, db, 1, 2)
 	})
 }
 
