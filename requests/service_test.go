@@ -1009,9 +1009,11 @@ func TestBatchResultsAreRecordedAsTheyCome(t *testing.T) {
 			}
 			return out
 		}
+		// The run and its jobs are read one after the other: the wait is
+		// for both to say so.
 		mid := b.Wait(t, run.ID, 10*time.Second, func(i *requests.Instance) bool {
 			s := status(i)
-			return s["ann"] == requests.JobCompleted && s["ben"] == requests.JobCompleted
+			return s["ann"] == requests.JobCompleted && s["ben"] == requests.JobCompleted && i.JobsDone == 2
 		})
 		if s := status(mid); s["slowgrant"] != requests.JobRunning || mid.Status != requests.InstanceRunning || mid.JobsDone != 2 {
 			t.Fatalf("while the batch waits for slowgrant: run %s, %d done: %s", mid.Status, mid.JobsDone, apptest.Describe(mid))
