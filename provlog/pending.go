@@ -84,6 +84,14 @@ func (l *Log) expand(ctx context.Context, before time.Time, mode int) (int64, er
 // expandRows moves up to ExpandRows pending rows in one transaction and
 // returns the entries and the rows it moved.
 func (l *Log) expandRows(ctx context.Context, before time.Time, wait bool) (entries int64, rows int, err error) {
+	// Nothing to move is found with a read, without a write transaction
+	// (on SQLite, without the write turn): the expander asks every second,
+	// mostly for nothing.
+	var found []int64
+	if err := l.db.WithContext(ctx).Raw("SELECT id FROM provisioning_log_pending WHERE at <= ? LIMIT 1", before.UTC()).
+		Scan(&found).Error; err != nil || len(found) == 0 {
+		return 0, 0, err
+	}
 	if l.store.Dialect == database.Postgres {
 		lock := "SKIP LOCKED"
 		if wait {
@@ -101,13 +109,6 @@ func (l *Log) expandRows(ctx context.Context, before time.Time, wait bool) (entr
 		// The rows moved are not counted by the statement: one more
 		// round reads whether any is left.
 		return entries, ExpandRows, nil
-	}
-	// Nothing to move is found without the write turn: the expander asks
-	// every second, mostly for nothing.
-	var found []int64
-	if err := l.db.WithContext(ctx).Raw("SELECT id FROM provisioning_log_pending WHERE at <= ? LIMIT 1", before.UTC()).
-		Scan(&found).Error; err != nil || len(found) == 0 {
-		return 0, 0, err
 	}
 	err = l.store.InTx(ctx, func(tx *gorm.DB) error {
 		var ids []int64
@@ -131,16 +132,8 @@ func (l *Log) expandRows(ctx context.Context, before time.Time, wait bool) (entr
 
 // flush moves every pending entry into the log, waiting for those another
 // process is moving: a read that follows sees every entry committed
-// before it. With nothing pending it costs one short read.
+// before it. With nothing pending it costs one short read (expandRows).
 func (l *Log) flush(ctx context.Context) error {
-	var n int
-	if err := l.db.WithContext(ctx).Raw("SELECT count(*) FROM (SELECT 1 FROM provisioning_log_pending LIMIT 1) p").
-		Scan(&n).Error; err != nil {
-		return fmt.Errorf("provlog: read pending entries: %w", err)
-	}
-	if n == 0 {
-		return nil
-	}
 	_, err := l.expand(ctx, time.Now().Add(time.Hour), expandWait)
 	return err
 }
