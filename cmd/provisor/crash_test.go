@@ -217,7 +217,12 @@ func newCrashSuite(t *testing.T, dialect string) *crashSuite {
 	s.clientID, s.secret = createAPIClient(t, dbArgs...)
 	s.serveArgs = append([]string{"--workers", "4",
 		"--job-timeout", suiteJobTimeout.String(), "--rescue-after", suiteRescueAfter.String()}, dbArgs...)
-	s.serveArgs = append(s.serveArgs, s.smtp.Args()...)
+	// An email whose send failed (cut short by the job timeout on a
+	// loaded machine, say) waits before its next try: 30 s and then a
+	// minute with the default retry period of a day, longer than the suite
+	// waits for the outbox to drain. An hour's period waits 1.25 s, then
+	// twice as long each time.
+	s.serveArgs = append(s.serveArgs, append(s.smtp.Args(), "--smtp-retry-for", "1h")...)
 	s.start()
 	s.db = openDB(t, dbURL, sqlitePath)
 	return s
