@@ -70,27 +70,27 @@ func (l *Log) expand(ctx context.Context, before time.Time, mode int) (int64, er
 				}
 			}
 		}
-		n, rows, err := l.expandRows(ctx, before, mode&expandWait != 0)
+		n, more, err := l.expandRows(ctx, before, mode&expandWait != 0)
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("provlog: expand pending entries: %w", err)
 		}
-		if rows < ExpandRows {
+		if !more {
 			return total, nil
 		}
 	}
 }
 
 // expandRows moves up to ExpandRows pending rows in one transaction and
-// returns the entries and the rows it moved.
-func (l *Log) expandRows(ctx context.Context, before time.Time, wait bool) (entries int64, rows int, err error) {
+// returns the entries it moved, and whether more may be left.
+func (l *Log) expandRows(ctx context.Context, before time.Time, wait bool) (entries int64, more bool, err error) {
 	// Nothing to move is found with a read, without a write transaction
 	// (on SQLite, without the write turn): the expander asks every second,
 	// mostly for nothing.
 	var found []int64
 	if err := l.db.WithContext(ctx).Raw("SELECT id FROM provisioning_log_pending WHERE at <= ? LIMIT 1", before.UTC()).
 		Scan(&found).Error; err != nil || len(found) == 0 {
-		return 0, 0, err
+		return 0, false, err
 	}
 	if l.store.Dialect == database.Postgres {
 		lock := "SKIP LOCKED"
@@ -103,12 +103,12 @@ func (l *Log) expandRows(ctx context.Context, before time.Time, wait bool) (entr
 			entries = res.RowsAffected
 			return res.Error
 		})
-		if err != nil || entries == 0 {
-			return 0, 0, err
+		if err != nil {
+			return 0, false, err
 		}
-		// The rows moved are not counted by the statement: one more
-		// round reads whether any is left.
-		return entries, ExpandRows, nil
+		// The statement counts entries, not rows: the next round's read
+		// says whether any row is left.
+		return entries, entries > 0, nil
 	}
 	err = l.store.InTx(ctx, func(tx *gorm.DB) error {
 		var ids []int64
@@ -116,7 +116,7 @@ func (l *Log) expandRows(ctx context.Context, before time.Time, wait bool) (entr
 			Scan(&ids).Error; err != nil || len(ids) == 0 {
 			return err
 		}
-		rows = len(ids)
+		more = len(ids) == ExpandRows
 		res := tx.Exec(expandSQLite, ids)
 		if res.Error != nil {
 			return res.Error
@@ -125,9 +125,9 @@ func (l *Log) expandRows(ctx context.Context, before time.Time, wait bool) (entr
 		return tx.Exec("DELETE FROM provisioning_log_pending WHERE id IN ?", ids).Error
 	})
 	if err != nil {
-		return 0, 0, err
+		return 0, false, err
 	}
-	return entries, rows, nil
+	return entries, more, nil
 }
 
 // flush moves every pending entry into the log, waiting for those another

@@ -103,9 +103,9 @@ func (rc *recorder) record(ctx context.Context, r *setRun, outs []outcome) error
 	select {
 	case err := <-w.done:
 		if err == nil && w.hold != nil {
-			// The state changed in this write: the sets that start now
-			// read it anew.
-			r.s.forgetState(r.first.ConnectorID)
+			// The write found the connector quarantined or paused (its
+			// cached state was dropped when the write ended, see
+			// stateChangeEnded): the set stops and waits.
 			r.quarantined = w.hold
 		}
 		return err
